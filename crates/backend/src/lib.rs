@@ -18,7 +18,7 @@
 //! containerd's errdefs and says whether retrying can help.
 //!
 //! Implementations: `imgstore-fs` (moby's on-disk layout) and `imgstore-sqlite`.
-//! With the feature `testkit`, [`testkit`] holds the conformance suite both pass.
+//! With the feature `testkit`, the module `testkit` holds the conformance suite both pass.
 //!
 //! ```
 //! use imgstore_backend::{Batch, validate_metadata_key};

@@ -86,6 +86,13 @@ impl Digest {
     /// algorithm checks the length in bytes (`InvalidLength`) before the
     /// lower-case hex characters (`InvalidFormat`).
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
+        // Fast path for the common case: a well-formed sha256 digest.
+        if s.len() == INLINE_LEN
+            && s.as_bytes().starts_with(b"sha256:")
+            && hex::is_lower_hex(&s.as_bytes()[7..])
+        {
+            return Ok(Self::from_validated(Algorithm::Sha256, s));
+        }
         let Some(colon) = s.find(':') else {
             return Err(DigestError::format(s, FormatProblem::NoSeparator));
         };
