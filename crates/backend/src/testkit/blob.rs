@@ -1,0 +1,199 @@
+//! Streaming cases: `write_blob` and `open_blob`.
+
+use std::io::{self, Read};
+
+use imgstore_digest::{Algorithm, Digest};
+
+use super::{Generator, Harness, fails, ok, open, scratch, walked};
+use crate::{Error, ErrorKind, StoreBackend};
+
+/// Reads `reader` to the end, hashing instead of keeping the bytes.
+fn drain(reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
+    let mut digester = Algorithm::Sha256.digester();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok((digester.finish(), total)),
+            Ok(n) => {
+                digester.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// 32 MiB streamed in from a generator come back through the verifying reader.
+pub fn write_blob_32mib_round_trips<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    const LEN: u64 = 32 * 1024 * 1024;
+    let expected = match Algorithm::Sha256.from_reader(Generator::new(32, LEN)) {
+        Ok(d) => d,
+        Err(e) => panic!("testkit: hashing the generator failed: {e}"),
+    };
+    let info = ok(
+        store.write_blob(Some(&expected), &mut Generator::new(32, LEN)),
+        "write_blob of 32 MiB",
+    );
+    assert_eq!(info.digest, expected);
+    assert_eq!(info.size, LEN);
+    assert_eq!(ok(store.size(&expected), "size"), LEN);
+    let mut reader = ok(store.open_blob(&expected), "open_blob");
+    match drain(&mut reader) {
+        Ok((digest, size)) => {
+            assert_eq!(digest, expected, "open_blob yields the bytes written");
+            assert_eq!(size, LEN);
+        }
+        Err(e) => panic!("testkit: reading the blob back failed: {e}"),
+    }
+    assert_eq!(walked(&store), vec![expected]);
+}
+
+/// A streamed blob is the same content as one `set` whole: one entry, and
+/// `get` reads it.
+pub fn write_blob_matches_set<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let info = ok(store.write_blob(None, &mut &b"foobar"[..]), "write_blob");
+    assert_eq!(info.digest.as_str(), super::content::FOOBAR);
+    assert_eq!(info.size, 6);
+    assert_eq!(ok(store.get(&info.digest), "get"), b"foobar");
+    assert_eq!(ok(store.set(b"foobar"), "set"), info.digest);
+    let again = ok(store.write_blob(None, &mut &b"foobar"[..]), "write_blob again");
+    assert_eq!(again, info);
+    assert_eq!(walked(&store), vec![info.digest]);
+}
+
+/// Bytes that do not hash to `expected` are `DataCorruption` and leave
+/// nothing behind.
+pub fn write_blob_wrong_expected_is_corruption_and_stores_nothing<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let wrong = Digest::from_bytes(b"something else");
+    let e = fails(
+        store.write_blob(Some(&wrong), &mut Generator::new(1, 1024 * 1024)),
+        ErrorKind::DataCorruption,
+        "write_blob with a wrong expected digest",
+    );
+    let actual = match Algorithm::Sha256.from_reader(Generator::new(1, 1024 * 1024)) {
+        Ok(d) => d,
+        Err(e) => panic!("testkit: hashing failed: {e}"),
+    };
+    match &e {
+        Error::DataCorruption { digest, actual: got } => {
+            assert_eq!(*digest, wrong, "names the digest expected");
+            assert_eq!(*got, actual, "names what the bytes hash to");
+        }
+        other => panic!("testkit: expected DataCorruption, got {other:?}"),
+    }
+    assert!(walked(&store).is_empty(), "nothing stored");
+    assert!(!ok(store.contains(&actual), "contains"));
+    assert!(!ok(store.contains(&wrong), "contains"));
+}
+
+/// `expected` may be sha512 (or sha384); the result is still the sha256 digest.
+pub fn write_blob_expected_of_other_algorithm<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let data = b"a layer, say";
+    for algorithm in [Algorithm::Sha384, Algorithm::Sha512] {
+        let expected = algorithm.from_bytes(data);
+        let info = ok(
+            store.write_blob(Some(&expected), &mut &data[..]),
+            "write_blob with a non-sha256 expected digest",
+        );
+        assert_eq!(info.digest, Digest::from_bytes(data), "the stored digest is sha256");
+        let wrong = algorithm.from_bytes(b"other");
+        let e = fails(
+            store.write_blob(Some(&wrong), &mut &b"different bytes"[..]),
+            ErrorKind::DataCorruption,
+            "write_blob with a wrong non-sha256 digest",
+        );
+        if let Error::DataCorruption { digest, actual } = &e {
+            assert_eq!(*digest, wrong);
+            assert_eq!(*actual, algorithm.from_bytes(b"different bytes"), "actual in the same algorithm");
+        }
+    }
+    assert_eq!(walked(&store), vec![Digest::from_bytes(data)]);
+}
+
+/// An empty stream is `InvalidArgument`, like `set` of empty data.
+pub fn write_blob_empty_is_invalid_argument<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    fails(
+        store.write_blob(None, &mut io::empty()),
+        ErrorKind::InvalidArgument,
+        "write_blob of nothing",
+    );
+    assert!(walked(&store).is_empty());
+}
+
+/// A reader that fails half-way leaves nothing stored and the error names
+/// no stored content.
+pub fn write_blob_reader_error_stores_nothing<H: Harness>(harness: &H) {
+    struct Failing(u64);
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::other("the network went away"));
+            }
+            let n = (buf.len() as u64).min(self.0) as usize;
+            buf[..n].fill(b'x');
+            self.0 -= n as u64;
+            Ok(n)
+        }
+    }
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let result = store.write_blob(None, &mut Failing(300 * 1024));
+    assert!(result.is_err(), "a failing reader fails write_blob");
+    assert!(walked(&store).is_empty(), "nothing stored");
+}
+
+/// `open_blob` of absent content is `NotFound`.
+pub fn open_blob_absent_is_not_found<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    match store.open_blob(&Digest::from_bytes(b"absent")) {
+        Ok(_) => panic!("testkit: open_blob of absent content succeeded"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "open_blob of absent: {e}"),
+    }
+}
+
+/// The reader of corrupted content fails at the end of the stream with
+/// `DataCorruption` inside the `io::Error`.
+pub fn open_blob_corrupted_fails_at_end<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let info = ok(
+        store.write_blob(None, &mut Generator::new(9, 200 * 1024)),
+        "write_blob",
+    );
+    let damaged = vec![1u8; 200 * 1024];
+    harness.corrupt(dir.path(), &store, &info.digest, &damaged);
+    let mut reader = match store.open_blob(&info.digest) {
+        Ok(reader) => reader,
+        // Verifying before the first byte is allowed too.
+        Err(e) if e.kind() == ErrorKind::DataCorruption => return,
+        Err(e) => panic!("testkit: open_blob of corrupted content: {e}"),
+    };
+    match drain(&mut reader) {
+        Ok(_) => panic!("testkit: reading corrupted content to the end succeeded"),
+        Err(e) => {
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "io kind: {e}");
+            let inner = e.into_inner().map(|inner| inner.downcast::<Error>());
+            match inner {
+                Some(Ok(error)) => match *error {
+                    Error::DataCorruption { digest, .. } => assert_eq!(digest, info.digest),
+                    other => panic!("testkit: expected DataCorruption, got {other:?}"),
+                },
+                _ => panic!("testkit: the io::Error does not wrap a backend Error"),
+            }
+        }
+    }
+}
+

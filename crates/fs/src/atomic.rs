@@ -1,0 +1,89 @@
+//! Durable atomic file writes: a `.tmp-` file in the target's directory,
+//! written, fsynced, renamed over the target, then the directory fsynced.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::sys;
+
+/// The prefix of every temporary file; `walk` skips such names and `open`
+/// removes leftovers (moby's `ioutils.AtomicWriteFile` uses the same one).
+pub(crate) const TEMP_PREFIX: &str = ".tmp-";
+
+/// A unique temporary name: pid, a per-process nonce and a counter, so
+/// neither threads nor processes (nor a leftover of a dead process that had
+/// the same pid) collide.
+fn temp_name() -> String {
+    static NONCE: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nonce = *NONCE.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+            .unwrap_or(0)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{:x}-{:x}-{n:x}", std::process::id(), nonce & 0xffff_ffff)
+}
+
+/// A temporary file in a directory, removed on drop unless committed.
+pub(crate) struct TempFile<'a> {
+    dir: &'a File,
+    name: String,
+    file: File,
+    committed: bool,
+}
+
+impl<'a> TempFile<'a> {
+    /// Creates a new, empty temporary file in `dir` (mode 0600).
+    pub(crate) fn create(dir: &'a File) -> io::Result<TempFile<'a>> {
+        let mut attempts = 0;
+        loop {
+            let name = temp_name();
+            match sys::create_new(dir, &name) {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        dir,
+                        name,
+                        file,
+                        committed: false,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The open file, for writing.
+    pub(crate) fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// fsync, rename over `target` (in the same directory), fsync the directory.
+    pub(crate) fn commit(mut self, target: &str) -> io::Result<()> {
+        self.file.sync_all()?;
+        sys::rename(self.dir, &self.name, target)?;
+        self.committed = true;
+        self.dir.sync_all()
+    }
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: a leftover is removed by the next open anyway.
+            let _ = sys::unlink(self.dir, &self.name);
+        }
+    }
+}
+
+/// Replaces `dir/target` with `data`, atomically and durably.
+pub(crate) fn write_file(dir: &File, target: &str, data: &[u8]) -> io::Result<()> {
+    let mut temp = TempFile::create(dir)?;
+    temp.file().write_all(data)?;
+    temp.commit(target)
+}

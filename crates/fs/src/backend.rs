@@ -1,0 +1,525 @@
+//! `FsBackend`: opening a root, and the content and metadata operations.
+
+use std::fs::{DirBuilder, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imgstore_backend::{
+    Batch, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend, Subject,
+    validate_bucket, validate_metadata_key, validate_record_key,
+};
+use imgstore_digest::{Algorithm, Digest, Digester};
+
+use crate::atomic::{self, TEMP_PREFIX, TempFile};
+use crate::lock::RootLock;
+use crate::records::Records;
+use crate::sys;
+
+/// Where content lives, relative to the root (moby's layout).
+pub(crate) const CONTENT_DIR: &str = "content/sha256";
+/// Where metadata lives, relative to the root (moby's layout).
+pub(crate) const METADATA_DIR: &str = "metadata/sha256";
+/// Where records live, relative to the root.
+pub(crate) const RECORDS_DIR: &str = "records";
+
+/// How [`FsBackend::open_with`] opens a root.
+///
+/// Build it with struct update syntax so that fields added later keep your
+/// code compiling: `FsOptions { lock_timeout, ..FsOptions::default() }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsOptions {
+    /// How long to wait for another holder of the root's lock (another
+    /// process, or another `FsBackend` on the same root) before failing with
+    /// `FailedPrecondition`. Default 10 s.
+    pub lock_timeout: Duration,
+}
+
+impl Default for FsOptions {
+    fn default() -> FsOptions {
+        FsOptions {
+            lock_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A content store, metadata and records in a directory, in moby's
+/// `image/fs.go` layout (see the [crate docs](crate)).
+///
+/// `Send + Sync`: share it between threads behind an `Arc`. Content and
+/// metadata reads take no lock at all; record reads share a read lock.
+#[derive(Debug)]
+pub struct FsBackend {
+    root: PathBuf,
+    content: File,
+    metadata: File,
+    records: Records,
+    _lock: RootLock,
+}
+
+/// The error for a path that must be a directory and is not.
+fn not_a_directory(path: &Path) -> Error {
+    Error::FailedPrecondition {
+        subject: Subject::Store(path.display().to_string()),
+        reason: "is not a directory: failed to create storage backend".into(),
+    }
+}
+
+/// Creates `path` (mode 0700) if missing; refuses anything but a directory.
+fn ensure_dir(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        // A symlink to a directory is accepted (a relocated /var/lib/docker).
+        Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => return Ok(()),
+        Ok(_) => return Err(not_a_directory(path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat", Subject::Store(path.display().to_string()), e)),
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => not_a_directory(path),
+            _ => Error::io("create directory", Subject::Store(path.display().to_string()), e),
+        })?;
+    // Make the new entry durable in its parent.
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// Removes `.tmp-*` leftovers of interrupted writes from `dir`.
+fn remove_temp_files(dir: &Path) -> Result<()> {
+    let subject = || Subject::Store(dir.display().to_string());
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", subject(), e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", subject(), e))?;
+        let is_temp = entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove leftover", subject(), e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_dir(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io("open", Subject::Store(path.display().to_string()), e))
+}
+
+/// The encoded part of a digest this backend can hold: only sha256 is
+/// stored, any other algorithm is simply absent.
+fn sha256_hex(digest: &Digest) -> Option<&str> {
+    (digest.algorithm() == Algorithm::Sha256).then(|| digest.encoded())
+}
+
+fn content_io(operation: &'static str, digest: &Digest, e: io::Error) -> Error {
+    Error::io(operation, Subject::Content(digest.clone()), e)
+}
+
+fn metadata_subject(digest: &Digest, key: &str) -> Subject {
+    Subject::Metadata {
+        digest: digest.clone(),
+        key: key.to_owned(),
+    }
+}
+
+/// An `io::Error` from a caller's reader, unwrapped back into the backend
+/// error it carries (e.g. corruption found while copying from another store).
+fn input_error(e: io::Error) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(inner) = e.into_inner() {
+            match inner.downcast::<Error>() {
+                Ok(error) => return *error,
+                Err(other) => {
+                    return Error::io("read the input of", Subject::Store("write_blob".into()), io::Error::other(other));
+                }
+            }
+        }
+        return Error::invalid_argument("write_blob", "unreadable input");
+    }
+    Error::io("read the input of", Subject::Store("write_blob".into()), e)
+}
+
+/// Reads a whole open file into memory, sized by `fstat`.
+fn read_all(mut file: File) -> io::Result<Vec<u8>> {
+    let size = file.metadata()?.len();
+    let mut data = Vec::with_capacity(size as usize + 1);
+    file.read_to_end(&mut data)?;
+    Ok(data)
+}
+
+impl FsBackend {
+    /// Opens the store in `root` with [`FsOptions::default`] (see
+    /// [`open_with`](Self::open_with)).
+    pub fn open(root: impl AsRef<Path>) -> Result<FsBackend> {
+        FsBackend::open_with(root, FsOptions::default())
+    }
+
+    /// Opens the store in `root`, creating `root`, `content/sha256`,
+    /// `metadata/sha256` and `records` (mode 0700) as needed.
+    ///
+    /// Takes the root's lock first, waiting up to `options.lock_timeout`;
+    /// then removes `.tmp-*` leftovers of interrupted writes and replays the
+    /// record log. A regular file where one of the directories should be is
+    /// `FailedPrecondition` naming it; a lock still held after the timeout is
+    /// `FailedPrecondition` naming the holder's pid.
+    pub fn open_with(root: impl AsRef<Path>, options: FsOptions) -> Result<FsBackend> {
+        let root = root.as_ref().to_path_buf();
+        ensure_dir(&root)?;
+        let lock = RootLock::acquire(&root, options.lock_timeout)?;
+        for dir in ["content", CONTENT_DIR, "metadata", METADATA_DIR, RECORDS_DIR] {
+            ensure_dir(&root.join(dir))?;
+        }
+        let content_path = root.join(CONTENT_DIR);
+        let metadata_path = root.join(METADATA_DIR);
+        remove_temp_files(&content_path)?;
+        remove_temp_files(&root.join(RECORDS_DIR))?;
+        let entries = std::fs::read_dir(&metadata_path)
+            .map_err(|e| Error::io("list", Subject::Store(metadata_path.display().to_string()), e))?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_temp_files(&entry.path())?;
+            }
+        }
+        let records = Records::open(&root.join(RECORDS_DIR))?;
+        Ok(FsBackend {
+            content: open_dir(&content_path)?,
+            metadata: open_dir(&metadata_path)?,
+            root,
+            records,
+            _lock: lock,
+        })
+    }
+
+    /// The root directory this backend was opened on.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether a regular file holds `hex`'s content (and its size).
+    fn content_stat(&self, digest: &Digest, hex: &str) -> Result<Option<u64>> {
+        match sys::stat(&self.content, hex) {
+            Ok(Some(stat)) if stat.is_file => Ok(Some(stat.size)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(content_io("stat", digest, e)),
+        }
+    }
+
+    /// `NotFound` for content that is not stored.
+    fn require_content<'d>(&self, digest: &'d Digest) -> Result<&'d str> {
+        let Some(hex) = sha256_hex(digest) else {
+            return Err(Error::content_not_found(digest));
+        };
+        match self.content_stat(digest, hex)? {
+            Some(_) => Ok(hex),
+            None => Err(Error::content_not_found(digest)),
+        }
+    }
+
+    /// Reads and verifies stored content; `None` when absent.
+    fn read_verified(&self, digest: &Digest, hex: &str) -> Result<Option<Vec<u8>>> {
+        let file = match sys::open_read(&self.content, hex) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(content_io("open", digest, e)),
+        };
+        let data = read_all(file).map_err(|e| content_io("read", digest, e))?;
+        let actual = Algorithm::Sha256.from_bytes(&data);
+        if actual != *digest {
+            return Err(Error::DataCorruption {
+                digest: digest.clone(),
+                actual,
+            });
+        }
+        Ok(Some(data))
+    }
+
+    /// The metadata directory of `hex`, created (and made durable) if missing.
+    fn metadata_dir(&self, digest: &Digest, hex: &str) -> Result<File> {
+        let created = sys::mkdir(&self.metadata, hex).map_err(|e| content_io("create metadata directory of", digest, e))?;
+        if created {
+            self.metadata
+                .sync_all()
+                .map_err(|e| content_io("fsync metadata directory of", digest, e))?;
+        }
+        sys::open_dir(&self.metadata, hex).map_err(|e| content_io("open metadata directory of", digest, e))
+    }
+}
+
+impl StoreBackend for FsBackend {
+    fn walk(&self, visit: &mut dyn FnMut(&Digest) -> Result<()>) -> Result<()> {
+        let path = self.root.join(CONTENT_DIR);
+        let subject = || Subject::Store(path.display().to_string());
+        let entries = std::fs::read_dir(&path).map_err(|e| Error::io("list", subject(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", subject(), e))?;
+            let name = entry.file_name();
+            // Temp files, moby's stray names and anything not a digest are skipped.
+            let Some(hex) = name.to_str().filter(|n| is_sha256_hex(n)) else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            if let Ok(digest) = Digest::new(Algorithm::Sha256, hex) {
+                visit(&digest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let Some(hex) = sha256_hex(digest) else {
+            return Err(Error::content_not_found(digest));
+        };
+        self.read_verified(digest, hex)?
+            .ok_or_else(|| Error::content_not_found(digest))
+    }
+
+    fn set(&self, data: &[u8]) -> Result<Digest> {
+        if data.is_empty() {
+            return Err(Error::invalid_argument("data", "invalid empty data"));
+        }
+        let digest = Algorithm::Sha256.from_bytes(data);
+        let hex = digest.encoded();
+        // Written once: present and verified content is not rewritten;
+        // corrupted content is replaced.
+        if let Ok(Some(_)) = self.read_verified(&digest, hex) {
+            return Ok(digest);
+        }
+        let write = || -> io::Result<()> {
+            let mut temp = TempFile::create(&self.content)?;
+            temp.file().write_all(data)?;
+            temp.commit(hex)
+        };
+        write().map_err(|e| content_io("failed to write digest data for", &digest, e))?;
+        Ok(digest)
+    }
+
+    fn delete(&self, digest: &Digest) -> Result<()> {
+        let hex = self.require_content(digest)?;
+        // Metadata first, as moby: a crash in between leaves content without
+        // metadata, never metadata that a later `set` would bring back.
+        let metadata = self.root.join(METADATA_DIR).join(hex);
+        match std::fs::remove_dir_all(&metadata) {
+            Ok(()) => self
+                .metadata
+                .sync_all()
+                .map_err(|e| content_io("fsync metadata directory of", digest, e))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(content_io("remove metadata of", digest, e)),
+        }
+        match sys::unlink(&self.content, hex) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::content_not_found(digest)),
+            Err(e) => return Err(content_io("remove", digest, e)),
+        }
+        self.content.sync_all().map_err(|e| content_io("fsync directory of", digest, e))
+    }
+
+    fn set_metadata(&self, digest: &Digest, key: &str, value: &[u8]) -> Result<()> {
+        validate_metadata_key(key)?;
+        let hex = self.require_content(digest)?;
+        let dir = self.metadata_dir(digest, hex)?;
+        atomic::write_file(&dir, key, value)
+            .map_err(|e| Error::io("write", metadata_subject(digest, key), e))
+    }
+
+    fn get_metadata(&self, digest: &Digest, key: &str) -> Result<Vec<u8>> {
+        validate_metadata_key(key)?;
+        let hex = self.require_content(digest)?;
+        let mut name = String::with_capacity(hex.len() + 1 + key.len());
+        name.push_str(hex);
+        name.push('/');
+        name.push_str(key);
+        match sys::open_read(&self.metadata, &name) {
+            Ok(file) => read_all(file).map_err(|e| Error::io("read", metadata_subject(digest, key), e)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                Err(Error::NotFound {
+                    subject: metadata_subject(digest, key),
+                })
+            }
+            Err(e) => Err(Error::io("open", metadata_subject(digest, key), e)),
+        }
+    }
+
+    fn delete_metadata(&self, digest: &Digest, key: &str) -> Result<()> {
+        validate_metadata_key(key)?;
+        let Some(hex) = sha256_hex(digest) else {
+            return Ok(());
+        };
+        let dir = match sys::open_dir(&self.metadata, hex) {
+            Ok(dir) => dir,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
+            Err(e) => return Err(Error::io("open", metadata_subject(digest, key), e)),
+        };
+        match sys::unlink(&dir, key) {
+            Ok(()) => dir.sync_all().map_err(|e| Error::io("fsync", metadata_subject(digest, key), e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("remove", metadata_subject(digest, key), e)),
+        }
+    }
+
+    fn contains(&self, digest: &Digest) -> Result<bool> {
+        match sha256_hex(digest) {
+            Some(hex) => Ok(self.content_stat(digest, hex)?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    fn size(&self, digest: &Digest) -> Result<u64> {
+        let Some(hex) = sha256_hex(digest) else {
+            return Err(Error::content_not_found(digest));
+        };
+        self.content_stat(digest, hex)?
+            .ok_or_else(|| Error::content_not_found(digest))
+    }
+
+    fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
+        let Some(hex) = sha256_hex(digest) else {
+            return Err(Error::content_not_found(digest));
+        };
+        let file = match sys::open_read(&self.content, hex) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::content_not_found(digest)),
+            Err(e) => return Err(content_io("open", digest, e)),
+        };
+        Ok(Box::new(VerifyingReader {
+            file,
+            digester: Algorithm::Sha256.digester(),
+            expected: digest.clone(),
+            failed: None,
+        }))
+    }
+
+    fn write_blob(&self, expected: Option<&Digest>, reader: &mut dyn Read) -> Result<BlobInfo> {
+        let mut sha256 = Algorithm::Sha256.digester();
+        // The expected digest's own algorithm, when it is not sha256.
+        let mut other: Option<Digester> = expected
+            .map(Digest::algorithm)
+            .filter(|a| *a != Algorithm::Sha256)
+            .map(Algorithm::digester);
+        let mut temp = TempFile::create(&self.content)
+            .map_err(|e| Error::io("create a temporary file in", Subject::Store(CONTENT_DIR.into()), e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(input_error(e)),
+            };
+            sha256.update(&buf[..n]);
+            if let Some(other) = &mut other {
+                other.update(&buf[..n]);
+            }
+            temp.file()
+                .write_all(&buf[..n])
+                .map_err(|e| Error::io("write a temporary file in", Subject::Store(CONTENT_DIR.into()), e))?;
+            size += n as u64;
+        }
+        if size == 0 {
+            return Err(Error::invalid_argument("data", "invalid empty data"));
+        }
+        let digest = sha256.finish();
+        if let Some(expected) = expected {
+            let actual = match other {
+                Some(other) => other.finish(),
+                None => digest.clone(),
+            };
+            if actual != *expected {
+                return Err(Error::DataCorruption {
+                    digest: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        temp.commit(digest.encoded())
+            .map_err(|e| content_io("failed to write digest data for", &digest, e))?;
+        Ok(BlobInfo { digest, size })
+    }
+}
+
+impl RecordStore for FsBackend {
+    fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        validate_bucket(bucket)?;
+        validate_record_key(key)?;
+        Ok(self.records.get(bucket, key))
+    }
+
+    fn scan_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        validate_bucket(bucket)?;
+        for (key, value) in self.records.scan(bucket, prefix) {
+            visit(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<()> {
+        self.records.apply(batch)
+    }
+}
+
+/// True when `name` is a sha256 encoded part: 64 lower-case hex characters.
+fn is_sha256_hex(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `open_blob`'s reader: hashes what it yields and fails at the end of the
+/// stream if the bytes do not hash to the digest asked for.
+struct VerifyingReader {
+    file: File,
+    digester: Digester,
+    expected: Digest,
+    /// Set once the end was reached with a mismatch; repeated on every read.
+    failed: Option<Digest>,
+}
+
+impl Read for VerifyingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(actual) = &self.failed {
+            return Err(Error::DataCorruption {
+                digest: self.expected.clone(),
+                actual: actual.clone(),
+            }
+            .into());
+        }
+        let n = self.file.read(buf)?;
+        if n > 0 {
+            self.digester.update(&buf[..n]);
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let actual = self.digester.clone().finish();
+        if actual != self.expected {
+            self.failed = Some(actual.clone());
+            return Err(Error::DataCorruption {
+                digest: self.expected.clone(),
+                actual,
+            }
+            .into());
+        }
+        Ok(0)
+    }
+}
