@@ -1,0 +1,217 @@
+//! Records: [`RecordStore`] for [`SqliteBackend`] over the table
+//! `records (bucket, key, value)`, keyed and ordered by `(bucket, key)`.
+
+use std::io;
+
+use imgstore_backend::{
+    Batch, Error, Op, Precondition, RecordStore, Result, Subject, validate_bucket,
+    validate_record_key,
+};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
+
+use crate::backend::SqliteBackend;
+use crate::error::sql_error;
+
+/// Rows fetched per page by `scan_records`, which holds no connection between pages.
+const SCAN_PAGE: i64 = 256;
+
+/// Bytes bound as TEXT, which may be invalid UTF-8: SQLite compares TEXT with
+/// `memcmp` (the BINARY collation), and a bound bound as BLOB would sort
+/// after every TEXT key.
+struct TextBytes<'a>(&'a [u8]);
+
+impl ToSql for TextBytes<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0)))
+    }
+}
+
+/// The least byte string greater than every string that starts with
+/// `prefix`: drop trailing 0xFF bytes, then add one to the last byte. `None`
+/// when there is no such bound (empty, or all 0xFF).
+pub(crate) fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < 0xFF {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
+/// Greater than every UTF-8 string: no UTF-8 byte is 0xFF.
+const ABOVE_ALL_KEYS: &[u8] = &[0xFF];
+
+fn record(bucket: &str, key: &str) -> Subject {
+    Subject::Record {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+fn read_record(conn: &Connection, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM records WHERE bucket = ?1 AND key = ?2")
+        .and_then(|mut stmt| stmt.query_row([bucket, key], |row| row.get(0)).optional())
+        .map_err(|e| sql_error("read", record(bucket, key), e))
+}
+
+/// `Ok` when `condition` holds for `current`, else the error the contract names.
+fn check(bucket: &str, key: &str, condition: &Precondition, current: Option<&[u8]>) -> Result<()> {
+    match (condition, current) {
+        (Precondition::Absent, None) | (Precondition::Present, Some(_)) => Ok(()),
+        (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists {
+            subject: record(bucket, key),
+        }),
+        (Precondition::Present | Precondition::Equals(_), None) => Err(Error::NotFound {
+            subject: record(bucket, key),
+        }),
+        (Precondition::Equals(expected), Some(value)) if value == expected.as_slice() => Ok(()),
+        (Precondition::Equals(_), Some(_)) => Err(Error::Conflict {
+            subject: record(bucket, key),
+            reason: "the record holds other bytes than the batch requires".to_owned(),
+        }),
+    }
+}
+
+impl RecordStore for SqliteBackend {
+    fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        validate_bucket(bucket)?;
+        validate_record_key(key)?;
+        let conn = self.reader()?;
+        read_record(&conn, bucket, key)
+    }
+
+    fn scan_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        validate_bucket(bucket)?;
+        if prefix.contains('\0') {
+            return Err(Error::invalid_argument(prefix, "record key contains NUL"));
+        }
+        let upper = prefix_upper_bound(prefix.as_bytes());
+        let upper = upper.as_deref().unwrap_or(ABOVE_ALL_KEYS);
+        let subject = || Subject::Store(format!("bucket {bucket:?}"));
+        // Keyset pages: no connection is held while `visit` runs.
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page: Vec<(Vec<u8>, Vec<u8>)> = {
+                let conn = self.reader()?;
+                let (sql, from) = match &after {
+                    None => (
+                        "SELECT key, value FROM records
+                         WHERE bucket = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4",
+                        prefix.as_bytes(),
+                    ),
+                    Some(last) => (
+                        "SELECT key, value FROM records
+                         WHERE bucket = ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4",
+                        last.as_slice(),
+                    ),
+                };
+                let mut stmt = conn
+                    .prepare_cached(sql)
+                    .map_err(|e| sql_error("prepare", self.subject(), e))?;
+                let rows = stmt.query_map(
+                    params![bucket, TextBytes(from), TextBytes(upper), SCAN_PAGE],
+                    |row| {
+                        let key = row.get_ref(0)?.as_bytes()?.to_vec();
+                        let value = row.get_ref(1)?.as_bytes()?.to_vec();
+                        Ok((key, value))
+                    },
+                );
+                rows.and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+                    .map_err(|e| sql_error("scan", subject(), e))?
+            };
+            let full = page.len() as i64 == SCAN_PAGE;
+            for (key, value) in &page {
+                let key = std::str::from_utf8(key).map_err(|e| {
+                    Error::io(
+                        "scan",
+                        subject(),
+                        io::Error::new(io::ErrorKind::InvalidData, e),
+                    )
+                })?;
+                visit(key, value)?;
+            }
+            match page.into_iter().last() {
+                Some((last, _)) if full => after = Some(last),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<()> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer();
+        let tx = self.begin(&mut conn)?;
+        // Every precondition against the state before the batch, then the writes.
+        for op in batch.ops() {
+            if let Op::Require {
+                bucket,
+                key,
+                condition,
+            } = op
+            {
+                let current = read_record(&tx, bucket, key)?;
+                check(bucket, key, condition, current.as_deref())?;
+            }
+        }
+        for op in batch.ops() {
+            match op {
+                Op::Require { .. } => {}
+                Op::Put { bucket, key, value } => {
+                    tx.prepare_cached(
+                        "INSERT INTO records (bucket, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .and_then(|mut stmt| stmt.execute(params![bucket, key, value]))
+                    .map_err(|e| sql_error("write", record(bucket, key), e))?;
+                }
+                Op::Delete { bucket, key } => {
+                    tx.prepare_cached("DELETE FROM records WHERE bucket = ?1 AND key = ?2")
+                        .and_then(|mut stmt| stmt.execute([bucket, key]))
+                        .map_err(|e| sql_error("delete", record(bucket, key), e))?;
+                }
+            }
+        }
+        tx.commit()
+            .map_err(|e| sql_error("commit batch on", self.subject(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn upper_bound_increments_the_last_byte() {
+        assert_eq!(prefix_upper_bound(b"abc"), Some(b"abd".to_vec()));
+        assert_eq!(prefix_upper_bound(b"a\xFF\xFF"), Some(b"b".to_vec()));
+        assert_eq!(prefix_upper_bound(b"\xFF"), None);
+        assert_eq!(prefix_upper_bound(b""), None);
+        // The last byte of "é" is a continuation byte; its successor need not be UTF-8.
+        assert_eq!(prefix_upper_bound("é".as_bytes()), Some(vec![0xC3, 0xAA]));
+        assert_eq!(prefix_upper_bound(b"\xBF"), Some(vec![0xC0]));
+    }
+
+    proptest! {
+        #[test]
+        fn a_key_starts_with_the_prefix_iff_it_lies_in_the_range(
+            prefix in proptest::collection::vec(any::<u8>(), 0..4),
+            key in proptest::collection::vec(any::<u8>(), 0..6),
+        ) {
+            let in_range = key.as_slice() >= prefix.as_slice()
+                && prefix_upper_bound(&prefix).is_none_or(|upper| key < upper);
+            prop_assert_eq!(in_range, key.starts_with(&prefix));
+        }
+    }
+}
