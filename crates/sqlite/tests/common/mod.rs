@@ -77,3 +77,71 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The conformance kit's view of the SQLite backend: the database is
+/// `<dir>/imgstore.db`, damage is done with a plain SQLite connection (or to
+/// the blob file, for content stored beside the database).
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite {
+    /// [`SqliteOptions::inline_limit`] of the store.
+    pub inline_limit: u64,
+}
+
+impl Sqlite {
+    /// The default options: blobs up to 256 KiB inline.
+    pub const DEFAULT: Sqlite = Sqlite {
+        inline_limit: 256 * 1024,
+    };
+    /// Every blob in a file beside the database.
+    pub const FILES: Sqlite = Sqlite { inline_limit: 0 };
+    /// Configs inline, most streamed blobs (4 KiB and up) in files.
+    pub const MIXED: Sqlite = Sqlite {
+        inline_limit: 8 * 1024,
+    };
+}
+
+impl imgstore_backend::testkit::Harness for Sqlite {
+    type Backend = SqliteBackend;
+
+    fn open(&self, dir: &Path) -> imgstore_backend::Result<SqliteBackend> {
+        SqliteBackend::open_with(db_path(dir), inline_limit(self.inline_limit))
+    }
+
+    fn corrupt(
+        &self,
+        dir: &Path,
+        backend: &SqliteBackend,
+        digest: &imgstore_digest::Digest,
+        bytes: &[u8],
+    ) {
+        let conn = raw(&db_path(dir));
+        let in_file: bool = conn
+            .query_row(
+                "SELECT data IS NULL FROM content WHERE digest = ?1",
+                [digest.as_str()],
+                |row| row.get(0),
+            )
+            .expect("the content to corrupt is stored");
+        if in_file {
+            let path = backend.blob_dir().join("sha256").join(digest.encoded());
+            std::fs::write(&path, bytes).expect("overwrite the blob file");
+        } else {
+            conn.execute(
+                "UPDATE content SET data = ?1 WHERE digest = ?2",
+                rusqlite::params![bytes, digest.as_str()],
+            )
+            .expect("overwrite the row");
+        }
+    }
+
+    fn plant_invalid_entry(&self, dir: &Path, backend: &SqliteBackend) {
+        raw(&db_path(dir))
+            .execute(
+                "INSERT INTO content (digest, size, data) VALUES ('sha256:foobar', 1, x'78')",
+                [],
+            )
+            .expect("insert a row with an invalid digest");
+        std::fs::write(backend.blob_dir().join("sha256/foobar"), b"x")
+            .expect("write a blob file with an invalid name");
+    }
+}
