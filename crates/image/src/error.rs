@@ -1,0 +1,84 @@
+//! Errors of the image store.
+
+use imgstore_backend::ErrorKind;
+
+use crate::ImageId;
+
+/// An image store failure; [`kind`](ImageError::kind) maps it onto the
+/// backend's (containerd's) error kinds.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// No image matches a search term or an ID (moby: "No such image").
+    #[error("No such image: {term}")]
+    NotFound {
+        /// The term or ID looked for.
+        term: String,
+    },
+    /// A short ID matches several images.
+    #[error("ambiguous image ID {term:?}: it matches more than one image")]
+    Ambiguous {
+        /// The term looked for.
+        term: String,
+    },
+    /// The image has no `parent` set.
+    #[error("image {id} has no parent (failed to read metadata)")]
+    NoParent {
+        /// The image.
+        id: ImageId,
+    },
+    /// `set_parent` with an unknown parent.
+    #[error("unknown parent image ID {parent}")]
+    UnknownParent {
+        /// The parent asked for.
+        parent: ImageId,
+    },
+    /// `set_parent` that would make an image its own ancestor.
+    #[error("cannot make {parent} the parent of {id}: it would create a cycle")]
+    ParentCycle {
+        /// The child.
+        id: ImageId,
+        /// The proposed parent.
+        parent: ImageId,
+    },
+    /// The config bytes are not a usable image config.
+    #[error("{reason}")]
+    InvalidConfig {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The image's OS cannot run on this host.
+    #[error("image operating system {os:?} cannot be used on this platform")]
+    UnsupportedOs {
+        /// The config's `os`.
+        os: String,
+    },
+    /// The layer store refused (e.g. the top layer is not registered).
+    #[error("failed to get layer: {0}")]
+    Layer(#[from] imgstore_layer::LayerError),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] imgstore_backend::Error),
+}
+
+impl ImageError {
+    /// The kind, in the backend's terms.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ImageError::NotFound { .. }
+            | ImageError::NoParent { .. }
+            | ImageError::UnknownParent { .. } => ErrorKind::NotFound,
+            ImageError::Ambiguous { .. }
+            | ImageError::ParentCycle { .. }
+            | ImageError::InvalidConfig { .. }
+            | ImageError::UnsupportedOs { .. } => ErrorKind::InvalidArgument,
+            ImageError::Layer(e) => e.kind(),
+            ImageError::Backend(e) => e.kind(),
+        }
+    }
+
+    /// True for the "not found" class (moby's `errdefs.IsNotFound`).
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+}

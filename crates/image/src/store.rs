@@ -1,0 +1,438 @@
+//! `Store`: moby's image store over a backend and a layer store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_digestset::{DigestSet, LookupError};
+use imgstore_layer::{LayerGetReleaser, LayerMetadata};
+
+use crate::time::{format_rfc3339_nanos, parse_rfc3339};
+use crate::{Image, ImageError, ImageId};
+
+type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+/// Metadata keys, exactly as moby names them.
+const PARENT: &str = "parent";
+const LAST_UPDATED: &str = "lastUpdated";
+const BUILT_LOCALLY: &str = "builtLocally";
+
+/// moby's image `Store` surface. Implemented by [`Store`].
+pub trait ImageStore: Send + Sync {
+    /// Stores a config and returns its ID (sha256 of the exact bytes). Takes
+    /// the image's reference on its top layer exactly once; creating an
+    /// existing image returns its ID and changes nothing. A failed create
+    /// leaves no trace.
+    fn create(&self, config: &[u8]) -> Result<ImageId>;
+    /// The image, from memory.
+    fn get(&self, id: &ImageId) -> Result<Arc<Image>>;
+    /// Deletes the image: unlinks its children (they lose `parent`), leaves
+    /// its parent's children, removes it from the short-ID index and the
+    /// backend, and releases its layer; returns the layers that freed.
+    fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>>;
+    /// Finds an image by full ID, `sha256:` + prefix, or hex prefix.
+    fn search(&self, term: &str) -> Result<ImageId>;
+    /// Makes `parent` the parent of `id`, detaching it from any old parent.
+    fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<()>;
+    /// The parent; [`ImageError::NoParent`] when none is set.
+    fn get_parent(&self, id: &ImageId) -> Result<ImageId>;
+    /// Records "now" as the image's last update.
+    fn set_last_updated(&self, id: &ImageId) -> Result<()>;
+    /// The last update, `None` when never set (moby returns the zero time).
+    fn get_last_updated(&self, id: &ImageId) -> Result<Option<SystemTime>>;
+    /// Marks the image as built on this host.
+    fn set_built_locally(&self, id: &ImageId) -> Result<()>;
+    /// Whether it was built here; false when never set.
+    fn is_built_locally(&self, id: &ImageId) -> Result<bool>;
+    /// The images whose parent is `id`, sorted.
+    fn children(&self, id: &ImageId) -> Vec<ImageId>;
+    /// Every image.
+    fn map(&self) -> BTreeMap<ImageId, Arc<Image>>;
+    /// The images without children (leaves of the parent graph).
+    fn heads(&self) -> BTreeMap<ImageId, Arc<Image>>;
+    /// Number of images.
+    fn len(&self) -> usize;
+    /// True when there are no images.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A config that [`Store::open`] did not load, and why. It stays stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedImage {
+    /// The content digest walked.
+    pub id: ImageId,
+    /// Why it was skipped (corrupt, unparsable, foreign OS, missing layer).
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct State {
+    images: HashMap<ImageId, Arc<Image>>,
+    ids: DigestSet,
+    children: HashMap<ImageId, BTreeSet<ImageId>>,
+    parents: HashMap<ImageId, ImageId>,
+}
+
+impl State {
+    fn insert(&mut self, image: Arc<Image>) {
+        self.ids.add(image.id().digest());
+        self.images.insert(image.id().clone(), image);
+    }
+
+    fn link(&mut self, child: &ImageId, parent: &ImageId) {
+        if let Some(old) = self.parents.insert(child.clone(), parent.clone())
+            && let Some(siblings) = self.children.get_mut(&old)
+        {
+            siblings.remove(child);
+        }
+        self.children
+            .entry(parent.clone())
+            .or_default()
+            .insert(child.clone());
+    }
+}
+
+/// The image store (see the crate docs). `B` keeps configs and per-image
+/// metadata; `L` keeps the layers the images reference.
+pub struct Store<B, L> {
+    backend: Arc<B>,
+    layers: Arc<L>,
+    state: RwLock<State>,
+    /// Serialises changes so a check and the write it guards see one state;
+    /// readers never take it.
+    writer: Mutex<()>,
+    skipped: Vec<SkippedImage>,
+}
+
+/// The name under which an image holds its top layer.
+fn holder(id: &ImageId) -> String {
+    format!("image/{id}")
+}
+
+fn os_supported(image: &Image) -> bool {
+    image.os() == std::env::consts::OS
+}
+
+impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
+    /// Opens the store and restores it from `backend` (see the crate docs).
+    /// Only a failure of the layer store other than a missing layer, or a
+    /// failing walk, makes opening fail.
+    pub fn open(backend: Arc<B>, layers: Arc<L>) -> Result<Store<B, L>> {
+        let mut digests = Vec::new();
+        backend.walk(&mut |digest| {
+            digests.push(digest.clone());
+            Ok(())
+        })?;
+        let mut state = State::default();
+        let mut skipped = Vec::new();
+        for digest in digests {
+            let id = ImageId::from(digest);
+            match Self::restore_one(&backend, &layers, &id) {
+                Ok(Ok(image)) => state.insert(Arc::new(image)),
+                Ok(Err(reason)) => skipped.push(SkippedImage { id, reason }),
+                Err(fatal) => return Err(fatal),
+            }
+        }
+        let ids: Vec<ImageId> = state.images.keys().cloned().collect();
+        for id in ids {
+            match backend.get_metadata(id.digest(), PARENT) {
+                Ok(bytes) => {
+                    // A parent that is not loaded is ignored, as in moby.
+                    let parent = std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<ImageId>().ok());
+                    if let Some(parent) = parent
+                        && state.images.contains_key(&parent)
+                    {
+                        state.link(&id, &parent);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Store {
+            backend,
+            layers,
+            state: RwLock::new(state),
+            writer: Mutex::new(()),
+            skipped,
+        })
+    }
+
+    /// `Ok(Err(reason))` skips the image; `Err` aborts opening.
+    fn restore_one(
+        backend: &B,
+        layers: &L,
+        id: &ImageId,
+    ) -> Result<std::result::Result<Image, String>> {
+        let raw = match backend.get(id.digest()) {
+            Ok(raw) => raw,
+            Err(e) => return Ok(Err(format!("failed to read config: {e}"))),
+        };
+        let image = match Image::from_config(&raw) {
+            Ok(image) => image,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if !os_supported(&image) {
+            return Ok(Err(format!(
+                "unsupported operating system {:?}",
+                image.os()
+            )));
+        }
+        if let Some(top) = image.top_chain_id() {
+            match layers.get(&top, &holder(id)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Ok(Err(format!("layer {top} does not exist")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Ok(image))
+    }
+
+    /// Configs that [`open`](Self::open) skipped.
+    pub fn skipped(&self) -> &[SkippedImage] {
+        &self.skipped
+    }
+
+    /// The backend holding configs and metadata.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// The layer store.
+    pub fn layers(&self) -> &Arc<L> {
+        &self.layers
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn require(&self, id: &ImageId) -> Result<()> {
+        if self.read().images.contains_key(id) {
+            Ok(())
+        } else {
+            Err(ImageError::NotFound {
+                term: id.to_string(),
+            })
+        }
+    }
+}
+
+impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
+    fn create(&self, config: &[u8]) -> Result<ImageId> {
+        let image = Image::from_config(config)?;
+        if !os_supported(&image) {
+            return Err(ImageError::UnsupportedOs {
+                os: image.os().to_owned(),
+            });
+        }
+        let id = image.id().clone();
+        let _writer = self.lock_writer();
+        if self.read().images.contains_key(&id) {
+            return Ok(id);
+        }
+        // Take the layer first: if it is missing, nothing has been written.
+        let top = image.top_chain_id();
+        if let Some(top) = &top {
+            self.layers.get(top, &holder(&id))?;
+        }
+        if let Err(e) = self.backend.set(config) {
+            if let Some(top) = &top {
+                // Undo the reference; if that fails too, restore repairs it.
+                let _ = self.layers.release(top, &holder(&id));
+            }
+            return Err(e.into());
+        }
+        self.write().insert(Arc::new(image));
+        Ok(id)
+    }
+
+    fn get(&self, id: &ImageId) -> Result<Arc<Image>> {
+        self.read()
+            .images
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ImageError::NotFound {
+                term: id.to_string(),
+            })
+    }
+
+    fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>> {
+        let _writer = self.lock_writer();
+        let (image, children) = {
+            let state = self.read();
+            let image = state
+                .images
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ImageError::NotFound {
+                    term: id.to_string(),
+                })?;
+            (image, state.children.get(id).cloned().unwrap_or_default())
+        };
+        for child in &children {
+            self.backend.delete_metadata(child.digest(), PARENT)?;
+        }
+        self.backend.delete(id.digest())?;
+        {
+            let mut state = self.write();
+            for child in &children {
+                state.parents.remove(child);
+            }
+            state.children.remove(id);
+            if let Some(parent) = state.parents.remove(id)
+                && let Some(siblings) = state.children.get_mut(&parent)
+            {
+                siblings.remove(id);
+            }
+            state.ids.remove(id.digest());
+            state.images.remove(id);
+        }
+        match image.top_chain_id() {
+            Some(top) => Ok(self.layers.release(&top, &holder(id))?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn search(&self, term: &str) -> Result<ImageId> {
+        match self.read().ids.lookup(term) {
+            Ok(digest) => Ok(ImageId::from(digest)),
+            Err(LookupError::Ambiguous { .. }) => Err(ImageError::Ambiguous {
+                term: term.to_owned(),
+            }),
+            Err(_) => Err(ImageError::NotFound {
+                term: term.to_owned(),
+            }),
+        }
+    }
+
+    fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<()> {
+        let _writer = self.lock_writer();
+        {
+            let state = self.read();
+            if !state.images.contains_key(id) {
+                return Err(ImageError::NotFound {
+                    term: id.to_string(),
+                });
+            }
+            if !state.images.contains_key(parent) {
+                return Err(ImageError::UnknownParent {
+                    parent: parent.clone(),
+                });
+            }
+            // Walk up from the proposed parent; meeting `id` means a cycle.
+            let mut ancestor = Some(parent);
+            while let Some(current) = ancestor {
+                if current == id {
+                    return Err(ImageError::ParentCycle {
+                        id: id.clone(),
+                        parent: parent.clone(),
+                    });
+                }
+                ancestor = state.parents.get(current);
+            }
+        }
+        self.backend
+            .set_metadata(id.digest(), PARENT, parent.as_str().as_bytes())?;
+        self.write().link(id, parent);
+        Ok(())
+    }
+
+    fn get_parent(&self, id: &ImageId) -> Result<ImageId> {
+        let state = self.read();
+        if !state.images.contains_key(id) {
+            return Err(ImageError::NotFound {
+                term: id.to_string(),
+            });
+        }
+        state
+            .parents
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ImageError::NoParent { id: id.clone() })
+    }
+
+    fn set_last_updated(&self, id: &ImageId) -> Result<()> {
+        self.require(id)?;
+        let now = format_rfc3339_nanos(SystemTime::now());
+        Ok(self
+            .backend
+            .set_metadata(id.digest(), LAST_UPDATED, now.as_bytes())?)
+    }
+
+    fn get_last_updated(&self, id: &ImageId) -> Result<Option<SystemTime>> {
+        self.require(id)?;
+        match self.backend.get_metadata(id.digest(), LAST_UPDATED) {
+            Ok(bytes) => Ok(std::str::from_utf8(&bytes).ok().and_then(parse_rfc3339)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn set_built_locally(&self, id: &ImageId) -> Result<()> {
+        self.require(id)?;
+        Ok(self
+            .backend
+            .set_metadata(id.digest(), BUILT_LOCALLY, &[1])?)
+    }
+
+    fn is_built_locally(&self, id: &ImageId) -> Result<bool> {
+        self.require(id)?;
+        match self.backend.get_metadata(id.digest(), BUILT_LOCALLY) {
+            Ok(bytes) => Ok(bytes == [1]),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn children(&self, id: &ImageId) -> Vec<ImageId> {
+        self.read()
+            .children
+            .get(id)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn map(&self) -> BTreeMap<ImageId, Arc<Image>> {
+        self.read()
+            .images
+            .iter()
+            .map(|(id, image)| (id.clone(), image.clone()))
+            .collect()
+    }
+
+    fn heads(&self) -> BTreeMap<ImageId, Arc<Image>> {
+        let state = self.read();
+        state
+            .images
+            .iter()
+            .filter(|(id, _)| state.children.get(*id).is_none_or(BTreeSet::is_empty))
+            .map(|(id, image)| (id.clone(), image.clone()))
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.read().images.len()
+    }
+}

@@ -1,0 +1,369 @@
+//! Layer store behaviour, run against every backend.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use imgstore_backend::{Batch, ErrorKind, RecordStore, StoreBackend};
+use imgstore_digest::Digest;
+use imgstore_layer::{BlobRef, ChainId, LayerError, LayerGetReleaser, LayerStore, NewLayer};
+
+fn open_sqlite(dir: &Path) -> Arc<imgstore_sqlite::SqliteBackend> {
+    Arc::new(imgstore_sqlite::SqliteBackend::open(dir.join("store.db")).unwrap())
+}
+
+fn open_fs(dir: &Path) -> Arc<imgstore_fs::FsBackend> {
+    Arc::new(imgstore_fs::FsBackend::open(dir.join("fs")).unwrap())
+}
+
+/// One `#[test]` per case and backend: `sqlite::case` and `fs::case`.
+macro_rules! backend_tests {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(super::open_sqlite) } )*
+        }
+        mod fs {
+            $( #[test] fn $case() { super::$case(super::open_fs) } )*
+        }
+    };
+}
+
+backend_tests!(
+    bottom_layer_chain_id_is_its_diff_id,
+    register_with_missing_parent_fails_and_writes_nothing,
+    register_is_idempotent_per_chain_and_holder,
+    release_of_last_reference_cascades_top_first,
+    release_without_a_reference_is_an_error_not_a_panic,
+    shared_base_survives_release_of_one_chain,
+    references_survive_reopen,
+    thousand_layer_chain_releases_without_recursion,
+    blob_is_deleted_with_its_last_layer_only,
+    restore_skips_and_reports_broken_records,
+    concurrent_register_of_one_chain_gives_one_layer,
+);
+
+fn diff(n: u32) -> Digest {
+    Digest::from_bytes(format!("layer-{n}").as_bytes())
+}
+
+fn bottom_layer_chain_id_is_its_diff_id<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let layer = layers
+        .register(NewLayer::new(diff(0), 10), None, "t")
+        .unwrap();
+    assert_eq!(layer.chain_id().digest(), &diff(0));
+    let child = layers
+        .register(NewLayer::new(diff(1), 20), Some(layer.chain_id()), "t")
+        .unwrap();
+    assert_eq!(child.chain_id(), &ChainId::of(&[diff(0), diff(1)]).unwrap());
+    assert_eq!(child.parent(), Some(layer.chain_id()));
+    assert_eq!(
+        layers.references(layer.chain_id()),
+        Some(2),
+        "holder t + child"
+    );
+}
+
+fn register_with_missing_parent_fails_and_writes_nothing<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let ghost = ChainId::base(diff(99));
+    let err = layers
+        .register(NewLayer::new(diff(1), 1), Some(&ghost), "t")
+        .unwrap_err();
+    assert!(
+        matches!(&err, LayerError::ParentNotFound { parent } if *parent == ghost),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(layers.is_empty());
+    drop(layers);
+    assert!(LayerStore::open(open(dir.path())).unwrap().is_empty());
+}
+
+fn register_is_idempotent_per_chain_and_holder<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let a = layers
+        .register(NewLayer::new(diff(0), 10), None, "image/a")
+        .unwrap();
+    let again = layers
+        .register(NewLayer::new(diff(0), 10), None, "image/a")
+        .unwrap();
+    assert_eq!(a, again);
+    assert_eq!(layers.references(a.chain_id()), Some(1));
+    layers.get(a.chain_id(), "image/a").unwrap();
+    assert_eq!(
+        layers.references(a.chain_id()),
+        Some(1),
+        "one reference per holder"
+    );
+    layers.get(a.chain_id(), "image/b").unwrap();
+    assert_eq!(layers.references(a.chain_id()), Some(2));
+    assert_eq!(layers.holders(a.chain_id()), ["image/a", "image/b"]);
+    assert_eq!(layers.len(), 1);
+}
+
+fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let l0 = layers
+        .register(NewLayer::new(diff(0), 1), None, "import")
+        .unwrap();
+    let l1 = layers
+        .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()), "import")
+        .unwrap();
+    let l2 = layers
+        .register(NewLayer::new(diff(2), 3), Some(l1.chain_id()), "import")
+        .unwrap();
+    layers.get(l2.chain_id(), "image/x").unwrap();
+    // The import lets go of everything; only the image's reference remains.
+    for layer in [&l0, &l1, &l2] {
+        assert!(
+            layers
+                .release(layer.chain_id(), "import")
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(layers.len(), 3);
+    assert_eq!(layers.references(l0.chain_id()), Some(1));
+    let removed = layers.release(l2.chain_id(), "image/x").unwrap();
+    let removed: Vec<_> = removed
+        .iter()
+        .map(|m| (m.chain_id.clone(), m.diff_id.clone(), m.size))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            (l2.chain_id().clone(), diff(2), 3),
+            (l1.chain_id().clone(), diff(1), 2),
+            (l0.chain_id().clone(), diff(0), 1)
+        ]
+    );
+    assert!(layers.is_empty());
+    drop(layers);
+    assert!(
+        LayerStore::open(open(dir.path())).unwrap().is_empty(),
+        "the cascade is persisted"
+    );
+}
+
+fn release_without_a_reference_is_an_error_not_a_panic<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let l0 = layers
+        .register(NewLayer::new(diff(0), 1), None, "a")
+        .unwrap();
+    let err = layers.release(l0.chain_id(), "b").unwrap_err();
+    assert!(matches!(err, LayerError::NotHeld { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    let err = layers.release(&ChainId::base(diff(5)), "a").unwrap_err();
+    assert!(matches!(err, LayerError::NotFound { .. }), "{err}");
+    layers.release(l0.chain_id(), "a").unwrap();
+    assert!(matches!(
+        layers.release(l0.chain_id(), "a"),
+        Err(LayerError::NotFound { .. })
+    ));
+}
+
+fn shared_base_survives_release_of_one_chain<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let base = layers
+        .register(NewLayer::new(diff(0), 1), None, "i")
+        .unwrap();
+    let left = layers
+        .register(NewLayer::new(diff(1), 1), Some(base.chain_id()), "i")
+        .unwrap();
+    let right = layers
+        .register(NewLayer::new(diff(2), 1), Some(base.chain_id()), "i")
+        .unwrap();
+    layers.release(base.chain_id(), "i").unwrap();
+    assert_eq!(layers.references(base.chain_id()), Some(2));
+    let removed = layers.release(left.chain_id(), "i").unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(layers.references(base.chain_id()), Some(1));
+    let removed = layers.release(right.chain_id(), "i").unwrap();
+    assert_eq!(removed.len(), 2);
+}
+
+fn references_survive_reopen<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (l0, l1) = {
+        let layers = LayerStore::open(open(dir.path())).unwrap();
+        let l0 = layers
+            .register(NewLayer::new(diff(0), 1), None, "a")
+            .unwrap();
+        let l1 = layers
+            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()), "a")
+            .unwrap();
+        layers.get(l1.chain_id(), "b").unwrap();
+        (l0, l1)
+    };
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    assert!(layers.restore_problems().is_empty());
+    assert_eq!(layers.references(l0.chain_id()), Some(2));
+    assert_eq!(layers.references(l1.chain_id()), Some(2));
+    assert_eq!(layers.holders(l1.chain_id()), ["a", "b"]);
+    assert_eq!(layers.layer(l1.chain_id()).as_ref(), Some(&l1));
+}
+
+fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore + 'static>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let mut parent: Option<ChainId> = None;
+    for n in 0..1000 {
+        let layer = layers
+            .register(NewLayer::new(diff(n), 1), parent.as_ref(), "top")
+            .unwrap();
+        if let Some(p) = &parent {
+            layers.release(p, "top").unwrap();
+        }
+        parent = Some(layer.chain_id().clone());
+    }
+    let top = parent.unwrap();
+    // A small stack makes unbounded recursion fail loudly.
+    let removed = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || layers.release(&top, "top").map(|r| (r.len(), layers.len())))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed, (1000, 0));
+}
+
+fn blob_is_deleted_with_its_last_layer_only<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let layers = LayerStore::open(backend.clone()).unwrap();
+    let blob_digest = backend.set(b"compressed layer bytes").unwrap();
+    let blob = BlobRef {
+        digest: blob_digest.clone(),
+        size: 22,
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    let base = layers
+        .register(NewLayer::new(diff(0), 1), None, "i")
+        .unwrap();
+    // The same diff (and blob) as a bottom layer and on top of `base`: two chains, one blob.
+    let alone = layers
+        .register(NewLayer::new(diff(1), 1).with_blob(blob.clone()), None, "i")
+        .unwrap();
+    let stacked = layers
+        .register(
+            NewLayer::new(diff(1), 1).with_blob(blob),
+            Some(base.chain_id()),
+            "i",
+        )
+        .unwrap();
+    layers.release(alone.chain_id(), "i").unwrap();
+    assert!(
+        backend.contains(&blob_digest).unwrap(),
+        "still used by the stacked layer"
+    );
+    layers.release(base.chain_id(), "i").unwrap();
+    let removed = layers.release(stacked.chain_id(), "i").unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(!backend.contains(&blob_digest).unwrap());
+    let missing = BlobRef {
+        digest: Digest::from_bytes(b"never stored"),
+        size: 1,
+        media_type: "x".into(),
+    };
+    let err = layers
+        .register(NewLayer::new(diff(7), 1).with_blob(missing), None, "i")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+fn restore_skips_and_reports_broken_records<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let good = {
+        let layers = LayerStore::open(backend.clone()).unwrap();
+        let l0 = layers
+            .register(NewLayer::new(diff(0), 1), None, "i")
+            .unwrap();
+        layers
+            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()), "i")
+            .unwrap()
+    };
+    let orphan_parent = ChainId::base(diff(50));
+    let orphan = orphan_parent.child(&diff(51));
+    let mut batch = Batch::new();
+    batch
+        .put("layers", diff(60).as_str(), b"not json".to_vec())
+        .put(
+            "layers",
+            orphan.as_str(),
+            format!(
+                r#"{{"diff_id":"{}","parent":"{}","size":1,"blob":null}}"#,
+                diff(51),
+                orphan_parent
+            )
+            .into_bytes(),
+        )
+        .put("layer-holders", "garbage", Vec::new());
+    backend.apply(&batch).unwrap();
+    let layers = LayerStore::open(backend.clone()).unwrap();
+    assert_eq!(layers.len(), 2);
+    assert!(layers.layer(good.chain_id()).is_some());
+    let mut keys: Vec<&str> = layers
+        .restore_problems()
+        .iter()
+        .map(|p| p.key.as_str())
+        .collect();
+    keys.sort();
+    let mut want = vec![
+        diff(60).to_string(),
+        orphan.to_string(),
+        "garbage".to_string(),
+    ];
+    want.sort();
+    assert_eq!(keys, want);
+    // Reported, not deleted.
+    assert!(
+        backend
+            .get_record("layers", diff(60).as_str())
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn concurrent_register_of_one_chain_gives_one_layer<B: StoreBackend + RecordStore + 'static>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = Arc::new(LayerStore::open(open(dir.path())).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let layers = layers.clone();
+            std::thread::spawn(move || {
+                layers.register(NewLayer::new(diff(0), 1), None, &format!("h{}", t % 2))
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    assert_eq!(layers.len(), 1);
+    assert_eq!(layers.references(&ChainId::base(diff(0))), Some(2));
+}
