@@ -198,7 +198,10 @@ pub fn run_all<H: Harness>(harness: &H) {
 
 /// A fresh temporary directory for one case.
 pub(crate) fn scratch() -> tempfile::TempDir {
-    match tempfile::Builder::new().prefix("imgstore-testkit-").tempdir() {
+    match tempfile::Builder::new()
+        .prefix("imgstore-testkit-")
+        .tempdir()
+    {
         Ok(dir) => dir,
         Err(e) => panic!("testkit: cannot create a temporary directory: {e}"),
     }
@@ -208,7 +211,10 @@ pub(crate) fn scratch() -> tempfile::TempDir {
 pub(crate) fn open<H: Harness>(harness: &H, dir: &Path) -> H::Backend {
     match harness.open(dir) {
         Ok(backend) => backend,
-        Err(e) => panic!("testkit: opening the store in {} failed: {e}", dir.display()),
+        Err(e) => panic!(
+            "testkit: opening the store in {} failed: {e}",
+            dir.display()
+        ),
     }
 }
 
@@ -227,7 +233,10 @@ pub(crate) fn fails<T: Debug>(result: Result<T>, kind: ErrorKind, what: &str) ->
     match result {
         Ok(value) => panic!("testkit: {what}: expected {kind:?}, got Ok({value:?})"),
         Err(e) if e.kind() == kind => e,
-        Err(e) => panic!("testkit: {what}: expected {kind:?}, got {:?}: {e}", e.kind()),
+        Err(e) => panic!(
+            "testkit: {what}: expected {kind:?}, got {:?}: {e}",
+            e.kind()
+        ),
     }
 }
 

@@ -26,7 +26,11 @@ fn temp_name() -> String {
             .unwrap_or(0)
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{TEMP_PREFIX}{:x}-{:x}-{n:x}", std::process::id(), nonce & 0xffff_ffff)
+    format!(
+        "{TEMP_PREFIX}{:x}-{:x}-{n:x}",
+        std::process::id(),
+        nonce & 0xffff_ffff
+    )
 }
 
 /// A temporary file in a directory, removed on drop unless committed.

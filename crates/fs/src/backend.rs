@@ -74,7 +74,13 @@ fn ensure_dir(path: &Path) -> Result<()> {
         Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => return Ok(()),
         Ok(_) => return Err(not_a_directory(path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("stat", Subject::Store(path.display().to_string()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                "stat",
+                Subject::Store(path.display().to_string()),
+                e,
+            ));
+        }
     }
     DirBuilder::new()
         .recursive(true)
@@ -82,7 +88,11 @@ fn ensure_dir(path: &Path) -> Result<()> {
         .create(path)
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => not_a_directory(path),
-            _ => Error::io("create directory", Subject::Store(path.display().to_string()), e),
+            _ => Error::io(
+                "create directory",
+                Subject::Store(path.display().to_string()),
+                e,
+            ),
         })?;
     // Make the new entry durable in its parent.
     if let Some(parent) = path.parent()
@@ -103,7 +113,10 @@ fn remove_temp_files(dir: &Path) -> Result<()> {
     };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", subject(), e))?;
-        let is_temp = entry.file_name().to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        let is_temp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
         if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => {}
@@ -144,7 +157,11 @@ fn input_error(e: io::Error) -> Error {
             match inner.downcast::<Error>() {
                 Ok(error) => return *error,
                 Err(other) => {
-                    return Error::io("read the input of", Subject::Store("write_blob".into()), io::Error::other(other));
+                    return Error::io(
+                        "read the input of",
+                        Subject::Store("write_blob".into()),
+                        io::Error::other(other),
+                    );
                 }
             }
         }
@@ -180,15 +197,26 @@ impl FsBackend {
         let root = root.as_ref().to_path_buf();
         ensure_dir(&root)?;
         let lock = RootLock::acquire(&root, options.lock_timeout)?;
-        for dir in ["content", CONTENT_DIR, "metadata", METADATA_DIR, RECORDS_DIR] {
+        for dir in [
+            "content",
+            CONTENT_DIR,
+            "metadata",
+            METADATA_DIR,
+            RECORDS_DIR,
+        ] {
             ensure_dir(&root.join(dir))?;
         }
         let content_path = root.join(CONTENT_DIR);
         let metadata_path = root.join(METADATA_DIR);
         remove_temp_files(&content_path)?;
         remove_temp_files(&root.join(RECORDS_DIR))?;
-        let entries = std::fs::read_dir(&metadata_path)
-            .map_err(|e| Error::io("list", Subject::Store(metadata_path.display().to_string()), e))?;
+        let entries = std::fs::read_dir(&metadata_path).map_err(|e| {
+            Error::io(
+                "list",
+                Subject::Store(metadata_path.display().to_string()),
+                e,
+            )
+        })?;
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 remove_temp_files(&entry.path())?;
@@ -249,13 +277,15 @@ impl FsBackend {
 
     /// The metadata directory of `hex`, created (and made durable) if missing.
     fn metadata_dir(&self, digest: &Digest, hex: &str) -> Result<File> {
-        let created = sys::mkdir(&self.metadata, hex).map_err(|e| content_io("create metadata directory of", digest, e))?;
+        let created = sys::mkdir(&self.metadata, hex)
+            .map_err(|e| content_io("create metadata directory of", digest, e))?;
         if created {
             self.metadata
                 .sync_all()
                 .map_err(|e| content_io("fsync metadata directory of", digest, e))?;
         }
-        sys::open_dir(&self.metadata, hex).map_err(|e| content_io("open metadata directory of", digest, e))
+        sys::open_dir(&self.metadata, hex)
+            .map_err(|e| content_io("open metadata directory of", digest, e))
     }
 }
 
@@ -324,10 +354,14 @@ impl StoreBackend for FsBackend {
         }
         match sys::unlink(&self.content, hex) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::content_not_found(digest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::content_not_found(digest));
+            }
             Err(e) => return Err(content_io("remove", digest, e)),
         }
-        self.content.sync_all().map_err(|e| content_io("fsync directory of", digest, e))
+        self.content
+            .sync_all()
+            .map_err(|e| content_io("fsync directory of", digest, e))
     }
 
     fn set_metadata(&self, digest: &Digest, key: &str, value: &[u8]) -> Result<()> {
@@ -346,8 +380,15 @@ impl StoreBackend for FsBackend {
         name.push('/');
         name.push_str(key);
         match sys::open_read(&self.metadata, &name) {
-            Ok(file) => read_all(file).map_err(|e| Error::io("read", metadata_subject(digest, key), e)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+            Ok(file) => {
+                read_all(file).map_err(|e| Error::io("read", metadata_subject(digest, key), e))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 Err(Error::NotFound {
                     subject: metadata_subject(digest, key),
                 })
@@ -363,11 +404,20 @@ impl StoreBackend for FsBackend {
         };
         let dir = match sys::open_dir(&self.metadata, hex) {
             Ok(dir) => dir,
-            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) => return Err(Error::io("open", metadata_subject(digest, key), e)),
         };
         match sys::unlink(&dir, key) {
-            Ok(()) => dir.sync_all().map_err(|e| Error::io("fsync", metadata_subject(digest, key), e)),
+            Ok(()) => dir
+                .sync_all()
+                .map_err(|e| Error::io("fsync", metadata_subject(digest, key), e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", metadata_subject(digest, key), e)),
         }
@@ -394,7 +444,9 @@ impl StoreBackend for FsBackend {
         };
         let file = match sys::open_read(&self.content, hex) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::content_not_found(digest)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::content_not_found(digest));
+            }
             Err(e) => return Err(content_io("open", digest, e)),
         };
         Ok(Box::new(VerifyingReader {
@@ -412,8 +464,13 @@ impl StoreBackend for FsBackend {
             .map(Digest::algorithm)
             .filter(|a| *a != Algorithm::Sha256)
             .map(Algorithm::digester);
-        let mut temp = TempFile::create(&self.content)
-            .map_err(|e| Error::io("create a temporary file in", Subject::Store(CONTENT_DIR.into()), e))?;
+        let mut temp = TempFile::create(&self.content).map_err(|e| {
+            Error::io(
+                "create a temporary file in",
+                Subject::Store(CONTENT_DIR.into()),
+                e,
+            )
+        })?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
@@ -427,9 +484,13 @@ impl StoreBackend for FsBackend {
             if let Some(other) = &mut other {
                 other.update(&buf[..n]);
             }
-            temp.file()
-                .write_all(&buf[..n])
-                .map_err(|e| Error::io("write a temporary file in", Subject::Store(CONTENT_DIR.into()), e))?;
+            temp.file().write_all(&buf[..n]).map_err(|e| {
+                Error::io(
+                    "write a temporary file in",
+                    Subject::Store(CONTENT_DIR.into()),
+                    e,
+                )
+            })?;
             size += n as u64;
         }
         if size == 0 {

@@ -237,7 +237,10 @@ fn fresh_log(dir: &File, path: &Path, generation: u64) -> io::Result<File> {
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new().read(true).write(true).open(path.join(LOG))
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path.join(LOG))
 }
 
 impl Records {
@@ -275,7 +278,9 @@ impl Records {
                 if log_generation > generation {
                     return Err(corrupt(
                         path,
-                        format!("the log (generation {log_generation}) is newer than the snapshot ({generation})"),
+                        format!(
+                            "the log (generation {log_generation}) is newer than the snapshot ({generation})"
+                        ),
                     ));
                 }
                 if log_generation < generation {
@@ -296,7 +301,9 @@ impl Records {
         };
         let log = match log {
             Some(file) => file,
-            None => fresh_log(&dir, path, generation).map_err(|e| Error::io("create", subject(), e))?,
+            None => {
+                fresh_log(&dir, path, generation).map_err(|e| Error::io("create", subject(), e))?
+            }
         };
         Ok(Records {
             path: path.to_path_buf(),
@@ -337,7 +344,10 @@ impl Records {
             return Vec::new();
         };
         records
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(key, _)| key.starts_with(prefix))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
@@ -365,11 +375,16 @@ impl Records {
             match op {
                 Op::Put { bucket, key, value } => {
                     if u32::try_from(value.len()).is_err() {
-                        return Err(Error::invalid_argument(key, "record values are limited to 4 GiB"));
+                        return Err(Error::invalid_argument(
+                            key,
+                            "record values are limited to 4 GiB",
+                        ));
                     }
                     encode_op(&mut payload, TAG_PUT, bucket, key, Some(value));
                 }
-                Op::Delete { bucket, key } => encode_op(&mut payload, TAG_DELETE, bucket, key, None),
+                Op::Delete { bucket, key } => {
+                    encode_op(&mut payload, TAG_DELETE, bucket, key, None)
+                }
                 Op::Require { .. } => {}
             }
         }
@@ -406,7 +421,11 @@ impl Records {
             writer.log_len = LOG_HEADER;
         }
         let Some(log) = &writer.log else {
-            return Err(Error::io("append to", subject(), io::Error::other("no record log")));
+            return Err(Error::io(
+                "append to",
+                subject(),
+                io::Error::other("no record log"),
+            ));
         };
         let written = log
             .write_all_at(frame, writer.log_len)
@@ -419,7 +438,11 @@ impl Records {
             Err(e) => {
                 // Cut the partial frame off so later frames do not follow garbage;
                 // if even that fails, start a fresh log (via a snapshot) next time.
-                if log.set_len(writer.log_len).and_then(|()| log.sync_all()).is_err() {
+                if log
+                    .set_len(writer.log_len)
+                    .and_then(|()| log.sync_all())
+                    .is_err()
+                {
                     let _ = self.compact(writer);
                 }
                 Err(Error::io("append to the record log in", subject(), e))
@@ -479,7 +502,10 @@ fn replay(path: &Path, bytes: &[u8], state: &mut State) -> Result<u64> {
             ));
         }
         if state.apply_payload(payload).is_none() {
-            return Err(corrupt(path, format!("the batch frame at offset {at} does not decode")));
+            return Err(corrupt(
+                path,
+                format!("the batch frame at offset {at} does not decode"),
+            ));
         }
         at += end;
     }
@@ -487,7 +513,10 @@ fn replay(path: &Path, bytes: &[u8], state: &mut State) -> Result<u64> {
 }
 
 fn check(state: &State, bucket: &str, key: &str, condition: &Precondition) -> Result<()> {
-    let current = state.buckets.get(bucket).and_then(|records| records.get(key));
+    let current = state
+        .buckets
+        .get(bucket)
+        .and_then(|records| records.get(key));
     let subject = || Subject::Record {
         bucket: bucket.to_owned(),
         key: key.to_owned(),

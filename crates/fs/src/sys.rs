@@ -17,7 +17,10 @@ struct CName {
 impl CName {
     fn new(name: &str) -> io::Result<CName> {
         if name.len() >= 256 || name.as_bytes().contains(&0) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "unusable file name"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "unusable file name",
+            ));
         }
         let mut buf = [0u8; 256];
         buf[..name.len()].copy_from_slice(name.as_bytes());

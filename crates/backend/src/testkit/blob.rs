@@ -62,7 +62,10 @@ pub fn write_blob_matches_set<H: Harness>(harness: &H) {
     assert_eq!(info.size, 6);
     assert_eq!(ok(store.get(&info.digest), "get"), b"foobar");
     assert_eq!(ok(store.set(b"foobar"), "set"), info.digest);
-    let again = ok(store.write_blob(None, &mut &b"foobar"[..]), "write_blob again");
+    let again = ok(
+        store.write_blob(None, &mut &b"foobar"[..]),
+        "write_blob again",
+    );
     assert_eq!(again, info);
     assert_eq!(walked(&store), vec![info.digest]);
 }
@@ -83,7 +86,10 @@ pub fn write_blob_wrong_expected_is_corruption_and_stores_nothing<H: Harness>(ha
         Err(e) => panic!("testkit: hashing failed: {e}"),
     };
     match &e {
-        Error::DataCorruption { digest, actual: got } => {
+        Error::DataCorruption {
+            digest,
+            actual: got,
+        } => {
             assert_eq!(*digest, wrong, "names the digest expected");
             assert_eq!(*got, actual, "names what the bytes hash to");
         }
@@ -105,7 +111,11 @@ pub fn write_blob_expected_of_other_algorithm<H: Harness>(harness: &H) {
             store.write_blob(Some(&expected), &mut &data[..]),
             "write_blob with a non-sha256 expected digest",
         );
-        assert_eq!(info.digest, Digest::from_bytes(data), "the stored digest is sha256");
+        assert_eq!(
+            info.digest,
+            Digest::from_bytes(data),
+            "the stored digest is sha256"
+        );
         let wrong = algorithm.from_bytes(b"other");
         let e = fails(
             store.write_blob(Some(&wrong), &mut &b"different bytes"[..]),
@@ -114,7 +124,11 @@ pub fn write_blob_expected_of_other_algorithm<H: Harness>(harness: &H) {
         );
         if let Error::DataCorruption { digest, actual } = &e {
             assert_eq!(*digest, wrong);
-            assert_eq!(*actual, algorithm.from_bytes(b"different bytes"), "actual in the same algorithm");
+            assert_eq!(
+                *actual,
+                algorithm.from_bytes(b"different bytes"),
+                "actual in the same algorithm"
+            );
         }
     }
     assert_eq!(walked(&store), vec![Digest::from_bytes(data)]);
@@ -196,4 +210,3 @@ pub fn open_blob_corrupted_fails_at_end<H: Harness>(harness: &H) {
         }
     }
 }
-

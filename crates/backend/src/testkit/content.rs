@@ -27,14 +27,21 @@ pub fn set_get_random_8k_round_trip<H: Harness>(harness: &H) {
     let data = Rng::from_entropy().bytes(8 * 1024);
     let id = ok(store.set(&data), "set 8 KiB");
     assert_eq!(id, Digest::from_bytes(&data));
-    assert!(ok(store.get(&id), "get 8 KiB") == data, "get returns the bytes set");
+    assert!(
+        ok(store.get(&id), "get 8 KiB") == data,
+        "get returns the bytes set"
+    );
 }
 
 /// Empty data is refused with `InvalidArgument` and nothing is stored.
 pub fn set_empty_is_invalid_argument<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
-    fails(store.set(b""), ErrorKind::InvalidArgument, "set of empty data");
+    fails(
+        store.set(b""),
+        ErrorKind::InvalidArgument,
+        "set of empty data",
+    );
     assert!(walked(&store).is_empty(), "a refused set stores nothing");
 }
 
@@ -88,13 +95,21 @@ pub fn get_absent_is_not_found<H: Harness>(harness: &H) {
         Algorithm::Sha384.from_bytes(b"foo"),
         Algorithm::Sha512.from_bytes(b"foo"),
     ] {
-        let e = fails(store.get(&absent), ErrorKind::NotFound, "get of absent content");
+        let e = fails(
+            store.get(&absent),
+            ErrorKind::NotFound,
+            "get of absent content",
+        );
         assert!(
             matches!(&e, Error::NotFound { subject: Subject::Content(d) } if *d == absent),
             "NotFound names the digest: {e:?}"
         );
         assert!(!ok(store.contains(&absent), "contains"));
-        fails(store.size(&absent), ErrorKind::NotFound, "size of absent content");
+        fails(
+            store.size(&absent),
+            ErrorKind::NotFound,
+            "size of absent content",
+        );
     }
 }
 
@@ -105,15 +120,26 @@ pub fn get_corrupted_is_data_corruption<H: Harness>(harness: &H) {
     let store = open(harness, dir.path());
     let id = ok(store.set(b"foobar"), "set foobar");
     harness.corrupt(dir.path(), &store, &id, b"foobar2");
-    let e = fails(store.get(&id), ErrorKind::DataCorruption, "get of corrupted content");
+    let e = fails(
+        store.get(&id),
+        ErrorKind::DataCorruption,
+        "get of corrupted content",
+    );
     match &e {
         Error::DataCorruption { digest, actual } => {
             assert_eq!(*digest, id, "names the digest asked for");
-            assert_eq!(*actual, Digest::from_bytes(b"foobar2"), "names what the bytes hash to");
+            assert_eq!(
+                *actual,
+                Digest::from_bytes(b"foobar2"),
+                "names what the bytes hash to"
+            );
         }
         other => panic!("testkit: expected DataCorruption, got {other:?}"),
     }
-    assert!(e.to_string().contains("failed to verify"), "moby's wording: {e}");
+    assert!(
+        e.to_string().contains("failed to verify"),
+        "moby's wording: {e}"
+    );
 }
 
 /// `contains` and `size` answer without reading.
@@ -123,7 +149,10 @@ pub fn contains_and_size<H: Harness>(harness: &H) {
     let id = ok(store.set(b"foobar"), "set");
     assert!(ok(store.contains(&id), "contains"));
     assert_eq!(ok(store.size(&id), "size"), 6);
-    assert!(!ok(store.contains(&Digest::from_bytes(b"other")), "contains other"));
+    assert!(!ok(
+        store.contains(&Digest::from_bytes(b"other")),
+        "contains other"
+    ));
 }
 
 /// moby's TestFSDelete: deleting one digest leaves the others.
@@ -136,7 +165,11 @@ pub fn delete_removes_only_that_content<H: Harness>(harness: &H) {
     fails(store.get(&id), ErrorKind::NotFound, "get after delete");
     assert_eq!(ok(store.get(&id2), "get bar"), b"bar");
     ok(store.delete(&id2), "delete bar");
-    fails(store.get(&id2), ErrorKind::NotFound, "get after second delete");
+    fails(
+        store.get(&id2),
+        ErrorKind::NotFound,
+        "get after second delete",
+    );
     assert!(walked(&store).is_empty());
 }
 
@@ -147,7 +180,11 @@ pub fn delete_missing_is_not_found_and_creates_nothing<H: Harness>(harness: &H) 
     ok(store.set(b"foo"), "set foo");
     let before = tree(dir.path());
     let absent = Digest::from_bytes(b"never stored");
-    let e = fails(store.delete(&absent), ErrorKind::NotFound, "delete of absent content");
+    let e = fails(
+        store.delete(&absent),
+        ErrorKind::NotFound,
+        "delete of absent content",
+    );
     assert!(
         matches!(&e, Error::NotFound { subject: Subject::Content(d) } if *d == absent),
         "NotFound names the digest: {e:?}"
@@ -166,7 +203,10 @@ pub fn delete_removes_metadata<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let id = ok(store.set(b"foo"), "set foo");
-    ok(store.set_metadata(&id, "parent", b"sha256:x"), "set_metadata");
+    ok(
+        store.set_metadata(&id, "parent", b"sha256:x"),
+        "set_metadata",
+    );
     ok(store.delete(&id), "delete");
     fails(
         store.get_metadata(&id, "parent"),
@@ -180,7 +220,12 @@ pub fn delete_removes_metadata<H: Harness>(harness: &H) {
         "metadata after deleting and storing again",
     );
     assert!(
-        matches!(&e, Error::NotFound { subject: Subject::Metadata { .. } }),
+        matches!(
+            &e,
+            Error::NotFound {
+                subject: Subject::Metadata { .. }
+            }
+        ),
         "the key is gone, the content is back: {e:?}"
     );
 }
@@ -224,7 +269,11 @@ pub fn walk_stops_on_first_error<H: Harness>(harness: &H) {
         calls += 1;
         Err(Error::invalid_argument("what", "the callback stops here"))
     });
-    let e = fails(result, ErrorKind::InvalidArgument, "walk with a failing callback");
+    let e = fails(
+        result,
+        ErrorKind::InvalidArgument,
+        "walk with a failing callback",
+    );
     assert!(e.to_string().contains("what"), "the callback's error: {e}");
     assert_eq!(calls, 1, "the walk stops at the first error");
 }
@@ -237,16 +286,21 @@ pub fn content_and_metadata_survive_reopen<H: Harness>(harness: &H) {
         let id = ok(store.set(b"foo"), "set foo");
         let big = ok(store.set(&vec![7u8; 300 * 1024]), "set 300 KiB");
         ok(store.set_metadata(&id, "parent", b"p"), "set_metadata");
-        ok(store.set_metadata(&id, "lastUpdated", b"now"), "set_metadata");
+        ok(
+            store.set_metadata(&id, "lastUpdated", b"now"),
+            "set_metadata",
+        );
         (id, big)
     };
     let store = open(harness, dir.path());
     assert_eq!(ok(store.get(&id), "get after reopen"), b"foo");
     assert_eq!(ok(store.size(&big), "size after reopen"), 300 * 1024);
     assert_eq!(ok(store.get_metadata(&id, "parent"), "metadata"), b"p");
-    assert_eq!(ok(store.get_metadata(&id, "lastUpdated"), "metadata"), b"now");
+    assert_eq!(
+        ok(store.get_metadata(&id, "lastUpdated"), "metadata"),
+        b"now"
+    );
     let mut expected = vec![id, big];
     expected.sort();
     assert_eq!(walked(&store), expected);
 }
-

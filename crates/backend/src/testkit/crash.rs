@@ -89,13 +89,13 @@ pub struct CrashConfig {
 }
 
 impl CrashConfig {
-    /// `kills` kills within `time_budget`, children writing up to 40 ms, a
+    /// `kills` kills within `time_budget`, children writing up to 80 ms, a
     /// seed from the clock.
     pub fn new(kills: u32, time_budget: Duration) -> CrashConfig {
         CrashConfig {
             kills,
             time_budget,
-            max_run: Duration::from_millis(40),
+            max_run: Duration::from_millis(80),
             seed: Rng::from_entropy().next_u64(),
         }
     }
@@ -270,7 +270,10 @@ fn read_counter(store: &impl RecordStore) -> Result<u64> {
 /// A random, JSON-looking image config of 200 bytes to 3 KiB.
 fn random_config(rng: &mut Rng) -> Vec<u8> {
     let len = rng.range(200, 3 * 1024) as usize;
-    let mut out = format!("{{\"architecture\":\"amd64\",\"id\":\"{}\",\"pad\":\"", rng.hex(32));
+    let mut out = format!(
+        "{{\"architecture\":\"amd64\",\"id\":\"{}\",\"pad\":\"",
+        rng.hex(32)
+    );
     while out.len() + 2 < len {
         out.push_str(&rng.hex(16));
     }
@@ -321,7 +324,11 @@ fn write_forever<B: StoreBackend + RecordStore>(store: &B, env: &ChildEnv) -> Re
                     n => Precondition::Equals(n.to_string().into_bytes()),
                 };
                 batch.require(COUNTER_BUCKET, COUNTER_KEY, condition);
-                batch.put(COUNTER_BUCKET, COUNTER_KEY, (counter + 1).to_string().into_bytes());
+                batch.put(
+                    COUNTER_BUCKET,
+                    COUNTER_KEY,
+                    (counter + 1).to_string().into_bytes(),
+                );
                 for i in 0..keys {
                     batch.put(GROUPS, &format!("{group}/{i}"), group_value(&group, i));
                 }
@@ -332,7 +339,10 @@ fn write_forever<B: StoreBackend + RecordStore>(store: &B, env: &ChildEnv) -> Re
                     }
                 }
                 let deleted_name = deleted.as_deref().unwrap_or("-");
-                log.line(seq, &format!("begin batch {group} {keys} {counter} {deleted_name}"))?;
+                log.line(
+                    seq,
+                    &format!("begin batch {group} {keys} {counter} {deleted_name}"),
+                )?;
                 store.apply(&batch)?;
                 counter += 1;
                 groups.push(group);
@@ -457,7 +467,11 @@ impl Model {
         match op {
             LoggedOp::Set(d) | LoggedOp::Blob(d, _) => match store.contains(d) {
                 Ok(true) => {
-                    let size = if let LoggedOp::Blob(_, size) = op { Some(*size) } else { None };
+                    let size = if let LoggedOp::Blob(_, size) = op {
+                        Some(*size)
+                    } else {
+                        None
+                    };
                     self.content.insert(d.clone(), size);
                 }
                 Ok(false) => {}
@@ -541,7 +555,9 @@ impl Model {
             if !self.content.contains_key(digest) {
                 problems.push(format!("walk lists {digest}, which was never acknowledged"));
                 if let Err(e) = store.get(digest) {
-                    problems.push(format!("walk lists {digest}, which does not read back: {e}"));
+                    problems.push(format!(
+                        "walk lists {digest}, which does not read back: {e}"
+                    ));
                 }
             }
             Ok(())
@@ -551,8 +567,14 @@ impl Model {
         }
         let mut seen: BTreeMap<String, Vec<(u32, Vec<u8>)>> = BTreeMap::new();
         let scan = store.scan_records(GROUPS, "", &mut |key, value| {
-            match key.split_once('/').and_then(|(g, i)| Some((g, i.parse::<u32>().ok()?))) {
-                Some((group, i)) => seen.entry(group.to_owned()).or_default().push((i, value.to_vec())),
+            match key
+                .split_once('/')
+                .and_then(|(g, i)| Some((g, i.parse::<u32>().ok()?)))
+            {
+                Some((group, i)) => seen
+                    .entry(group.to_owned())
+                    .or_default()
+                    .push((i, value.to_vec())),
                 None => problems.push(format!("unexpected record key {key:?}")),
             }
             Ok(())
@@ -622,7 +644,11 @@ fn kill(child: &mut Child) {
 /// random time, SIGKILL it, reopen the store with `harness` and check it.
 /// Panics with every problem found (and keeps the store directory for a
 /// post-mortem); returns what it did otherwise.
-pub fn run<H: Harness>(harness: &H, writer: &dyn Fn() -> Command, config: &CrashConfig) -> CrashReport {
+pub fn run<H: Harness>(
+    harness: &H,
+    writer: &dyn Fn() -> Command,
+    config: &CrashConfig,
+) -> CrashReport {
     let work = super::scratch();
     let dir = work.path().join("store");
     let log = work.path().join("writes.log");
@@ -665,12 +691,14 @@ pub fn run<H: Harness>(harness: &H, writer: &dyn Fn() -> Command, config: &Crash
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 lines.extend(read_new_lines(&log, &mut offset));
-                if lines.iter().any(|l| *l == ready) {
+                if lines.contains(&ready) {
                     break;
                 }
                 if let Ok(Some(status)) = child.try_wait() {
                     let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    panic!("testkit: the writer child exited ({status}) before opening the store:\n{text}");
+                    panic!(
+                        "testkit: the writer child exited ({status}) before opening the store:\n{text}"
+                    );
                 }
                 if Instant::now() > deadline {
                     kill(&mut child);

@@ -29,7 +29,10 @@ pub fn metadata_overwrite_replaces_value<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let id = ok(store.set(b"foo"), "set foo");
-    ok(store.set_metadata(&id, "parent", b"a long first value"), "first set");
+    ok(
+        store.set_metadata(&id, "parent", b"a long first value"),
+        "first set",
+    );
     ok(store.set_metadata(&id, "parent", b"short"), "second set");
     assert_eq!(ok(store.get_metadata(&id, "parent"), "get"), b"short");
     ok(store.set_metadata(&id, "empty", b""), "empty value");
@@ -43,7 +46,10 @@ pub fn metadata_missing_key_is_not_found_naming_key<H: Harness>(harness: &H) {
     let store = open(harness, dir.path());
     let id = ok(store.set(b"foo"), "set foo");
     let id2 = ok(store.set(b"bar"), "set bar");
-    ok(store.set_metadata(&id, "tkey2", b"v"), "set_metadata on foo");
+    ok(
+        store.set_metadata(&id, "tkey2", b"v"),
+        "set_metadata on foo",
+    );
     let e = fails(
         store.get_metadata(&id2, "tkey2"),
         ErrorKind::NotFound,
@@ -85,7 +91,11 @@ pub fn metadata_on_absent_content_is_not_found<H: Harness>(harness: &H) {
             "NotFound names the content: {e:?}"
         );
     }
-    assert_eq!(tree(dir.path()), before, "nothing is created for absent content");
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "nothing is created for absent content"
+    );
     assert!(!ok(store.contains(&id3), "contains"));
 }
 
@@ -95,11 +105,18 @@ pub fn metadata_delete_missing_key_is_ok<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let id = ok(store.set(b"foo"), "set foo");
-    ok(store.delete_metadata(&id, "never"), "delete of an unset key");
+    ok(
+        store.delete_metadata(&id, "never"),
+        "delete of an unset key",
+    );
     ok(store.set_metadata(&id, "parent", b"p"), "set_metadata");
     ok(store.set_metadata(&id, "other", b"o"), "set_metadata");
     ok(store.delete_metadata(&id, "parent"), "delete_metadata");
-    fails(store.get_metadata(&id, "parent"), ErrorKind::NotFound, "deleted key");
+    fails(
+        store.get_metadata(&id, "parent"),
+        ErrorKind::NotFound,
+        "deleted key",
+    );
     assert_eq!(ok(store.get_metadata(&id, "other"), "other key"), b"o");
     assert_eq!(ok(store.get(&id), "content"), b"foo", "content stays");
 }
@@ -114,13 +131,34 @@ pub fn metadata_bad_keys_refused_before_storage<H: Harness>(harness: &H) {
     let before = tree(dir.path());
     let long = "k".repeat(129);
     for key in [
-        "", ".", "..", "a/b", "/abs", "../escape", "a\0b", "a\\b", ".tmp-x", &long,
+        "",
+        ".",
+        "..",
+        "a/b",
+        "/abs",
+        "../escape",
+        "a\0b",
+        "a\\b",
+        ".tmp-x",
+        &long,
     ] {
         for digest in [&id, &absent] {
             let what = format!("metadata key {key:?}");
-            fails(store.set_metadata(digest, key, b"v"), ErrorKind::InvalidArgument, &what);
-            fails(store.get_metadata(digest, key), ErrorKind::InvalidArgument, &what);
-            fails(store.delete_metadata(digest, key), ErrorKind::InvalidArgument, &what);
+            fails(
+                store.set_metadata(digest, key, b"v"),
+                ErrorKind::InvalidArgument,
+                &what,
+            );
+            fails(
+                store.get_metadata(digest, key),
+                ErrorKind::InvalidArgument,
+                &what,
+            );
+            fails(
+                store.delete_metadata(digest, key),
+                ErrorKind::InvalidArgument,
+                &what,
+            );
         }
     }
     assert_eq!(tree(dir.path()), before, "refused keys create nothing");

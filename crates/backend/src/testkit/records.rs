@@ -42,7 +42,11 @@ fn names_record(e: &Error, bucket: &str, key: &str) -> bool {
 pub fn record_put_get_delete<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
-    assert_eq!(get(&store, "layers", "a"), None, "absent key in an unknown bucket");
+    assert_eq!(
+        get(&store, "layers", "a"),
+        None,
+        "absent key in an unknown bucket"
+    );
     put(&store, "layers", "a", b"1");
     assert_eq!(get(&store, "layers", "a").as_deref(), Some(&b"1"[..]));
     put(&store, "layers", "a", b"2");
@@ -73,12 +77,23 @@ pub fn record_empty_value_and_odd_keys<H: Harness>(harness: &H) {
     }
     put(&store, "names", "empty", b"");
     for key in keys {
-        assert_eq!(get(&store, "names", key).as_deref(), Some(key.as_bytes()), "key {key:?}");
+        assert_eq!(
+            get(&store, "names", key).as_deref(),
+            Some(key.as_bytes()),
+            "key {key:?}"
+        );
     }
-    assert_eq!(get(&store, "names", "empty").as_deref(), Some(&b""[..]), "empty value");
+    assert_eq!(
+        get(&store, "names", "empty").as_deref(),
+        Some(&b""[..]),
+        "empty value"
+    );
     let long = "k".repeat(4096);
     put(&store, "names", &long, b"long key");
-    assert_eq!(get(&store, "names", &long).as_deref(), Some(&b"long key"[..]));
+    assert_eq!(
+        get(&store, "names", &long).as_deref(),
+        Some(&b"long key"[..])
+    );
     let big = vec![3u8; 1024 * 1024];
     put(&store, "names", "big", &big);
     assert!(get(&store, "names", "big") == Some(big), "1 MiB value");
@@ -97,7 +112,10 @@ pub fn record_buckets_are_separate<H: Harness>(harness: &H) {
     batch.delete("a", "k");
     ok(store.apply(&batch), "delete in a");
     assert_eq!(get(&store, "b", "k").as_deref(), Some(&b"in b"[..]));
-    assert!(scan(&store, "c", "").is_empty(), "an unknown bucket scans empty");
+    assert!(
+        scan(&store, "c", "").is_empty(),
+        "an unknown bucket scans empty"
+    );
 }
 
 /// Scans yield keys with the prefix in ascending byte order.
@@ -135,7 +153,10 @@ pub fn record_scan_stops_on_first_error<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let mut batch = Batch::new();
-    batch.put("s", "1", vec![]).put("s", "2", vec![]).put("s", "3", vec![]);
+    batch
+        .put("s", "1", vec![])
+        .put("s", "2", vec![])
+        .put("s", "3", vec![]);
     ok(store.apply(&batch), "apply");
     let mut seen = Vec::new();
     let result: Result<()> = store.scan_records("s", "", &mut |k, _| {
@@ -146,7 +167,11 @@ pub fn record_scan_stops_on_first_error<H: Harness>(harness: &H) {
             Ok(())
         }
     });
-    let e = fails(result, ErrorKind::InvalidArgument, "scan with a failing callback");
+    let e = fails(
+        result,
+        ErrorKind::InvalidArgument,
+        "scan with a failing callback",
+    );
     assert!(e.to_string().contains("stop"));
     assert_eq!(seen, ["1", "2"]);
 }
@@ -181,9 +206,21 @@ pub fn record_preconditions_map_to_kinds<H: Harness>(harness: &H) {
         ("gone", Precondition::Absent, None),
         ("gone", Precondition::Present, Some(ErrorKind::NotFound)),
         ("here", Precondition::Present, None),
-        ("here", Precondition::Equals(b"v2".to_vec()), Some(ErrorKind::Conflict)),
-        ("here", Precondition::Equals(b"v".to_vec()), Some(ErrorKind::Conflict)),
-        ("gone", Precondition::Equals(b"v1".to_vec()), Some(ErrorKind::NotFound)),
+        (
+            "here",
+            Precondition::Equals(b"v2".to_vec()),
+            Some(ErrorKind::Conflict),
+        ),
+        (
+            "here",
+            Precondition::Equals(b"v".to_vec()),
+            Some(ErrorKind::Conflict),
+        ),
+        (
+            "gone",
+            Precondition::Equals(b"v1".to_vec()),
+            Some(ErrorKind::NotFound),
+        ),
         ("here", Precondition::Equals(b"v1".to_vec()), None),
     ];
     for (key, condition, expected) in cases {
@@ -195,14 +232,21 @@ pub fn record_preconditions_map_to_kinds<H: Harness>(harness: &H) {
         match expected {
             None => {
                 ok(store.apply(&batch), &what);
-                assert_eq!(get(&store, "p", "written").as_deref(), Some(&b"yes"[..]), "{what}");
+                assert_eq!(
+                    get(&store, "p", "written").as_deref(),
+                    Some(&b"yes"[..]),
+                    "{what}"
+                );
                 let mut undo = Batch::new();
                 undo.delete("p", "written");
                 ok(store.apply(&undo), "undo");
             }
             Some(kind) => {
                 let e = fails(store.apply(&batch), kind, &what);
-                assert!(names_record(&e, "p", key), "{what}: the error names the record: {e:?}");
+                assert!(
+                    names_record(&e, "p", key),
+                    "{what}: the error names the record: {e:?}"
+                );
                 assert_eq!(get(&store, "p", "written"), None, "{what}: nothing written");
             }
         }
@@ -216,14 +260,22 @@ pub fn record_preconditions_see_state_before_batch<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let mut batch = Batch::new();
-    batch.put("p", "k", b"new".to_vec()).require_absent("p", "k");
-    ok(store.apply(&batch), "require Absent after a put of the same key");
+    batch
+        .put("p", "k", b"new".to_vec())
+        .require_absent("p", "k");
+    ok(
+        store.apply(&batch),
+        "require Absent after a put of the same key",
+    );
     assert_eq!(get(&store, "p", "k").as_deref(), Some(&b"new"[..]));
     let mut batch = Batch::new();
     batch
         .delete("p", "k")
         .require("p", "k", Precondition::Equals(b"new".to_vec()));
-    ok(store.apply(&batch), "require Equals after a delete of the same key");
+    ok(
+        store.apply(&batch),
+        "require Equals after a delete of the same key",
+    );
     assert_eq!(get(&store, "p", "k"), None);
 }
 
@@ -240,14 +292,23 @@ pub fn record_failed_batch_changes_nothing<H: Harness>(harness: &H) {
         .delete("x", "taken")
         .put("y", "other-bucket", b"o".to_vec())
         .require_absent("x", "taken");
-    fails(store.apply(&batch), ErrorKind::AlreadyExists, "batch with a failing precondition");
+    fails(
+        store.apply(&batch),
+        ErrorKind::AlreadyExists,
+        "batch with a failing precondition",
+    );
     assert_eq!(get(&store, "x", "keep").as_deref(), Some(&b"old"[..]));
     assert_eq!(get(&store, "x", "new"), None);
     assert_eq!(get(&store, "x", "taken").as_deref(), Some(&b"t"[..]));
     assert_eq!(get(&store, "y", "other-bucket"), None);
     let mut bad = Batch::new();
-    bad.put("x", "keep", b"changed".to_vec()).put("Bad Bucket", "k", vec![]);
-    fails(store.apply(&bad), ErrorKind::InvalidArgument, "batch with an invalid bucket");
+    bad.put("x", "keep", b"changed".to_vec())
+        .put("Bad Bucket", "k", vec![]);
+    fails(
+        store.apply(&bad),
+        ErrorKind::InvalidArgument,
+        "batch with an invalid bucket",
+    );
     assert_eq!(get(&store, "x", "keep").as_deref(), Some(&b"old"[..]));
 }
 
@@ -265,7 +326,9 @@ pub fn record_concurrent_create_only_one_wins<H: Harness>(harness: &H) {
                     let (store, barrier, key) = (&store, &barrier, &key);
                     scope.spawn(move || {
                         let mut batch = Batch::new();
-                        batch.require_absent("names", key).put("names", key, vec![thread]);
+                        batch
+                            .require_absent("names", key)
+                            .put("names", key, vec![thread]);
                         barrier.wait();
                         store.apply(&batch)
                     })
@@ -306,9 +369,11 @@ pub fn record_concurrent_compare_and_swap_counts_exactly<H: Harness>(harness: &H
                         let old = get(store, "c", "n").unwrap_or_default();
                         let n: u64 = String::from_utf8_lossy(&old).parse().unwrap_or(u64::MAX);
                         let mut batch = Batch::new();
-                        batch
-                            .require("c", "n", Precondition::Equals(old))
-                            .put("c", "n", (n + 1).to_string().into_bytes());
+                        batch.require("c", "n", Precondition::Equals(old)).put(
+                            "c",
+                            "n",
+                            (n + 1).to_string().into_bytes(),
+                        );
                         match store.apply(&batch) {
                             Ok(()) => break,
                             Err(e) if e.kind() == ErrorKind::Conflict => continue,
@@ -328,9 +393,22 @@ pub fn record_invalid_bucket_or_key_refused<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
     let long_bucket = "b".repeat(65);
-    for bucket in ["", ".", "..", "a/b", "Upper", "with space", "a\0b", &long_bucket] {
+    for bucket in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "Upper",
+        "with space",
+        "a\0b",
+        &long_bucket,
+    ] {
         let what = format!("bucket {bucket:?}");
-        fails(store.get_record(bucket, "k"), ErrorKind::InvalidArgument, &what);
+        fails(
+            store.get_record(bucket, "k"),
+            ErrorKind::InvalidArgument,
+            &what,
+        );
         fails(
             store.scan_records(bucket, "", &mut |_, _| Ok(())),
             ErrorKind::InvalidArgument,
@@ -346,7 +424,11 @@ pub fn record_invalid_bucket_or_key_refused<H: Harness>(harness: &H) {
     let long_key = "k".repeat(4097);
     for key in ["", "a\0b", &long_key] {
         let what = format!("key {key:?}");
-        fails(store.get_record("b", key), ErrorKind::InvalidArgument, &what);
+        fails(
+            store.get_record("b", key),
+            ErrorKind::InvalidArgument,
+            &what,
+        );
         let mut batch = Batch::new();
         batch.put("b", key, vec![]);
         fails(store.apply(&batch), ErrorKind::InvalidArgument, &what);
@@ -370,13 +452,22 @@ pub fn records_survive_reopen<H: Harness>(harness: &H) {
         ok(store.apply(&batch), "delete");
     }
     let store = open(harness, dir.path());
-    assert_eq!(get(&store, "layers", "sha256:1").as_deref(), Some(&b"one"[..]));
+    assert_eq!(
+        get(&store, "layers", "sha256:1").as_deref(),
+        Some(&b"one"[..])
+    );
     assert_eq!(get(&store, "layers", "sha256:2"), None);
-    assert_eq!(get(&store, "names", "busybox:latest").as_deref(), Some(&b"sha256:1"[..]));
+    assert_eq!(
+        get(&store, "names", "busybox:latest").as_deref(),
+        Some(&b"sha256:1"[..])
+    );
     put(&store, "names", "after", b"reopen");
     drop(store);
     let store = open(harness, dir.path());
-    assert_eq!(get(&store, "names", "after").as_deref(), Some(&b"reopen"[..]));
+    assert_eq!(
+        get(&store, "names", "after").as_deref(),
+        Some(&b"reopen"[..])
+    );
     assert_eq!(scan(&store, "layers", "").len(), 1);
 }
 
@@ -399,7 +490,15 @@ pub fn records_many_batches_survive_reopen<H: Harness>(harness: &H) {
         }
         scan(&store, "many", "")
     };
-    assert_eq!(expected.len(), 50, "every key is present after its last round");
+    assert_eq!(
+        expected.len(),
+        50,
+        "every key is present after its last round"
+    );
     let store = open(harness, dir.path());
-    assert_eq!(scan(&store, "many", ""), expected, "the same after reopening");
+    assert_eq!(
+        scan(&store, "many", ""),
+        expected,
+        "the same after reopening"
+    );
 }
