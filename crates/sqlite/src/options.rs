@@ -71,6 +71,11 @@ pub struct SqliteOptions {
     /// content goes to a file in `<db>.blobs/sha256/`. 256 KiB by default, at
     /// most [`MAX_INLINE_LIMIT`]; 0 puts every blob in a file.
     pub inline_limit: u64,
+    /// Bytes of the database file each connection maps into memory
+    /// (`PRAGMA mmap_size`); reads of mapped pages need no system call. 256 MiB
+    /// by default; 0 turns mapping off (for file systems where an I/O error
+    /// must come back as an error, not as SIGBUS).
+    pub mmap_size: u64,
 }
 
 impl Default for SqliteOptions {
@@ -80,6 +85,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             pool_size: 8,
             inline_limit: 256 * 1024,
+            mmap_size: 256 << 20,
         }
     }
 }
@@ -97,6 +103,12 @@ impl SqliteOptions {
             return Err(Error::invalid_argument(
                 "inline_limit",
                 format!("at most {MAX_INLINE_LIMIT} bytes"),
+            ));
+        }
+        if i64::try_from(self.mmap_size).is_err() {
+            return Err(Error::invalid_argument(
+                "mmap_size",
+                "larger than SQLite can map",
             ));
         }
         if i32::try_from(self.busy_timeout.as_millis()).is_err() {
