@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use imgstore_digest::{Digest, DigestError};
 use imgstore_layer::ChainId;
@@ -96,8 +96,9 @@ pub struct History {
     pub empty_layer: bool,
 }
 
-/// The fields of a config this crate reads; the rest is kept in `extra`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The typed fields of a config; the rest is kept in `extra`. Parsed lazily:
+/// restore and create read only what they need ([`Essentials`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ConfigFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     architecture: Option<String>,
@@ -118,14 +119,42 @@ struct ConfigFields {
     extra: BTreeMap<String, Value>,
 }
 
+/// What create and restore must know of a config; serde skips the rest
+/// without building values for it.
+#[derive(Deserialize)]
+struct Essentials {
+    #[serde(default)]
+    os: Option<String>,
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+    #[serde(default)]
+    history: Vec<EmptyLayerFlag>,
+}
+
+#[derive(Deserialize)]
+struct EmptyLayerFlag {
+    #[serde(default)]
+    empty_layer: bool,
+}
+
 /// An image config (OCI, with Docker's extra fields kept) together with the
 /// exact bytes it was parsed from, which define its [`ImageId`].
-#[derive(Debug, Clone)]
+///
+/// Only the ID, the bytes, the OS and the top layer's chain ID are kept
+/// decoded; the other fields are parsed from the bytes on first use and
+/// cached, which keeps a store of 100k images small and its restore fast.
+#[derive(Debug)]
 pub struct Image {
     id: ImageId,
     raw: Arc<[u8]>,
+    os: Option<Box<str>>,
+    top_chain_id: Option<ChainId>,
+    details: OnceLock<Details>,
+}
+
+#[derive(Debug, Default)]
+struct Details {
     fields: ConfigFields,
-    rootfs: RootFs,
     diff_ids: Vec<Digest>,
 }
 
@@ -138,32 +167,36 @@ fn parse_diff_id(s: &str) -> Result<Digest, DigestError> {
     Digest::parse(s)
 }
 
+fn parse_diff_ids(rootfs: &RootFs) -> Result<Vec<Digest>, ImageError> {
+    rootfs
+        .diff_ids
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            parse_diff_id(d).map_err(|e| ImageError::InvalidConfig {
+                reason: format!("rootfs.diff_ids[{i}]: {e}"),
+            })
+        })
+        .collect()
+}
+
 impl Image {
     /// Parses a config. Like moby it refuses a config without `rootfs`
     /// ("invalid image JSON, no RootFS key") and one whose history has more
     /// non-empty entries than there are diff IDs; unlike moby it also refuses
     /// diff IDs that are not digests (bare sha256 hex is accepted).
     pub fn from_config(raw: &[u8]) -> Result<Image, ImageError> {
-        let fields: ConfigFields =
+        let essentials: Essentials =
             serde_json::from_slice(raw).map_err(|e| ImageError::InvalidConfig {
                 reason: format!("invalid image JSON: {e}"),
             })?;
-        let Some(rootfs) = fields.rootfs.clone() else {
+        let Some(rootfs) = essentials.rootfs else {
             return Err(ImageError::InvalidConfig {
                 reason: "invalid image JSON, no RootFS key".into(),
             });
         };
-        let diff_ids = rootfs
-            .diff_ids
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                parse_diff_id(d).map_err(|e| ImageError::InvalidConfig {
-                    reason: format!("rootfs.diff_ids[{i}]: {e}"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let non_empty = fields.history.iter().filter(|h| !h.empty_layer).count();
+        let diff_ids = parse_diff_ids(&rootfs)?;
+        let non_empty = essentials.history.iter().filter(|h| !h.empty_layer).count();
         if non_empty > diff_ids.len() {
             return Err(ImageError::InvalidConfig {
                 reason: format!(
@@ -175,9 +208,26 @@ impl Image {
         Ok(Image {
             id: ImageId::of_config(raw),
             raw: Arc::from(raw),
-            fields,
-            rootfs,
-            diff_ids,
+            os: essentials
+                .os
+                .filter(|os| !os.is_empty())
+                .map(String::into_boxed_str),
+            top_chain_id: ChainId::of(&diff_ids),
+            details: OnceLock::new(),
+        })
+    }
+
+    /// The other fields, parsed on first use. A field of an unexpected type
+    /// (which create and restore do not read) reads as absent.
+    fn details(&self) -> &Details {
+        self.details.get_or_init(|| {
+            let fields: ConfigFields = serde_json::from_slice(&self.raw).unwrap_or_default();
+            let diff_ids = fields
+                .rootfs
+                .as_ref()
+                .and_then(|r| parse_diff_ids(r).ok())
+                .unwrap_or_default();
+            Details { fields, diff_ids }
         })
     }
 
@@ -193,62 +243,61 @@ impl Image {
 
     /// The OS; an empty or absent `os` means the host's, as in moby.
     pub fn os(&self) -> &str {
-        match self.fields.os.as_deref() {
-            Some(os) if !os.is_empty() => os,
-            _ => std::env::consts::OS,
-        }
+        self.os.as_deref().unwrap_or(std::env::consts::OS)
     }
 
     /// The architecture, if set.
     pub fn architecture(&self) -> Option<&str> {
-        self.fields.architecture.as_deref()
+        self.details().fields.architecture.as_deref()
     }
 
     /// The author, if set.
     pub fn author(&self) -> Option<&str> {
-        self.fields.author.as_deref()
+        self.details().fields.author.as_deref()
     }
 
     /// The comment, if set.
     pub fn comment(&self) -> Option<&str> {
-        self.fields.comment.as_deref()
+        self.details().fields.comment.as_deref()
     }
 
     /// The creation time as written (RFC 3339), if set.
     pub fn created(&self) -> Option<&str> {
-        self.fields.created.as_deref()
+        self.details().fields.created.as_deref()
     }
 
     /// The `rootfs` section.
-    pub fn rootfs(&self) -> &RootFs {
-        &self.rootfs
+    pub fn rootfs(&self) -> Option<&RootFs> {
+        self.details().fields.rootfs.as_ref()
     }
 
     /// The diff IDs as digests, bottom-up.
     pub fn diff_ids(&self) -> &[Digest] {
-        &self.diff_ids
+        &self.details().diff_ids
     }
 
     /// The chain ID of the top layer; `None` for an image without layers.
-    pub fn top_chain_id(&self) -> Option<ChainId> {
-        ChainId::of(&self.diff_ids)
+    pub fn top_chain_id(&self) -> Option<&ChainId> {
+        self.top_chain_id.as_ref()
     }
 
     /// The history entries.
     pub fn history(&self) -> &[History] {
-        &self.fields.history
+        &self.details().fields.history
     }
 
     /// Any other top-level field by name (`config`, `container_config`, ...).
     pub fn field(&self, name: &str) -> Option<&Value> {
-        self.fields.extra.get(name)
+        self.details().fields.extra.get(name)
     }
 
     /// The config re-serialised with top-level keys in sorted order (moby's
     /// `MarshalJSON`). The image ID is never computed from this.
     pub fn to_sorted_json(&self) -> Result<Vec<u8>, ImageError> {
-        let value = serde_json::to_value(&self.fields).map_err(|e| ImageError::InvalidConfig {
-            reason: e.to_string(),
+        let value = serde_json::to_value(&self.details().fields).map_err(|e| {
+            ImageError::InvalidConfig {
+                reason: e.to_string(),
+            }
         })?;
         serde_json::to_vec(&value).map_err(|e| ImageError::InvalidConfig {
             reason: e.to_string(),

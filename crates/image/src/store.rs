@@ -107,6 +107,9 @@ pub struct Store<B, L> {
     skipped: Vec<SkippedImage>,
 }
 
+/// What restore found for one walked digest.
+type LoadOutcome = std::result::Result<(Image, Option<ImageId>), String>;
+
 /// The name under which an image holds its top layer.
 fn holder(id: &ImageId) -> String {
     format!("image/{id}")
@@ -118,40 +121,49 @@ fn os_supported(image: &Image) -> bool {
 
 impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
     /// Opens the store and restores it from `backend` (see the crate docs).
-    /// Only a failure of the layer store other than a missing layer, or a
-    /// failing walk, makes opening fail.
+    /// Configs are read, verified and parsed on several threads; only a
+    /// failure of the layer store other than a missing layer, or a failing
+    /// walk, makes opening fail.
     pub fn open(backend: Arc<B>, layers: Arc<L>) -> Result<Store<B, L>> {
         let mut digests = Vec::new();
         backend.walk(&mut |digest| {
-            digests.push(digest.clone());
+            digests.push(ImageId::from(digest.clone()));
             Ok(())
         })?;
+        let loaded = Self::load_all(&backend, &digests)?;
         let mut state = State::default();
         let mut skipped = Vec::new();
-        for digest in digests {
-            let id = ImageId::from(digest);
-            match Self::restore_one(&backend, &layers, &id) {
-                Ok(Ok(image)) => state.insert(Arc::new(image)),
-                Ok(Err(reason)) => skipped.push(SkippedImage { id, reason }),
-                Err(fatal) => return Err(fatal),
-            }
-        }
-        let ids: Vec<ImageId> = state.images.keys().cloned().collect();
-        for id in ids {
-            match backend.get_metadata(id.digest(), PARENT) {
-                Ok(bytes) => {
-                    // A parent that is not loaded is ignored, as in moby.
-                    let parent = std::str::from_utf8(&bytes)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<ImageId>().ok());
-                    if let Some(parent) = parent
-                        && state.images.contains_key(&parent)
-                    {
-                        state.link(&id, &parent);
-                    }
+        let mut parents = Vec::new();
+        for (id, outcome) in digests.into_iter().zip(loaded) {
+            let (image, parent) = match outcome {
+                Ok(found) => found,
+                Err(reason) => {
+                    skipped.push(SkippedImage { id, reason });
+                    continue;
                 }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
+            };
+            if let Some(top) = image.top_chain_id() {
+                match layers.get(top, &holder(&id)) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        skipped.push(SkippedImage {
+                            id,
+                            reason: format!("layer {top} does not exist"),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(parent) = parent {
+                parents.push((id, parent));
+            }
+            state.insert(Arc::new(image));
+        }
+        for (child, parent) in parents {
+            // A parent that is not loaded is ignored, as in moby.
+            if state.images.contains_key(&parent) {
+                state.link(&child, &parent);
             }
         }
         Ok(Store {
@@ -163,36 +175,52 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         })
     }
 
-    /// `Ok(Err(reason))` skips the image; `Err` aborts opening.
-    fn restore_one(
-        backend: &B,
-        layers: &L,
-        id: &ImageId,
-    ) -> Result<std::result::Result<Image, String>> {
-        let raw = match backend.get(id.digest()) {
-            Ok(raw) => raw,
-            Err(e) => return Ok(Err(format!("failed to read config: {e}"))),
-        };
-        let image = match Image::from_config(&raw) {
-            Ok(image) => image,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        if !os_supported(&image) {
-            return Ok(Err(format!(
-                "unsupported operating system {:?}",
-                image.os()
-            )));
-        }
-        if let Some(top) = image.top_chain_id() {
-            match layers.get(&top, &holder(id)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Ok(Err(format!("layer {top} does not exist")));
-                }
-                Err(e) => return Err(e.into()),
+    /// Reads, verifies and parses every config and its `parent`, split over
+    /// the available cores. Per image: `Ok((image, parent))` or the reason to
+    /// skip it.
+    fn load_all(backend: &B, ids: &[ImageId]) -> Result<Vec<LoadOutcome>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 8);
+        let chunk = ids.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|id| Self::load_one(backend, id))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all = Vec::with_capacity(ids.len());
+            for worker in workers {
+                let part = worker.join().map_err(|_| ImageError::InvalidConfig {
+                    reason: "a restore thread panicked".into(),
+                })?;
+                all.extend(part);
             }
+            Ok(all)
+        })
+    }
+
+    fn load_one(backend: &B, id: &ImageId) -> LoadOutcome {
+        let raw = backend
+            .get(id.digest())
+            .map_err(|e| format!("failed to read config: {e}"))?;
+        let image = Image::from_config(&raw).map_err(|e| e.to_string())?;
+        if !os_supported(&image) {
+            return Err(format!("unsupported operating system {:?}", image.os()));
         }
-        Ok(Ok(image))
+        let parent = match backend.get_metadata(id.digest(), PARENT) {
+            Ok(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.trim().parse::<ImageId>().ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("failed to read parent: {e}")),
+        };
+        Ok((image, parent))
     }
 
     /// Configs that [`open`](Self::open) skipped.
@@ -253,7 +281,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
             return Ok(id);
         }
         // Take the layer first: if it is missing, nothing has been written.
-        let top = image.top_chain_id();
+        let top = image.top_chain_id().cloned();
         if let Some(top) = &top {
             self.layers.get(top, &holder(&id))?;
         }
@@ -310,7 +338,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
             state.images.remove(id);
         }
         match image.top_chain_id() {
-            Some(top) => Ok(self.layers.release(&top, &holder(id))?),
+            Some(top) => Ok(self.layers.release(top, &holder(id))?),
             None => Ok(Vec::new()),
         }
     }
