@@ -119,7 +119,7 @@ impl SqliteBackend {
             .map_err(|e| sql_error("configure", subject.clone(), e))?;
         // Before anything that writes (journal_mode does): a newer or foreign
         // database stays untouched.
-        schema::check_openable(&writer, &subject)?;
+        let version = schema::check_openable(&writer, &subject)?;
         let journal_mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| sql_error("switch to WAL", subject.clone(), e))?;
@@ -130,7 +130,11 @@ impl SqliteBackend {
             });
         }
         configure(&writer, &options).map_err(|e| sql_error("configure", subject.clone(), e))?;
-        schema::migrate(&mut writer, &subject)?;
+        // Only an old schema takes the write lock: a current database opens
+        // even while another process writes.
+        if version < schema::SCHEMA_VERSION {
+            schema::migrate(&mut writer, &subject)?;
+        }
 
         let blobs = BlobDir::beside(&path);
         blobs.create().map_err(|e| {
@@ -162,7 +166,12 @@ impl SqliteBackend {
                 blobs,
             }),
         };
-        backend.gc_orphan_files()?;
+        // Cleaning is best effort here: a database that another process keeps
+        // busy still opens, and its leftovers go at the next clean.
+        match backend.gc_orphan_files() {
+            Err(e) if !e.is_retryable() => return Err(e),
+            _ => {}
+        }
         Ok(backend)
     }
 

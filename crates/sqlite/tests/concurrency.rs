@@ -113,6 +113,23 @@ fn a_database_locked_by_another_connection_gives_a_retryable_io_error() -> TestR
     Ok(())
 }
 
+#[test]
+fn a_store_opens_and_reads_while_another_connection_holds_the_write_lock() -> TestResult {
+    let fixture = Fixture::new();
+    let digest = fixture.store.set(b"readable")?;
+    let options = SqliteOptions {
+        busy_timeout: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    };
+    let fixture = fixture.reopen(options.clone());
+    let other = fixture.raw();
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    let second = SqliteBackend::open_with(fixture.db(), options)?;
+    assert_eq!(second.get(&digest)?, b"readable");
+    other.execute_batch("ROLLBACK")?;
+    Ok(())
+}
+
 /// Environment variable that turns a run of this test binary into the child
 /// writer of `two_processes_write_one_database`.
 const CHILD_DB: &str = "IMGSTORE_SQLITE_TEST_CHILD_DB";
