@@ -38,11 +38,6 @@
 //! Performance claims (get, single and batched set, parallel reads) are
 //! measured by the criterion group `backend/sqlite/*` in `benches/`.
 
-// `imgstore_backend::Error` is 176 bytes (a `Subject` holds a digest inline);
-// its size is the contract crate's choice, and boxing it here alone would not
-// shrink it. Reported upstream.
-#![allow(clippy::result_large_err)]
-
 mod backend;
 mod content;
 mod error;

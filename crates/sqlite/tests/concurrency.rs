@@ -1,9 +1,6 @@
 //! Threads and processes sharing one database: idempotent concurrent sets,
 //! readers beside a writer, two processes writing, busy databases.
 
-// Callbacks return `imgstore_backend::Result`, whose error is the contract's size.
-#![allow(clippy::result_large_err)]
-
 mod common;
 
 use std::path::Path;

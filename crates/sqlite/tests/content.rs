@@ -1,9 +1,6 @@
 //! Content and metadata as stored by SQLite: inline rows, blob files beside
 //! the database, corruption found on read, cleaning of leftovers.
 
-// Callbacks return `imgstore_backend::Result`, whose error is the contract's size.
-#![allow(clippy::result_large_err)]
-
 mod common;
 
 use std::fs;

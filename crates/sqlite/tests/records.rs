@@ -1,8 +1,5 @@
 //! Records in SQLite: atomic batches with preconditions, ordered prefix scans.
 
-// Callbacks return `imgstore_backend::Result`, whose error is the contract's size.
-#![allow(clippy::result_large_err)]
-
 mod common;
 
 use common::{Fixture, TestResult};

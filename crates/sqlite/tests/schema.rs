@@ -1,9 +1,6 @@
 //! Opening databases: migrations from every older schema version, refusal of
 //! newer or foreign databases, and the pragmas every connection runs with.
 
-// Callbacks return `imgstore_backend::Result`, whose error is the contract's size.
-#![allow(clippy::result_large_err)]
-
 mod common;
 
 use std::fs;
