@@ -9,12 +9,24 @@ use imgstore_benches::{fill, fs, sqlite};
 use imgstore_image::{ImageStore, Store};
 use imgstore_layer::LayerStore;
 
-fn profile<B: StoreBackend + imgstore_backend::RecordStore>(name: &str, open: fn(&std::path::Path) -> Arc<B>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    fill(open(dir.path()), 10_000);
+fn profile<B: StoreBackend + imgstore_backend::RecordStore>(
+    name: &str,
+    open: fn(&std::path::Path) -> Arc<B>,
+) {
+    // IMGSTORE_PROFILE_DIR keeps a filled store between runs (to profile opening alone).
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir_path = match std::env::var_os("IMGSTORE_PROFILE_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir).join(name),
+        None => temp.path().to_path_buf(),
+    };
+    if !dir_path.exists() || std::env::var_os("IMGSTORE_PROFILE_DIR").is_none() {
+        std::fs::create_dir_all(&dir_path).expect("mkdir");
+        fill(open(&dir_path), 10_000);
+    }
+    let dir = &dir_path;
     for _ in 0..3 {
         let t = Instant::now();
-        let backend = open(dir.path());
+        let backend = open(dir);
         let t_backend = t.elapsed();
         let mut n = 0;
         backend

@@ -109,6 +109,19 @@ pub trait StoreBackend: Send + Sync {
     /// A streaming, verifying reader over the content (see [`BlobReader`]).
     fn open_blob(&self, digest: &Digest) -> Result<BlobReader>;
 
+    /// [`get`](Self::get) for many digests at once, in order. Backends
+    /// override it to read in one transaction or round trip (restore of 10k
+    /// images depends on it); the default calls `get` for each.
+    fn get_many(&self, digests: &[Digest]) -> Vec<Result<Vec<u8>>> {
+        digests.iter().map(|d| self.get(d)).collect()
+    }
+
+    /// [`get_metadata`](Self::get_metadata) of one key for many digests at
+    /// once, in order; overridden like [`get_many`](Self::get_many).
+    fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {
+        digests.iter().map(|d| self.get_metadata(d, key)).collect()
+    }
+
     /// Streams `reader` into the store without holding it in memory. With
     /// `expected`, the bytes must hash to it (`DataCorruption` otherwise, and
     /// nothing is stored); the returned digest is always sha256. Empty input is

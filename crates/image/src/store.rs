@@ -176,7 +176,8 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
     }
 
     /// Reads, verifies and parses every config and its `parent`, split over
-    /// the available cores. Per image: `Ok((image, parent))` or the reason to
+    /// the available cores, each part read with one `get_many` and one
+    /// `get_metadata_many`. Per image: `Ok((image, parent))` or the reason to
     /// skip it.
     fn load_all(backend: &B, ids: &[ImageId]) -> Result<Vec<LoadOutcome>> {
         let threads = std::thread::available_parallelism()
@@ -186,13 +187,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         std::thread::scope(|scope| {
             let workers: Vec<_> = ids
                 .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|id| Self::load_one(backend, id))
-                            .collect::<Vec<_>>()
-                    })
-                })
+                .map(|part| scope.spawn(move || Self::load_part(backend, part)))
                 .collect();
             let mut all = Vec::with_capacity(ids.len());
             for worker in workers {
@@ -205,15 +200,27 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         })
     }
 
-    fn load_one(backend: &B, id: &ImageId) -> LoadOutcome {
-        let raw = backend
-            .get(id.digest())
-            .map_err(|e| format!("failed to read config: {e}"))?;
+    fn load_part(backend: &B, ids: &[ImageId]) -> Vec<LoadOutcome> {
+        let digests: Vec<_> = ids.iter().map(|id| id.digest().clone()).collect();
+        let configs = backend.get_many(&digests);
+        let parents = backend.get_metadata_many(&digests, PARENT);
+        configs
+            .into_iter()
+            .zip(parents)
+            .map(|(raw, parent)| Self::load_one(raw, parent))
+            .collect()
+    }
+
+    fn load_one(
+        raw: imgstore_backend::Result<Vec<u8>>,
+        parent: imgstore_backend::Result<Vec<u8>>,
+    ) -> LoadOutcome {
+        let raw = raw.map_err(|e| format!("failed to read config: {e}"))?;
         let image = Image::from_config(&raw).map_err(|e| e.to_string())?;
         if !os_supported(&image) {
             return Err(format!("unsupported operating system {:?}", image.os()));
         }
-        let parent = match backend.get_metadata(id.digest(), PARENT) {
+        let parent = match parent {
             Ok(bytes) => std::str::from_utf8(&bytes)
                 .ok()
                 .and_then(|s| s.trim().parse::<ImageId>().ok()),
