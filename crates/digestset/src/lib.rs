@@ -4,7 +4,8 @@
 //!
 //! [`DigestSet`] follows go-digest's `digestset` package (the index moby's
 //! image store searches) but with every operation O(log n), where go's `Add`
-//! and `Remove` are O(n): digests are kept as raw hash bytes in one B-tree per
+//! and `Remove` are O(n): digests are kept as raw hashes (big-endian 64-bit
+//! words, whose order is hex order) in one B-tree per
 //! algorithm, and a hex prefix is a range of that tree. It builds on
 //! [`imgstore_digest`] and does no I/O. [`SharedDigestSet`] is the same set
 //! behind an `RwLock`.

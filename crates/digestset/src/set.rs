@@ -8,25 +8,25 @@ use std::iter::{FusedIterator, Peekable};
 use imgstore_digest::{Algorithm, Digest, DigestError};
 
 use crate::LookupError;
-use crate::query::{HexPrefix, Query};
+use crate::query::{HexPrefix, Query, Words, decode, encode_words};
 use crate::short_code;
 use crate::table::{Hits, Table};
 
 /// A set of digests that finds a digest by a unique prefix of its hex, as
 /// go-digest's `digestset.Set` does, with every operation O(log n).
 ///
-/// Entries are kept as raw hash bytes in one B-tree per algorithm (32 bytes
-/// per sha256 entry plus node overhead, about 55 bytes per entry in all; see
-/// the `digestset_memory` example). See the [crate documentation](crate) for
+/// Entries are kept as raw hashes in one B-tree per algorithm (32 bytes per
+/// sha256 entry plus node overhead: about 51 bytes per entry in all, measured
+/// by the `digestset_memory` example of `imgstore-benches`). See the [crate documentation](crate) for
 /// the lookup rules.
 ///
 /// `DigestSet` is `Send + Sync`: share it behind a lock, or use
 /// [`SharedDigestSet`](crate::SharedDigestSet).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct DigestSet {
-    sha256: Table<32>,
-    sha384: Table<48>,
-    sha512: Table<64>,
+    sha256: Table<4>,
+    sha384: Table<6>,
+    sha512: Table<8>,
 }
 
 impl DigestSet {
@@ -38,11 +38,13 @@ impl DigestSet {
     /// Adds `digest`; returns `false` if it was already there (the set is
     /// unchanged, as go-digest's `Add` of a duplicate). O(log n).
     pub fn add(&mut self, digest: &Digest) -> bool {
-        let hash = digest.hash_bytes();
+        let Some(key) = key_of(digest) else {
+            return false;
+        };
         match digest.algorithm() {
-            Algorithm::Sha256 => self.sha256.insert(&hash),
-            Algorithm::Sha384 => self.sha384.insert(&hash),
-            Algorithm::Sha512 => self.sha512.insert(&hash),
+            Algorithm::Sha256 => self.sha256.insert(&key),
+            Algorithm::Sha384 => self.sha384.insert(&key),
+            Algorithm::Sha512 => self.sha512.insert(&key),
         }
     }
 
@@ -56,11 +58,13 @@ impl DigestSet {
 
     /// Removes `digest`; returns whether it was there. O(log n).
     pub fn remove(&mut self, digest: &Digest) -> bool {
-        let hash = digest.hash_bytes();
+        let Some(key) = key_of(digest) else {
+            return false;
+        };
         match digest.algorithm() {
-            Algorithm::Sha256 => self.sha256.remove(&hash),
-            Algorithm::Sha384 => self.sha384.remove(&hash),
-            Algorithm::Sha512 => self.sha512.remove(&hash),
+            Algorithm::Sha256 => self.sha256.remove(&key),
+            Algorithm::Sha384 => self.sha384.remove(&key),
+            Algorithm::Sha512 => self.sha512.remove(&key),
         }
     }
 
@@ -72,11 +76,13 @@ impl DigestSet {
 
     /// Whether `digest` is in the set. O(log n).
     pub fn contains(&self, digest: &Digest) -> bool {
-        let hash = digest.hash_bytes();
+        let Some(key) = key_of(digest) else {
+            return false;
+        };
         match digest.algorithm() {
-            Algorithm::Sha256 => self.sha256.contains(&hash),
-            Algorithm::Sha384 => self.sha384.contains(&hash),
-            Algorithm::Sha512 => self.sha512.contains(&hash),
+            Algorithm::Sha256 => self.sha256.contains(&key),
+            Algorithm::Sha384 => self.sha384.contains(&key),
+            Algorithm::Sha512 => self.sha512.contains(&key),
         }
     }
 
@@ -126,9 +132,8 @@ impl DigestSet {
         match hits {
             Hits::None => Err(LookupError::not_found(query)),
             Hits::Many => Err(LookupError::ambiguous(query)),
-            // A key always has its algorithm's size, so `from_hash` cannot fail.
             Hits::One(algorithm, key) => {
-                Digest::from_hash(algorithm, key).map_err(|_| LookupError::not_found(query))
+                digest_of(algorithm, key).ok_or_else(|| LookupError::not_found(query))
             }
         }
     }
@@ -203,6 +208,28 @@ impl DigestSet {
     }
 }
 
+/// The key of a digest: its hex as words. `None` is unreachable (a `Digest`
+/// always holds lower-case hex of its algorithm's length); callers treat it as
+/// "not in the set" rather than panic.
+fn key_of(digest: &Digest) -> Option<Words> {
+    decode(digest.encoded())
+}
+
+/// The digest whose hash is `words` (of `algorithm`'s size). `None` is
+/// unreachable: the words come from a table of that size. Built as text and
+/// parsed, which costs half of `Digest::from_hash` and does not allocate for
+/// sha256.
+fn digest_of(algorithm: Algorithm, words: &[u64]) -> Option<Digest> {
+    let name = algorithm.as_str().as_bytes();
+    let mut text = [0u8; 7 + 128];
+    let (head, hex) = text.split_at_mut(name.len() + 1);
+    head[..name.len()].copy_from_slice(name);
+    head[name.len()] = b':';
+    let end = head.len() + encode_words(words, hex);
+    let text = std::str::from_utf8(text.get(..end)?).ok()?;
+    Digest::parse(text).ok()
+}
+
 impl fmt::Debug for DigestSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_set().entries(self.iter()).finish()
@@ -244,9 +271,9 @@ impl<'a> Extend<&'a Digest> for DigestSet {
 /// The digests of a [`DigestSet`] in go-digest's order: by encoded hex, then
 /// algorithm. Returned by [`DigestSet::iter`].
 pub struct Iter<'a> {
-    sha256: Peekable<btree_set::Iter<'a, [u8; 32]>>,
-    sha384: Peekable<btree_set::Iter<'a, [u8; 48]>>,
-    sha512: Peekable<btree_set::Iter<'a, [u8; 64]>>,
+    sha256: Peekable<btree_set::Iter<'a, [u64; 4]>>,
+    sha384: Peekable<btree_set::Iter<'a, [u64; 6]>>,
+    sha512: Peekable<btree_set::Iter<'a, [u64; 8]>>,
     remaining: usize,
 }
 
@@ -254,7 +281,7 @@ impl Iterator for Iter<'_> {
     type Item = Digest;
 
     fn next(&mut self) -> Option<Digest> {
-        // Hex order across lengths is the byte-slice order of the raw hashes
+        // Hex order across lengths is the slice order of the hashes' words
         // (a shorter hash that prefixes a longer one sorts first). Hashes of
         // different algorithms differ in length, so there are no ties.
         let heads = [
@@ -272,8 +299,7 @@ impl Iterator for Iter<'_> {
             Algorithm::Sha512 => self.sha512.next()?.as_slice(),
         };
         self.remaining = self.remaining.saturating_sub(1);
-        // A key always has its algorithm's size, so `from_hash` cannot fail.
-        Digest::from_hash(algorithm, key).ok()
+        digest_of(algorithm, key)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

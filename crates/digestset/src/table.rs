@@ -5,21 +5,21 @@ use std::collections::btree_set;
 
 use imgstore_digest::Algorithm;
 
-use crate::query::HexPrefix;
+use crate::query::{HexPrefix, Words};
 
-/// The hashes of one algorithm, `N` bytes each, in byte order (which is hex
-/// order). 32 bytes per sha256 entry plus the B-tree's node overhead; no
-/// per-entry allocation.
+/// The hashes of one algorithm, `W` big-endian 64-bit words each, in word
+/// order (which is hex order). 32 bytes per sha256 entry plus the B-tree's
+/// node overhead; no per-entry allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Table<const N: usize> {
-    keys: BTreeSet<[u8; N]>,
+pub(crate) struct Table<const W: usize> {
+    keys: BTreeSet<[u64; W]>,
 }
 
 /// How many entries a prefix matched, counting at most two.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Hits<'a> {
     None,
-    One(Algorithm, &'a [u8]),
+    One(Algorithm, &'a [u64]),
     Many,
 }
 
@@ -33,27 +33,23 @@ impl<'a> Hits<'a> {
     }
 }
 
-impl<const N: usize> Table<N> {
-    /// `hash` has exactly `N` bytes: the set routes each digest to the table of
-    /// its algorithm's size.
-    fn key(hash: &[u8]) -> [u8; N] {
-        let mut key = [0u8; N];
-        for (dst, src) in key.iter_mut().zip(hash) {
-            *dst = *src;
-        }
-        key
+impl<const W: usize> Table<W> {
+    /// The first `W` words: the set routes each digest to the table of its
+    /// algorithm's size, and [`Words`] holds the largest.
+    fn key(words: &Words) -> Option<[u64; W]> {
+        words.first_chunk().copied()
     }
 
-    pub(crate) fn insert(&mut self, hash: &[u8]) -> bool {
-        self.keys.insert(Self::key(hash))
+    pub(crate) fn insert(&mut self, words: &Words) -> bool {
+        Self::key(words).is_some_and(|key| self.keys.insert(key))
     }
 
-    pub(crate) fn remove(&mut self, hash: &[u8]) -> bool {
-        self.keys.remove(&Self::key(hash))
+    pub(crate) fn remove(&mut self, words: &Words) -> bool {
+        Self::key(words).is_some_and(|key| self.keys.remove(&key))
     }
 
-    pub(crate) fn contains(&self, hash: &[u8]) -> bool {
-        self.keys.contains(&Self::key(hash))
+    pub(crate) fn contains(&self, words: &Words) -> bool {
+        Self::key(words).is_some_and(|key| self.keys.contains(&key))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -64,7 +60,7 @@ impl<const N: usize> Table<N> {
         self.keys.clear();
     }
 
-    pub(crate) fn iter(&self) -> btree_set::Iter<'_, [u8; N]> {
+    pub(crate) fn iter(&self) -> btree_set::Iter<'_, [u64; W]> {
         self.keys.iter()
     }
 
@@ -74,11 +70,22 @@ impl<const N: usize> Table<N> {
         if self.keys.is_empty() {
             return Hits::None;
         }
-        let Some((low, high)) = prefix.bounds::<N>() else {
+        let Some((low, high)) = prefix.bounds::<W>() else {
             return Hits::None;
         };
-        // low <= high always holds (see HexPrefix), so `range` cannot panic.
-        let mut range = self.keys.range::<[u8; N], _>(low..=high);
+        if prefix.digits() == W * 16 {
+            // A whole hash: one search, no range.
+            return match self.keys.get(&low) {
+                Some(key) => Hits::One(algorithm, key),
+                None => Hits::None,
+            };
+        }
+        // The first two keys from `low` on; those above `high` do not match.
+        // (An unbounded range end costs no comparisons on the way down.)
+        let mut range = self
+            .keys
+            .range::<[u64; W], _>(low..)
+            .take_while(|key| **key <= high);
         match (range.next(), range.next()) {
             (None, _) => Hits::None,
             (Some(key), None) => Hits::One(algorithm, key),

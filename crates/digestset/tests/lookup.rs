@@ -226,3 +226,35 @@ fn ambiguous_message_names_the_query() {
     assert!(err.to_string().contains("\"sha256:1234\""), "{err}");
     assert!(matches!(err, LookupError::Ambiguous { ref query } if query == "sha256:1234"));
 }
+
+#[test]
+fn lookup_prefix_across_word_boundary() {
+    // Two entries that agree on the first 16 digits (one 64-bit word) and differ at the 17th.
+    let a = common::filled(Algorithm::Sha256, "0000000000000000a", '0');
+    let b = common::filled(Algorithm::Sha256, "0000000000000000b", '0');
+    let set = set_of(&[a.clone(), b.clone()]);
+    assert_eq!(look(&set, "0000000000000000"), Outcome::Ambiguous);
+    assert_eq!(look(&set, "0000000000000000a"), Outcome::Found(a.clone()));
+    assert_eq!(
+        look(&set, "sha256:0000000000000000b0"),
+        Outcome::Found(b.clone())
+    );
+    assert_eq!(look(&set, "0000000000000000c"), Outcome::NotFound);
+}
+
+#[test]
+fn lookup_entries_differing_in_last_digit() {
+    let a = common::filled(Algorithm::Sha256, &"e".repeat(63), '0');
+    let b = common::filled(Algorithm::Sha256, &"e".repeat(63), '1');
+    let set = set_of(&[a.clone(), b.clone()]);
+    assert_eq!(look(&set, &"e".repeat(63)), Outcome::Ambiguous);
+    assert_eq!(look(&set, b.encoded()), Outcome::Found(b.clone()));
+    assert_eq!(look(&set, a.as_str()), Outcome::Found(a.clone()));
+    // go: the length reaches 64 on the first entry and is not reset before the
+    // second, so both get the full digest string.
+    assert_eq!(set.short_code_table(2)[&b], b.as_str());
+    assert_eq!(
+        set.short_code_table(2),
+        common::GoSet::new(&[a.clone(), b.clone()]).short_code_table(2)
+    );
+}
