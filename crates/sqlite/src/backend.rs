@@ -79,9 +79,6 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()>
     conn.busy_timeout(options.busy_timeout)?;
     conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    // Reads of pages not in the WAL come straight from the mapping: no read()
-    // per page, and nothing to reload when another connection's commit
-    // invalidates this connection's page cache.
     // `validate` checked that it fits.
     let mmap_size = i64::try_from(options.mmap_size).unwrap_or(0);
     conn.pragma_update(None, "mmap_size", mmap_size)?;
