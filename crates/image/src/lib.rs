@@ -9,9 +9,8 @@
 //! [`ImageStore::delete`] releases it and returns what the layer store freed.
 //!
 //! [`Store::open`] restores from the backend: it walks the content, verifies
-//! and parses every config, re-takes each image's layer reference (idempotent,
-//! which also repairs a crash between writing a config and taking the
-//! reference) and relinks children from `parent` metadata. An image whose
+//! and parses every config, takes each image's (transient) layer reference
+//! and relinks children from `parent` metadata. An image whose
 //! config is corrupt or unparsable, whose OS is foreign or whose layer is
 //! missing is skipped and reported ([`Store::skipped`]), never deleted.
 //!

@@ -6,15 +6,18 @@
 //! The store keeps one [`Layer`] record per chain, through the backend's
 //! [`RecordStore`](imgstore_backend::RecordStore), and counts references:
 //!
-//! - every layer holds one reference on its parent;
+//! - every layer holds one reference on its parent, derived from the records'
+//!   parent links when the store opens (never stored as a number);
 //! - a *holder* (an image, an import in progress, any caller-chosen name)
-//!   holds at most one reference on a layer, taken by [`LayerStore::register`]
-//!   or [`LayerGetReleaser::get`] and dropped by [`LayerGetReleaser::release`].
+//!   holds at most one reference on a layer, taken by [`LayerStore::register`],
+//!   [`LayerGetReleaser::get`] or [`LayerStore::hold`] and dropped by
+//!   [`LayerGetReleaser::release`]. Taking it twice under one name is one
+//!   reference, which makes an image's reference on its top layer idempotent.
 //!
-//! Holder references are persisted, so counts survive a reopen exactly;
-//! child references are derived from the records' parent links when the store
-//! opens. Taking a reference twice under one holder is one reference, which is
-//! what makes an image's reference on its top layer idempotent.
+//! A holder's reference is [`Durability::Transient`] (kept in memory, as
+//! moby's are; the image store re-takes its references when it restores, and a
+//! crashed import leaves nothing behind) or [`Durability::Persistent`]
+//! (`hold`: recorded, survives reopening).
 //!
 //! When the last reference on a layer goes, its record and its blob are deleted
 //! and its parent is released in turn, iteratively (a 1000-layer chain does
@@ -38,5 +41,6 @@ mod store;
 pub use chain::ChainId;
 pub use error::LayerError;
 pub use store::{
-    BlobRef, Layer, LayerGetReleaser, LayerMetadata, LayerStore, NewLayer, RestoreProblem,
+    BlobRef, Durability, Layer, LayerGetReleaser, LayerMetadata, LayerStore, NewLayer,
+    RestoreProblem,
 };

@@ -1,6 +1,6 @@
 //! `LayerStore`: layer records and reference counts over a backend.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use imgstore_backend::{Batch, RecordStore, StoreBackend};
@@ -126,7 +126,9 @@ pub struct RestoreProblem {
 /// The two operations the image store needs from a layer store (moby's
 /// `LayerGetReleaser`), with the holder named.
 pub trait LayerGetReleaser: Send + Sync {
-    /// Takes `holder`'s reference on the layer (at most one per holder).
+    /// Takes `holder`'s reference on the layer (at most one per holder). The
+    /// reference is transient, as moby's are: the image store re-takes its
+    /// references when it restores.
     fn get(&self, chain_id: &ChainId, holder: &str) -> Result<Layer>;
 
     /// Drops `holder`'s reference. At zero references the layer is deleted and
@@ -145,8 +147,20 @@ struct StoredLayer {
 
 struct Entry {
     layer: Layer,
-    holders: BTreeSet<String>,
+    /// Holder name -> whether its reference is persisted.
+    holders: BTreeMap<String, Durability>,
     children: usize,
+}
+
+/// How long a holder's reference lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Durability {
+    /// Kept in memory until released or until the process ends, as moby's
+    /// layer references are: the image store re-takes its references when it
+    /// restores, and an import that crashes leaves nothing to clean up.
+    Transient,
+    /// Persisted through the record store; survives reopening.
+    Persistent,
 }
 
 impl Entry {
@@ -248,7 +262,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     chain_id,
                     Entry {
                         layer,
-                        holders: BTreeSet::new(),
+                        holders: BTreeMap::new(),
                         children: 0,
                     },
                 );
@@ -276,7 +290,9 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             match parsed {
                 Some((chain_id, holder)) => match state.layers.get_mut(&chain_id) {
                     Some(entry) => {
-                        entry.holders.insert(holder.to_owned());
+                        entry
+                            .holders
+                            .insert(holder.to_owned(), Durability::Persistent);
                     }
                     None => problems.push(RestoreProblem {
                         key: key.to_owned(),
@@ -320,9 +336,11 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
     }
 
     /// Registers `layer` on top of `parent` (which must exist) and gives
-    /// `holder` a reference on it. Idempotent per chain: registering an
-    /// existing chain only adds the holder's reference (if it had none).
-    /// A blob named by `layer` must already be in the content store.
+    /// `holder` a transient reference on it (make it persistent with
+    /// [`hold`](Self::hold)). Idempotent per chain: registering an existing
+    /// chain only adds the holder's reference (if it had none). The record is
+    /// durable when this returns. A blob named by `layer` must already be in
+    /// the content store.
     pub fn register(
         &self,
         layer: NewLayer,
@@ -353,7 +371,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     offered: layer.diff_id.to_string(),
                 });
             }
-            return self.take_reference(&mut state, &chain_id, holder);
+            return self.take_reference(&mut state, &chain_id, holder, Durability::Transient);
         }
         let record = Layer {
             chain_id: chain_id.clone(),
@@ -374,9 +392,10 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         let mut batch = Batch::new();
         batch
             .require_absent(LAYERS, chain_id.as_str())
-            .put(LAYERS, chain_id.as_str(), value)
-            .put(HOLDERS, &holder_key(&chain_id, holder), Vec::new());
-        self.backend.apply(&batch)?;
+            .put(LAYERS, chain_id.as_str(), value);
+        if !batch.is_empty() {
+            self.backend.apply(&batch)?;
+        }
         if let Some(parent) = &record.parent
             && let Some(entry) = state.layers.get_mut(parent)
         {
@@ -389,26 +408,43 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             chain_id,
             Entry {
                 layer: record.clone(),
-                holders: BTreeSet::from([holder.to_owned()]),
+                holders: BTreeMap::from([(holder.to_owned(), Durability::Transient)]),
                 children: 0,
             },
         );
         Ok(record)
     }
 
-    fn take_reference(&self, state: &mut State, chain_id: &ChainId, holder: &str) -> Result<Layer> {
+    fn take_reference(
+        &self,
+        state: &mut State,
+        chain_id: &ChainId,
+        holder: &str,
+        durability: Durability,
+    ) -> Result<Layer> {
         let Some(entry) = state.layers.get_mut(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
             });
         };
-        if !entry.holders.contains(holder) {
+        let held = entry.holders.get(holder).copied();
+        if durability == Durability::Persistent && held != Some(Durability::Persistent) {
             let mut batch = Batch::new();
             batch.put(HOLDERS, &holder_key(chain_id, holder), Vec::new());
             self.backend.apply(&batch)?;
-            entry.holders.insert(holder.to_owned());
         }
+        // A persistent reference stays persistent when taken again transiently.
+        let durability = held.map_or(durability, |h| h.max(durability));
+        entry.holders.insert(holder.to_owned(), durability);
         Ok(entry.layer.clone())
+    }
+
+    /// Gives `holder` a persistent reference on the layer: recorded, so it
+    /// survives reopening. Upgrades a transient reference of the same holder.
+    pub fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
+        validate_holder(holder)?;
+        let mut state = self.write();
+        self.take_reference(&mut state, chain_id, holder, Durability::Persistent)
     }
 
     /// The layer record, without taking a reference.
@@ -435,7 +471,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         self.read()
             .layers
             .get(chain_id)
-            .map(|e| e.holders.iter().cloned().collect())
+            .map(|e| e.holders.keys().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -454,7 +490,7 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
     fn get(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
         validate_holder(holder)?;
         let mut state = self.write();
-        self.take_reference(&mut state, chain_id, holder)
+        self.take_reference(&mut state, chain_id, holder, Durability::Transient)
     }
 
     fn release(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>> {
@@ -465,16 +501,18 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
                 chain_id: chain_id.clone(),
             });
         };
-        if !entry.holders.contains(holder) {
+        let Some(&durability) = entry.holders.get(holder) else {
             return Err(LayerError::NotHeld {
                 chain_id: chain_id.clone(),
                 holder: holder.to_owned(),
             });
-        }
+        };
         // Plan the cascade on the unchanged state: each removed layer drops
         // exactly one reference (a child's) from the next one down.
         let mut batch = Batch::new();
-        batch.delete(HOLDERS, &holder_key(chain_id, holder));
+        if durability == Durability::Persistent {
+            batch.delete(HOLDERS, &holder_key(chain_id, holder));
+        }
         let mut removed: Vec<ChainId> = Vec::new();
         let mut current = chain_id.clone();
         let mut remaining = entry.references() - 1;

@@ -35,6 +35,7 @@ backend_tests!(
     release_without_a_reference_is_an_error_not_a_panic,
     shared_base_survives_release_of_one_chain,
     references_survive_reopen,
+    transient_references_do_not_survive_reopen,
     thousand_layer_chain_releases_without_recursion,
     blob_is_deleted_with_its_last_layer_only,
     restore_skips_and_reports_broken_records,
@@ -208,15 +209,51 @@ fn references_survive_reopen<B: StoreBackend + RecordStore>(open: fn(&Path) -> A
         let l1 = layers
             .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()), "a")
             .unwrap();
-        layers.get(l1.chain_id(), "b").unwrap();
+        layers.hold(l1.chain_id(), "b").unwrap();
+        layers.hold(l1.chain_id(), "a").unwrap();
+        assert_eq!(
+            layers.references(l1.chain_id()),
+            Some(2),
+            "upgrading a's reference adds none"
+        );
         (l0, l1)
     };
     let layers = LayerStore::open(open(dir.path())).unwrap();
     assert!(layers.restore_problems().is_empty());
-    assert_eq!(layers.references(l0.chain_id()), Some(2));
+    // Persistent references survive; transient ones (a's on l0) do not; child links are rebuilt.
+    assert_eq!(layers.references(l0.chain_id()), Some(1));
     assert_eq!(layers.references(l1.chain_id()), Some(2));
     assert_eq!(layers.holders(l1.chain_id()), ["a", "b"]);
     assert_eq!(layers.layer(l1.chain_id()).as_ref(), Some(&l1));
+    layers.release(l1.chain_id(), "b").unwrap();
+    assert_eq!(layers.release(l1.chain_id(), "a").unwrap().len(), 2);
+    drop(layers);
+    assert!(
+        LayerStore::open(open(dir.path())).unwrap().is_empty(),
+        "released persistent references stay released"
+    );
+}
+
+fn transient_references_do_not_survive_reopen<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = {
+        let layers = LayerStore::open(open(dir.path())).unwrap();
+        let l0 = layers
+            .register(NewLayer::new(diff(0), 1), None, "import")
+            .unwrap();
+        layers.get(l0.chain_id(), "image/x").unwrap();
+        l0.chain_id().clone()
+    };
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    assert_eq!(
+        layers.references(&chain),
+        Some(0),
+        "the record stays for its holders to re-take (or gc)"
+    );
+    layers.get(&chain, "image/x").unwrap();
+    assert_eq!(layers.release(&chain, "image/x").unwrap().len(), 1);
 }
 
 fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore + 'static>(
