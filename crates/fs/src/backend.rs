@@ -170,14 +170,6 @@ fn input_error(e: io::Error) -> Error {
     Error::io("read the input of", Subject::Store("write_blob".into()), e)
 }
 
-/// Reads a whole open file into memory, sized by `fstat`.
-fn read_all(mut file: File) -> io::Result<Vec<u8>> {
-    let size = file.metadata()?.len();
-    let mut data = Vec::with_capacity(size as usize + 1);
-    file.read_to_end(&mut data)?;
-    Ok(data)
-}
-
 impl FsBackend {
     /// Opens the store in `root` with [`FsOptions::default`] (see
     /// [`open_with`](Self::open_with)).
@@ -264,7 +256,8 @@ impl FsBackend {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(content_io("open", digest, e)),
         };
-        let data = read_all(file).map_err(|e| content_io("read", digest, e))?;
+        let data =
+            sys::read_regular(&file, 16 * 1024).map_err(|e| content_io("read", digest, e))?;
         let actual = Algorithm::Sha256.from_bytes(&data);
         if actual != *digest {
             return Err(Error::DataCorruption {
@@ -291,24 +284,40 @@ impl FsBackend {
 
 impl StoreBackend for FsBackend {
     fn walk(&self, visit: &mut dyn FnMut(&Digest) -> Result<()>) -> Result<()> {
-        let path = self.root.join(CONTENT_DIR);
-        let subject = || Subject::Store(path.display().to_string());
-        let entries = std::fs::read_dir(&path).map_err(|e| Error::io("list", subject(), e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", subject(), e))?;
-            let name = entry.file_name();
+        let mut text = *b"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let walked = sys::for_each_entry(&self.content, |name, kind| {
             // Temp files, moby's stray names and anything not a digest are skipped.
-            let Some(hex) = name.to_str().filter(|n| is_sha256_hex(n)) else {
-                continue;
+            if !is_sha256_hex(name) {
+                return Ok(());
+            }
+            let hex = std::str::from_utf8(name).unwrap_or_default();
+            let is_file = match kind {
+                sys::EntryType::File => true,
+                sys::EntryType::Other => false,
+                sys::EntryType::Unknown => {
+                    matches!(sys::stat(&self.content, hex), Ok(Some(s)) if s.is_file)
+                }
             };
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
+            if !is_file {
+                return Ok(());
             }
-            if let Ok(digest) = Digest::new(Algorithm::Sha256, hex) {
-                visit(&digest)?;
+            text[7..].copy_from_slice(name);
+            match std::str::from_utf8(&text)
+                .ok()
+                .and_then(|t| Digest::parse(t).ok())
+            {
+                Some(digest) => visit(&digest),
+                None => Ok(()),
             }
+        });
+        match walked {
+            Ok(result) => result,
+            Err(e) => Err(Error::io(
+                "list",
+                Subject::Store(self.root.join(CONTENT_DIR).display().to_string()),
+                e,
+            )),
         }
-        Ok(())
     }
 
     fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
@@ -369,26 +378,38 @@ impl StoreBackend for FsBackend {
         let hex = self.require_content(digest)?;
         let dir = self.metadata_dir(digest, hex)?;
         atomic::write_file(&dir, key, value)
-            .map_err(|e| Error::io("write", metadata_subject(digest, key), e))
+            .map_err(|e| Error::io("write", metadata_subject(digest, key), e))?;
+        // A delete that ran between the check above and the write would leave
+        // this key without content; undo it so metadata never outlives content.
+        if self.content_stat(digest, hex)?.is_none() {
+            let _ = std::fs::remove_dir_all(self.root.join(METADATA_DIR).join(hex));
+            return Err(Error::content_not_found(digest));
+        }
+        Ok(())
     }
 
     fn get_metadata(&self, digest: &Digest, key: &str) -> Result<Vec<u8>> {
         validate_metadata_key(key)?;
-        let hex = self.require_content(digest)?;
-        let mut name = String::with_capacity(hex.len() + 1 + key.len());
-        name.push_str(hex);
-        name.push('/');
-        name.push_str(key);
-        match sys::open_read(&self.metadata, &name) {
-            Ok(file) => {
-                read_all(file).map_err(|e| Error::io("read", metadata_subject(digest, key), e))
-            }
+        let Some(hex) = sha256_hex(digest) else {
+            return Err(Error::content_not_found(digest));
+        };
+        let mut name = [0u8; 64 + 1 + 128];
+        name[..64].copy_from_slice(hex.as_bytes());
+        name[64] = b'/';
+        name[65..65 + key.len()].copy_from_slice(key.as_bytes());
+        let name = std::str::from_utf8(&name[..65 + key.len()]).unwrap_or_default();
+        // Metadata exists only beside content (set_metadata checks, delete
+        // removes metadata first), so a hit needs no second look at the content.
+        match sys::open_read(&self.metadata, name) {
+            Ok(file) => sys::read_regular(&file, 256)
+                .map_err(|e| Error::io("read", metadata_subject(digest, key), e)),
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) =>
             {
+                self.require_content(digest)?;
                 Err(Error::NotFound {
                     subject: metadata_subject(digest, key),
                 })
@@ -541,8 +562,8 @@ impl RecordStore for FsBackend {
 }
 
 /// True when `name` is a sha256 encoded part: 64 lower-case hex characters.
-fn is_sha256_hex(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+fn is_sha256_hex(name: &[u8]) -> bool {
+    name.len() == 64 && name.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `open_blob`'s reader: hashes what it yields and fails at the end of the
