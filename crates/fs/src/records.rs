@@ -493,7 +493,9 @@ fn replay(path: &Path, bytes: &[u8], state: &mut State) -> Result<u64> {
         }
         let payload = &rest[FRAME_HEADER as usize..end];
         if sha256(payload) != rest[4..36] {
-            if rest[end..].iter().all(|b| *b == 0) {
+            // A torn append (even one whose pages reached the disk out of
+            // order) is the last frame: nothing valid follows it.
+            if !valid_frame_after(bytes, at + 1) {
                 return Ok(at as u64);
             }
             return Err(corrupt(
@@ -510,6 +512,22 @@ fn replay(path: &Path, bytes: &[u8], state: &mut State) -> Result<u64> {
         at += end;
     }
     Ok(at as u64)
+}
+
+/// True when some offset at or after `from` starts a frame that passes its
+/// checksum and decodes: then a bad frame before it is damage, not a torn tail.
+fn valid_frame_after(bytes: &[u8], from: usize) -> bool {
+    let header = FRAME_HEADER as usize;
+    (from..bytes.len().saturating_sub(header)).any(|at| {
+        let rest = &bytes[at..];
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        // Cheap tests first: a frame holds at least one op with a known tag.
+        if len == 0 || rest.len() < header + len || !matches!(rest[header], TAG_PUT | TAG_DELETE) {
+            return false;
+        }
+        let payload = &rest[header..header + len];
+        sha256(payload) == rest[4..36] && State::default().apply_payload(payload).is_some()
+    })
 }
 
 fn check(state: &State, bucket: &str, key: &str, condition: &Precondition) -> Result<()> {
