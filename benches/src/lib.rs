@@ -7,7 +7,7 @@ use std::sync::Arc;
 use imgstore_backend::{RecordStore, StoreBackend};
 use imgstore_digest::Digest;
 use imgstore_image::{ImageStore, Store};
-use imgstore_layer::{LayerGetReleaser, LayerStore, NewLayer};
+use imgstore_layer::{LayerStore, NewLayer};
 
 /// An image store over `B` with a real layer store on the same backend.
 pub type Images<B> = Store<B, LayerStore<B>>;
@@ -29,7 +29,7 @@ pub fn bench_layer() -> Digest {
 pub fn open_images<B: StoreBackend + RecordStore>(backend: Arc<B>) -> Images<B> {
     let layers = Arc::new(LayerStore::open(backend.clone()).expect("open layer store"));
     layers
-        .register(NewLayer::new(bench_layer(), 1024), None, "bench")
+        .register(NewLayer::new(bench_layer(), 1024), None)
         .expect("register bench layer");
     Store::open(backend, layers).expect("open image store")
 }
@@ -43,9 +43,6 @@ pub fn fill<B: StoreBackend + RecordStore>(backend: Arc<B>, count: usize) {
             .create(&config(n, &layer))
             .expect("create bench image");
     }
-    let _ = images
-        .layers()
-        .get(&imgstore_layer::ChainId::base(layer), "bench");
 }
 
 /// SQLite backend in `dir`.

@@ -140,16 +140,17 @@ struct EmptyLayerFlag {
 /// An image config (OCI, with Docker's extra fields kept) together with the
 /// exact bytes it was parsed from, which define its [`ImageId`].
 ///
-/// Only the ID, the bytes, the OS and the top layer's chain ID are kept
-/// decoded; the other fields are parsed from the bytes on first use and
+/// Only the ID, the bytes and the top layer's chain ID are kept decoded; the other fields are parsed from the bytes on first use and
 /// cached, which keeps a store of 100k images small and its restore fast.
 #[derive(Debug)]
 pub struct Image {
     id: ImageId,
     raw: Arc<[u8]>,
-    os: Option<Box<str>>,
+    /// `os` is empty, absent or this host's.
+    host_os: bool,
     top_chain_id: Option<ChainId>,
-    details: OnceLock<Details>,
+    /// Boxed so an image whose details were never asked for costs 8 bytes here.
+    details: OnceLock<Box<Details>>,
 }
 
 #[derive(Debug, Default)]
@@ -208,10 +209,10 @@ impl Image {
         Ok(Image {
             id: ImageId::of_config(raw),
             raw: Arc::from(raw),
-            os: essentials
+            host_os: essentials
                 .os
-                .filter(|os| !os.is_empty())
-                .map(String::into_boxed_str),
+                .as_deref()
+                .is_none_or(|os| os.is_empty() || os == std::env::consts::OS),
             top_chain_id: ChainId::of(&diff_ids),
             details: OnceLock::new(),
         })
@@ -227,7 +228,7 @@ impl Image {
                 .as_ref()
                 .and_then(|r| parse_diff_ids(r).ok())
                 .unwrap_or_default();
-            Details { fields, diff_ids }
+            Box::new(Details { fields, diff_ids })
         })
     }
 
@@ -243,7 +244,16 @@ impl Image {
 
     /// The OS; an empty or absent `os` means the host's, as in moby.
     pub fn os(&self) -> &str {
-        self.os.as_deref().unwrap_or(std::env::consts::OS)
+        match self.details().fields.os.as_deref() {
+            Some(os) if !os.is_empty() => os,
+            _ => std::env::consts::OS,
+        }
+    }
+
+    /// True when the config's OS is this host's (or not given), which moby
+    /// requires of every image it loads.
+    pub fn runs_on_host_os(&self) -> bool {
+        self.host_os
     }
 
     /// The architecture, if set.

@@ -5,7 +5,7 @@
 //!
 //! An image's ID is the sha256 of its exact config bytes ([`ImageId`]); the
 //! config is parsed ([`Image`]) but never re-serialised for the ID. Each image
-//! holds one reference, under the holder name `image/<id>`, on its top layer;
+//! holds exactly one (transient, re-taken on restore) reference on its top layer;
 //! [`ImageStore::delete`] releases it and returns what the layer store freed.
 //!
 //! [`Store::open`] restores from the backend: it walks the content, verifies

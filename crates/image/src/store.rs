@@ -68,9 +68,44 @@ pub struct SkippedImage {
     pub reason: String,
 }
 
+/// Images by the raw 32 bytes of their sha256 ID: the key costs 32 bytes
+/// instead of a second copy of the 88-byte `ImageId` each image already has.
+#[derive(Default)]
+struct ImageMap(HashMap<[u8; 32], Arc<Image>>);
+
+/// The map key of an ID; `None` for a non-sha256 digest, which no image has.
+fn key(id: &ImageId) -> Option<[u8; 32]> {
+    id.digest().hash_bytes().as_ref().try_into().ok()
+}
+
+impl ImageMap {
+    fn insert(&mut self, image: Arc<Image>) {
+        if let Some(key) = key(image.id()) {
+            self.0.insert(key, image);
+        }
+    }
+    fn get(&self, id: &ImageId) -> Option<&Arc<Image>> {
+        self.0.get(&key(id)?)
+    }
+    fn contains(&self, id: &ImageId) -> bool {
+        self.get(id).is_some()
+    }
+    fn remove(&mut self, id: &ImageId) {
+        if let Some(key) = key(id) {
+            self.0.remove(&key);
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = &Arc<Image>> {
+        self.0.values()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 #[derive(Default)]
 struct State {
-    images: HashMap<ImageId, Arc<Image>>,
+    images: ImageMap,
     ids: DigestSet,
     children: HashMap<ImageId, BTreeSet<ImageId>>,
     parents: HashMap<ImageId, ImageId>,
@@ -79,7 +114,7 @@ struct State {
 impl State {
     fn insert(&mut self, image: Arc<Image>) {
         self.ids.add(image.id().digest());
-        self.images.insert(image.id().clone(), image);
+        self.images.insert(image);
     }
 
     fn link(&mut self, child: &ImageId, parent: &ImageId) {
@@ -110,13 +145,8 @@ pub struct Store<B, L> {
 /// What restore found for one walked digest.
 type LoadOutcome = std::result::Result<(Image, Option<ImageId>), String>;
 
-/// The name under which an image holds its top layer.
-fn holder(id: &ImageId) -> String {
-    format!("image/{id}")
-}
-
 fn os_supported(image: &Image) -> bool {
-    image.os() == std::env::consts::OS
+    image.runs_on_host_os()
 }
 
 impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
@@ -143,7 +173,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
                 }
             };
             if let Some(top) = image.top_chain_id() {
-                match layers.get(top, &holder(&id)) {
+                match layers.get(top) {
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         skipped.push(SkippedImage {
@@ -162,7 +192,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         }
         for (child, parent) in parents {
             // A parent that is not loaded is ignored, as in moby.
-            if state.images.contains_key(&parent) {
+            if state.images.contains(&parent) {
                 state.link(&child, &parent);
             }
         }
@@ -264,7 +294,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
     }
 
     fn require(&self, id: &ImageId) -> Result<()> {
-        if self.read().images.contains_key(id) {
+        if self.read().images.contains(id) {
             Ok(())
         } else {
             Err(ImageError::NotFound {
@@ -284,18 +314,18 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         }
         let id = image.id().clone();
         let _writer = self.lock_writer();
-        if self.read().images.contains_key(&id) {
+        if self.read().images.contains(&id) {
             return Ok(id);
         }
         // Take the layer first: if it is missing, nothing has been written.
         let top = image.top_chain_id().cloned();
         if let Some(top) = &top {
-            self.layers.get(top, &holder(&id))?;
+            self.layers.get(top)?;
         }
         if let Err(e) = self.backend.set(config) {
             if let Some(top) = &top {
                 // Undo the reference; if that fails too, restore repairs it.
-                let _ = self.layers.release(top, &holder(&id));
+                let _ = self.layers.release(top);
             }
             return Err(e.into());
         }
@@ -345,7 +375,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
             state.images.remove(id);
         }
         match image.top_chain_id() {
-            Some(top) => Ok(self.layers.release(top, &holder(id))?),
+            Some(top) => Ok(self.layers.release(top)?),
             None => Ok(Vec::new()),
         }
     }
@@ -366,12 +396,12 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         let _writer = self.lock_writer();
         {
             let state = self.read();
-            if !state.images.contains_key(id) {
+            if !state.images.contains(id) {
                 return Err(ImageError::NotFound {
                     term: id.to_string(),
                 });
             }
-            if !state.images.contains_key(parent) {
+            if !state.images.contains(parent) {
                 return Err(ImageError::UnknownParent {
                     parent: parent.clone(),
                 });
@@ -396,7 +426,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
 
     fn get_parent(&self, id: &ImageId) -> Result<ImageId> {
         let state = self.read();
-        if !state.images.contains_key(id) {
+        if !state.images.contains(id) {
             return Err(ImageError::NotFound {
                 term: id.to_string(),
             });
@@ -453,7 +483,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         self.read()
             .images
             .iter()
-            .map(|(id, image)| (id.clone(), image.clone()))
+            .map(|image| (image.id().clone(), image.clone()))
             .collect()
     }
 
@@ -462,8 +492,13 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         state
             .images
             .iter()
-            .filter(|(id, _)| state.children.get(*id).is_none_or(BTreeSet::is_empty))
-            .map(|(id, image)| (id.clone(), image.clone()))
+            .filter(|image| {
+                state
+                    .children
+                    .get(image.id())
+                    .is_none_or(BTreeSet::is_empty)
+            })
+            .map(|image| (image.id().clone(), image.clone()))
             .collect()
     }
 

@@ -62,9 +62,7 @@ type Images<B> = Store<B, LayerStore<B>>;
 /// it) and an image store over both.
 fn open_store<B: StoreBackend + RecordStore>(backend: Arc<B>) -> Images<B> {
     let layers = Arc::new(LayerStore::open(backend.clone()).unwrap());
-    layers
-        .register(NewLayer::new(foo(), 3), None, "fixture")
-        .unwrap();
+    layers.register(NewLayer::new(foo(), 3), None).unwrap();
     Store::open(backend, layers).unwrap()
 }
 
@@ -353,17 +351,15 @@ fn delete_releases_the_top_layer_in_cascade<B: StoreBackend + RecordStore>(
     let backend = open(dir.path());
     let layers = Arc::new(LayerStore::open(backend.clone()).unwrap());
     let (a, b) = (Digest::from_bytes(b"a"), Digest::from_bytes(b"b"));
-    let base = layers
-        .register(NewLayer::new(a.clone(), 1), None, "import")
-        .unwrap();
+    let base = layers.register(NewLayer::new(a.clone(), 1), None).unwrap();
     let top = layers
-        .register(NewLayer::new(b.clone(), 2), Some(base.chain_id()), "import")
+        .register(NewLayer::new(b.clone(), 2), Some(base.chain_id()))
         .unwrap();
     let store = Store::open(backend, layers.clone()).unwrap();
     let config = format!(r#"{{"rootfs": {{"type": "layers", "diff_ids": ["{a}", "{b}"]}}}}"#);
     let id = store.create(config.as_bytes()).unwrap();
-    layers.release(top.chain_id(), "import").unwrap();
-    layers.release(base.chain_id(), "import").unwrap();
+    layers.release(top.chain_id()).unwrap();
+    layers.release(base.chain_id()).unwrap();
     assert_eq!(layers.len(), 2, "held by the image");
     let released = store.delete(&id).unwrap();
     assert_eq!(

@@ -8,16 +8,12 @@
 //!
 //! - every layer holds one reference on its parent, derived from the records'
 //!   parent links when the store opens (never stored as a number);
-//! - a *holder* (an image, an import in progress, any caller-chosen name)
-//!   holds at most one reference on a layer, taken by [`LayerStore::register`],
-//!   [`LayerGetReleaser::get`] or [`LayerStore::hold`] and dropped by
-//!   [`LayerGetReleaser::release`]. Taking it twice under one name is one
-//!   reference, which makes an image's reference on its top layer idempotent.
-//!
-//! A holder's reference is [`Durability::Transient`] (kept in memory, as
-//! moby's are; the image store re-takes its references when it restores, and a
-//! crashed import leaves nothing behind) or [`Durability::Persistent`]
-//! (`hold`: recorded, survives reopening).
+//! - [`LayerStore::register`] and [`LayerGetReleaser::get`] take anonymous,
+//!   *transient* references, as moby's do: kept in memory, re-taken by their
+//!   holders when they restore (the image store takes one per image), so an
+//!   import that crashes leaves nothing to clean and no count can drift;
+//! - [`LayerStore::hold`] takes a named, *persistent* reference, recorded so
+//!   that it survives reopening, for callers that need that.
 //!
 //! When the last reference on a layer goes, its record and its blob are deleted
 //! and its parent is released in turn, iteratively (a 1000-layer chain does
@@ -27,10 +23,10 @@
 //!
 //! ```ignore
 //! let layers = LayerStore::open(backend)?;
-//! let base = layers.register(NewLayer::new(diff_a, 7168), None, "import/1")?;
-//! let top = layers.register(NewLayer::new(diff_b, 4608), Some(base.chain_id()), "import/1")?;
-//! layers.release(base.chain_id(), "import/1")?;     // still held by `top`
-//! let removed = layers.release(top.chain_id(), "import/1")?;
+//! let base = layers.register(NewLayer::new(diff_a, 7168), None)?;
+//! let top = layers.register(NewLayer::new(diff_b, 4608), Some(base.chain_id()))?;
+//! layers.release(base.chain_id())?;                // still held by `top`
+//! let removed = layers.release(top.chain_id())?;
 //! assert_eq!(removed.len(), 2);                     // top, then base
 //! ```
 
@@ -41,6 +37,5 @@ mod store;
 pub use chain::ChainId;
 pub use error::LayerError;
 pub use store::{
-    BlobRef, Durability, Layer, LayerGetReleaser, LayerMetadata, LayerStore, NewLayer,
-    RestoreProblem,
+    BlobRef, Layer, LayerGetReleaser, LayerMetadata, LayerStore, NewLayer, RestoreProblem,
 };

@@ -1,6 +1,6 @@
 //! `LayerStore`: layer records and reference counts over a backend.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use imgstore_backend::{Batch, RecordStore, StoreBackend};
@@ -123,17 +123,19 @@ pub struct RestoreProblem {
     pub reason: String,
 }
 
-/// The two operations the image store needs from a layer store (moby's
-/// `LayerGetReleaser`), with the holder named.
+/// The two operations the image store needs from a layer store: moby's
+/// `LayerGetReleaser`, with moby's anonymous reference counting.
 pub trait LayerGetReleaser: Send + Sync {
-    /// Takes `holder`'s reference on the layer (at most one per holder). The
-    /// reference is transient, as moby's are: the image store re-takes its
-    /// references when it restores.
-    fn get(&self, chain_id: &ChainId, holder: &str) -> Result<Layer>;
+    /// Takes one reference on the layer. References taken here (and by
+    /// [`LayerStore::register`]) are transient, as moby's are: kept in
+    /// memory, re-taken by their holders (the image store) on restore.
+    fn get(&self, chain_id: &ChainId) -> Result<Layer>;
 
-    /// Drops `holder`'s reference. At zero references the layer is deleted and
-    /// its parent released in cascade; returns every layer removed, top first.
-    fn release(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>>;
+    /// Drops one reference taken by `get` or `register`. At zero references
+    /// the layer is deleted and its parent released in cascade; returns every
+    /// layer removed, top first. With no such reference left:
+    /// [`LayerError::NotHeld`].
+    fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>>;
 }
 
 /// The persisted form of a layer; the chain ID is the record's key.
@@ -147,26 +149,23 @@ struct StoredLayer {
 
 struct Entry {
     layer: Layer,
-    /// Holder name -> whether its reference is persisted.
-    holders: BTreeMap<String, Durability>,
+    /// Anonymous references from `get`/`register`: memory only.
+    transient: usize,
+    /// Named references from `hold`: persisted in the `layer-holders` bucket.
+    holders: BTreeSet<String>,
     children: usize,
-}
-
-/// How long a holder's reference lasts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Durability {
-    /// Kept in memory until released or until the process ends, as moby's
-    /// layer references are: the image store re-takes its references when it
-    /// restores, and an import that crashes leaves nothing to clean up.
-    Transient,
-    /// Persisted through the record store; survives reopening.
-    Persistent,
 }
 
 impl Entry {
     fn references(&self) -> usize {
-        self.holders.len() + self.children
+        self.transient + self.holders.len() + self.children
     }
+}
+
+/// One reference being dropped.
+enum Reference<'a> {
+    Transient,
+    Held(&'a str),
 }
 
 #[derive(Default)]
@@ -262,7 +261,8 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     chain_id,
                     Entry {
                         layer,
-                        holders: BTreeMap::new(),
+                        transient: 0,
+                        holders: BTreeSet::new(),
                         children: 0,
                     },
                 );
@@ -290,9 +290,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             match parsed {
                 Some((chain_id, holder)) => match state.layers.get_mut(&chain_id) {
                     Some(entry) => {
-                        entry
-                            .holders
-                            .insert(holder.to_owned(), Durability::Persistent);
+                        entry.holders.insert(holder.to_owned());
                     }
                     None => problems.push(RestoreProblem {
                         key: key.to_owned(),
@@ -335,19 +333,13 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers `layer` on top of `parent` (which must exist) and gives
-    /// `holder` a transient reference on it (make it persistent with
-    /// [`hold`](Self::hold)). Idempotent per chain: registering an existing
-    /// chain only adds the holder's reference (if it had none). The record is
-    /// durable when this returns. A blob named by `layer` must already be in
-    /// the content store.
-    pub fn register(
-        &self,
-        layer: NewLayer,
-        parent: Option<&ChainId>,
-        holder: &str,
-    ) -> Result<Layer> {
-        validate_holder(holder)?;
+    /// Registers `layer` on top of `parent` (which must exist) and returns it
+    /// with one transient reference for the caller (moby's `Register`), to be
+    /// dropped with [`release`](LayerGetReleaser::release) once something else
+    /// (an image) holds the layer. Registering an existing chain only adds
+    /// the reference. The record is durable when this returns. A blob named by
+    /// `layer` must already be in the content store.
+    pub fn register(&self, layer: NewLayer, parent: Option<&ChainId>) -> Result<Layer> {
         if let Some(blob) = &layer.blob
             && !self.backend.contains(&blob.digest)?
         {
@@ -363,7 +355,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                 });
             }
         };
-        if let Some(entry) = state.layers.get(&chain_id) {
+        if let Some(entry) = state.layers.get_mut(&chain_id) {
             if entry.layer.diff_id != layer.diff_id || entry.layer.parent.as_ref() != parent {
                 return Err(LayerError::Mismatch {
                     chain_id,
@@ -371,7 +363,8 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     offered: layer.diff_id.to_string(),
                 });
             }
-            return self.take_reference(&mut state, &chain_id, holder, Durability::Transient);
+            entry.transient += 1;
+            return Ok(entry.layer.clone());
         }
         let record = Layer {
             chain_id: chain_id.clone(),
@@ -393,9 +386,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         batch
             .require_absent(LAYERS, chain_id.as_str())
             .put(LAYERS, chain_id.as_str(), value);
-        if !batch.is_empty() {
-            self.backend.apply(&batch)?;
-        }
+        self.backend.apply(&batch)?;
         if let Some(parent) = &record.parent
             && let Some(entry) = state.layers.get_mut(parent)
         {
@@ -408,109 +399,70 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             chain_id,
             Entry {
                 layer: record.clone(),
-                holders: BTreeMap::from([(holder.to_owned(), Durability::Transient)]),
+                transient: 1,
+                holders: BTreeSet::new(),
                 children: 0,
             },
         );
         Ok(record)
     }
 
-    fn take_reference(
-        &self,
-        state: &mut State,
-        chain_id: &ChainId,
-        holder: &str,
-        durability: Durability,
-    ) -> Result<Layer> {
+    /// Gives `holder` a persistent, named reference on the layer: recorded in
+    /// the record store, so it survives reopening. Idempotent per holder.
+    pub fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
+        validate_holder(holder)?;
+        let mut state = self.write();
         let Some(entry) = state.layers.get_mut(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
             });
         };
-        let held = entry.holders.get(holder).copied();
-        if durability == Durability::Persistent && held != Some(Durability::Persistent) {
+        if !entry.holders.contains(holder) {
             let mut batch = Batch::new();
             batch.put(HOLDERS, &holder_key(chain_id, holder), Vec::new());
             self.backend.apply(&batch)?;
+            entry.holders.insert(holder.to_owned());
         }
-        // A persistent reference stays persistent when taken again transiently.
-        let durability = held.map_or(durability, |h| h.max(durability));
-        entry.holders.insert(holder.to_owned(), durability);
         Ok(entry.layer.clone())
     }
 
-    /// Gives `holder` a persistent reference on the layer: recorded, so it
-    /// survives reopening. Upgrades a transient reference of the same holder.
-    pub fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
+    /// Drops `holder`'s persistent reference, with the cascade of
+    /// [`release`](LayerGetReleaser::release).
+    pub fn unhold(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>> {
         validate_holder(holder)?;
-        let mut state = self.write();
-        self.take_reference(&mut state, chain_id, holder, Durability::Persistent)
+        self.drop_reference(chain_id, Reference::Held(holder))
     }
 
-    /// The layer record, without taking a reference.
-    pub fn layer(&self, chain_id: &ChainId) -> Option<Layer> {
-        self.read().layers.get(chain_id).map(|e| e.layer.clone())
-    }
-
-    /// Every layer, by chain ID.
-    pub fn map(&self) -> BTreeMap<ChainId, Layer> {
-        self.read()
-            .layers
-            .iter()
-            .map(|(id, e)| (id.clone(), e.layer.clone()))
-            .collect()
-    }
-
-    /// The reference count: holders plus child layers; `None` if absent.
-    pub fn references(&self, chain_id: &ChainId) -> Option<usize> {
-        self.read().layers.get(chain_id).map(Entry::references)
-    }
-
-    /// The holders of references on the layer, sorted.
-    pub fn holders(&self, chain_id: &ChainId) -> Vec<String> {
-        self.read()
-            .layers
-            .get(chain_id)
-            .map(|e| e.holders.keys().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Number of layers.
-    pub fn len(&self) -> usize {
-        self.read().layers.len()
-    }
-
-    /// True when there are no layers.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
-    fn get(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
-        validate_holder(holder)?;
-        let mut state = self.write();
-        self.take_reference(&mut state, chain_id, holder, Durability::Transient)
-    }
-
-    fn release(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>> {
-        validate_holder(holder)?;
+    /// Drops one reference; at zero, deletes the layer and walks down its
+    /// parents in a loop, all record changes in one atomic batch.
+    fn drop_reference(
+        &self,
+        chain_id: &ChainId,
+        reference: Reference<'_>,
+    ) -> Result<Vec<LayerMetadata>> {
         let mut state = self.write();
         let Some(entry) = state.layers.get(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
             });
         };
-        let Some(&durability) = entry.holders.get(holder) else {
+        let held = match reference {
+            Reference::Transient => entry.transient > 0,
+            Reference::Held(holder) => entry.holders.contains(holder),
+        };
+        if !held {
             return Err(LayerError::NotHeld {
                 chain_id: chain_id.clone(),
-                holder: holder.to_owned(),
+                holder: match reference {
+                    Reference::Transient => "(get/register)".to_owned(),
+                    Reference::Held(holder) => holder.to_owned(),
+                },
             });
-        };
+        }
         // Plan the cascade on the unchanged state: each removed layer drops
         // exactly one reference (a child's) from the next one down.
         let mut batch = Batch::new();
-        if durability == Durability::Persistent {
+        if let Reference::Held(holder) = reference {
             batch.delete(HOLDERS, &holder_key(chain_id, holder));
         }
         let mut removed: Vec<ChainId> = Vec::new();
@@ -530,9 +482,16 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
                 .map_or(1, |e| e.references().saturating_sub(1));
             current = parent;
         }
-        self.backend.apply(&batch)?;
+        if !batch.is_empty() {
+            self.backend.apply(&batch)?;
+        }
         if let Some(entry) = state.layers.get_mut(chain_id) {
-            entry.holders.remove(holder);
+            match reference {
+                Reference::Transient => entry.transient -= 1,
+                Reference::Held(holder) => {
+                    entry.holders.remove(holder);
+                }
+            }
         }
         let mut released = Vec::with_capacity(removed.len());
         let mut orphan_blobs = Vec::new();
@@ -555,13 +514,67 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
             }
             released.push(entry.layer.metadata());
         }
-        // The records are gone; a blob that fails to delete here is an orphan
-        // that the facade's gc removes, so it does not fail the release.
         for digest in orphan_blobs {
             // NotFound means already gone; any other failure leaves an orphan for gc.
             let _ = self.backend.delete(&digest);
         }
         Ok(released)
+    }
+
+    /// The layer record, without taking a reference.
+    pub fn layer(&self, chain_id: &ChainId) -> Option<Layer> {
+        self.read().layers.get(chain_id).map(|e| e.layer.clone())
+    }
+
+    /// Every layer, by chain ID.
+    pub fn map(&self) -> BTreeMap<ChainId, Layer> {
+        self.read()
+            .layers
+            .iter()
+            .map(|(id, e)| (id.clone(), e.layer.clone()))
+            .collect()
+    }
+
+    /// The reference count: transient references, persistent holders and
+    /// child layers; `None` if absent.
+    pub fn references(&self, chain_id: &ChainId) -> Option<usize> {
+        self.read().layers.get(chain_id).map(Entry::references)
+    }
+
+    /// The holders of persistent references on the layer, sorted.
+    pub fn holders(&self, chain_id: &ChainId) -> Vec<String> {
+        self.read()
+            .layers
+            .get(chain_id)
+            .map(|e| e.holders.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.read().layers.len()
+    }
+
+    /// True when there are no layers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
+    fn get(&self, chain_id: &ChainId) -> Result<Layer> {
+        let mut state = self.write();
+        let Some(entry) = state.layers.get_mut(chain_id) else {
+            return Err(LayerError::NotFound {
+                chain_id: chain_id.clone(),
+            });
+        };
+        entry.transient += 1;
+        Ok(entry.layer.clone())
+    }
+
+    fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>> {
+        self.drop_reference(chain_id, Reference::Transient)
     }
 }
 

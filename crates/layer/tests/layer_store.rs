@@ -30,11 +30,12 @@ macro_rules! backend_tests {
 backend_tests!(
     bottom_layer_chain_id_is_its_diff_id,
     register_with_missing_parent_fails_and_writes_nothing,
-    register_is_idempotent_per_chain_and_holder,
+    register_again_adds_a_reference,
+    hold_is_idempotent_per_holder,
     release_of_last_reference_cascades_top_first,
     release_without_a_reference_is_an_error_not_a_panic,
     shared_base_survives_release_of_one_chain,
-    references_survive_reopen,
+    persistent_references_survive_reopen,
     transient_references_do_not_survive_reopen,
     thousand_layer_chain_releases_without_recursion,
     blob_is_deleted_with_its_last_layer_only,
@@ -49,19 +50,17 @@ fn diff(n: u32) -> Digest {
 fn bottom_layer_chain_id_is_its_diff_id<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let layer = layers
-        .register(NewLayer::new(diff(0), 10), None, "t")
-        .unwrap();
+    let layer = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
     assert_eq!(layer.chain_id().digest(), &diff(0));
     let child = layers
-        .register(NewLayer::new(diff(1), 20), Some(layer.chain_id()), "t")
+        .register(NewLayer::new(diff(1), 20), Some(layer.chain_id()))
         .unwrap();
     assert_eq!(child.chain_id(), &ChainId::of(&[diff(0), diff(1)]).unwrap());
     assert_eq!(child.parent(), Some(layer.chain_id()));
     assert_eq!(
         layers.references(layer.chain_id()),
         Some(2),
-        "holder t + child"
+        "register's reference + child"
     );
 }
 
@@ -72,7 +71,7 @@ fn register_with_missing_parent_fails_and_writes_nothing<B: StoreBackend + Recor
     let layers = LayerStore::open(open(dir.path())).unwrap();
     let ghost = ChainId::base(diff(99));
     let err = layers
-        .register(NewLayer::new(diff(1), 1), Some(&ghost), "t")
+        .register(NewLayer::new(diff(1), 1), Some(&ghost))
         .unwrap_err();
     assert!(
         matches!(&err, LayerError::ParentNotFound { parent } if *parent == ghost),
@@ -84,29 +83,42 @@ fn register_with_missing_parent_fails_and_writes_nothing<B: StoreBackend + Recor
     assert!(LayerStore::open(open(dir.path())).unwrap().is_empty());
 }
 
-fn register_is_idempotent_per_chain_and_holder<B: StoreBackend + RecordStore>(
-    open: fn(&Path) -> Arc<B>,
-) {
+fn register_again_adds_a_reference<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let a = layers
-        .register(NewLayer::new(diff(0), 10), None, "image/a")
-        .unwrap();
-    let again = layers
-        .register(NewLayer::new(diff(0), 10), None, "image/a")
-        .unwrap();
+    let a = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
+    let again = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
     assert_eq!(a, again);
-    assert_eq!(layers.references(a.chain_id()), Some(1));
-    layers.get(a.chain_id(), "image/a").unwrap();
-    assert_eq!(
-        layers.references(a.chain_id()),
-        Some(1),
-        "one reference per holder"
-    );
-    layers.get(a.chain_id(), "image/b").unwrap();
-    assert_eq!(layers.references(a.chain_id()), Some(2));
-    assert_eq!(layers.holders(a.chain_id()), ["image/a", "image/b"]);
     assert_eq!(layers.len(), 1);
+    assert_eq!(layers.references(a.chain_id()), Some(2));
+    layers.get(a.chain_id()).unwrap();
+    assert_eq!(layers.references(a.chain_id()), Some(3));
+    let err = layers
+        .register(NewLayer::new(diff(0), 11), Some(a.chain_id()))
+        .map(|_| ());
+    assert!(
+        err.is_ok(),
+        "a different chain (on a parent) is a new layer"
+    );
+}
+
+fn hold_is_idempotent_per_holder<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let a = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
+    layers.hold(a.chain_id(), "pin/a").unwrap();
+    layers.hold(a.chain_id(), "pin/a").unwrap();
+    layers.hold(a.chain_id(), "pin/b").unwrap();
+    assert_eq!(layers.references(a.chain_id()), Some(3));
+    assert_eq!(layers.holders(a.chain_id()), ["pin/a", "pin/b"]);
+    assert!(matches!(
+        layers.hold(a.chain_id(), ""),
+        Err(LayerError::InvalidHolder { .. })
+    ));
+    assert!(matches!(
+        layers.unhold(a.chain_id(), "pin/c"),
+        Err(LayerError::NotHeld { .. })
+    ));
 }
 
 fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
@@ -114,28 +126,21 @@ fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let l0 = layers
-        .register(NewLayer::new(diff(0), 1), None, "import")
-        .unwrap();
+    let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
     let l1 = layers
-        .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()), "import")
+        .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()))
         .unwrap();
     let l2 = layers
-        .register(NewLayer::new(diff(2), 3), Some(l1.chain_id()), "import")
+        .register(NewLayer::new(diff(2), 3), Some(l1.chain_id()))
         .unwrap();
-    layers.get(l2.chain_id(), "image/x").unwrap();
+    layers.get(l2.chain_id()).unwrap(); // the image's reference
     // The import lets go of everything; only the image's reference remains.
     for layer in [&l0, &l1, &l2] {
-        assert!(
-            layers
-                .release(layer.chain_id(), "import")
-                .unwrap()
-                .is_empty()
-        );
+        assert!(layers.release(layer.chain_id()).unwrap().is_empty());
     }
     assert_eq!(layers.len(), 3);
     assert_eq!(layers.references(l0.chain_id()), Some(1));
-    let removed = layers.release(l2.chain_id(), "image/x").unwrap();
+    let removed = layers.release(l2.chain_id()).unwrap();
     let removed: Vec<_> = removed
         .iter()
         .map(|m| (m.chain_id.clone(), m.diff_id.clone(), m.size))
@@ -161,17 +166,21 @@ fn release_without_a_reference_is_an_error_not_a_panic<B: StoreBackend + RecordS
 ) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let l0 = layers
-        .register(NewLayer::new(diff(0), 1), None, "a")
+    let base = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
+    let top = layers
+        .register(NewLayer::new(diff(1), 1), Some(base.chain_id()))
         .unwrap();
-    let err = layers.release(l0.chain_id(), "b").unwrap_err();
+    layers.release(base.chain_id()).unwrap();
+    // base is alive (its child holds it) but nobody holds a reference to drop.
+    let err = layers.release(base.chain_id()).unwrap_err();
     assert!(matches!(err, LayerError::NotHeld { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
-    let err = layers.release(&ChainId::base(diff(5)), "a").unwrap_err();
+    assert_eq!(layers.len(), 2, "the refused release changed nothing");
+    let err = layers.release(&ChainId::base(diff(5))).unwrap_err();
     assert!(matches!(err, LayerError::NotFound { .. }), "{err}");
-    layers.release(l0.chain_id(), "a").unwrap();
+    assert_eq!(layers.release(top.chain_id()).unwrap().len(), 2);
     assert!(matches!(
-        layers.release(l0.chain_id(), "a"),
+        layers.release(top.chain_id()),
         Err(LayerError::NotFound { .. })
     ));
 }
@@ -181,56 +190,45 @@ fn shared_base_survives_release_of_one_chain<B: StoreBackend + RecordStore>(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let base = layers
-        .register(NewLayer::new(diff(0), 1), None, "i")
-        .unwrap();
+    let base = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
     let left = layers
-        .register(NewLayer::new(diff(1), 1), Some(base.chain_id()), "i")
+        .register(NewLayer::new(diff(1), 1), Some(base.chain_id()))
         .unwrap();
     let right = layers
-        .register(NewLayer::new(diff(2), 1), Some(base.chain_id()), "i")
+        .register(NewLayer::new(diff(2), 1), Some(base.chain_id()))
         .unwrap();
-    layers.release(base.chain_id(), "i").unwrap();
+    layers.release(base.chain_id()).unwrap();
     assert_eq!(layers.references(base.chain_id()), Some(2));
-    let removed = layers.release(left.chain_id(), "i").unwrap();
-    assert_eq!(removed.len(), 1);
+    assert_eq!(layers.release(left.chain_id()).unwrap().len(), 1);
     assert_eq!(layers.references(base.chain_id()), Some(1));
-    let removed = layers.release(right.chain_id(), "i").unwrap();
-    assert_eq!(removed.len(), 2);
+    assert_eq!(layers.release(right.chain_id()).unwrap().len(), 2);
 }
 
-fn references_survive_reopen<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
+fn persistent_references_survive_reopen<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
     let dir = tempfile::tempdir().unwrap();
     let (l0, l1) = {
         let layers = LayerStore::open(open(dir.path())).unwrap();
-        let l0 = layers
-            .register(NewLayer::new(diff(0), 1), None, "a")
-            .unwrap();
+        let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
         let l1 = layers
-            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()), "a")
+            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()))
             .unwrap();
-        layers.hold(l1.chain_id(), "b").unwrap();
         layers.hold(l1.chain_id(), "a").unwrap();
-        assert_eq!(
-            layers.references(l1.chain_id()),
-            Some(2),
-            "upgrading a's reference adds none"
-        );
+        layers.hold(l1.chain_id(), "b").unwrap();
         (l0, l1)
     };
     let layers = LayerStore::open(open(dir.path())).unwrap();
     assert!(layers.restore_problems().is_empty());
-    // Persistent references survive; transient ones (a's on l0) do not; child links are rebuilt.
+    // Held references survive; register's transient ones do not; child links are rebuilt.
     assert_eq!(layers.references(l0.chain_id()), Some(1));
     assert_eq!(layers.references(l1.chain_id()), Some(2));
     assert_eq!(layers.holders(l1.chain_id()), ["a", "b"]);
     assert_eq!(layers.layer(l1.chain_id()).as_ref(), Some(&l1));
-    layers.release(l1.chain_id(), "b").unwrap();
-    assert_eq!(layers.release(l1.chain_id(), "a").unwrap().len(), 2);
+    assert!(layers.unhold(l1.chain_id(), "b").unwrap().is_empty());
+    assert_eq!(layers.unhold(l1.chain_id(), "a").unwrap().len(), 2);
     drop(layers);
     assert!(
         LayerStore::open(open(dir.path())).unwrap().is_empty(),
-        "released persistent references stay released"
+        "released references stay released"
     );
 }
 
@@ -240,10 +238,8 @@ fn transient_references_do_not_survive_reopen<B: StoreBackend + RecordStore>(
     let dir = tempfile::tempdir().unwrap();
     let chain = {
         let layers = LayerStore::open(open(dir.path())).unwrap();
-        let l0 = layers
-            .register(NewLayer::new(diff(0), 1), None, "import")
-            .unwrap();
-        layers.get(l0.chain_id(), "image/x").unwrap();
+        let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
+        layers.get(l0.chain_id()).unwrap();
         l0.chain_id().clone()
     };
     let layers = LayerStore::open(open(dir.path())).unwrap();
@@ -252,8 +248,8 @@ fn transient_references_do_not_survive_reopen<B: StoreBackend + RecordStore>(
         Some(0),
         "the record stays for its holders to re-take (or gc)"
     );
-    layers.get(&chain, "image/x").unwrap();
-    assert_eq!(layers.release(&chain, "image/x").unwrap().len(), 1);
+    layers.get(&chain).unwrap();
+    assert_eq!(layers.release(&chain).unwrap().len(), 1);
 }
 
 fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore + 'static>(
@@ -264,10 +260,10 @@ fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore
     let mut parent: Option<ChainId> = None;
     for n in 0..1000 {
         let layer = layers
-            .register(NewLayer::new(diff(n), 1), parent.as_ref(), "top")
+            .register(NewLayer::new(diff(n), 1), parent.as_ref())
             .unwrap();
         if let Some(p) = &parent {
-            layers.release(p, "top").unwrap();
+            layers.release(p).unwrap();
         }
         parent = Some(layer.chain_id().clone());
     }
@@ -275,7 +271,7 @@ fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore
     // A small stack makes unbounded recursion fail loudly.
     let removed = std::thread::Builder::new()
         .stack_size(64 * 1024)
-        .spawn(move || layers.release(&top, "top").map(|r| (r.len(), layers.len())))
+        .spawn(move || layers.release(&top).map(|r| (r.len(), layers.len())))
         .unwrap()
         .join()
         .unwrap()
@@ -295,28 +291,24 @@ fn blob_is_deleted_with_its_last_layer_only<B: StoreBackend + RecordStore>(
         size: 22,
         media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
     };
-    let base = layers
-        .register(NewLayer::new(diff(0), 1), None, "i")
-        .unwrap();
+    let base = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
     // The same diff (and blob) as a bottom layer and on top of `base`: two chains, one blob.
     let alone = layers
-        .register(NewLayer::new(diff(1), 1).with_blob(blob.clone()), None, "i")
+        .register(NewLayer::new(diff(1), 1).with_blob(blob.clone()), None)
         .unwrap();
     let stacked = layers
         .register(
             NewLayer::new(diff(1), 1).with_blob(blob),
             Some(base.chain_id()),
-            "i",
         )
         .unwrap();
-    layers.release(alone.chain_id(), "i").unwrap();
+    layers.release(alone.chain_id()).unwrap();
     assert!(
         backend.contains(&blob_digest).unwrap(),
         "still used by the stacked layer"
     );
-    layers.release(base.chain_id(), "i").unwrap();
-    let removed = layers.release(stacked.chain_id(), "i").unwrap();
-    assert_eq!(removed.len(), 2);
+    layers.release(base.chain_id()).unwrap();
+    assert_eq!(layers.release(stacked.chain_id()).unwrap().len(), 2);
     assert!(!backend.contains(&blob_digest).unwrap());
     let missing = BlobRef {
         digest: Digest::from_bytes(b"never stored"),
@@ -324,7 +316,7 @@ fn blob_is_deleted_with_its_last_layer_only<B: StoreBackend + RecordStore>(
         media_type: "x".into(),
     };
     let err = layers
-        .register(NewLayer::new(diff(7), 1).with_blob(missing), None, "i")
+        .register(NewLayer::new(diff(7), 1).with_blob(missing), None)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
@@ -336,11 +328,9 @@ fn restore_skips_and_reports_broken_records<B: StoreBackend + RecordStore>(
     let backend = open(dir.path());
     let good = {
         let layers = LayerStore::open(backend.clone()).unwrap();
-        let l0 = layers
-            .register(NewLayer::new(diff(0), 1), None, "i")
-            .unwrap();
+        let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
         layers
-            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()), "i")
+            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()))
             .unwrap()
     };
     let orphan_parent = ChainId::base(diff(50));
@@ -391,16 +381,14 @@ fn concurrent_register_of_one_chain_gives_one_layer<B: StoreBackend + RecordStor
     let dir = tempfile::tempdir().unwrap();
     let layers = Arc::new(LayerStore::open(open(dir.path())).unwrap());
     let threads: Vec<_> = (0..8)
-        .map(|t| {
+        .map(|_| {
             let layers = layers.clone();
-            std::thread::spawn(move || {
-                layers.register(NewLayer::new(diff(0), 1), None, &format!("h{}", t % 2))
-            })
+            std::thread::spawn(move || layers.register(NewLayer::new(diff(0), 1), None))
         })
         .collect();
     for t in threads {
         t.join().unwrap().unwrap();
     }
     assert_eq!(layers.len(), 1);
-    assert_eq!(layers.references(&ChainId::base(diff(0))), Some(2));
+    assert_eq!(layers.references(&ChainId::base(diff(0))), Some(8));
 }
