@@ -487,3 +487,29 @@ fn state_is_identical_after_reopen<B: StoreBackend + RecordStore>(open: fn(&Path
     drop((store, backend));
     assert_eq!(snapshot(&open_store(open(dir.path()))), before);
 }
+
+#[test]
+fn restore_skips_a_corrupt_config_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = {
+        let store = open_store(open_fs(dir.path()));
+        store.create(C_ABC.as_bytes()).unwrap();
+        store.create(abc(1).as_bytes()).unwrap()
+    };
+    let path = dir.path().join("fs/content/sha256").join(&ID_ABC[7..]);
+    std::fs::write(
+        &path,
+        br#"{"comment": "tampered", "rootfs": {"type": "layers"}}"#,
+    )
+    .unwrap();
+    let store = open_store(open_fs(dir.path()));
+    assert_eq!(store.map().keys().collect::<Vec<_>>(), [&good]);
+    assert_eq!(store.skipped().len(), 1);
+    assert_eq!(store.skipped()[0].id.as_str(), ID_ABC);
+    assert!(
+        store.skipped()[0].reason.contains("failed to verify"),
+        "{}",
+        store.skipped()[0].reason
+    );
+    assert!(path.exists(), "reported, never deleted");
+}
