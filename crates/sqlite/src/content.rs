@@ -11,7 +11,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::backend::SqliteBackend;
-use crate::error::{input_error, sql_error};
+use crate::error::{input_error, pool_timeout, sql_error};
 use crate::files::{TempBlob, sync_dir};
 use crate::reader::{InlineBlob, VerifyingReader};
 
@@ -291,63 +291,83 @@ impl StoreBackend for SqliteBackend {
     /// One pooled connection and one read transaction for all of them: a
     /// restore of 10k configs pays for one snapshot, not 10k.
     fn get_many(&self, digests: &[Digest]) -> Vec<Result<Vec<u8>>> {
-        let Ok(conn) = self.reader() else {
-            return digests.iter().map(|d| self.get(d)).collect();
+        let conn = match self.reader() {
+            Ok(conn) => conn,
+            Err(e) => return pool_timeout_each(digests, &e),
         };
+        // One snapshot for all; without it every read is its own: slower, still right.
         let snapshot = conn.unchecked_transaction();
-        let mut out = Vec::with_capacity(digests.len());
-        let mut stmt = match conn.prepare_cached("SELECT data FROM content WHERE digest = ?1") {
-            Ok(stmt) => stmt,
-            Err(_) => return digests.iter().map(|d| self.get(d)).collect(),
-        };
-        for digest in digests {
-            if !is_storable(digest) {
-                out.push(Err(Error::content_not_found(digest)));
-                continue;
+        let mut out: Vec<Result<Vec<u8>>> = Vec::with_capacity(digests.len());
+        let mut in_files = Vec::new();
+        match conn.prepare_cached("SELECT data FROM content WHERE digest = ?1") {
+            Ok(mut stmt) => {
+                for digest in digests {
+                    if !is_storable(digest) {
+                        out.push(Err(Error::content_not_found(digest)));
+                        continue;
+                    }
+                    let row = stmt
+                        .query_row([digest.as_str()], |row| {
+                            Ok(match row.get_ref(0)? {
+                                ValueRef::Null => None,
+                                ValueRef::Blob(bytes) | ValueRef::Text(bytes) => {
+                                    Some(bytes.to_vec())
+                                }
+                                ValueRef::Integer(_) | ValueRef::Real(_) => Some(Vec::new()),
+                            })
+                        })
+                        .optional()
+                        .map_err(|e| sql_error("read", content(digest), e));
+                    out.push(match row {
+                        Err(e) => Err(e),
+                        Ok(None) => Err(Error::content_not_found(digest)),
+                        Ok(Some(Some(bytes))) => verify(digest, &bytes).map(|()| bytes),
+                        Ok(Some(None)) => {
+                            in_files.push(out.len());
+                            Err(Error::content_not_found(digest))
+                        }
+                    });
+                }
             }
-            let row = stmt
-                .query_row([digest.as_str()], |row| {
-                    Ok(match row.get_ref(0)? {
-                        ValueRef::Null => None,
-                        ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Some(bytes.to_vec()),
-                        ValueRef::Integer(_) | ValueRef::Real(_) => Some(Vec::new()),
-                    })
-                })
-                .optional()
-                .map_err(|e| sql_error("read", content(digest), e));
-            out.push(match row {
-                Err(e) => Err(e),
-                Ok(None) => Err(Error::content_not_found(digest)),
-                Ok(Some(Some(bytes))) => verify(digest, &bytes).map(|()| bytes),
-                // Stored in a file beside the database.
-                Ok(Some(None)) => self.get(digest),
-            });
+            // Each `get` below then reports the failure for its own digest.
+            Err(_) => in_files.extend(0..digests.len()),
         }
-        drop(stmt);
         drop(snapshot);
+        // Content in files (and any fallback) is read after the connection
+        // went back to the pool: `get` takes one of its own, and the pool may
+        // hold only one.
+        drop(conn);
+        out.resize_with(digests.len(), || Ok(Vec::new()));
+        for index in in_files {
+            out[index] = self.get(&digests[index]);
+        }
         out
     }
 
     /// Like [`get_many`](Self::get_many): one read transaction for all.
     fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {
-        if let Err(e) = validate_metadata_key(key) {
-            let reason = e.to_string();
+        if validate_metadata_key(key).is_err() {
+            // Validation is deterministic: the same refusal for every digest.
             return digests
                 .iter()
-                .map(|_| Err(Error::invalid_argument(key, reason.clone())))
+                .map(|_| validate_metadata_key(key).map(|()| Vec::new()))
                 .collect();
         }
-        let Ok(conn) = self.reader() else {
-            return digests.iter().map(|d| self.get_metadata(d, key)).collect();
+        let conn = match self.reader() {
+            Ok(conn) => conn,
+            Err(e) => return pool_timeout_each(digests, &e),
         };
         let snapshot = conn.unchecked_transaction();
-        let mut stmt = match conn.prepare_cached(
+        let stmt = conn.prepare_cached(
             "SELECT m.value FROM content AS c
              LEFT JOIN metadata AS m ON m.digest = c.digest AND m.key = ?2
              WHERE c.digest = ?1",
-        ) {
-            Ok(stmt) => stmt,
-            Err(_) => return digests.iter().map(|d| self.get_metadata(d, key)).collect(),
+        );
+        let Ok(mut stmt) = stmt else {
+            drop(stmt);
+            drop(snapshot);
+            drop(conn);
+            return digests.iter().map(|d| self.get_metadata(d, key)).collect();
         };
         let mut out = Vec::with_capacity(digests.len());
         for digest in digests {
@@ -368,8 +388,6 @@ impl StoreBackend for SqliteBackend {
                 Ok(Some(Some(value))) => Ok(value),
             });
         }
-        drop(stmt);
-        drop(snapshot);
         out
     }
 
@@ -606,6 +624,15 @@ impl StoreBackend for SqliteBackend {
         }
         Ok(BlobInfo { digest, size })
     }
+}
+
+/// The pool's timeout, once per digest of a bulk read.
+fn pool_timeout_each(digests: &[Digest], e: &Error) -> Vec<Result<Vec<u8>>> {
+    let message = e.to_string();
+    digests
+        .iter()
+        .map(|d| Err(pool_timeout(content(d), message.clone())))
+        .collect()
 }
 
 fn metadata(digest: &Digest, key: &str) -> Subject {

@@ -22,10 +22,15 @@ pub(crate) fn sql_error(operation: &'static str, subject: Subject, e: rusqlite::
 
 /// No pooled connection became free in time: as busy as a locked database.
 pub(crate) fn pool_error(subject: Subject, e: r2d2::Error) -> Error {
+    pool_timeout(subject, e.to_string())
+}
+
+/// [`pool_error`] from the pool's message, for reporting one failure per item.
+pub(crate) fn pool_timeout(subject: Subject, message: String) -> Error {
     Error::Io {
         operation: "take a pooled connection",
         subject,
-        source: io::Error::new(io::ErrorKind::TimedOut, e.to_string()),
+        source: io::Error::new(io::ErrorKind::TimedOut, message),
         retryable: true,
     }
 }

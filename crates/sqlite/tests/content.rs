@@ -504,3 +504,71 @@ fn walk_callbacks_may_delete_what_they_visit() -> TestResult {
     assert_eq!(rows(&fixture, "content"), 0);
     Ok(())
 }
+
+#[test]
+fn get_many_reads_inline_and_file_content_in_order_with_one_pooled_connection() -> TestResult {
+    let fixture = Fixture::with(SqliteOptions {
+        pool_size: 1,
+        inline_limit: 100,
+        ..SqliteOptions::default()
+    });
+    let small = fixture.store.set(b"small")?;
+    let large = fixture.store.set(&bytes(8, 1000))?;
+    let corrupt = fixture.store.set(b"corrupt me")?;
+    fixture.raw().execute(
+        "UPDATE content SET data = x'00' WHERE digest = ?1",
+        [corrupt.as_str()],
+    )?;
+    let absent = Digest::from_bytes(b"absent");
+    let sha512 = Algorithm::Sha512.from_bytes(b"small");
+    let digests = [large.clone(), small.clone(), absent, corrupt, sha512, large];
+    let got: Vec<Result<Vec<u8>, ErrorKind>> = fixture
+        .store
+        .get_many(&digests)
+        .into_iter()
+        .map(|r| r.map_err(|e| e.kind()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            Ok(bytes(8, 1000)),
+            Ok(b"small".to_vec()),
+            Err(ErrorKind::NotFound),
+            Err(ErrorKind::DataCorruption),
+            Err(ErrorKind::NotFound),
+            Ok(bytes(8, 1000)),
+        ]
+    );
+    assert!(fixture.store.get_many(&[]).is_empty());
+    Ok(())
+}
+
+#[test]
+fn get_metadata_many_tells_a_missing_key_from_missing_content() -> TestResult {
+    let fixture = Fixture::with(SqliteOptions {
+        pool_size: 1,
+        ..SqliteOptions::default()
+    });
+    let a = fixture.store.set(b"a")?;
+    let b = fixture.store.set(b"b")?;
+    fixture.store.set_metadata(&a, "parent", b"p")?;
+    let absent = Digest::from_bytes(b"absent");
+    let got = fixture
+        .store
+        .get_metadata_many(&[a.clone(), b.clone(), absent.clone()], "parent");
+    assert_eq!(got[0].as_deref().ok(), Some(&b"p"[..]));
+    assert!(
+        matches!(&got[1], Err(Error::NotFound { subject: imgstore_backend::Subject::Metadata { key, .. } }) if key == "parent")
+    );
+    assert!(
+        matches!(&got[2], Err(Error::NotFound { subject: imgstore_backend::Subject::Content(d) }) if *d == absent)
+    );
+    let refused = fixture.store.get_metadata_many(&[a, b], "../x");
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .all(|r| matches!(r, Err(e) if e.kind() == ErrorKind::InvalidArgument))
+    );
+    Ok(())
+}
