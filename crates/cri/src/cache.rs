@@ -1,0 +1,129 @@
+//! `RefCache`: reference -> image ID over an [`ImageIndex`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use imgstore_image::ImageId;
+
+use crate::{CriError, CriImage, ImageIndex};
+
+/// Says what image a reference names now; the facade implements it over its
+/// names (refs) and images.
+pub trait ImageResolver: Send + Sync {
+    /// The image `reference` names, with `references` = `[reference]` and
+    /// `pinned` set when that reference is pinned; `None` when it names none.
+    fn resolve(&self, reference: &str) -> Result<Option<CriImage>, CriError>;
+}
+
+#[derive(Default)]
+struct Inner {
+    refs: HashMap<String, ImageId>,
+    index: ImageIndex,
+}
+
+/// The CRI cache (see the crate docs). `Send + Sync`.
+#[derive(Default)]
+pub struct RefCache {
+    inner: RwLock<Inner>,
+}
+
+impl RefCache {
+    /// An empty cache.
+    pub fn new() -> RefCache {
+        RefCache::default()
+    }
+
+    /// A cache holding what `resolver` says each of `references` names.
+    pub fn rebuild<S: AsRef<str>>(
+        resolver: &dyn ImageResolver,
+        references: impl IntoIterator<Item = S>,
+    ) -> Result<RefCache, CriError> {
+        let cache = RefCache::new();
+        for reference in references {
+            cache.update(resolver, reference.as_ref())?;
+        }
+        Ok(cache)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Re-resolves `reference` through `resolver` (without holding any lock)
+    /// and applies the answer with [`update_with`](Self::update_with).
+    pub fn update(&self, resolver: &dyn ImageResolver, reference: &str) -> Result<(), CriError> {
+        let image = resolver.resolve(reference)?;
+        self.update_with(reference, image)
+    }
+
+    /// containerd's `update(ref, image)`: `None` drops the reference (and the
+    /// image with its last reference); the same image only reconciles the
+    /// pinned state; another image moves the reference to it.
+    pub fn update_with(&self, reference: &str, image: Option<CriImage>) -> Result<(), CriError> {
+        let mut inner = self.write();
+        let old = inner.refs.get(reference).cloned();
+        let Some(image) = image else {
+            if let Some(old) = old {
+                inner.index.delete(old.as_str(), reference)?;
+                inner.refs.remove(reference);
+            }
+            return Ok(());
+        };
+        let Some(id) = image.id.clone() else {
+            return Err(CriError::NotFound {
+                what: format!("image ID for {reference:?}"),
+            });
+        };
+        if let Some(old) = old {
+            if old == id {
+                return match (inner.index.is_pinned(&id, reference), image.pinned) {
+                    (false, true) => inner.index.pin(&id, reference),
+                    (true, false) => inner.index.unpin(&id, reference),
+                    _ => Ok(()),
+                };
+            }
+            inner.index.delete(old.as_str(), reference)?;
+        }
+        inner.refs.insert(reference.to_owned(), id);
+        inner.index.add(image)
+    }
+
+    /// The image ID a reference names: an exact string match, no normalising.
+    pub fn resolve(&self, reference: &str) -> Result<ImageId, CriError> {
+        self.read()
+            .refs
+            .get(reference)
+            .cloned()
+            .ok_or_else(|| CriError::NotFound {
+                what: format!("reference {reference:?}"),
+            })
+    }
+
+    /// The image with this full ID or unique prefix.
+    pub fn get(&self, id_or_prefix: &str) -> Result<Arc<CriImage>, CriError> {
+        self.read().index.get(id_or_prefix)
+    }
+
+    /// Every image, in no particular order.
+    pub fn list(&self) -> Vec<Arc<CriImage>> {
+        self.read().index.list()
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.read().index.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
