@@ -13,7 +13,8 @@
 //! The cache is derived state, never a second source of truth: the facade
 //! rebuilds it on open from its names and images ([`RefCache::rebuild`]) and
 //! calls [`RefCache::update`] on every tag, untag, pull and remove; `update`
-//! asks an [`ImageResolver`] what the reference names now (outside any lock)
+//! asks an [`ImageResolver`] ([`StoreResolver`] reads the names, manifests
+//! and images themselves) what the reference names now (outside any lock)
 //! and then changes the cache in one short write. Readers (`resolve`, `get`,
 //! `list`) take a read lock only, so they never wait for a slow resolution.
 //!
@@ -32,7 +33,9 @@
 mod cache;
 mod error;
 mod index;
+mod resolver;
 
 pub use cache::{ImageResolver, RefCache};
 pub use error::CriError;
 pub use index::{CriImage, ImageIndex};
+pub use resolver::{PINNED_LABEL, StoreResolver};

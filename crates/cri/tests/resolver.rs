@@ -1,0 +1,126 @@
+//! `StoreResolver` over real stores: names -> manifest (or index) -> config -> image.
+
+use std::sync::Arc;
+
+use imgstore_backend::StoreBackend;
+use imgstore_cri::{PINNED_LABEL, RefCache, StoreResolver};
+use imgstore_digest::Digest;
+use imgstore_image::{ImageStore, Store};
+use imgstore_layer::{LayerStore, NewLayer};
+use imgstore_refs::{Descriptor, ImageRecord, RefStore};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+#[test]
+fn resolves_names_through_manifests_and_indexes_and_rebuilds_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend =
+        Arc::new(imgstore_sqlite::SqliteBackend::open(dir.path().join("store.db")).unwrap());
+    let layers = Arc::new(LayerStore::open(backend.clone()).unwrap());
+    let diff = Digest::from_bytes(b"layer tar");
+    layers
+        .register(NewLayer::new(diff.clone(), 9), None)
+        .unwrap();
+    let images = Store::open(backend.clone(), layers).unwrap();
+    let config = format!(r#"{{"os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#);
+    let id = images.create(config.as_bytes()).unwrap();
+
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{id}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":123}}]}}"#,
+        config.len(),
+        Digest::from_bytes(b"gz")
+    );
+    let manifest_digest = backend.set(manifest.as_bytes()).unwrap();
+    let other = r#"{"schemaVersion":2,"config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1}}"#;
+    let other_digest = backend.set(other.as_bytes()).unwrap();
+    let index = format!(
+        r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{MANIFEST}","digest":"{other_digest}","size":{},"platform":{{"os":"windows","architecture":"{}"}}}},{{"mediaType":"{MANIFEST}","digest":"{manifest_digest}","size":{},"platform":{{"os":"linux","architecture":"{}"}}}}]}}"#,
+        other.len(),
+        arch(),
+        manifest.len(),
+        arch()
+    );
+    let index_digest = backend.set(index.as_bytes()).unwrap();
+
+    let refs = RefStore::open(backend.clone()).unwrap();
+    let single = ImageRecord::new(
+        "docker.io/library/app:v1",
+        Descriptor::new(MANIFEST, manifest_digest, manifest.len() as i64),
+    )
+    .with_label(PINNED_LABEL, "pinned");
+    refs.create("default", single).unwrap();
+    let multi = ImageRecord::new(
+        "docker.io/library/app:multi",
+        Descriptor::new(INDEX, index_digest, index.len() as i64),
+    );
+    refs.create("default", multi).unwrap();
+    let dangling = ImageRecord::new(
+        "docker.io/library/gone:v1",
+        Descriptor::new(MANIFEST, Digest::from_bytes(b"no such manifest"), 10),
+    );
+    refs.create("default", dangling).unwrap();
+
+    let resolver = StoreResolver {
+        namespace: "default",
+        refs: &refs,
+        content: backend.as_ref(),
+        images: &images,
+    };
+    use imgstore_cri::ImageResolver;
+    let one = resolver
+        .resolve("docker.io/library/app:v1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(one.id.as_ref(), Some(&id));
+    assert_eq!(one.chain_id, diff.to_string());
+    assert_eq!(one.size, (manifest.len() + config.len() + 123) as u64);
+    assert!(one.pinned);
+    assert_eq!(one.spec.as_ref().unwrap().id(), &id);
+    let from_index = resolver
+        .resolve("docker.io/library/app:multi")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        from_index.id.as_ref(),
+        Some(&id),
+        "the host platform's manifest"
+    );
+    assert!(!from_index.pinned);
+    assert!(
+        resolver
+            .resolve("docker.io/library/gone:v1")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        resolver
+            .resolve("docker.io/library/never:v1")
+            .unwrap()
+            .is_none()
+    );
+
+    let names: Vec<String> = refs
+        .list("default", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let cache = RefCache::rebuild(&resolver, &names).unwrap();
+    assert_eq!(cache.len(), 1);
+    let cached = cache.get(&id.digest().encoded()[..12]).unwrap();
+    assert_eq!(
+        cached.references,
+        ["docker.io/library/app:multi", "docker.io/library/app:v1"]
+    );
+    assert!(cached.pinned);
+    assert_eq!(cache.resolve("docker.io/library/app:v1").unwrap(), id);
+}
