@@ -40,7 +40,9 @@ impl ImageResolver for Table {
 fn cri(c: &mut Criterion) {
     let references: Vec<String> = (0..IMAGES).map(reference).collect();
     let cache = RefCache::rebuild(&Table, &references).expect("rebuild");
-    let prefixes: Vec<String> = (0..IMAGES).map(|n| image_id(n).digest().encoded()[..12].to_owned()).collect();
+    let prefixes: Vec<String> = (0..IMAGES)
+        .map(|n| image_id(n).digest().encoded()[..12].to_owned())
+        .collect();
     let mut i = 0;
     c.bench_function("cri/resolve_10k", |b| {
         b.iter(|| {
@@ -57,7 +59,13 @@ fn cri(c: &mut Criterion) {
     c.bench_function("cri/list_10k", |b| b.iter(|| cache.list().len()));
     let mut group = c.benchmark_group("cri");
     group.sample_size(10);
-    group.bench_function("rebuild_10k", |b| b.iter(|| RefCache::rebuild(&Table, &references).expect("rebuild").len()));
+    group.bench_function("rebuild_10k", |b| {
+        b.iter(|| {
+            RefCache::rebuild(&Table, &references)
+                .expect("rebuild")
+                .len()
+        })
+    });
     group.finish();
 }
 
