@@ -78,7 +78,10 @@ fn internal_store_get_by_truncated_ids_and_delete_by_reference() {
             "no duplicates"
         );
         index.delete(&trunc, &old_ref).unwrap();
-        assert_eq!(index.get(&trunc).unwrap().references, std::slice::from_ref(&new_ref));
+        assert_eq!(
+            index.get(&trunc).unwrap().references,
+            std::slice::from_ref(&new_ref)
+        );
         index.delete(&trunc, &new_ref).unwrap();
         assert!(matches!(index.get(&trunc), Err(CriError::NotFound { .. })));
         remaining -= 1;
