@@ -123,6 +123,14 @@ impl DigestSet {
             // mixed-algorithm quirk; see the crate docs). Within one algorithm
             // a full-length hex can match only its own entry, so exact match
             // wins without a special case.
+            // A whole digest: answer with the query itself once it is known
+            // to be in the set, which skips re-encoding the hash.
+            Query::Qualified(algorithm, hex) if hex.len() == algorithm.encoded_len() => {
+                return match Digest::parse(query) {
+                    Ok(digest) if self.contains(&digest) => Ok(digest),
+                    _ => Err(LookupError::not_found(query)),
+                };
+            }
             Query::Qualified(algorithm, hex) => match HexPrefix::parse(hex) {
                 Some(prefix) => self.table_hits(algorithm, &prefix),
                 None => Hits::None,
