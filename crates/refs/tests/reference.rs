@@ -270,3 +270,65 @@ fn cri_sort_normalises_the_strings_it_returns() {
         ]
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference_like() -> impl Strategy<Value = String> {
+        let component = "[a-z0-9]{1,4}([._-][a-z0-9]{1,3})?";
+        (
+            prop::option::of(prop::sample::select(vec![
+                "docker.io",
+                "index.docker.io",
+                "localhost",
+                "localhost:5000",
+                "quay.io",
+                "[fc00::1]:5000",
+            ])),
+            prop::collection::vec(component, 1..4),
+            prop::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}"),
+            prop::option::of(Just(digest())),
+        )
+            .prop_map(|(domain, path, tag, digest)| {
+                let mut s = String::new();
+                if let Some(domain) = domain {
+                    s.push_str(domain);
+                    s.push('/');
+                }
+                s.push_str(&path.join("/"));
+                if let Some(tag) = tag {
+                    s.push(':');
+                    s.push_str(&tag);
+                }
+                if let Some(digest) = digest {
+                    s.push('@');
+                    s.push_str(&digest);
+                }
+                s
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(input in "\\PC{0,80}") {
+            let _ = Reference::parse_normalized(&input);
+            let _ = AnyReference::parse(&input);
+            let _ = sort_references([input.as_str()]);
+        }
+
+        #[test]
+        fn normalize_is_idempotent_and_familiar_round_trips(input in reference_like()) {
+            let normalized = normalize(&input).unwrap();
+            prop_assert_eq!(normalize(&normalized).unwrap(), normalized.clone());
+            let familiar_form = familiar(&normalized).unwrap();
+            // As in distribution, `docker.io/a.b/c` shows as `a.b/c`, which
+            // reads back with `a.b` as its domain: no round trip for those.
+            let first = familiar_form.split('/').next().unwrap_or_default();
+            prop_assume!(
+                !familiar_form.contains('/') || normalized.starts_with(first) || !first.contains(['.', ':'])
+            );
+            prop_assert_eq!(normalize(&familiar_form).unwrap(), normalized);
+        }
+    }
+}
