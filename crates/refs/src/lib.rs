@@ -37,7 +37,8 @@
 //! assert_eq!(created.created_at, created.updated_at);
 //!
 //! let prod = refs.list("default", &["labels.env==prod"])?;
-//! assert_eq!(prod, [created.clone()]);
+//! assert_eq!(prod.len(), 1);
+//! assert_eq!(*prod[0], created); // reads share the stored record (an `Arc`)
 //!
 //! let mut relabelled = created.clone();
 //! relabelled.labels.insert("env".into(), "test".into());

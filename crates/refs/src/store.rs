@@ -37,7 +37,8 @@ pub struct RestoreProblem {
 }
 
 struct Entry {
-    record: ImageRecord,
+    /// Shared with readers: `get` and `list` hand out clones of the `Arc`.
+    record: Arc<ImageRecord>,
     /// The bytes in the backend: what a compare-and-swap requires.
     stored: Vec<u8>,
 }
@@ -138,7 +139,7 @@ fn load<B: RecordStore + ?Sized>(backend: &B) -> Result<(State, Vec<RestoreProbl
             Ok(record) => state.insert(
                 namespace,
                 Entry {
-                    record,
+                    record: Arc::new(record),
                     stored: value.to_vec(),
                 },
             ),
@@ -191,11 +192,14 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
     }
 
     /// The record named `name` in `namespace`; `NotFound` when there is none.
-    pub fn get(&self, namespace: &str, name: &str) -> Result<ImageRecord> {
+    ///
+    /// Reads hand out the stored record itself, shared and immutable (no copy
+    /// is made); clone it (`ImageRecord::clone(&record)`) to change it.
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Arc<ImageRecord>> {
         validate_namespace(namespace)?;
         self.read()
             .entry(namespace, name)
-            .map(|entry| entry.record.clone())
+            .map(|entry| Arc::clone(&entry.record))
             .ok_or_else(|| not_found(namespace, name))
     }
 
@@ -204,26 +208,26 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
     /// `InvalidArgument` ([`RefsError::Filter`]). For example
     /// `&["labels.env==prod,name~=^docker.io/", "name==busybox"]` lists the
     /// production images from Docker Hub, and busybox.
-    pub fn list(&self, namespace: &str, filters: &[&str]) -> Result<Vec<ImageRecord>> {
+    pub fn list(&self, namespace: &str, filters: &[&str]) -> Result<Vec<Arc<ImageRecord>>> {
         validate_namespace(namespace)?;
         let filter = Filter::parse_all(filters)?;
         self.list_filtered(namespace, &filter)
     }
 
     /// [`list`](Self::list) with a filter parsed beforehand.
-    pub fn list_filtered(&self, namespace: &str, filter: &Filter) -> Result<Vec<ImageRecord>> {
+    pub fn list_filtered(&self, namespace: &str, filter: &Filter) -> Result<Vec<Arc<ImageRecord>>> {
         validate_namespace(namespace)?;
         let state = self.read();
         let Some(names) = state.namespaces.get(namespace) else {
             return Ok(Vec::new());
         };
         if filter.is_always() {
-            return Ok(names.values().map(|e| e.record.clone()).collect());
+            return Ok(names.values().map(|e| Arc::clone(&e.record)).collect());
         }
         Ok(names
             .values()
-            .filter(|e| filter.matches(&e.record))
-            .map(|e| e.record.clone())
+            .filter(|e| filter.matches(&*e.record))
+            .map(|e| Arc::clone(&e.record))
             .collect())
     }
 
@@ -281,7 +285,7 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
                 self.write().insert(
                     namespace,
                     Entry {
-                        record: record.clone(),
+                        record: Arc::new(record.clone()),
                         stored,
                     },
                 );
@@ -328,7 +332,7 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
                 let entry = state
                     .entry(namespace, name)
                     .ok_or_else(|| not_found(namespace, name))?;
-                (entry.record.clone(), entry.stored.clone())
+                (Arc::clone(&entry.record), entry.stored.clone())
             };
             let mut updated = ImageRecord::merged(&current, &record, fieldpaths)?;
             updated.name = record.name.clone();
@@ -346,7 +350,7 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
                     self.write().insert(
                         namespace,
                         Entry {
-                            record: updated.clone(),
+                            record: Arc::new(updated.clone()),
                             stored,
                         },
                     );
@@ -441,7 +445,7 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
                     state.insert(
                         namespace,
                         Entry {
-                            record,
+                            record: Arc::new(record),
                             stored: bytes,
                         },
                     );

@@ -245,8 +245,8 @@ proptest! {
             .refs
             .list(NS, &refs)
             .unwrap_or_else(|e| panic!("{strings:?}: {e}"))
-            .into_iter()
-            .map(|r| r.name)
+            .iter()
+            .map(|r| r.name.clone())
             .collect();
         let expected: Vec<String> = fixture
             .records
