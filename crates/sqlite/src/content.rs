@@ -1,5 +1,6 @@
 //! Content and metadata: [`StoreBackend`] for [`SqliteBackend`].
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 
@@ -48,6 +49,53 @@ fn verify(digest: &Digest, bytes: &[u8]) -> Result<()> {
             actual,
         })
     }
+}
+
+/// From this many digests on, `get_many` and `get_metadata_many` scan
+/// (content rows; the digest index and the metadata of one key) instead of
+/// searching per digest: a restore of 10k images reads sequentially.
+const BULK_READ: usize = 256;
+
+/// `get_metadata_many` by two scans: every stored digest (the digest index
+/// alone) and every value of `key`. `None` if the database refuses, and the
+/// caller falls back to one search per digest.
+fn metadata_by_scan(
+    conn: &Connection,
+    digests: &[Digest],
+    key: &str,
+) -> Option<Vec<Result<Vec<u8>>>> {
+    let mut stored: HashSet<String> = HashSet::with_capacity(digests.len());
+    let mut values: HashMap<String, Vec<u8>> = HashMap::new();
+    let scanned: rusqlite::Result<()> = (|| {
+        let mut stmt = conn.prepare_cached("SELECT digest FROM content")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            stored.insert(row.get(0)?);
+        }
+        let mut stmt = conn.prepare_cached("SELECT digest, value FROM metadata WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
+        while let Some(row) = rows.next()? {
+            values.insert(row.get(0)?, row.get(1)?);
+        }
+        Ok(())
+    })();
+    scanned.ok()?;
+    Some(
+        digests
+            .iter()
+            .map(|digest| {
+                if !is_storable(digest) || !stored.contains(digest.as_str()) {
+                    return Err(Error::content_not_found(digest));
+                }
+                values
+                    .get(digest.as_str())
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound {
+                        subject: metadata(digest, key),
+                    })
+            })
+            .collect(),
+    )
 }
 
 /// A blob file to commit: where it is now, the digest and size it has.
@@ -299,6 +347,55 @@ impl StoreBackend for SqliteBackend {
         let snapshot = conn.unchecked_transaction();
         let mut out: Vec<Result<Vec<u8>>> = Vec::with_capacity(digests.len());
         let mut in_files = Vec::new();
+        if digests.len() >= BULK_READ {
+            // Many digests (a restore): one sequential pass over the table
+            // beats as many index searches.
+            let wanted: HashSet<&str> = digests.iter().map(Digest::as_str).collect();
+            // Digest -> inline bytes, or `None` for content kept in a file.
+            let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::with_capacity(wanted.len());
+            let scanned = conn
+                .prepare_cached("SELECT digest, data FROM content")
+                .and_then(|mut stmt| {
+                    let mut rows = stmt.query([])?;
+                    while let Some(row) = rows.next()? {
+                        let ValueRef::Text(name) = row.get_ref(0)? else {
+                            continue;
+                        };
+                        let Some(name) = std::str::from_utf8(name)
+                            .ok()
+                            .filter(|n| wanted.contains(n))
+                        else {
+                            continue;
+                        };
+                        let data = match row.get_ref(1)? {
+                            ValueRef::Null => None,
+                            ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Some(bytes.to_vec()),
+                            ValueRef::Integer(_) | ValueRef::Real(_) => Some(Vec::new()),
+                        };
+                        found.insert(name.to_owned(), data);
+                    }
+                    Ok(())
+                });
+            if scanned.is_ok() {
+                for (index, digest) in digests.iter().enumerate() {
+                    out.push(match found.get(digest.as_str()).cloned() {
+                        _ if !is_storable(digest) => Err(Error::content_not_found(digest)),
+                        None => Err(Error::content_not_found(digest)),
+                        Some(Some(bytes)) => verify(digest, &bytes).map(|()| bytes),
+                        Some(None) => {
+                            in_files.push(index);
+                            Err(Error::content_not_found(digest))
+                        }
+                    });
+                }
+                drop(snapshot);
+                drop(conn);
+                for index in in_files {
+                    out[index] = self.get(&digests[index]);
+                }
+                return out;
+            }
+        }
         match conn.prepare_cached("SELECT data FROM content WHERE digest = ?1") {
             Ok(mut stmt) => {
                 for digest in digests {
@@ -358,6 +455,11 @@ impl StoreBackend for SqliteBackend {
             Err(e) => return pool_timeout_each(digests, &e),
         };
         let snapshot = conn.unchecked_transaction();
+        if digests.len() >= BULK_READ
+            && let Some(out) = metadata_by_scan(&conn, digests, key)
+        {
+            return out;
+        }
         let stmt = conn.prepare_cached(
             "SELECT m.value FROM content AS c
              LEFT JOIN metadata AS m ON m.digest = c.digest AND m.key = ?2
