@@ -295,3 +295,26 @@ fn image_records_expose_containerds_field_paths() {
     assert!(matches("labels.missing!=x"), "absent reads as empty for !=");
     assert!(!matches("unknown"));
 }
+
+#[test]
+fn long_hostile_inputs_parse_in_linear_time_without_panicking() {
+    let many = vec!["name==x"; 20_000].join(",");
+    let start = std::time::Instant::now();
+    assert_eq!(
+        Filter::parse(&many)
+            .unwrap()
+            .alternatives()
+            .next()
+            .unwrap()
+            .len(),
+        20_000
+    );
+    let unterminated = format!("labels.\"{}", "\\n".repeat(50_000));
+    assert_eq!(
+        parse_error(&unterminated).message(),
+        "quoted literal not terminated"
+    );
+    let nested = format!("name~={}", "(".repeat(10_000));
+    assert!(Filter::parse(&nested).is_err());
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+}

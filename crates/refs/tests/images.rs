@@ -863,3 +863,21 @@ fn name_too_long_for_a_record_key_is_invalid_argument<B: RecordStore>(open: Open
     assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
     assert_eq!(refs.get(NS, &longest).unwrap().name, longest);
 }
+
+#[test]
+fn stores_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<RefStore<imgstore_sqlite::SqliteBackend>>();
+    assert_send_sync::<RefStore<imgstore_fs::FsBackend>>();
+    assert_send_sync::<RefStore<dyn RecordStore>>();
+}
+
+#[test]
+fn a_store_works_over_a_trait_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn RecordStore> = open_sqlite(dir.path());
+    let refs = RefStore::open(backend).unwrap();
+    let created = refs.create(NS, simple("a")).unwrap();
+    let filter = imgstore_refs::filters::Filter::parse("labels.foo==bar").unwrap();
+    assert_eq!(*refs.list_filtered(NS, &filter).unwrap()[0], created);
+}
