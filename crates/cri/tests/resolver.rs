@@ -112,7 +112,7 @@ fn resolves_names_through_manifests_and_indexes_and_rebuilds_the_cache() {
         .list("default", &[])
         .unwrap()
         .into_iter()
-        .map(|r| r.name)
+        .map(|r| r.name.clone())
         .collect();
     let cache = RefCache::rebuild(&resolver, &names).unwrap();
     assert_eq!(cache.len(), 1);
