@@ -3,6 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use imgstore_digest::BuildDigestHasher;
 use imgstore_digestset::{DigestSet, LookupError};
 use imgstore_image::{Image, ImageId};
 
@@ -41,7 +42,7 @@ impl CriImage {
 /// Not synchronised itself: [`RefCache`](crate::RefCache) wraps it.
 #[derive(Default)]
 pub struct ImageIndex {
-    images: HashMap<ImageId, Arc<CriImage>>,
+    images: HashMap<ImageId, Arc<CriImage>, BuildDigestHasher>,
     ids: DigestSet,
     pinned: HashMap<ImageId, BTreeSet<String>>,
 }

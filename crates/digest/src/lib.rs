@@ -28,6 +28,7 @@ mod chain;
 mod digest;
 mod digester;
 mod error;
+mod hasher;
 mod hex;
 
 pub use algorithm::Algorithm;
@@ -35,3 +36,4 @@ pub use chain::{chain_id, chain_id_unchecked, chain_ids};
 pub use digest::{Digest, HashBytes};
 pub use digester::{Digester, Verifier};
 pub use error::{DigestError, FormatProblem};
+pub use hasher::{BuildDigestHasher, DigestHasher};

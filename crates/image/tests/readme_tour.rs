@@ -15,7 +15,8 @@ fn readme_tour() -> Result<(), Box<dyn std::error::Error>> {
     let diff_id = Digest::from_bytes(b"layer tar bytes");
     let layer = layers.register(NewLayer::new(diff_id.clone(), 15), None)?;
     let images = Store::open(backend, layers.clone())?;
-    let config = format!(r#"{{"os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
+    let config =
+        format!(r#"{{"os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
     let id = images.create(config.as_bytes())?;
     layers.release(layer.chain_id())?;
     assert_eq!(images.search(&id.short()[..6])?, id);
