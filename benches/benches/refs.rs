@@ -40,7 +40,7 @@ fn record(n: usize) -> ImageRecord {
             "containerd.io/gc.ref.content.m.0",
             Digest::from_bytes(b"m").to_string(),
         )
-        .with_label("env", if n % 10 == 0 { "prod" } else { "dev" })
+        .with_label("env", if n.is_multiple_of(10) { "prod" } else { "dev" })
 }
 
 fn filled<B: RecordStore>(backend: Arc<B>, count: usize) -> RefStore<B> {
