@@ -1,0 +1,86 @@
+//! `AnyBackend`: one type over the backends the facade can open.
+
+use std::io::Read;
+
+use imgstore_backend::{Batch, BlobInfo, BlobReader, RecordStore, Result, StoreBackend};
+use imgstore_digest::Digest;
+use imgstore_fs::FsBackend;
+use imgstore_sqlite::SqliteBackend;
+
+/// The backend a [`Store`](crate::Store) was opened with; it forwards every
+/// call, so the stores above are not generic over the choice.
+#[derive(Debug)]
+pub enum AnyBackend {
+    /// A filesystem backend (moby's layout).
+    Fs(FsBackend),
+    /// An SQLite backend.
+    Sqlite(SqliteBackend),
+}
+
+macro_rules! forward {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Fs($b) => $call,
+            AnyBackend::Sqlite($b) => $call,
+        }
+    };
+}
+
+impl StoreBackend for AnyBackend {
+    fn walk(&self, visit: &mut dyn FnMut(&Digest) -> Result<()>) -> Result<()> {
+        forward!(self, b => b.walk(visit))
+    }
+    fn get(&self, digest: &Digest) -> Result<Vec<u8>> {
+        forward!(self, b => b.get(digest))
+    }
+    fn set(&self, data: &[u8]) -> Result<Digest> {
+        forward!(self, b => b.set(data))
+    }
+    fn delete(&self, digest: &Digest) -> Result<()> {
+        forward!(self, b => b.delete(digest))
+    }
+    fn set_metadata(&self, digest: &Digest, key: &str, value: &[u8]) -> Result<()> {
+        forward!(self, b => b.set_metadata(digest, key, value))
+    }
+    fn get_metadata(&self, digest: &Digest, key: &str) -> Result<Vec<u8>> {
+        forward!(self, b => b.get_metadata(digest, key))
+    }
+    fn delete_metadata(&self, digest: &Digest, key: &str) -> Result<()> {
+        forward!(self, b => b.delete_metadata(digest, key))
+    }
+    fn contains(&self, digest: &Digest) -> Result<bool> {
+        forward!(self, b => b.contains(digest))
+    }
+    fn size(&self, digest: &Digest) -> Result<u64> {
+        forward!(self, b => b.size(digest))
+    }
+    fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
+        forward!(self, b => b.open_blob(digest))
+    }
+    fn get_many(&self, digests: &[Digest]) -> Vec<Result<Vec<u8>>> {
+        forward!(self, b => b.get_many(digests))
+    }
+    fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {
+        forward!(self, b => b.get_metadata_many(digests, key))
+    }
+    fn write_blob(&self, expected: Option<&Digest>, reader: &mut dyn Read) -> Result<BlobInfo> {
+        forward!(self, b => b.write_blob(expected, reader))
+    }
+}
+
+impl RecordStore for AnyBackend {
+    fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        forward!(self, b => b.get_record(bucket, key))
+    }
+    fn scan_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        visit: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        forward!(self, b => b.scan_records(bucket, prefix, visit))
+    }
+    fn apply(&self, batch: &Batch) -> Result<()> {
+        forward!(self, b => b.apply(batch))
+    }
+}

@@ -1,0 +1,150 @@
+//! The facade's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+use imgstore_backend::ErrorKind;
+use imgstore_digest::Digest;
+
+/// Every failure of the facade: the error of the crate that failed, or a
+/// problem with an input (an OCI layout) named precisely.
+/// [`kind`](Error::kind) gives containerd's error kind for matching.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A backend (content, metadata, records) failed.
+    #[error(transparent)]
+    Backend(#[from] imgstore_backend::Error),
+    /// The layer store refused.
+    #[error(transparent)]
+    Layer(#[from] imgstore_layer::LayerError),
+    /// The image store refused.
+    #[error(transparent)]
+    Image(#[from] imgstore_image::ImageError),
+    /// The name store refused.
+    #[error(transparent)]
+    Refs(#[from] imgstore_refs::RefsError),
+    /// The CRI cache failed.
+    #[error(transparent)]
+    Cri(#[from] imgstore_cri::CriError),
+    /// A digest in an input does not parse.
+    #[error(transparent)]
+    Digest(#[from] imgstore_digest::DigestError),
+    /// The directory is not an OCI image layout (no `oci-layout` file, or an
+    /// unsupported `imageLayoutVersion`).
+    #[error("{}: not an OCI image layout: {reason}", .path.display())]
+    NotOciLayout {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong (names the `oci-layout` file).
+        reason: String,
+    },
+    /// A file or blob of an input is not the JSON it must be.
+    #[error("{file}: invalid JSON: {source}")]
+    InvalidJson {
+        /// The file (`index.json`) or blob (`manifest sha256:…`).
+        file: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An input is well-formed JSON but unusable.
+    #[error("{what}: {reason}")]
+    InvalidInput {
+        /// What is wrong (a blob, a descriptor, an annotation).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// A descriptor names a media type this store cannot import.
+    #[error("unsupported {what} media type {media_type:?}")]
+    UnsupportedMediaType {
+        /// What the descriptor describes ("manifest", "layer").
+        what: &'static str,
+        /// The media type.
+        media_type: String,
+    },
+    /// A blob named by an input is absent from it.
+    #[error("blob {digest} not found in {}", .layout.display())]
+    BlobNotFound {
+        /// The missing blob.
+        digest: Digest,
+        /// The layout searched.
+        layout: PathBuf,
+    },
+    /// A blob's length differs from its descriptor's size.
+    #[error("blob {digest}: descriptor says {expected} bytes, blob has {actual}")]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The descriptor's size.
+        expected: u64,
+        /// The blob's length.
+        actual: u64,
+    },
+    /// A blob's bytes do not hash to its digest.
+    #[error("blob {digest}: content hashes to {actual}")]
+    DigestMismatch {
+        /// The digest the blob is named by.
+        digest: Digest,
+        /// What it hashes to.
+        actual: Digest,
+    },
+    /// A layer's uncompressed bytes do not hash to the config's diff ID.
+    #[error("layer {layer}: uncompressed content hashes to {actual}, the config says {expected}")]
+    DiffIdMismatch {
+        /// The layer blob.
+        layer: Digest,
+        /// The config's `rootfs.diff_ids` entry.
+        expected: Digest,
+        /// What the decompressed bytes hash to.
+        actual: Digest,
+    },
+    /// A layer blob does not decompress.
+    #[error("layer {layer}: cannot decompress: {source}")]
+    Decompress {
+        /// The layer blob.
+        layer: Digest,
+        /// The decoder's complaint.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading an input failed.
+    #[error("{operation} {}: {source}", .path.display())]
+    Io {
+        /// What was being done.
+        operation: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The kind, in containerd's terms (those of `imgstore-backend`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Backend(e) => e.kind(),
+            Error::Layer(e) => e.kind(),
+            Error::Image(e) => e.kind(),
+            Error::Refs(e) => e.kind(),
+            Error::Cri(e) => e.kind(),
+            Error::Digest(_)
+            | Error::NotOciLayout { .. }
+            | Error::InvalidJson { .. }
+            | Error::InvalidInput { .. }
+            | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
+            Error::BlobNotFound { .. } => ErrorKind::NotFound,
+            Error::SizeMismatch { .. }
+            | Error::DigestMismatch { .. }
+            | Error::DiffIdMismatch { .. }
+            | Error::Decompress { .. } => ErrorKind::DataCorruption,
+            Error::Io { .. } => ErrorKind::Io,
+        }
+    }
+}
+
+/// The facade's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

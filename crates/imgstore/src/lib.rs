@@ -1,0 +1,62 @@
+//! imgstore: a local container image store, as one crate.
+//!
+//! [`Store`] composes the plumbing crates the way DESIGN.md's "How the facade
+//! composes the stores" says: a content + records backend holds every blob
+//! (indexes, manifests, configs, layers), the layer records and the names; a
+//! second backend, dedicated to the image store, holds image configs and
+//! their metadata (the image store restores by walking its backend's content,
+//! so it must not see layer blobs). On top: the [layer store](layer), the
+//! [image store](image), the [names](refs) of one namespace and the derived
+//! [CRI cache](cri), rebuilt from the names on open.
+//!
+//! ```text
+//! <root>/content.db, <root>/images.db    Backend::Sqlite (the default)
+//! <root>/content/,   <root>/imagedb/     Backend::Fs (moby's layout)
+//! ```
+//!
+//! [`Store::import_oci_layout`] imports an OCI image layout directory, all or
+//! nothing, verifying every blob and every layer's diff ID;
+//! [`Store::images`] and [`Store::resolve`] answer what is stored. The crates
+//! below are re-exported ([`digest`], [`layer`], [`image`], ...) so a user
+//! depends on this one crate.
+//!
+//! ```
+//! use imgstore::{Backend, Options, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open_with(dir.path(), Options { backend: Backend::Fs, ..Options::default() })?;
+//! assert!(store.images().is_empty());
+//!
+//! // A directory that is not an OCI layout is refused, naming the problem.
+//! match store.import_oci_layout(dir.path().join("nowhere")) {
+//!     Err(err) => {
+//!         assert_eq!(err.kind(), imgstore::backend::ErrorKind::InvalidArgument);
+//!         assert!(err.to_string().contains("oci-layout"));
+//!     }
+//!     Ok(imported) => panic!("imported {imported:?} from nowhere"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Not yet here (planned): oci-archive and docker-save tar import, export,
+//! tag/untag/remove, gc, fsck and disk usage.
+
+mod any_backend;
+mod error;
+mod oci;
+mod store;
+
+pub use any_backend::AnyBackend;
+pub use error::{Error, Result};
+pub use oci::Imported;
+pub use store::{Backend, ImageSummary, Images, Options, Store};
+
+pub use imgstore_backend as backend;
+pub use imgstore_cri as cri;
+pub use imgstore_digest as digest;
+pub use imgstore_digestset as digestset;
+pub use imgstore_fs as fs;
+pub use imgstore_image as image;
+pub use imgstore_layer as layer;
+pub use imgstore_refs as refs;
+pub use imgstore_sqlite as sqlite;

@@ -1,0 +1,694 @@
+//! Import of an OCI image layout directory.
+//!
+//! Two phases. **Plan** reads `oci-layout`, `index.json`, every manifest,
+//! nested index and config (verifying digest and size), checks media types
+//! and that every layer blob is present with its size: a bad layout fails
+//! here with nothing written. **Apply** streams layers into the content store
+//! (verified against their digest and, decompressed, against the config's
+//! diff IDs), registers them bottom-up, creates images, stores manifests and
+//! indexes, creates or moves names, releases the layer references the import
+//! took and updates the CRI cache. A failure in apply undoes the names, images
+//! and layer records it made; blobs it had already stored stay, unreferenced,
+//! for `gc` to remove (they are valid content under their own digest).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::write::MultiGzDecoder;
+use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_digest::{Algorithm, Digest, Digester};
+use imgstore_image::{ImageId, ImageStore};
+use imgstore_layer::{BlobRef, ChainId, LayerGetReleaser, NewLayer};
+use imgstore_refs::{Descriptor, ImageRecord};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{Error, Result, Store};
+
+/// Media types of image manifests this store imports.
+const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// Media types of indexes (followed to their manifests).
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+/// gzip-compressed layer media types.
+const GZIP_LAYER_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+/// Uncompressed layer media types.
+const PLAIN_LAYER_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+];
+/// Manifests, indexes and configs larger than this are refused rather than
+/// read into memory.
+const MAX_JSON_BLOB: u64 = 16 << 20;
+/// Nested indexes deeper than this are refused.
+const MAX_INDEX_DEPTH: usize = 8;
+/// The annotation that names an image in an OCI layout.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// One image an import brought in (or found already there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The image ID (config digest).
+    pub id: ImageId,
+    /// The manifest it was imported from.
+    pub manifest: Digest,
+    /// Names the import pointed at it (or at an index holding it).
+    pub names: Vec<String>,
+    /// Chain ID of its top layer (`None` for an image without layers).
+    pub top_chain_id: Option<ChainId>,
+    /// True when this import created the image; false when it was stored already.
+    pub created: bool,
+}
+
+/// A descriptor as read from JSON, before validation.
+#[derive(Deserialize)]
+struct RawDescriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// A validated descriptor.
+#[derive(Debug, Clone)]
+struct Desc {
+    media_type: String,
+    digest: Digest,
+    size: u64,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Desc {
+    fn from_raw(raw: RawDescriptor, what: &str) -> Result<Desc> {
+        let digest: Digest = raw.digest.parse()?;
+        let size = u64::try_from(raw.size).map_err(|_| Error::InvalidInput {
+            what: format!("{what} descriptor {digest}"),
+            reason: format!("negative size {}", raw.size),
+        })?;
+        Ok(Desc {
+            media_type: raw.media_type,
+            digest,
+            size,
+            annotations: raw.annotations,
+        })
+    }
+
+    fn to_descriptor(&self) -> Result<Descriptor> {
+        let size = i64::try_from(self.size).map_err(|_| Error::InvalidInput {
+            what: format!("descriptor {}", self.digest),
+            reason: "size too large".to_owned(),
+        })?;
+        Ok(Descriptor::new(
+            self.media_type.clone(),
+            self.digest.clone(),
+            size,
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawIndex {
+    #[serde(default)]
+    manifests: Vec<RawDescriptor>,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    config: RawDescriptor,
+    #[serde(default)]
+    layers: Vec<RawDescriptor>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    rootfs: RawRootFs,
+}
+
+#[derive(Deserialize)]
+struct RawRootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// How a layer blob is decompressed to its diff.
+#[derive(Debug, Clone, Copy)]
+enum Compression {
+    Gzip,
+    None,
+}
+
+struct PlannedLayer {
+    desc: Desc,
+    compression: Compression,
+    diff_id: Digest,
+}
+
+struct PlannedImage {
+    manifest: Desc,
+    manifest_bytes: Vec<u8>,
+    config_bytes: Vec<u8>,
+    layers: Vec<PlannedLayer>,
+    names: Vec<String>,
+}
+
+#[derive(Default)]
+struct Plan {
+    /// Nested index blobs, stored as content.
+    indexes: Vec<Vec<u8>>,
+    images: Vec<PlannedImage>,
+    /// Names and the descriptor each points at (manifest or index).
+    names: Vec<(String, Desc)>,
+}
+
+/// What apply changed, to undo on failure.
+#[derive(Default)]
+struct Undo {
+    /// Transient layer references taken by `register`, in order.
+    taken: Vec<ChainId>,
+    created_images: Vec<ImageId>,
+    created_names: Vec<String>,
+    /// Names moved, with the record as it was.
+    moved_names: Vec<ImageRecord>,
+}
+
+/// Reads blobs of one layout directory, verifying them.
+struct Layout<'a> {
+    dir: &'a Path,
+}
+
+impl Layout<'_> {
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        // A parsed digest's parts hold no `/` or `..`: the path stays inside.
+        self.dir
+            .join("blobs")
+            .join(digest.algorithm().to_string())
+            .join(digest.encoded())
+    }
+
+    /// Opens a blob and checks its length against the descriptor.
+    fn open_blob(&self, desc: &Desc) -> Result<File> {
+        let path = self.blob_path(&desc.digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound {
+                    digest: desc.digest.clone(),
+                    layout: self.dir.to_path_buf(),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    operation: "open",
+                    path,
+                    source,
+                });
+            }
+        };
+        let len = file
+            .metadata()
+            .map_err(|source| Error::Io {
+                operation: "stat",
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        if len != desc.size {
+            return Err(Error::SizeMismatch {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: len,
+            });
+        }
+        Ok(file)
+    }
+
+    /// A small (JSON) blob, read whole and verified.
+    fn read_json_blob(&self, desc: &Desc) -> Result<Vec<u8>> {
+        if desc.size > MAX_JSON_BLOB {
+            return Err(Error::InvalidInput {
+                what: format!("blob {}", desc.digest),
+                reason: format!(
+                    "{} bytes is more than the {MAX_JSON_BLOB} allowed",
+                    desc.size
+                ),
+            });
+        }
+        let mut file = self.open_blob(desc)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|source| Error::Io {
+            operation: "read",
+            path: self.blob_path(&desc.digest),
+            source,
+        })?;
+        if bytes.len() as u64 != desc.size {
+            return Err(Error::SizeMismatch {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let actual = desc.digest.algorithm().from_bytes(&bytes);
+        if actual != desc.digest {
+            return Err(Error::DigestMismatch {
+                digest: desc.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], file: impl Into<String>) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::InvalidJson {
+        file: file.into(),
+        source,
+    })
+}
+
+fn read_file(path: &Path, operation: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Checks `oci-layout` and parses `index.json`: the top-level descriptors.
+fn read_layout_index(dir: &Path) -> Result<Vec<Desc>> {
+    let marker = dir.join("oci-layout");
+    let bytes = match std::fs::read(&marker) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::NotOciLayout {
+                path: dir.to_path_buf(),
+                reason: "the oci-layout file is missing".to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(Error::Io {
+                operation: "read",
+                path: marker,
+                source,
+            });
+        }
+    };
+    let version = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_owned));
+    if version.as_deref() != Some("1.0.0") {
+        return Err(Error::NotOciLayout {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "oci-layout must hold imageLayoutVersion \"1.0.0\", found {}",
+                version.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+            ),
+        });
+    }
+    let index: RawIndex = parse_json(&read_file(&dir.join("index.json"), "read")?, "index.json")?;
+    index
+        .manifests
+        .into_iter()
+        .map(|raw| Desc::from_raw(raw, "index.json"))
+        .collect()
+}
+
+impl Plan {
+    /// Follows one descriptor: a manifest becomes a planned image; an index
+    /// is stored and its manifests followed.
+    fn follow(
+        &mut self,
+        layout: &Layout<'_>,
+        desc: &Desc,
+        names: &[String],
+        depth: usize,
+    ) -> Result<()> {
+        if INDEX_TYPES.contains(&desc.media_type.as_str()) {
+            if depth >= MAX_INDEX_DEPTH {
+                return Err(Error::InvalidInput {
+                    what: format!("index {}", desc.digest),
+                    reason: format!("indexes nested more than {MAX_INDEX_DEPTH} deep"),
+                });
+            }
+            let bytes = layout.read_json_blob(desc)?;
+            let index: RawIndex = parse_json(&bytes, format!("index {}", desc.digest))?;
+            self.indexes.push(bytes);
+            for raw in index.manifests {
+                let child = Desc::from_raw(raw, "index")?;
+                self.follow(layout, &child, names, depth + 1)?;
+            }
+            return Ok(());
+        }
+        if !MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
+            return Err(Error::UnsupportedMediaType {
+                what: "manifest",
+                media_type: desc.media_type.clone(),
+            });
+        }
+        let manifest_bytes = layout.read_json_blob(desc)?;
+        let manifest_file = format!("manifest {}", desc.digest);
+        let manifest: RawManifest = parse_json(&manifest_bytes, manifest_file.clone())?;
+        if let Some(own) = &manifest.media_type
+            && own != &desc.media_type
+        {
+            return Err(Error::InvalidInput {
+                what: manifest_file,
+                reason: format!(
+                    "its mediaType {own:?} differs from its descriptor's {:?}",
+                    desc.media_type
+                ),
+            });
+        }
+        let config = Desc::from_raw(manifest.config, "config")?;
+        let config_bytes = layout.read_json_blob(&config)?;
+        let rootfs: RawConfig = parse_json(&config_bytes, format!("config {}", config.digest))?;
+        let diff_ids = rootfs
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| d.parse::<Digest>())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::InvalidInput {
+                what: manifest_file,
+                reason: format!(
+                    "{} layers, but config {} lists {} diff IDs",
+                    manifest.layers.len(),
+                    config.digest,
+                    diff_ids.len()
+                ),
+            });
+        }
+        let mut layers = Vec::with_capacity(diff_ids.len());
+        for (raw, diff_id) in manifest.layers.into_iter().zip(diff_ids) {
+            let desc = Desc::from_raw(raw, "layer")?;
+            let compression = if GZIP_LAYER_TYPES.contains(&desc.media_type.as_str()) {
+                Compression::Gzip
+            } else if PLAIN_LAYER_TYPES.contains(&desc.media_type.as_str()) {
+                Compression::None
+            } else {
+                return Err(Error::UnsupportedMediaType {
+                    what: "layer",
+                    media_type: desc.media_type.clone(),
+                });
+            };
+            // Present with the right length; content is verified while stored.
+            layout.open_blob(&desc)?;
+            layers.push(PlannedLayer {
+                desc,
+                compression,
+                diff_id,
+            });
+        }
+        self.images.push(PlannedImage {
+            manifest: desc.clone(),
+            manifest_bytes,
+            config_bytes,
+            layers,
+            names: names.to_vec(),
+        });
+        Ok(())
+    }
+}
+
+/// Hashes what it is written: the diff (uncompressed layer) as it streams.
+struct DiffSink {
+    digester: Digester,
+    size: u64,
+}
+
+impl Write for DiffSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.digester.update(buf);
+        self.size += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+enum Decoder {
+    Gzip(Box<MultiGzDecoder<DiffSink>>),
+    Plain(Box<DiffSink>),
+}
+
+/// Passes a layer blob through to the content store while decompressing a
+/// copy into a [`DiffSink`]. The tar inside is never parsed: a diff ID is the
+/// hash of the decompressed bytes as they are (umoci's unterminated tars too).
+struct LayerTee<R> {
+    inner: R,
+    decoder: Decoder,
+    /// The first decoding failure; the blob is still passed through whole.
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Read for LayerTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.failed.is_none() {
+            let chunk = &buf[..n];
+            let result = match &mut self.decoder {
+                Decoder::Gzip(decoder) => decoder.write_all(chunk),
+                Decoder::Plain(sink) => sink.write_all(chunk),
+            };
+            if let Err(e) = result {
+                self.failed = Some(e);
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl<R> LayerTee<R> {
+    fn new(inner: R, compression: Compression) -> LayerTee<R> {
+        let sink = DiffSink {
+            digester: Digester::new(Algorithm::Sha256),
+            size: 0,
+        };
+        let decoder = match compression {
+            Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(sink))),
+            Compression::None => Decoder::Plain(Box::new(sink)),
+        };
+        LayerTee {
+            inner,
+            decoder,
+            failed: None,
+        }
+    }
+
+    /// The diff ID and uncompressed size, once the whole blob went through.
+    fn finish(self) -> io::Result<(Digest, u64)> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let sink = match self.decoder {
+            Decoder::Gzip(decoder) => decoder.finish()?,
+            Decoder::Plain(sink) => *sink,
+        };
+        Ok((sink.digester.finish(), sink.size))
+    }
+}
+
+impl Store {
+    /// Imports every image of the OCI image layout directory `dir` (all
+    /// manifests of `index.json`, following nested indexes), and points each
+    /// `org.opencontainers.image.ref.name` annotation at its manifest (or
+    /// index), moving a name that pointed elsewhere. Importing the same
+    /// layout again changes nothing.
+    ///
+    /// All or nothing: a bad layout is refused before anything is written,
+    /// with an error naming the problem (missing blob: `NotFound` naming the
+    /// digest; digest, size or diff ID mismatch: `DataCorruption` naming the
+    /// blob; an unknown media type, a file that is not JSON or a directory
+    /// that is not a layout: `InvalidArgument` naming it). A failure while
+    /// storing undoes the names, images and layer records this import made;
+    /// layer blobs it had stored by then remain, unreferenced, for `gc`.
+    pub fn import_oci_layout(&self, dir: impl AsRef<Path>) -> Result<Vec<Imported>> {
+        let dir = dir.as_ref();
+        let layout = Layout { dir };
+        let mut plan = Plan::default();
+        for desc in read_layout_index(dir)? {
+            let names = match desc.annotations.get(REF_NAME) {
+                Some(name) => {
+                    let name = normalize_name(name)?;
+                    plan.names.push((name.clone(), desc.clone()));
+                    vec![name]
+                }
+                None => Vec::new(),
+            };
+            plan.follow(&layout, &desc, &names, 0)?;
+        }
+
+        let _import = self.lock_imports();
+        let mut undo = Undo::default();
+        match self.apply(&layout, &plan, &mut undo) {
+            Ok(imported) => {
+                // Committed: the CRI cache follows (derived state).
+                for (name, _) in &plan.names {
+                    self.cache.update(&self.resolver(), name)?;
+                }
+                Ok(imported)
+            }
+            Err(e) => {
+                self.undo(undo, &plan);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, layout: &Layout<'_>, plan: &Plan, undo: &mut Undo) -> Result<Vec<Imported>> {
+        // Diff IDs of layer blobs already streamed by this import.
+        let mut streamed: HashMap<Digest, (Digest, u64)> = HashMap::new();
+        let mut imported = Vec::with_capacity(plan.images.len());
+        for image in &plan.images {
+            self.content.set(&image.config_bytes)?;
+            let mut parent: Option<ChainId> = None;
+            for layer in &image.layers {
+                let (diff_id, size) = match streamed.get(&layer.desc.digest) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let computed = self.store_layer_blob(layout, layer)?;
+                        streamed.insert(layer.desc.digest.clone(), computed.clone());
+                        computed
+                    }
+                };
+                if diff_id != layer.diff_id {
+                    return Err(Error::DiffIdMismatch {
+                        layer: layer.desc.digest.clone(),
+                        expected: layer.diff_id.clone(),
+                        actual: diff_id,
+                    });
+                }
+                let blob = BlobRef {
+                    digest: layer.desc.digest.clone(),
+                    size: layer.desc.size,
+                    media_type: layer.desc.media_type.clone(),
+                };
+                let registered = self.layers.register(
+                    NewLayer::new(diff_id, size).with_blob(blob),
+                    parent.as_ref(),
+                )?;
+                let chain_id = registered.chain_id().clone();
+                undo.taken.push(chain_id.clone());
+                parent = Some(chain_id);
+            }
+            let id = ImageId::of_config(&image.config_bytes);
+            let existed = self.images.get(&id).is_ok();
+            self.images.create(&image.config_bytes)?;
+            if !existed {
+                undo.created_images.push(id.clone());
+            }
+            self.content.set(&image.manifest_bytes)?;
+            imported.push(Imported {
+                id,
+                manifest: image.manifest.digest.clone(),
+                names: image.names.clone(),
+                top_chain_id: parent,
+                created: !existed,
+            });
+        }
+        for index in &plan.indexes {
+            self.content.set(index)?;
+        }
+        for (name, target) in &plan.names {
+            self.point_name(name, target.to_descriptor()?, undo)?;
+        }
+        // The images hold their layers now; drop the import's own references.
+        while let Some(chain_id) = undo.taken.pop() {
+            self.layers.release(&chain_id)?;
+        }
+        Ok(imported)
+    }
+
+    /// Streams one layer blob into the content store, verified, and returns
+    /// its diff ID and uncompressed size.
+    fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<(Digest, u64)> {
+        let file = layout.open_blob(&layer.desc)?;
+        let mut tee = LayerTee::new(io::BufReader::new(file), layer.compression);
+        let info = self
+            .content
+            .write_blob(Some(&layer.desc.digest), &mut tee)?;
+        if info.size != layer.desc.size {
+            return Err(Error::SizeMismatch {
+                digest: layer.desc.digest.clone(),
+                expected: layer.desc.size,
+                actual: info.size,
+            });
+        }
+        tee.finish().map_err(|source| Error::Decompress {
+            layer: layer.desc.digest.clone(),
+            source,
+        })
+    }
+
+    /// Creates the name, or moves it to `target` when it points elsewhere.
+    fn point_name(&self, name: &str, target: Descriptor, undo: &mut Undo) -> Result<()> {
+        match self.refs.get(&self.namespace, name) {
+            Ok(existing) => {
+                if existing.target.digest == target.digest
+                    && existing.target.media_type == target.media_type
+                {
+                    return Ok(());
+                }
+                let old = ImageRecord::clone(&existing);
+                let mut moved = old.clone();
+                moved.target = target;
+                self.refs.update(&self.namespace, moved, &["target"])?;
+                undo.moved_names.push(old);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.refs
+                    .create(&self.namespace, ImageRecord::new(name, target))?;
+                undo.created_names.push(name.to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Undoes what a failed apply changed, newest first. Failures here are
+    /// ignored: the import's own error is the one reported, and transient
+    /// layer references left behind live in memory only (gone on reopen).
+    fn undo(&self, undo: Undo, plan: &Plan) {
+        for name in undo.created_names.iter().rev() {
+            let _ = self.refs.delete(&self.namespace, name, None);
+        }
+        for old in undo.moved_names.into_iter().rev() {
+            let _ = self.refs.update(&self.namespace, old, &["target"]);
+        }
+        for id in undo.created_images.iter().rev() {
+            let _ = self.images.delete(id);
+        }
+        for chain_id in undo.taken.iter().rev() {
+            let _ = self.layers.release(chain_id);
+        }
+        for (name, _) in &plan.names {
+            let _ = self.cache.update(&self.resolver(), name);
+        }
+    }
+}
+
+/// The full form of a name from a `ref.name` annotation (`busybox` ->
+/// `docker.io/library/busybox:latest`).
+fn normalize_name(name: &str) -> Result<String> {
+    imgstore_refs::reference::normalize(name).map_err(|e| Error::InvalidInput {
+        what: format!("annotation {REF_NAME}={name:?}"),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,273 @@
+//! `Store`: the stores composed over two backends.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use imgstore_backend::ErrorKind;
+use imgstore_cri::{RefCache, StoreResolver};
+use imgstore_fs::FsBackend;
+use imgstore_image::{ImageId, ImageStore};
+use imgstore_layer::{ChainId, LayerStore};
+use imgstore_refs::{RefStore, validate_namespace};
+use imgstore_sqlite::SqliteBackend;
+
+use crate::{AnyBackend, Error, Result};
+
+/// The image store of a [`Store`]: configs and per-image metadata in their
+/// own backend, layers in the layer store.
+pub type Images = imgstore_image::Store<AnyBackend, LayerStore<AnyBackend>>;
+
+/// Which backend a [`Store`] keeps its state in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// SQLite: `<root>/content.db` (blobs, layer records, names) and
+    /// `<root>/images.db` (image configs and their metadata).
+    #[default]
+    Sqlite,
+    /// Files in moby's layout: `<root>/content/` (blobs, layer records,
+    /// names) and `<root>/imagedb/` (image configs and their metadata).
+    Fs,
+}
+
+/// How [`Store::open_with`] opens a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The backend (SQLite by default).
+    pub backend: Backend,
+    /// The namespace of the names (containerd's; `default` by default).
+    pub namespace: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            backend: Backend::default(),
+            namespace: "default".to_owned(),
+        }
+    }
+}
+
+/// A local image store: content, layers, images, names and the CRI cache,
+/// composed as DESIGN.md's "How the facade composes the stores" says.
+///
+/// Two backend instances: one for content (every blob: index, manifest,
+/// config, layer) and records (layer records, names), one dedicated to the
+/// image store, which restores by walking its backend's content and so must
+/// not see layer blobs. `Send + Sync`.
+pub struct Store {
+    pub(crate) root: PathBuf,
+    pub(crate) namespace: String,
+    pub(crate) content: Arc<AnyBackend>,
+    pub(crate) layers: Arc<LayerStore<AnyBackend>>,
+    pub(crate) images: Images,
+    pub(crate) refs: RefStore<AnyBackend>,
+    pub(crate) cache: RefCache,
+    /// Serialises imports, so one's undo never meets another's changes.
+    import_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("namespace", &self.namespace)
+            .field("images", &self.images.len())
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite store at `root`, namespace `default`.
+    pub fn open(root: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(root, Options::default())
+    }
+
+    /// Opens (creating if needed) the store at `root` with `options`.
+    ///
+    /// Order: backends, layer store, image store (which takes each image's
+    /// layer reference), names, then the CRI cache rebuilt from every name
+    /// of the namespace.
+    pub fn open_with(root: impl AsRef<Path>, options: Options) -> Result<Store> {
+        let root = root.as_ref().to_path_buf();
+        validate_namespace(&options.namespace)?;
+        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
+            operation: "create store root",
+            path: root.clone(),
+            source,
+        })?;
+        let (content, image_backend) = match options.backend {
+            Backend::Sqlite => (
+                AnyBackend::Sqlite(SqliteBackend::open(root.join("content.db"))?),
+                AnyBackend::Sqlite(SqliteBackend::open(root.join("images.db"))?),
+            ),
+            Backend::Fs => (
+                AnyBackend::Fs(FsBackend::open(root.join("content"))?),
+                AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
+            ),
+        };
+        let content = Arc::new(content);
+        let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
+        let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
+        let refs = RefStore::open(Arc::clone(&content))?;
+        let mut store = Store {
+            root,
+            namespace: options.namespace,
+            content,
+            layers,
+            images,
+            refs,
+            cache: RefCache::new(),
+            import_lock: Mutex::new(()),
+        };
+        let names = store.names()?;
+        store.cache = RefCache::rebuild(&store.resolver(), &names)?;
+        Ok(store)
+    }
+
+    /// The directory the store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The namespace of the names this store reads and writes.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The content backend: every blob, layer records and names.
+    pub fn content(&self) -> &Arc<AnyBackend> {
+        &self.content
+    }
+
+    /// The layer store.
+    pub fn layers(&self) -> &Arc<LayerStore<AnyBackend>> {
+        &self.layers
+    }
+
+    /// The image store.
+    pub fn image_store(&self) -> &Images {
+        &self.images
+    }
+
+    /// The names (containerd's image records).
+    pub fn refs(&self) -> &RefStore<AnyBackend> {
+        &self.refs
+    }
+
+    /// The CRI cache, derived from the names and images.
+    pub fn cache(&self) -> &RefCache {
+        &self.cache
+    }
+
+    /// Every name of the namespace, sorted.
+    pub fn names(&self) -> Result<Vec<String>> {
+        Ok(self
+            .refs
+            .list(&self.namespace, &[])?
+            .iter()
+            .map(|record| record.name.clone())
+            .collect())
+    }
+
+    /// What resolves names for the CRI cache: the stores themselves.
+    pub(crate) fn resolver(&self) -> StoreResolver<'_, AnyBackend, AnyBackend, Images> {
+        StoreResolver {
+            namespace: &self.namespace,
+            refs: &self.refs,
+            content: &*self.content,
+            images: &self.images,
+        }
+    }
+
+    pub(crate) fn lock_imports(&self) -> MutexGuard<'_, ()> {
+        self.import_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every image, Docker's `images` view, sorted by ID: its ID, the names
+    /// pointing at it (most informative first), containerd's content size
+    /// (the sum of manifest, config and layer blobs; for an image no name
+    /// reaches, of config and layer blobs), the creation time from the
+    /// config, whether it is pinned, and its parent.
+    pub fn images(&self) -> Vec<ImageSummary> {
+        self.images
+            .map()
+            .into_iter()
+            .map(|(id, image)| {
+                let cri = self.cache.get(id.as_str()).ok();
+                let size = match &cri {
+                    Some(cri) => cri.size,
+                    None => image.raw().len() as u64 + self.layer_blob_size(image.top_chain_id()),
+                };
+                ImageSummary {
+                    references: cri
+                        .as_ref()
+                        .map(|c| c.references.clone())
+                        .unwrap_or_default(),
+                    pinned: cri.as_ref().is_some_and(|c| c.pinned),
+                    size,
+                    created: image.created().map(str::to_owned),
+                    parent: self.images.get_parent(&id).ok(),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// Sum of the stored blob sizes of a chain of layers.
+    fn layer_blob_size(&self, top: Option<&ChainId>) -> u64 {
+        let mut size = 0;
+        let mut current = top.cloned();
+        while let Some(chain) = current {
+            let Some(layer) = self.layers.layer(&chain) else {
+                break;
+            };
+            size += layer.compressed_size().unwrap_or(0);
+            current = layer.parent().cloned();
+        }
+        size
+    }
+
+    /// The image a user means: a name exactly as stored, a name as typed
+    /// (`busybox` is `docker.io/library/busybox:latest`), a full image ID or
+    /// a unique prefix of one (with or without `sha256:`).
+    pub fn resolve(&self, name_or_id: &str) -> Result<ImageId> {
+        if let Ok(id) = self.cache.resolve(name_or_id) {
+            return Ok(id);
+        }
+        if let Ok(normalized) = imgstore_refs::reference::normalize(name_or_id)
+            && let Ok(id) = self.cache.resolve(&normalized)
+        {
+            return Ok(id);
+        }
+        match self.images.search(name_or_id) {
+            Ok(id) => Ok(id),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(imgstore_image::ImageError::NotFound {
+                    term: name_or_id.to_owned(),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One image as [`Store::images`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// The image ID (config digest).
+    pub id: ImageId,
+    /// Names pointing at it, most informative first; empty when dangling.
+    pub references: Vec<String>,
+    /// containerd's image size: manifest + config + layer blobs, in bytes.
+    pub size: u64,
+    /// The config's `created` time, as written there.
+    pub created: Option<String>,
+    /// True while any of its names is pinned.
+    pub pinned: bool,
+    /// The parent image, when one is recorded.
+    pub parent: Option<ImageId>,
+}

@@ -1,0 +1,212 @@
+//! Import of small OCI layouts built by the test: the paths the corpus does
+//! not take (plain tar layers, nested indexes, moved names, failures after
+//! something was stored).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use imgstore::backend::ErrorKind;
+use imgstore::digest::Digest;
+use imgstore::{Backend, Options, Store};
+use serde_json::{Value, json};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Writes an OCI layout: blobs as they are added, `index.json` at the end.
+struct LayoutBuilder {
+    dir: PathBuf,
+}
+
+impl LayoutBuilder {
+    fn new(dir: PathBuf) -> LayoutBuilder {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+            .expect("oci-layout");
+        LayoutBuilder { dir }
+    }
+
+    fn blob(&self, media_type: &str, bytes: &[u8]) -> Value {
+        let digest = Digest::from_bytes(bytes);
+        std::fs::write(self.dir.join("blobs/sha256").join(digest.encoded()), bytes)
+            .expect("write blob");
+        json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()})
+    }
+
+    /// An image whose layers are `(media type, stored bytes, diff ID)`.
+    fn image(&self, layers: &[(&str, Vec<u8>, Digest)]) -> Value {
+        let diff_ids: Vec<String> = layers.iter().map(|(_, _, d)| d.to_string()).collect();
+        let config = json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = self.blob(CONFIG, &serde_json::to_vec(&config).expect("json"));
+        let layers: Vec<Value> = layers
+            .iter()
+            .map(|(media_type, bytes, _)| self.blob(media_type, bytes))
+            .collect();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        self.blob(MANIFEST, &serde_json::to_vec(&manifest).expect("json"))
+    }
+
+    fn index(&self, manifests: Vec<Value>) {
+        let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
+        std::fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&index).expect("json"),
+        )
+        .expect("index.json");
+    }
+}
+
+fn named(mut descriptor: Value, name: &str) -> Value {
+    descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": name});
+    descriptor
+}
+
+/// A plain "layer": any bytes will do, nothing parses them.
+fn plain(content: &str) -> (&'static str, Vec<u8>, Digest) {
+    let bytes = content.as_bytes().to_vec();
+    let diff_id = Digest::from_bytes(&bytes);
+    (TAR, bytes, diff_id)
+}
+
+fn gzipped(content: &str) -> (&'static str, Vec<u8>, Digest) {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(content.as_bytes()).expect("gzip");
+    let bytes = encoder.finish().expect("gzip");
+    (TAR_GZIP, bytes, Digest::from_bytes(content.as_bytes()))
+}
+
+fn each_backend(test: impl Fn(&Store, &Path)) {
+    for backend in [Backend::Sqlite, Backend::Fs] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_with(
+            dir.path().join("store"),
+            Options {
+                backend,
+                ..Options::default()
+            },
+        )
+        .expect("open");
+        test(&store, dir.path());
+    }
+}
+
+#[test]
+fn plain_and_gzip_layers_import_with_their_diff_ids() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let manifest = layout.image(&[plain("bottom"), gzipped("top")]);
+        layout.index(vec![named(manifest, "example.test/app:1")]);
+        let imported = store.import_oci_layout(&layout.dir).expect("import");
+        assert_eq!(imported.len(), 1);
+        assert_eq!(
+            store.resolve("example.test/app:1").expect("resolve"),
+            imported[0].id
+        );
+        assert_eq!(store.layers().len(), 2);
+        let top = imported[0].top_chain_id.clone().expect("top layer");
+        assert_eq!(store.layers().references(&top), Some(1));
+    });
+}
+
+#[test]
+fn a_diff_id_mismatch_in_a_later_image_undoes_the_earlier_ones() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let good = layout.image(&[plain("good")]);
+        let (media_type, bytes, _) = plain("bad");
+        let wrong = Digest::from_bytes(b"something else");
+        let bad = layout.image(&[plain("good"), (media_type, bytes.clone(), wrong)]);
+        layout.index(vec![
+            named(good, "example.test/good:1"),
+            named(bad, "example.test/bad:1"),
+        ]);
+        let err = store
+            .import_oci_layout(&layout.dir)
+            .expect_err("diff ID mismatch");
+        assert_eq!(err.kind(), ErrorKind::DataCorruption, "{err}");
+        assert!(
+            err.to_string()
+                .contains(Digest::from_bytes(&bytes).as_str()),
+            "{err}"
+        );
+        assert!(store.images().is_empty());
+        assert!(store.names().expect("names").is_empty());
+        assert_eq!(store.layers().len(), 0);
+        assert!(store.resolve("example.test/good:1").is_err());
+    });
+}
+
+#[test]
+fn an_unknown_layer_media_type_is_refused_naming_it() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let (_, bytes, diff_id) = plain("zstd?");
+        let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+        let manifest = layout.image(&[(zstd, bytes, diff_id)]);
+        layout.index(vec![manifest]);
+        let err = store
+            .import_oci_layout(&layout.dir)
+            .expect_err("unknown layer type");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains(zstd), "{err}");
+        assert!(store.images().is_empty());
+    });
+}
+
+#[test]
+fn importing_a_name_again_moves_it_to_the_new_image() {
+    each_backend(|store, tmp| {
+        let first = LayoutBuilder::new(tmp.join("first"));
+        let manifest = first.image(&[plain("v1")]);
+        first.index(vec![named(manifest, "example.test/app:latest")]);
+        let old = store.import_oci_layout(&first.dir).expect("first")[0]
+            .id
+            .clone();
+
+        let second = LayoutBuilder::new(tmp.join("second"));
+        let manifest = second.image(&[plain("v2")]);
+        second.index(vec![named(manifest, "example.test/app:latest")]);
+        let new = store.import_oci_layout(&second.dir).expect("second")[0]
+            .id
+            .clone();
+
+        assert_ne!(old, new);
+        assert_eq!(store.resolve("example.test/app").expect("resolve"), new);
+        let images = store.images();
+        assert_eq!(images.len(), 2);
+        let dangling = images.iter().find(|i| i.id == old).expect("old image kept");
+        assert!(dangling.references.is_empty());
+        assert_eq!(store.resolve(&old.short()[..8]).expect("by short ID"), old);
+    });
+}
+
+#[test]
+fn a_name_on_a_nested_index_resolves_to_its_image() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let mut manifest = layout.image(&[gzipped("only")]);
+        manifest["platform"] = json!({"os": "linux", "architecture": "amd64"});
+        let nested = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [manifest]});
+        let nested = layout.blob(INDEX, &serde_json::to_vec(&nested).expect("json"));
+        layout.index(vec![named(nested, "example.test/multi:1")]);
+        let imported = store.import_oci_layout(&layout.dir).expect("import");
+        assert_eq!(imported.len(), 1);
+        assert_eq!(imported[0].names, ["example.test/multi:1"]);
+        assert_eq!(
+            store.resolve("example.test/multi:1").expect("resolve"),
+            imported[0].id
+        );
+    });
+}
