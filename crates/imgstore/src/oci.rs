@@ -81,6 +81,14 @@ struct RawDescriptor {
     size: i64,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<RawPlatform>,
+}
+
+#[derive(Deserialize)]
+struct RawPlatform {
+    #[serde(default)]
+    os: String,
 }
 
 /// A validated descriptor.
@@ -90,6 +98,8 @@ struct Desc {
     digest: Digest,
     size: u64,
     annotations: BTreeMap<String, String>,
+    /// The `platform.os` of an index entry, when given.
+    platform_os: Option<String>,
 }
 
 impl Desc {
@@ -104,6 +114,7 @@ impl Desc {
             digest,
             size,
             annotations: raw.annotations,
+            platform_os: raw.platform.map(|p| p.os).filter(|os| !os.is_empty()),
         })
     }
 
@@ -348,9 +359,25 @@ impl Plan {
             let bytes = layout.read_json_blob(desc)?;
             let index: RawIndex = parse_json(&bytes, format!("index {}", desc.digest))?;
             self.indexes.push(bytes);
+            let images_before = self.images.len();
             for raw in index.manifests {
                 let child = Desc::from_raw(raw, "index")?;
+                // Like moby and containerd, only this host's OS is unpacked;
+                // other platforms' manifests are not followed.
+                if child
+                    .platform_os
+                    .as_deref()
+                    .is_some_and(|os| os != std::env::consts::OS)
+                {
+                    continue;
+                }
                 self.follow(layout, &child, names, depth + 1)?;
+            }
+            if self.images.len() == images_before {
+                return Err(Error::InvalidInput {
+                    what: format!("index {}", desc.digest),
+                    reason: format!("no manifest for {}", std::env::consts::OS),
+                });
             }
             return Ok(());
         }
@@ -519,6 +546,10 @@ impl Store {
     /// that is not a layout: `InvalidArgument` naming it). A failure while
     /// storing undoes the names, images and layer records this import made;
     /// layer blobs it had stored by then remain, unreferenced, for `gc`.
+    /// Entries of a nested index for another OS are skipped (an index with
+    /// none for this host is refused). The CRI cache is updated once the
+    /// import is committed; should that fail, the error is returned while
+    /// the import stays (the cache is rebuilt on the next open).
     pub fn import_oci_layout(&self, dir: impl AsRef<Path>) -> Result<Vec<Imported>> {
         let dir = dir.as_ref();
         let layout = Layout { dir };

@@ -198,7 +198,15 @@ fn a_name_on_a_nested_index_resolves_to_its_image() {
         let layout = LayoutBuilder::new(tmp.join("layout"));
         let mut manifest = layout.image(&[gzipped("only")]);
         manifest["platform"] = json!({"os": "linux", "architecture": "amd64"});
-        let nested = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [manifest]});
+        // Another OS's entry is not followed, so its absent blob is no error.
+        let windows = json!({
+            "mediaType": MANIFEST,
+            "digest": Digest::from_bytes(b"not in the layout").to_string(),
+            "size": 1234,
+            "platform": {"os": "windows", "architecture": "amd64"},
+        });
+        let nested =
+            json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [windows, manifest]});
         let nested = layout.blob(INDEX, &serde_json::to_vec(&nested).expect("json"));
         layout.index(vec![named(nested, "example.test/multi:1")]);
         let imported = store.import_oci_layout(&layout.dir).expect("import");
@@ -209,4 +217,29 @@ fn a_name_on_a_nested_index_resolves_to_its_image() {
             imported[0].id
         );
     });
+}
+
+#[test]
+fn an_index_without_a_manifest_for_this_os_is_refused() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let mut manifest = layout.image(&[plain("elsewhere")]);
+        manifest["platform"] = json!({"os": "plan9", "architecture": "amd64"});
+        let nested = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [manifest]});
+        let nested = layout.blob(INDEX, &serde_json::to_vec(&nested).expect("json"));
+        let digest = nested["digest"].as_str().expect("digest").to_owned();
+        layout.index(vec![named(nested, "example.test/foreign:1")]);
+        let err = store
+            .import_oci_layout(&layout.dir)
+            .expect_err("no manifest for this OS");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains(&digest), "{err}");
+        assert!(store.names().expect("names").is_empty());
+    });
+}
+
+#[test]
+fn a_store_is_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
 }
