@@ -35,6 +35,7 @@
 mod error;
 mod keys;
 mod record;
+mod state;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -42,6 +43,7 @@ pub mod testkit;
 pub use error::{Error, ErrorKind, Subject};
 pub use keys::{validate_bucket, validate_metadata_key, validate_record_key};
 pub use record::{Batch, Op, Precondition, RecordStore};
+pub use state::StateLock;
 
 use std::io::Read;
 

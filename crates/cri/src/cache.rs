@@ -1,8 +1,9 @@
 //! `RefCache`: reference -> image ID over an [`ImageIndex`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
+use imgstore_backend::StateLock;
 use imgstore_image::ImageId;
 
 use crate::{CriError, CriImage, ImageIndex};
@@ -24,7 +25,7 @@ struct Inner {
 /// The CRI cache (see the crate docs). `Send + Sync`.
 #[derive(Default)]
 pub struct RefCache {
-    inner: RwLock<Inner>,
+    inner: StateLock<Inner>,
 }
 
 impl RefCache {
@@ -45,18 +46,6 @@ impl RefCache {
         Ok(cache)
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Re-resolves `reference` through `resolver` (without holding any lock)
     /// and applies the answer with [`update_with`](Self::update_with).
     pub fn update(&self, resolver: &dyn ImageResolver, reference: &str) -> Result<(), CriError> {
@@ -68,7 +57,7 @@ impl RefCache {
     /// image with its last reference); the same image only reconciles the
     /// pinned state; another image moves the reference to it.
     pub fn update_with(&self, reference: &str, image: Option<CriImage>) -> Result<(), CriError> {
-        let mut inner = self.write();
+        let mut inner = self.inner.write();
         let old = inner.refs.get(reference).cloned();
         let Some(image) = image else {
             if let Some(old) = old {
@@ -98,7 +87,8 @@ impl RefCache {
 
     /// The image ID a reference names: an exact string match, no normalising.
     pub fn resolve(&self, reference: &str) -> Result<ImageId, CriError> {
-        self.read()
+        self.inner
+            .read()
             .refs
             .get(reference)
             .cloned()
@@ -109,17 +99,17 @@ impl RefCache {
 
     /// The image with this full ID or unique prefix.
     pub fn get(&self, id_or_prefix: &str) -> Result<Arc<CriImage>, CriError> {
-        self.read().index.get(id_or_prefix)
+        self.inner.read().index.get(id_or_prefix)
     }
 
     /// Every image, in no particular order.
     pub fn list(&self) -> Vec<Arc<CriImage>> {
-        self.read().index.list()
+        self.inner.read().index.list()
     }
 
     /// Number of images.
     pub fn len(&self) -> usize {
-        self.read().index.len()
+        self.inner.read().index.len()
     }
 
     /// True when empty.

@@ -1,10 +1,10 @@
 //! `Store`: moby's image store over a backend and a layer store.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_backend::{ErrorKind, StateLock, StoreBackend};
 use imgstore_digestset::{DigestSet, LookupError};
 use imgstore_layer::{LayerGetReleaser, LayerMetadata};
 
@@ -135,7 +135,7 @@ impl State {
 pub struct Store<B, L> {
     backend: Arc<B>,
     layers: Arc<L>,
-    state: RwLock<State>,
+    state: StateLock<State>,
     /// Serialises changes so a check and the write it guards see one state;
     /// readers never take it.
     writer: Mutex<()>,
@@ -199,7 +199,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         Ok(Store {
             backend,
             layers,
-            state: RwLock::new(state),
+            state: StateLock::new(state),
             writer: Mutex::new(()),
             skipped,
         })
@@ -275,18 +275,6 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         &self.layers
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer
             .lock()
@@ -294,7 +282,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
     }
 
     fn require(&self, id: &ImageId) -> Result<()> {
-        if self.read().images.contains(id) {
+        if self.state.read().images.contains(id) {
             Ok(())
         } else {
             Err(ImageError::NotFound {
@@ -314,7 +302,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         }
         let id = image.id().clone();
         let _writer = self.lock_writer();
-        if self.read().images.contains(&id) {
+        if self.state.read().images.contains(&id) {
             return Ok(id);
         }
         // Take the layer first: if it is missing, nothing has been written.
@@ -329,12 +317,13 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
             }
             return Err(e.into());
         }
-        self.write().insert(Arc::new(image));
+        self.state.write().insert(Arc::new(image));
         Ok(id)
     }
 
     fn get(&self, id: &ImageId) -> Result<Arc<Image>> {
-        self.read()
+        self.state
+            .read()
             .images
             .get(id)
             .cloned()
@@ -346,7 +335,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>> {
         let _writer = self.lock_writer();
         let (image, children) = {
-            let state = self.read();
+            let state = self.state.read();
             let image = state
                 .images
                 .get(id)
@@ -361,7 +350,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         }
         self.backend.delete(id.digest())?;
         {
-            let mut state = self.write();
+            let mut state = self.state.write();
             for child in &children {
                 state.parents.remove(child);
             }
@@ -381,7 +370,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     }
 
     fn search(&self, term: &str) -> Result<ImageId> {
-        match self.read().ids.lookup(term) {
+        match self.state.read().ids.lookup(term) {
             Ok(digest) => Ok(ImageId::from(digest)),
             Err(LookupError::Ambiguous { .. }) => Err(ImageError::Ambiguous {
                 term: term.to_owned(),
@@ -395,7 +384,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<()> {
         let _writer = self.lock_writer();
         {
-            let state = self.read();
+            let state = self.state.read();
             if !state.images.contains(id) {
                 return Err(ImageError::NotFound {
                     term: id.to_string(),
@@ -420,12 +409,12 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         }
         self.backend
             .set_metadata(id.digest(), PARENT, parent.as_str().as_bytes())?;
-        self.write().link(id, parent);
+        self.state.write().link(id, parent);
         Ok(())
     }
 
     fn get_parent(&self, id: &ImageId) -> Result<ImageId> {
-        let state = self.read();
+        let state = self.state.read();
         if !state.images.contains(id) {
             return Err(ImageError::NotFound {
                 term: id.to_string(),
@@ -472,7 +461,8 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     }
 
     fn children(&self, id: &ImageId) -> Vec<ImageId> {
-        self.read()
+        self.state
+            .read()
             .children
             .get(id)
             .map(|c| c.iter().cloned().collect())
@@ -480,7 +470,8 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     }
 
     fn map(&self) -> BTreeMap<ImageId, Arc<Image>> {
-        self.read()
+        self.state
+            .read()
             .images
             .iter()
             .map(|image| (image.id().clone(), image.clone()))
@@ -488,7 +479,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     }
 
     fn heads(&self) -> BTreeMap<ImageId, Arc<Image>> {
-        let state = self.read();
+        let state = self.state.read();
         state
             .images
             .iter()
@@ -503,6 +494,6 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
     }
 
     fn len(&self) -> usize {
-        self.read().images.len()
+        self.state.read().images.len()
     }
 }

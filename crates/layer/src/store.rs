@@ -1,9 +1,9 @@
 //! `LayerStore`: layer records and reference counts over a backend.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use imgstore_backend::{Batch, RecordStore, StoreBackend};
+use imgstore_backend::{Batch, RecordStore, StateLock, StoreBackend};
 use imgstore_digest::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -181,7 +181,7 @@ struct State {
 /// while its batch commits, so memory and records never disagree.
 pub struct LayerStore<B> {
     backend: Arc<B>,
-    state: RwLock<State>,
+    state: StateLock<State>,
     problems: Vec<RestoreProblem>,
 }
 
@@ -306,7 +306,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         })?;
         Ok(LayerStore {
             backend,
-            state: RwLock::new(state),
+            state: StateLock::new(state),
             problems,
         })
     }
@@ -321,18 +321,6 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         &self.backend
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Registers `layer` on top of `parent` (which must exist) and returns it
     /// with one transient reference for the caller (moby's `Register`), to be
     /// dropped with [`release`](LayerGetReleaser::release) once something else
@@ -345,7 +333,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         {
             return Err(imgstore_backend::Error::content_not_found(&blob.digest).into());
         }
-        let mut state = self.write();
+        let mut state = self.state.write();
         let chain_id = match parent {
             None => ChainId::base(layer.diff_id.clone()),
             Some(parent) if state.layers.contains_key(parent) => parent.child(&layer.diff_id),
@@ -411,7 +399,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
     /// the record store, so it survives reopening. Idempotent per holder.
     pub fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
         validate_holder(holder)?;
-        let mut state = self.write();
+        let mut state = self.state.write();
         let Some(entry) = state.layers.get_mut(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
@@ -440,7 +428,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         chain_id: &ChainId,
         reference: Reference<'_>,
     ) -> Result<Vec<LayerMetadata>> {
-        let mut state = self.write();
+        let mut state = self.state.write();
         let Some(entry) = state.layers.get(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
@@ -523,12 +511,17 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
 
     /// The layer record, without taking a reference.
     pub fn layer(&self, chain_id: &ChainId) -> Option<Layer> {
-        self.read().layers.get(chain_id).map(|e| e.layer.clone())
+        self.state
+            .read()
+            .layers
+            .get(chain_id)
+            .map(|e| e.layer.clone())
     }
 
     /// Every layer, by chain ID.
     pub fn map(&self) -> BTreeMap<ChainId, Layer> {
-        self.read()
+        self.state
+            .read()
             .layers
             .iter()
             .map(|(id, e)| (id.clone(), e.layer.clone()))
@@ -538,12 +531,17 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
     /// The reference count: transient references, persistent holders and
     /// child layers; `None` if absent.
     pub fn references(&self, chain_id: &ChainId) -> Option<usize> {
-        self.read().layers.get(chain_id).map(Entry::references)
+        self.state
+            .read()
+            .layers
+            .get(chain_id)
+            .map(Entry::references)
     }
 
     /// The holders of persistent references on the layer, sorted.
     pub fn holders(&self, chain_id: &ChainId) -> Vec<String> {
-        self.read()
+        self.state
+            .read()
             .layers
             .get(chain_id)
             .map(|e| e.holders.iter().cloned().collect())
@@ -552,7 +550,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
 
     /// Number of layers.
     pub fn len(&self) -> usize {
-        self.read().layers.len()
+        self.state.read().layers.len()
     }
 
     /// True when there are no layers.
@@ -563,7 +561,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
 
 impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
     fn get(&self, chain_id: &ChainId) -> Result<Layer> {
-        let mut state = self.write();
+        let mut state = self.state.write();
         let Some(entry) = state.layers.get_mut(chain_id) else {
             return Err(LayerError::NotFound {
                 chain_id: chain_id.clone(),
