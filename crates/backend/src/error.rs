@@ -156,12 +156,8 @@ impl Error {
 
     /// `InvalidArgument` with the argument shortened to 150 bytes.
     pub fn invalid_argument(argument: &str, reason: impl Into<String>) -> Error {
-        let mut end = argument.len().min(150);
-        while !argument.is_char_boundary(end) {
-            end -= 1;
-        }
         Error::InvalidArgument {
-            argument: argument[..end].to_owned(),
+            argument: imgstore_digest::shorten(argument),
             reason: reason.into(),
         }
     }

@@ -72,9 +72,15 @@ impl fmt::Display for FormatProblem {
     }
 }
 
-/// Keeps error messages bounded on hostile input: at most 150 bytes, cut on a
-/// character boundary.
-pub(crate) fn shorten(input: &str) -> String {
+/// Keeps error messages bounded on hostile input: at most 150 bytes of
+/// `input`, cut on a character boundary (with `…` when cut). Every imgstore
+/// error that quotes caller input goes through this.
+///
+/// ```
+/// assert_eq!(imgstore_digest::shorten("short"), "short");
+/// assert_eq!(imgstore_digest::shorten(&"é".repeat(100)).chars().count(), 76);
+/// ```
+pub fn shorten(input: &str) -> String {
     const LIMIT: usize = 150;
     if input.len() <= LIMIT {
         return input.to_owned();

@@ -35,5 +35,5 @@ pub use algorithm::Algorithm;
 pub use chain::{chain_id, chain_id_unchecked, chain_ids};
 pub use digest::{Digest, HashBytes};
 pub use digester::{Digester, Verifier};
-pub use error::{DigestError, FormatProblem};
+pub use error::{DigestError, FormatProblem, shorten};
 pub use hasher::{BuildDigestHasher, DigestHasher};

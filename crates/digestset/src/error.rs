@@ -1,5 +1,7 @@
 //! The error type of [`DigestSet::lookup`](crate::DigestSet::lookup).
 
+use imgstore_digest::shorten;
+
 /// Why a lookup found no single digest: go-digest's `ErrDigestNotFound` and
 /// `ErrDigestAmbiguous`. Each names the query (cut to 150 bytes, so hostile
 /// input cannot make a huge message).
@@ -39,19 +41,6 @@ impl LookupError {
             LookupError::NotFound { query } | LookupError::Ambiguous { query } => query,
         }
     }
-}
-
-/// At most 150 bytes, cut on a character boundary, as `imgstore_digest`'s errors do.
-fn shorten(input: &str) -> String {
-    const LIMIT: usize = 150;
-    if input.len() <= LIMIT {
-        return input.to_owned();
-    }
-    let mut end = LIMIT;
-    while !input.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &input[..end])
 }
 
 #[cfg(test)]
