@@ -89,6 +89,30 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Runs store-level test functions against several backends: one module per
+/// backend, one `#[test]` per case, each calling `case(open)` where `open`
+/// opens that backend in a directory. For the stores above the backends
+/// (layers, images, names), so each test body is written once.
+///
+/// ```ignore
+/// fn open_fs(dir: &Path) -> Arc<FsBackend> { ... }
+/// fn open_sqlite(dir: &Path) -> Arc<SqliteBackend> { ... }
+/// fn register_is_idempotent<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) { ... }
+///
+/// imgstore_backend::backend_matrix!([register_is_idempotent, ...] sqlite => open_sqlite, fs => open_fs);
+/// ```
+#[macro_export]
+macro_rules! backend_matrix {
+    ($cases:tt $($backend:ident => $open:ident),+ $(,)?) => {
+        $( $crate::backend_matrix!(@backend $backend $open $cases); )+
+    };
+    (@backend $backend:ident $open:ident [$($case:ident),* $(,)?]) => {
+        mod $backend {
+            $( #[test] fn $case() { super::$case(super::$open) } )*
+        }
+    };
+}
+
 /// The one list of cases; calls `$callback! { { args } module::case, ... }`.
 #[doc(hidden)]
 #[macro_export]

@@ -17,36 +17,28 @@ fn open_fs(dir: &Path) -> Arc<imgstore_fs::FsBackend> {
     Arc::new(imgstore_fs::FsBackend::open(dir.join("fs")).unwrap())
 }
 
-/// One `#[test]` per case and backend: `sqlite::case` and `fs::case`.
-macro_rules! backend_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(super::open_sqlite) } )*
-        }
-        mod fs {
-            $( #[test] fn $case() { super::$case(super::open_fs) } )*
-        }
-    };
-}
-
-backend_tests!(
-    create_refuses_a_config_without_rootfs,
-    restore_loads_valid_configs_and_skips_invalid_ones,
-    add_then_delete_parent_orphans_child_across_reopen,
-    search_after_delete_is_not_found,
-    delete_of_a_missing_image_is_not_found,
-    set_parent_moves_the_child,
-    set_parent_refuses_self_and_cycles,
-    last_updated_is_none_until_set_and_survives_reopen,
-    built_locally_is_a_flag,
-    len_counts_every_image,
-    create_from_eight_threads_gives_one_image_and_one_layer_reference,
-    failed_create_leaves_no_trace,
-    delete_releases_the_top_layer_in_cascade,
-    restore_skips_missing_layer_and_foreign_os,
-    ambiguous_search_is_not_not_found,
-    raw_config_is_kept_byte_for_byte,
-    state_is_identical_after_reopen,
+imgstore_backend::backend_matrix!(
+    [
+        create_refuses_a_config_without_rootfs,
+        restore_loads_valid_configs_and_skips_invalid_ones,
+        add_then_delete_parent_orphans_child_across_reopen,
+        search_after_delete_is_not_found,
+        delete_of_a_missing_image_is_not_found,
+        set_parent_moves_the_child,
+        set_parent_refuses_self_and_cycles,
+        last_updated_is_none_until_set_and_survives_reopen,
+        built_locally_is_a_flag,
+        len_counts_every_image,
+        create_from_eight_threads_gives_one_image_and_one_layer_reference,
+        failed_create_leaves_no_trace,
+        delete_releases_the_top_layer_in_cascade,
+        restore_skips_missing_layer_and_foreign_os,
+        ambiguous_search_is_not_not_found,
+        raw_config_is_kept_byte_for_byte,
+        state_is_identical_after_reopen,
+    ]
+    sqlite => open_sqlite,
+    fs => open_fs,
 );
 
 const C_ABC: &str = r#"{"comment": "abc", "rootfs": {"type": "layers"}}"#;

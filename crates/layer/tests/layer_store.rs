@@ -15,32 +15,24 @@ fn open_fs(dir: &Path) -> Arc<imgstore_fs::FsBackend> {
     Arc::new(imgstore_fs::FsBackend::open(dir.join("fs")).unwrap())
 }
 
-/// One `#[test]` per case and backend: `sqlite::case` and `fs::case`.
-macro_rules! backend_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(super::open_sqlite) } )*
-        }
-        mod fs {
-            $( #[test] fn $case() { super::$case(super::open_fs) } )*
-        }
-    };
-}
-
-backend_tests!(
-    bottom_layer_chain_id_is_its_diff_id,
-    register_with_missing_parent_fails_and_writes_nothing,
-    register_again_adds_a_reference,
-    hold_is_idempotent_per_holder,
-    release_of_last_reference_cascades_top_first,
-    release_without_a_reference_is_an_error_not_a_panic,
-    shared_base_survives_release_of_one_chain,
-    persistent_references_survive_reopen,
-    transient_references_do_not_survive_reopen,
-    thousand_layer_chain_releases_without_recursion,
-    blob_is_deleted_with_its_last_layer_only,
-    restore_skips_and_reports_broken_records,
-    concurrent_register_of_one_chain_gives_one_layer,
+imgstore_backend::backend_matrix!(
+    [
+        bottom_layer_chain_id_is_its_diff_id,
+        register_with_missing_parent_fails_and_writes_nothing,
+        register_again_adds_a_reference,
+        hold_is_idempotent_per_holder,
+        release_of_last_reference_cascades_top_first,
+        release_without_a_reference_is_an_error_not_a_panic,
+        shared_base_survives_release_of_one_chain,
+        persistent_references_survive_reopen,
+        transient_references_do_not_survive_reopen,
+        thousand_layer_chain_releases_without_recursion,
+        blob_is_deleted_with_its_last_layer_only,
+        restore_skips_and_reports_broken_records,
+        concurrent_register_of_one_chain_gives_one_layer,
+    ]
+    sqlite => open_sqlite,
+    fs => open_fs,
 );
 
 fn diff(n: u32) -> Digest {

@@ -20,54 +20,46 @@ fn open_fs(dir: &Path) -> Arc<imgstore_fs::FsBackend> {
     Arc::new(imgstore_fs::FsBackend::open(dir.join("fs")).unwrap())
 }
 
-/// One `#[test]` per case and backend: `sqlite::case` and `fs::case`.
-macro_rules! backend_tests {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $case() { super::$case(super::open_sqlite) } )*
-        }
-        mod fs {
-            $( #[test] fn $case() { super::$case(super::open_fs) } )*
-        }
-    };
-}
-
-backend_tests!(
-    images_list,
-    subcase_touch,
-    subcase_no_target,
-    subcase_replace_labels,
-    subcase_replace_labels_field_path,
-    subcase_replace_labels_annotations_field_path,
-    subcase_replace_label,
-    subcase_replace_annotation,
-    subcase_replace_target_type_and_annotations,
-    subcase_replace_target_fieldpath,
-    subcase_replace_target,
-    subcase_empty_size,
-    subcase_empty_size_on_create,
-    subcase_empty_media_type,
-    subcase_empty_media_type_on_create_after_a_failed_create,
-    subcase_try_update_name_fail,
-    update_with_empty_name_is_invalid_argument_before_lookup,
-    update_with_unknown_field_path_is_invalid_argument,
-    label_path_for_a_key_the_input_lacks_removes_the_label,
-    annotation_path_for_a_key_the_input_lacks_removes_the_annotation,
-    create_ignores_caller_timestamps,
-    create_of_a_taken_name_is_already_exists_and_changes_nothing,
-    empty_label_and_annotation_values_are_not_stored,
-    missing_namespace_is_failed_precondition,
-    invalid_namespace_is_invalid_argument,
-    namespaces_isolate_names_completely,
-    delete_with_another_target_is_not_found_and_keeps_the_record,
-    delete_without_condition_removes_the_record,
-    records_survive_reopen_with_nanoseconds,
-    updated_at_strictly_increases_on_rapid_updates,
-    concurrent_updates_from_8_threads_leave_one_consistent_record,
-    restore_skips_and_reports_undecodable_records,
-    labels_of_4096_bytes_pass_and_4097_fail_on_create_and_update,
-    list_with_a_bad_filter_is_invalid_argument,
-    name_too_long_for_a_record_key_is_invalid_argument,
+imgstore_backend::backend_matrix!(
+    [
+        images_list,
+        subcase_touch,
+        subcase_no_target,
+        subcase_replace_labels,
+        subcase_replace_labels_field_path,
+        subcase_replace_labels_annotations_field_path,
+        subcase_replace_label,
+        subcase_replace_annotation,
+        subcase_replace_target_type_and_annotations,
+        subcase_replace_target_fieldpath,
+        subcase_replace_target,
+        subcase_empty_size,
+        subcase_empty_size_on_create,
+        subcase_empty_media_type,
+        subcase_empty_media_type_on_create_after_a_failed_create,
+        subcase_try_update_name_fail,
+        update_with_empty_name_is_invalid_argument_before_lookup,
+        update_with_unknown_field_path_is_invalid_argument,
+        label_path_for_a_key_the_input_lacks_removes_the_label,
+        annotation_path_for_a_key_the_input_lacks_removes_the_annotation,
+        create_ignores_caller_timestamps,
+        create_of_a_taken_name_is_already_exists_and_changes_nothing,
+        empty_label_and_annotation_values_are_not_stored,
+        missing_namespace_is_failed_precondition,
+        invalid_namespace_is_invalid_argument,
+        namespaces_isolate_names_completely,
+        delete_with_another_target_is_not_found_and_keeps_the_record,
+        delete_without_condition_removes_the_record,
+        records_survive_reopen_with_nanoseconds,
+        updated_at_strictly_increases_on_rapid_updates,
+        concurrent_updates_from_8_threads_leave_one_consistent_record,
+        restore_skips_and_reports_undecodable_records,
+        labels_of_4096_bytes_pass_and_4097_fail_on_create_and_update,
+        list_with_a_bad_filter_is_invalid_argument,
+        name_too_long_for_a_record_key_is_invalid_argument,
+    ]
+    sqlite => open_sqlite,
+    fs => open_fs,
 );
 
 type Open<B> = fn(&Path) -> Arc<B>;
