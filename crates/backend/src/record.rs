@@ -1,6 +1,6 @@
 //! Records: the state that is not content-addressed.
 
-use crate::Result;
+use crate::{Error, Result, Subject};
 
 /// A condition a [`Batch`] checks before it writes anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +12,30 @@ pub enum Precondition {
     /// The key must hold exactly these bytes (else `Conflict`, or `NotFound`
     /// when it is absent).
     Equals(Vec<u8>),
+}
+
+impl Precondition {
+    /// Checks the condition against the record's current value (`None` when
+    /// absent): `AlreadyExists`, `NotFound` or `Conflict` naming the record
+    /// when it does not hold. Every backend decides preconditions here.
+    pub fn check(&self, bucket: &str, key: &str, current: Option<&[u8]>) -> Result<()> {
+        let subject = || Subject::Record {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        };
+        match (self, current) {
+            (Precondition::Absent, None) | (Precondition::Present, Some(_)) => Ok(()),
+            (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists { subject: subject() }),
+            (Precondition::Present | Precondition::Equals(_), None) => {
+                Err(Error::NotFound { subject: subject() })
+            }
+            (Precondition::Equals(expected), Some(value)) if value == expected.as_slice() => Ok(()),
+            (Precondition::Equals(_), Some(_)) => Err(Error::Conflict {
+                subject: subject(),
+                reason: "the record holds other bytes than the batch requires".to_owned(),
+            }),
+        }
+    }
 }
 
 /// One step of a [`Batch`].

@@ -535,20 +535,5 @@ fn check(state: &State, bucket: &str, key: &str, condition: &Precondition) -> Re
         .buckets
         .get(bucket)
         .and_then(|records| records.get(key));
-    let subject = || Subject::Record {
-        bucket: bucket.to_owned(),
-        key: key.to_owned(),
-    };
-    match (condition, current) {
-        (Precondition::Absent, None) | (Precondition::Present, Some(_)) => Ok(()),
-        (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists { subject: subject() }),
-        (Precondition::Present | Precondition::Equals(_), None) => {
-            Err(Error::NotFound { subject: subject() })
-        }
-        (Precondition::Equals(expected), Some(value)) if expected == value => Ok(()),
-        (Precondition::Equals(_), Some(_)) => Err(Error::Conflict {
-            subject: subject(),
-            reason: "the record does not hold the expected value".into(),
-        }),
-    }
+    condition.check(bucket, key, current.map(Vec::as_slice))
 }

@@ -4,8 +4,7 @@
 use std::io;
 
 use imgstore_backend::{
-    Batch, Error, Op, Precondition, RecordStore, Result, Subject, validate_bucket,
-    validate_record_key,
+    Batch, Error, Op, RecordStore, Result, Subject, validate_bucket, validate_record_key,
 };
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
@@ -58,22 +57,6 @@ fn read_record(conn: &Connection, bucket: &str, key: &str) -> Result<Option<Vec<
 }
 
 /// `Ok` when `condition` holds for `current`, else the error the contract names.
-fn check(bucket: &str, key: &str, condition: &Precondition, current: Option<&[u8]>) -> Result<()> {
-    match (condition, current) {
-        (Precondition::Absent, None) | (Precondition::Present, Some(_)) => Ok(()),
-        (Precondition::Absent, Some(_)) => Err(Error::AlreadyExists {
-            subject: record(bucket, key),
-        }),
-        (Precondition::Present | Precondition::Equals(_), None) => Err(Error::NotFound {
-            subject: record(bucket, key),
-        }),
-        (Precondition::Equals(expected), Some(value)) if value == expected.as_slice() => Ok(()),
-        (Precondition::Equals(_), Some(_)) => Err(Error::Conflict {
-            subject: record(bucket, key),
-            reason: "the record holds other bytes than the batch requires".to_owned(),
-        }),
-    }
-}
 
 impl RecordStore for SqliteBackend {
     fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -161,7 +144,7 @@ impl RecordStore for SqliteBackend {
             } = op
             {
                 let current = read_record(&tx, bucket, key)?;
-                check(bucket, key, condition, current.as_deref())?;
+                condition.check(bucket, key, current.as_deref())?;
             }
         }
         for op in batch.ops() {
