@@ -56,8 +56,6 @@ fn read_record(conn: &Connection, bucket: &str, key: &str) -> Result<Option<Vec<
         .map_err(|e| sql_error("read", record(bucket, key), e))
 }
 
-/// `Ok` when `condition` holds for `current`, else the error the contract names.
-
 impl RecordStore for SqliteBackend {
     fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         validate_bucket(bucket)?;
