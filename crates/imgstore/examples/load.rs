@@ -1,6 +1,7 @@
-//! Loads OCI image layouts into the default store and lists its images, as
+//! Loads OCI image layouts (directories) and image tarballs (oci-archive or
+//! `docker save` files) into the default store and lists its images, as
 //! `docker load` followed by `docker images` would:
-//! `cargo run -p imgstore --example load -- DIR...`.
+//! `cargo run -p imgstore --example load -- DIR|FILE...`.
 //!
 //! The store lives in `$IMGSTORE_ROOT`, else `$XDG_DATA_HOME/imgstore`, else
 //! `~/.local/share/imgstore` (SQLite). Until the `imgstore` command exists,
@@ -35,8 +36,13 @@ fn main() -> ExitCode {
         }
     };
     let mut failed = false;
-    for dir in std::env::args().skip(1) {
-        match store.import_oci_layout(&dir) {
+    for input in std::env::args().skip(1) {
+        let result = if std::path::Path::new(&input).is_file() {
+            store.import_archive(&input)
+        } else {
+            store.import_oci_layout(&input)
+        };
+        match result {
             Ok(imported) => {
                 for image in imported {
                     if image.names.is_empty() {
@@ -48,7 +54,7 @@ fn main() -> ExitCode {
                 }
             }
             Err(e) => {
-                eprintln!("{dir}: {e}");
+                eprintln!("{input}: {e}");
                 failed = true;
             }
         }

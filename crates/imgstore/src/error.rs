@@ -39,6 +39,16 @@ pub enum Error {
         /// What is wrong (names the `oci-layout` file).
         reason: String,
     },
+    /// A tar archive (oci-archive, docker save) is unreadable, truncated,
+    /// unsafe (a member or link leading outside it, a device file, a
+    /// duplicate name) or lacks a member it needs.
+    #[error("{}: invalid archive: {reason}", .path.display())]
+    InvalidArchive {
+        /// The archive file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file or blob of an input is not the JSON it must be.
     #[error("{file}: invalid JSON: {source}")]
     InvalidJson {
@@ -133,6 +143,7 @@ impl Error {
             Error::Cri(e) => e.kind(),
             Error::Digest(_)
             | Error::NotOciLayout { .. }
+            | Error::InvalidArchive { .. }
             | Error::InvalidJson { .. }
             | Error::InvalidInput { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,

@@ -38,10 +38,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Not yet here (planned): oci-archive and docker-save tar import, export,
+//! [`Store::import_archive`] imports an oci-archive or `docker save` tarball
+//! the same way, reading members in place (never unpacking the tar).
+//!
+//! Not yet here (planned): export,
 //! tag/untag/remove, gc, fsck and disk usage.
 
 mod any_backend;
+mod archive;
 mod error;
 mod oci;
 mod store;

@@ -25,6 +25,7 @@ use imgstore_refs::{Descriptor, ImageRecord};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::archive::TarIndex;
 use crate::{Error, Result, Store};
 
 /// Media types of image manifests this store imports.
@@ -93,16 +94,36 @@ struct RawPlatform {
 
 /// A validated descriptor.
 #[derive(Debug, Clone)]
-struct Desc {
-    media_type: String,
-    digest: Digest,
-    size: u64,
+pub(crate) struct Desc {
+    pub(crate) media_type: String,
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
     annotations: BTreeMap<String, String>,
     /// The `platform.os` of an index entry, when given.
     platform_os: Option<String>,
 }
 
 impl Desc {
+    /// A descriptor without annotations or platform.
+    pub(crate) fn new(media_type: &str, digest: Digest, size: u64) -> Desc {
+        Desc {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            annotations: BTreeMap::new(),
+            platform_os: None,
+        }
+    }
+
+    /// The descriptor as manifest JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest.to_string(),
+            "size": self.size,
+        })
+    }
+
     fn from_raw(raw: RawDescriptor, what: &str) -> Result<Desc> {
         let digest: Digest = raw.digest.parse()?;
         let size = u64::try_from(raw.size).map_err(|_| Error::InvalidInput {
@@ -147,8 +168,20 @@ struct RawManifest {
 }
 
 #[derive(Deserialize)]
-struct RawConfig {
+pub(crate) struct RawConfig {
     rootfs: RawRootFs,
+}
+
+impl RawConfig {
+    /// The parsed `rootfs.diff_ids`.
+    pub(crate) fn diff_ids(&self) -> Result<Vec<Digest>> {
+        Ok(self
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| d.parse::<Digest>())
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,32 +192,32 @@ struct RawRootFs {
 
 /// How a layer blob is decompressed to its diff.
 #[derive(Debug, Clone, Copy)]
-enum Compression {
+pub(crate) enum Compression {
     Gzip,
     None,
 }
 
-struct PlannedLayer {
-    desc: Desc,
-    compression: Compression,
-    diff_id: Digest,
+pub(crate) struct PlannedLayer {
+    pub(crate) desc: Desc,
+    pub(crate) compression: Compression,
+    pub(crate) diff_id: Digest,
 }
 
-struct PlannedImage {
-    manifest: Desc,
-    manifest_bytes: Vec<u8>,
-    config_bytes: Vec<u8>,
-    layers: Vec<PlannedLayer>,
-    names: Vec<String>,
+pub(crate) struct PlannedImage {
+    pub(crate) manifest: Desc,
+    pub(crate) manifest_bytes: Vec<u8>,
+    pub(crate) config_bytes: Vec<u8>,
+    pub(crate) layers: Vec<PlannedLayer>,
+    pub(crate) names: Vec<String>,
 }
 
 #[derive(Default)]
-struct Plan {
+pub(crate) struct Plan {
     /// Nested index blobs, stored as content.
     indexes: Vec<Vec<u8>>,
-    images: Vec<PlannedImage>,
+    pub(crate) images: Vec<PlannedImage>,
     /// Names and the descriptor each points at (manifest or index).
-    names: Vec<(String, Desc)>,
+    pub(crate) names: Vec<(String, Desc)>,
 }
 
 /// What apply changed, to undo on failure.
@@ -198,47 +231,97 @@ struct Undo {
     moved_names: Vec<ImageRecord>,
 }
 
-/// Reads blobs of one layout directory, verifying them.
-struct Layout<'a> {
-    dir: &'a Path,
+/// Reads blobs of one layout (a directory, or a tar archive), verifying them.
+pub(crate) enum Layout<'a> {
+    /// An OCI layout directory.
+    Dir(&'a Path),
+    /// A tar archive: an OCI layout inside it, or blobs at the members
+    /// `blobs` names (a docker-save archive).
+    Archive {
+        tar: &'a TarIndex,
+        blobs: HashMap<Digest, String>,
+    },
 }
 
 impl Layout<'_> {
+    /// The directory or archive, for messages.
+    fn location(&self) -> &Path {
+        match self {
+            Layout::Dir(dir) => dir,
+            Layout::Archive { tar, .. } => tar.path(),
+        }
+    }
+
     fn blob_path(&self, digest: &Digest) -> PathBuf {
         // A parsed digest's parts hold no `/` or `..`: the path stays inside.
-        self.dir
-            .join("blobs")
+        Path::new("blobs")
             .join(digest.algorithm().to_string())
             .join(digest.encoded())
     }
 
-    /// Opens a blob and checks its length against the descriptor.
-    fn open_blob(&self, desc: &Desc) -> Result<File> {
-        let path = self.blob_path(&desc.digest);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound {
-                    digest: desc.digest.clone(),
-                    layout: self.dir.to_path_buf(),
-                });
+    /// A top-level file of the layout (`oci-layout`, `index.json`); `None`
+    /// when absent.
+    fn read_top_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Layout::Dir(dir) => {
+                let path = dir.join(name);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(Error::Io {
+                        operation: "read",
+                        path,
+                        source,
+                    }),
+                }
             }
-            Err(source) => {
-                return Err(Error::Io {
-                    operation: "open",
-                    path,
-                    source,
-                });
+            Layout::Archive { tar, .. } => tar.read_member(name),
+        }
+    }
+
+    /// Opens a blob and checks its length against the descriptor.
+    fn open_blob(&self, desc: &Desc) -> Result<io::Take<File>> {
+        let (reader, len) = match self {
+            Layout::Dir(dir) => {
+                let path = dir.join(self.blob_path(&desc.digest));
+                let file = match File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        return Err(Error::BlobNotFound {
+                            digest: desc.digest.clone(),
+                            layout: dir.to_path_buf(),
+                        });
+                    }
+                    Err(source) => {
+                        return Err(Error::Io {
+                            operation: "open",
+                            path,
+                            source,
+                        });
+                    }
+                };
+                let len = file
+                    .metadata()
+                    .map_err(|source| Error::Io {
+                        operation: "stat",
+                        path: path.clone(),
+                        source,
+                    })?
+                    .len();
+                (file.take(len), len)
+            }
+            Layout::Archive { tar, blobs } => {
+                let member = match blobs.get(&desc.digest) {
+                    Some(member) => member.clone(),
+                    None => self.blob_path(&desc.digest).to_string_lossy().into_owned(),
+                };
+                tar.open_member(&member)?
+                    .ok_or_else(|| Error::BlobNotFound {
+                        digest: desc.digest.clone(),
+                        layout: tar.path().to_path_buf(),
+                    })?
             }
         };
-        let len = file
-            .metadata()
-            .map_err(|source| Error::Io {
-                operation: "stat",
-                path: path.clone(),
-                source,
-            })?
-            .len();
         if len != desc.size {
             return Err(Error::SizeMismatch {
                 digest: desc.digest.clone(),
@@ -246,7 +329,7 @@ impl Layout<'_> {
                 actual: len,
             });
         }
-        Ok(file)
+        Ok(reader)
     }
 
     /// A small (JSON) blob, read whole and verified.
@@ -264,7 +347,7 @@ impl Layout<'_> {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(|source| Error::Io {
             operation: "read",
-            path: self.blob_path(&desc.digest),
+            path: self.location().join(self.blob_path(&desc.digest)),
             source,
         })?;
         if bytes.len() as u64 != desc.size {
@@ -292,46 +375,34 @@ fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], file: impl Into<String
     })
 }
 
-fn read_file(path: &Path, operation: &'static str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        operation,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Checks `oci-layout` and parses `index.json`: the top-level descriptors.
-fn read_layout_index(dir: &Path) -> Result<Vec<Desc>> {
-    let marker = dir.join("oci-layout");
-    let bytes = match std::fs::read(&marker) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotOciLayout {
-                path: dir.to_path_buf(),
-                reason: "the oci-layout file is missing".to_owned(),
-            });
-        }
-        Err(source) => {
-            return Err(Error::Io {
-                operation: "read",
-                path: marker,
-                source,
-            });
-        }
+fn read_layout_index(layout: &Layout<'_>) -> Result<Vec<Desc>> {
+    let Some(bytes) = layout.read_top_file("oci-layout")? else {
+        return Err(Error::NotOciLayout {
+            path: layout.location().to_path_buf(),
+            reason: "the oci-layout file is missing".to_owned(),
+        });
     };
     let version = serde_json::from_slice::<Value>(&bytes)
         .ok()
         .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_owned));
     if version.as_deref() != Some("1.0.0") {
         return Err(Error::NotOciLayout {
-            path: dir.to_path_buf(),
+            path: layout.location().to_path_buf(),
             reason: format!(
                 "oci-layout must hold imageLayoutVersion \"1.0.0\", found {}",
                 version.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
             ),
         });
     }
-    let index: RawIndex = parse_json(&read_file(&dir.join("index.json"), "read")?, "index.json")?;
+    let Some(index) = layout.read_top_file("index.json")? else {
+        return Err(Error::Io {
+            operation: "read",
+            path: layout.location().join("index.json"),
+            source: io::Error::new(io::ErrorKind::NotFound, "index.json is missing"),
+        });
+    };
+    let index: RawIndex = parse_json(&index, "index.json")?;
     index
         .manifests
         .into_iter()
@@ -340,6 +411,23 @@ fn read_layout_index(dir: &Path) -> Result<Vec<Desc>> {
 }
 
 impl Plan {
+    /// Plans the import of every image of an OCI layout.
+    pub(crate) fn from_layout(layout: &Layout<'_>) -> Result<Plan> {
+        let mut plan = Plan::default();
+        for desc in read_layout_index(layout)? {
+            let names = match desc.annotations.get(REF_NAME) {
+                Some(name) => {
+                    let name = normalize_name(name)?;
+                    plan.names.push((name.clone(), desc.clone()));
+                    vec![name]
+                }
+                None => Vec::new(),
+            };
+            plan.follow(layout, &desc, &names, 0)?;
+        }
+        Ok(plan)
+    }
+
     /// Follows one descriptor: a manifest becomes a planned image; an index
     /// is stored and its manifests followed.
     fn follow(
@@ -404,12 +492,7 @@ impl Plan {
         let config = Desc::from_raw(manifest.config, "config")?;
         let config_bytes = layout.read_json_blob(&config)?;
         let rootfs: RawConfig = parse_json(&config_bytes, format!("config {}", config.digest))?;
-        let diff_ids = rootfs
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(|d| d.parse::<Digest>())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let diff_ids = rootfs.diff_ids()?;
         if diff_ids.len() != manifest.layers.len() {
             return Err(Error::InvalidInput {
                 what: manifest_file,
@@ -551,24 +634,16 @@ impl Store {
     /// import is committed; should that fail, the error is returned while
     /// the import stays (the cache is rebuilt on the next open).
     pub fn import_oci_layout(&self, dir: impl AsRef<Path>) -> Result<Vec<Imported>> {
-        let dir = dir.as_ref();
-        let layout = Layout { dir };
-        let mut plan = Plan::default();
-        for desc in read_layout_index(dir)? {
-            let names = match desc.annotations.get(REF_NAME) {
-                Some(name) => {
-                    let name = normalize_name(name)?;
-                    plan.names.push((name.clone(), desc.clone()));
-                    vec![name]
-                }
-                None => Vec::new(),
-            };
-            plan.follow(&layout, &desc, &names, 0)?;
-        }
+        let layout = Layout::Dir(dir.as_ref());
+        let plan = Plan::from_layout(&layout)?;
+        self.import_plan(&layout, &plan)
+    }
 
+    /// Applies a checked plan, all or nothing (see `import_oci_layout`).
+    pub(crate) fn import_plan(&self, layout: &Layout<'_>, plan: &Plan) -> Result<Vec<Imported>> {
         let _import = self.lock_imports();
         let mut undo = Undo::default();
-        match self.apply(&layout, &plan, &mut undo) {
+        match self.apply(layout, plan, &mut undo) {
             Ok(imported) => {
                 // Committed: the CRI cache follows (derived state).
                 for (name, _) in &plan.names {
@@ -577,7 +652,7 @@ impl Store {
                 Ok(imported)
             }
             Err(e) => {
-                self.undo(undo, &plan);
+                self.undo(undo, plan);
                 Err(e)
             }
         }

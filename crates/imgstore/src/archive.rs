@@ -1,0 +1,455 @@
+//! Import of image tarballs: oci-archive (an OCI layout inside a tar) and
+//! `docker save` archives.
+//!
+//! The tar is never unpacked. A first pass indexes its members (name ->
+//! offset and size, directory or link), refusing absolute names, names that
+//! climb above the archive root, links whose target leaves the archive,
+//! duplicate names, device files and members cut short by a truncated file.
+//! Members are then read by seeking in the file, so layers stream straight
+//! from the archive into the content store. Links are resolved within the
+//! index only.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use imgstore_digest::{Algorithm, Digest, Digester};
+use serde::Deserialize;
+
+use crate::oci::{Compression, Desc, Layout, Plan, PlannedImage, PlannedLayer, RawConfig};
+use crate::{Error, Imported, Result, Store};
+
+/// More members than this and an archive is refused.
+const MAX_ENTRIES: usize = 1_000_000;
+/// Links followed in a row before giving up (a loop).
+const MAX_LINK_HOPS: usize = 40;
+/// JSON members (manifest.json, configs) larger than this are refused.
+const MAX_JSON_MEMBER: u64 = 16 << 20;
+/// Media type of the manifests written for docker-save images.
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of the configs of docker-save images.
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of uncompressed docker-save layers.
+const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Media type of gzip-compressed docker-save layers.
+const OCI_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// One indexed member.
+#[derive(Debug)]
+enum Member {
+    File {
+        offset: u64,
+        size: u64,
+    },
+    Dir,
+    /// Target as written, relative to the link's directory.
+    Symlink(String),
+    /// Target, relative to the archive root.
+    Hardlink(String),
+}
+
+/// The members of one tar file, by normalised name.
+#[derive(Debug)]
+pub(crate) struct TarIndex {
+    path: PathBuf,
+    members: HashMap<String, Member>,
+}
+
+/// `name` without `.` and empty components, `..` applied; `None` when it is
+/// absolute or climbs above the root.
+fn normalize(name: &str) -> Option<String> {
+    if name.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Where a symlink at `link` pointing at `target` leads, within the archive.
+fn symlink_target(link: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    match link.rsplit_once('/') {
+        Some((parent, _)) => normalize(&format!("{parent}/{target}")),
+        None => normalize(target),
+    }
+}
+
+impl TarIndex {
+    fn invalid(&self, reason: impl Into<String>) -> Error {
+        Error::InvalidArchive {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Indexes the members of the tar file at `path`.
+    pub(crate) fn open(path: &Path) -> Result<TarIndex> {
+        let mut index = TarIndex {
+            path: path.to_path_buf(),
+            members: HashMap::new(),
+        };
+        let io_error = |operation, source| Error::Io {
+            operation,
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(|e| io_error("open", e))?;
+        let len = file.metadata().map_err(|e| io_error("stat", e))?.len();
+        let mut archive = tar::Archive::new(file);
+        let entries = archive
+            .entries_with_seek()
+            .map_err(|e| index.invalid(format!("not a tar: {e}")))?;
+        let mut count = 0usize;
+        for entry in entries {
+            let entry = entry.map_err(|e| index.invalid(format!("unreadable tar: {e}")))?;
+            count += 1;
+            if count > MAX_ENTRIES {
+                return Err(index.invalid(format!("more than {MAX_ENTRIES} members")));
+            }
+            let raw_name = entry.path_bytes();
+            let raw_name = std::str::from_utf8(&raw_name)
+                .map_err(|_| index.invalid("a member name is not UTF-8"))?
+                .to_owned();
+            let name = normalize(&raw_name).ok_or_else(|| {
+                index.invalid(format!("member {raw_name:?} is outside the archive"))
+            })?;
+            let link_target = || -> Result<String> {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| index.invalid(format!("link {raw_name:?} has no target")))?;
+                Ok(std::str::from_utf8(&target)
+                    .map_err(|_| index.invalid(format!("link {raw_name:?}: target not UTF-8")))?
+                    .to_owned())
+            };
+            let member = match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let offset = entry.raw_file_position();
+                    let size = entry.size();
+                    if offset.checked_add(size).is_none_or(|end| end > len) {
+                        return Err(index.invalid(format!(
+                            "truncated: member {raw_name:?} needs {size} bytes at offset \
+                             {offset}, the file has {len}"
+                        )));
+                    }
+                    Member::File { offset, size }
+                }
+                tar::EntryType::Directory => Member::Dir,
+                tar::EntryType::Symlink => {
+                    let target = link_target()?;
+                    if symlink_target(&name, &target).is_none() {
+                        return Err(index.invalid(format!(
+                            "symlink {raw_name:?} -> {target:?} leaves the archive"
+                        )));
+                    }
+                    Member::Symlink(target)
+                }
+                tar::EntryType::Link => {
+                    let target = link_target()?;
+                    let resolved = normalize(&target).ok_or_else(|| {
+                        index.invalid(format!(
+                            "hard link {raw_name:?} -> {target:?} leaves the archive"
+                        ))
+                    })?;
+                    Member::Hardlink(resolved)
+                }
+                tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink => continue,
+                other => {
+                    return Err(index.invalid(format!(
+                        "member {raw_name:?} is a {other:?} entry, not a file, directory or link"
+                    )));
+                }
+            };
+            if name.is_empty() {
+                if matches!(member, Member::Dir) {
+                    continue;
+                }
+                return Err(index.invalid(format!("member {raw_name:?} has no name")));
+            }
+            match index.members.entry(name) {
+                Entry::Vacant(slot) => {
+                    slot.insert(member);
+                }
+                Entry::Occupied(slot) => {
+                    if !(matches!(slot.get(), Member::Dir) && matches!(member, Member::Dir)) {
+                        return Err(index.invalid(format!("member {raw_name:?} appears twice")));
+                    }
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// The archive file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `name` is a member (of any type).
+    fn contains(&self, name: &str) -> bool {
+        normalize(name).is_some_and(|n| self.members.contains_key(&n))
+    }
+
+    /// Follows links from `name` to a regular file: its name, offset and
+    /// size; `None` when there is no such member.
+    fn resolve(&self, name: &str) -> Result<Option<(String, u64, u64)>> {
+        let mut current = normalize(name)
+            .ok_or_else(|| self.invalid(format!("{name:?} is outside the archive")))?;
+        for _ in 0..MAX_LINK_HOPS {
+            match self.members.get(&current) {
+                None => return Ok(None),
+                Some(Member::File { offset, size }) => {
+                    return Ok(Some((current, *offset, *size)));
+                }
+                Some(Member::Dir) => {
+                    return Err(self.invalid(format!("{name:?} is a directory, not a file")));
+                }
+                Some(Member::Symlink(target)) => {
+                    current = symlink_target(&current, target).ok_or_else(|| {
+                        self.invalid(format!("symlink {current:?} leaves the archive"))
+                    })?;
+                }
+                Some(Member::Hardlink(target)) => current = target.clone(),
+            }
+        }
+        Err(self.invalid(format!("{name:?}: more than {MAX_LINK_HOPS} links")))
+    }
+
+    /// Opens member `name` (following links): a reader of exactly its bytes
+    /// and its size; `None` when absent.
+    pub(crate) fn open_member(&self, name: &str) -> Result<Option<(io::Take<File>, u64)>> {
+        let Some((_, offset, size)) = self.resolve(name)? else {
+            return Ok(None);
+        };
+        let io_error = |source| Error::Io {
+            operation: "read",
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = File::open(&self.path).map_err(io_error)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
+        Ok(Some((file.take(size), size)))
+    }
+
+    /// Reads a small member whole; `None` when absent.
+    pub(crate) fn read_member(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let Some((mut reader, size)) = self.open_member(name)? else {
+            return Ok(None);
+        };
+        if size > MAX_JSON_MEMBER {
+            return Err(self.invalid(format!(
+                "member {name:?}: {size} bytes is more than the {MAX_JSON_MEMBER} allowed"
+            )));
+        }
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).map_err(|source| Error::Io {
+            operation: "read",
+            path: self.path.clone(),
+            source,
+        })?;
+        if bytes.len() as u64 != size {
+            return Err(self.invalid(format!("truncated: member {name:?}")));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Reads a member that must be there.
+    fn require_member(&self, name: &str) -> Result<Vec<u8>> {
+        self.read_member(name)?
+            .ok_or_else(|| self.invalid(format!("no member {name:?}")))
+    }
+}
+
+/// One entry of a docker-save `manifest.json`.
+#[derive(Deserialize)]
+struct DockerEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+fn sha256_desc(media_type: &str, bytes: &[u8]) -> Desc {
+    Desc::new(
+        media_type,
+        Algorithm::Sha256.from_bytes(bytes),
+        bytes.len() as u64,
+    )
+}
+
+/// Plans the import of a docker-save archive: each image gets an OCI
+/// manifest (written by this store) over its config and layers. Returns the
+/// plan and the archive member of each layer blob.
+fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
+    let manifest_json = tar.require_member("manifest.json")?;
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(&manifest_json).map_err(|source| Error::InvalidJson {
+            file: format!("{}: manifest.json", tar.path().display()),
+            source,
+        })?;
+    let mut plan = Plan::default();
+    let mut blobs: HashMap<Digest, String> = HashMap::new();
+    for entry in entries {
+        let config_bytes = tar.require_member(&entry.config)?;
+        let config = sha256_desc(OCI_CONFIG, &config_bytes);
+        let rootfs: RawConfig =
+            serde_json::from_slice(&config_bytes).map_err(|source| Error::InvalidJson {
+                file: format!("config {} ({})", config.digest, entry.config),
+                source,
+            })?;
+        let diff_ids = rootfs.diff_ids()?;
+        if diff_ids.len() != entry.layers.len() {
+            return Err(Error::InvalidInput {
+                what: format!(
+                    "{}: manifest.json entry {}",
+                    tar.path().display(),
+                    entry.config
+                ),
+                reason: format!(
+                    "{} layers, but config {} lists {} diff IDs",
+                    entry.layers.len(),
+                    config.digest,
+                    diff_ids.len()
+                ),
+            });
+        }
+        let mut layers = Vec::with_capacity(diff_ids.len());
+        for (member, diff_id) in entry.layers.iter().zip(diff_ids) {
+            let (resolved, _, size) = tar
+                .resolve(member)?
+                .ok_or_else(|| tar.invalid(format!("no layer member {member:?}")))?;
+            let (mut reader, _) = tar
+                .open_member(&resolved)?
+                .ok_or_else(|| tar.invalid(format!("no layer member {member:?}")))?;
+            let read_error = |source| Error::Io {
+                operation: "read",
+                path: tar.path().to_path_buf(),
+                source,
+            };
+            let mut magic = [0u8; 2];
+            let mut got = 0;
+            while got < magic.len() {
+                let n = reader.read(&mut magic[got..]).map_err(read_error)?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            let (desc, compression) = if got == 2 && magic == [0x1f, 0x8b] {
+                // Compressed: the blob digest is the hash of the member.
+                let mut digester = Digester::new(Algorithm::Sha256);
+                digester.update(&magic);
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    let n = reader.read(&mut buf).map_err(read_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                    digester.update(&buf[..n]);
+                }
+                (
+                    Desc::new(OCI_LAYER_TAR_GZIP, digester.finish(), size),
+                    Compression::Gzip,
+                )
+            } else {
+                // Uncompressed: the blob is the diff, named by its diff ID;
+                // storing it verifies that.
+                (
+                    Desc::new(OCI_LAYER_TAR, diff_id.clone(), size),
+                    Compression::None,
+                )
+            };
+            blobs.insert(desc.digest.clone(), resolved);
+            layers.push(PlannedLayer {
+                desc,
+                compression,
+                diff_id,
+            });
+        }
+        let manifest_bytes = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.to_json(),
+            "layers": layers.iter().map(|l| l.desc.to_json()).collect::<Vec<_>>(),
+        }))
+        .map_err(|source| Error::InvalidJson {
+            file: "generated manifest".to_owned(),
+            source,
+        })?;
+        let manifest = sha256_desc(OCI_MANIFEST, &manifest_bytes);
+        let mut names = Vec::new();
+        for tag in entry.repo_tags.unwrap_or_default() {
+            let name =
+                imgstore_refs::reference::normalize(&tag).map_err(|e| Error::InvalidInput {
+                    what: format!("{}: RepoTags {tag:?}", tar.path().display()),
+                    reason: e.to_string(),
+                })?;
+            plan.names.push((name.clone(), manifest.clone()));
+            names.push(name);
+        }
+        plan.images.push(PlannedImage {
+            manifest,
+            manifest_bytes,
+            config_bytes,
+            layers,
+            names,
+        });
+    }
+    Ok((plan, blobs))
+}
+
+impl Store {
+    /// Imports every image of an image tarball: an **oci-archive** (an OCI
+    /// image layout in a tar, imported like
+    /// [`import_oci_layout`](Store::import_oci_layout)) or a **docker save**
+    /// archive (`manifest.json` naming each image's config, `RepoTags` and
+    /// layer members; the legacy `<id>/layer.tar` links are followed within
+    /// the archive). For a docker-save image the config is stored as is (the
+    /// image ID is its digest), layers as stored in the archive
+    /// (uncompressed, or gzip when the member is gzip), and the store writes
+    /// an OCI manifest over them that its `RepoTags` (normalised) name;
+    /// images without tags are imported without names.
+    ///
+    /// The tar is indexed first and refused, naming the archive
+    /// ([`Error::InvalidArchive`], `InvalidArgument`), when truncated or
+    /// unsafe: absolute member names, names or links leading outside the
+    /// archive, duplicate names, device files. All or nothing, with the same
+    /// checks and undo as [`import_oci_layout`](Store::import_oci_layout).
+    pub fn import_archive(&self, path: impl AsRef<Path>) -> Result<Vec<Imported>> {
+        let tar = TarIndex::open(path.as_ref())?;
+        if tar.contains("oci-layout") {
+            let layout = Layout::Archive {
+                tar: &tar,
+                blobs: HashMap::new(),
+            };
+            let plan = Plan::from_layout(&layout)?;
+            self.import_plan(&layout, &plan)
+        } else if tar.contains("manifest.json") {
+            let (plan, blobs) = plan_docker(&tar)?;
+            let layout = Layout::Archive { tar: &tar, blobs };
+            self.import_plan(&layout, &plan)
+        } else {
+            Err(tar.invalid(
+                "neither an oci-archive (no oci-layout) nor a docker save archive \
+                 (no manifest.json)",
+            ))
+        }
+    }
+}
