@@ -33,6 +33,7 @@
 //! ```
 
 mod error;
+mod hashing;
 mod keys;
 mod record;
 mod state;
@@ -41,6 +42,7 @@ mod state;
 pub mod testkit;
 
 pub use error::{Error, ErrorKind, Subject};
+pub use hashing::BlobHasher;
 pub use keys::{validate_bucket, validate_metadata_key, validate_record_key};
 pub use record::{Batch, Op, Precondition, RecordStore};
 pub use state::StateLock;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use imgstore_backend::{
-    Batch, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend, Subject,
+    Batch, BlobHasher, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend, Subject,
     validate_bucket, validate_metadata_key, validate_record_key,
 };
 use imgstore_digest::{Algorithm, Digest, Digester};
@@ -479,12 +479,7 @@ impl StoreBackend for FsBackend {
     }
 
     fn write_blob(&self, expected: Option<&Digest>, reader: &mut dyn Read) -> Result<BlobInfo> {
-        let mut sha256 = Algorithm::Sha256.digester();
-        // The expected digest's own algorithm, when it is not sha256.
-        let mut other: Option<Digester> = expected
-            .map(Digest::algorithm)
-            .filter(|a| *a != Algorithm::Sha256)
-            .map(Algorithm::digester);
+        let mut hasher = BlobHasher::new(expected);
         let mut temp = TempFile::create(&self.content).map_err(|e| {
             Error::io(
                 "create a temporary file in",
@@ -493,7 +488,6 @@ impl StoreBackend for FsBackend {
             )
         })?;
         let mut buf = vec![0u8; 256 * 1024];
-        let mut size = 0u64;
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -501,10 +495,7 @@ impl StoreBackend for FsBackend {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(input_error(e)),
             };
-            sha256.update(&buf[..n]);
-            if let Some(other) = &mut other {
-                other.update(&buf[..n]);
-            }
+            hasher.update(&buf[..n]);
             temp.file().write_all(&buf[..n]).map_err(|e| {
                 Error::io(
                     "write a temporary file in",
@@ -512,27 +503,11 @@ impl StoreBackend for FsBackend {
                     e,
                 )
             })?;
-            size += n as u64;
         }
-        if size == 0 {
-            return Err(Error::invalid_argument("data", "invalid empty data"));
-        }
-        let digest = sha256.finish();
-        if let Some(expected) = expected {
-            let actual = match other {
-                Some(other) => other.finish(),
-                None => digest.clone(),
-            };
-            if actual != *expected {
-                return Err(Error::DataCorruption {
-                    digest: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        temp.commit(digest.encoded())
-            .map_err(|e| content_io("failed to write digest data for", &digest, e))?;
-        Ok(BlobInfo { digest, size })
+        let info = hasher.finish(expected)?;
+        temp.commit(info.digest.encoded())
+            .map_err(|e| content_io("failed to write digest data for", &info.digest, e))?;
+        Ok(info)
     }
 }
 

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 
 use imgstore_backend::{
-    BlobInfo, BlobReader, Error, Result, StoreBackend, Subject, validate_metadata_key,
+    BlobHasher, BlobInfo, BlobReader, Error, Result, StoreBackend, Subject, validate_metadata_key,
 };
 use imgstore_digest::{Algorithm, Digest};
 use rusqlite::types::{Value, ValueRef};
@@ -656,17 +656,12 @@ impl StoreBackend for SqliteBackend {
             Some(digest) => content(digest),
             None => self.blob_dir_subject(),
         };
-        let mut sha256 = Algorithm::Sha256.digester();
-        // An expected digest of another algorithm is checked with its own hasher.
-        let mut other = expected
-            .filter(|digest| !is_storable(digest))
-            .map(|digest| digest.algorithm().digester());
+        let mut hasher = BlobHasher::new(expected);
         let limit = self.inner.options.inline_limit;
         // Up to the inline limit in memory; past it, everything in a temp file.
         let mut head = Vec::new();
         let mut spill: Option<TempBlob> = None;
         let mut chunk = vec![0u8; 64 * 1024];
-        let mut size = 0u64;
         loop {
             let n = match reader.read(&mut chunk) {
                 Ok(0) => break,
@@ -675,11 +670,8 @@ impl StoreBackend for SqliteBackend {
                 Err(e) => return Err(input_error(input(), e)),
             };
             let bytes = &chunk[..n];
-            sha256.update(bytes);
-            if let Some(other) = other.as_mut() {
-                other.update(bytes);
-            }
-            size += n as u64;
+            hasher.update(bytes);
+            let size = hasher.size();
             let written = match spill.as_mut() {
                 Some(temp) => temp.write_all(bytes),
                 None if size > limit => {
@@ -696,22 +688,7 @@ impl StoreBackend for SqliteBackend {
             };
             written.map_err(|e| Error::io("write temp file for", input(), e))?;
         }
-        if size == 0 {
-            return Err(empty_data());
-        }
-        let digest = sha256.finish();
-        if let Some(expected) = expected {
-            let actual = match other {
-                Some(other) => other.finish(),
-                None => digest.clone(),
-            };
-            if actual != *expected {
-                return Err(Error::DataCorruption {
-                    digest: expected.clone(),
-                    actual,
-                });
-            }
-        }
+        let BlobInfo { digest, size } = hasher.finish(expected)?;
         match spill {
             None => self.set_inline(&digest, &head)?,
             Some(temp) => {
