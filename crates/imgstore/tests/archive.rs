@@ -412,11 +412,9 @@ fn crafted_archives_import_only_when_they_stay_inside() {
     }
 }
 
-#[test]
-fn untagged_gzip_docker_image_imports_without_names() {
-    let Some(corpus) = corpus() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    // base.docker.tar with gzip layers and no RepoTags.
+/// base.docker.tar rewritten into `path` with `RepoTags` replaced by `tags`,
+/// its layers gzip-compressed when `gzip`.
+fn rebuilt_base(corpus: &Path, path: &Path, tags: Value, gzip: bool) {
     let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut archive = tar::Archive::new(
         std::fs::File::open(corpus.join("docker/base.docker.tar")).expect("open"),
@@ -433,19 +431,20 @@ fn untagged_gzip_docker_image_imports_without_names() {
     }
     let mut manifest: Value =
         serde_json::from_slice(&members["manifest.json"]).expect("manifest.json");
-    manifest[0]["RepoTags"] = Value::Null;
+    manifest[0]["RepoTags"] = tags;
     members.insert(
         "manifest.json".to_owned(),
         serde_json::to_vec(&manifest).expect("json"),
     );
-    for layer in strings(&manifest[0]["Layers"]) {
-        let plain = members[&layer].clone();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&plain).expect("gzip");
-        members.insert(layer, gz.finish().expect("gzip"));
+    if gzip {
+        for layer in strings(&manifest[0]["Layers"]) {
+            let plain = members[&layer].clone();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&plain).expect("gzip");
+            members.insert(layer, gz.finish().expect("gzip"));
+        }
     }
-    let path = dir.path().join("gzip.tar");
-    let mut builder = tar::Builder::new(std::fs::File::create(&path).expect("create"));
+    let mut builder = tar::Builder::new(std::fs::File::create(path).expect("create"));
     for (name, data) in &members {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
@@ -456,8 +455,14 @@ fn untagged_gzip_docker_image_imports_without_names() {
             .expect("append");
     }
     builder.finish().expect("finish");
-    drop(builder);
+}
 
+#[test]
+fn untagged_gzip_docker_image_imports_without_names() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("gzip.tar");
+    rebuilt_base(&corpus, &path, Value::Null, true);
     for backend in BACKENDS {
         let root = dir.path().join(format!("{backend:?}"));
         let store = open(&root, backend);
@@ -478,5 +483,74 @@ fn untagged_gzip_docker_image_imports_without_names() {
             image.top_chain_id().map(|c| c.to_string()).as_deref(),
             expected["top_chain_id"].as_str()
         );
+    }
+}
+
+#[test]
+fn docker_image_with_two_tags_gets_both_names() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("two-tags.tar");
+    rebuilt_base(
+        &corpus,
+        &path,
+        serde_json::json!(["registry.demo.test/demo/base:v1", "base:latest"]),
+        false,
+    );
+    let id = expected_image(&corpus, "base")["image_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for backend in BACKENDS {
+        let store = open(&dir.path().join(format!("{backend:?}")), backend);
+        let imported = store.import_archive(&path).expect("import");
+        assert_eq!(
+            imported[0].names,
+            [
+                "registry.demo.test/demo/base:v1",
+                "docker.io/library/base:latest"
+            ]
+        );
+        for name in ["registry.demo.test/demo/base:v1", "base:latest"] {
+            assert_eq!(store.resolve(name).expect("resolve").to_string(), id);
+        }
+        assert_eq!(store.images().len(), 1);
+        assert_eq!(store.images()[0].references.len(), 2);
+    }
+}
+
+#[test]
+fn corrupt_docker_layer_is_refused_and_undone() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // child.docker.tar with one byte of its last layer (the fourth member,
+    // after three layers of base) flipped: that layer no longer hashes to
+    // its diff ID, found only once the first three layers are stored.
+    let mut bytes = std::fs::read(corpus.join("docker/child.docker.tar")).expect("read");
+    let child = expected_image(&corpus, "child");
+    let last = strings(&child["diff_ids"]).pop().expect("a layer");
+    let member = format!("{}.tar", last.trim_start_matches("sha256:"));
+    let mut archive = tar::Archive::new(std::io::Cursor::new(bytes.clone()));
+    let offset = archive
+        .entries()
+        .expect("entries")
+        .map(|e| e.expect("entry"))
+        .find(|e| e.path_bytes().as_ref() == member.as_bytes())
+        .map(|e| e.raw_file_position())
+        .expect("last layer member");
+    let at = usize::try_from(offset).expect("offset") + 100;
+    bytes[at] ^= 0xff;
+    let path = dir.path().join("corrupt.docker.tar");
+    std::fs::write(&path, bytes).expect("write");
+    for backend in BACKENDS {
+        let store = open(&dir.path().join(format!("{backend:?}")), backend);
+        let before = snapshot(&store);
+        let err = store
+            .import_archive(&path)
+            .expect_err("corrupt layer refused");
+        assert_eq!(err.kind(), ErrorKind::DataCorruption, "{backend:?}: {err}");
+        assert!(err.to_string().contains(&last), "{err}");
+        assert_eq!(snapshot(&store), before, "{backend:?}");
+        assert!(store.layers().is_empty(), "{backend:?}");
     }
 }
