@@ -106,8 +106,20 @@ impl TarIndex {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(|e| io_error("open", e))?;
+        let mut file = File::open(path).map_err(|e| io_error("open", e))?;
         let len = file.metadata().map_err(|e| io_error("stat", e))?.len();
+        let mut magic = [0u8; 2];
+        if len >= 2 {
+            file.read_exact(&mut magic)
+                .map_err(|e| io_error("read", e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| io_error("read", e))?;
+        }
+        if magic == [0x1f, 0x8b] {
+            return Err(
+                index.invalid("the archive is gzip-compressed; decompress it first (gunzip)")
+            );
+        }
         let mut archive = tar::Archive::new(file);
         let entries = archive
             .entries_with_seek()
@@ -416,12 +428,13 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
 }
 
 impl Store {
-    /// Imports every image of an image tarball: an **oci-archive** (an OCI
-    /// image layout in a tar, imported like
-    /// [`import_oci_layout`](Store::import_oci_layout)) or a **docker save**
-    /// archive (`manifest.json` naming each image's config, `RepoTags` and
-    /// layer members; the legacy `<id>/layer.tar` links are followed within
-    /// the archive). For a docker-save image the config is stored as is (the
+    /// Imports every image of an image tarball: a **docker save** archive
+    /// (`manifest.json` naming each image's config, `RepoTags` and layer
+    /// members; the legacy `<id>/layer.tar` links are followed within the
+    /// archive; preferred when the tar also holds an OCI layout, as Docker
+    /// 25+ writes) or an **oci-archive** (an OCI image layout in a tar,
+    /// imported like [`import_oci_layout`](Store::import_oci_layout)). A
+    /// gzip-compressed tarball is refused (decompress it first). For a docker-save image the config is stored as is (the
     /// image ID is its digest), layers as stored in the archive
     /// (uncompressed, or gzip when the member is gzip), and the store writes
     /// an OCI manifest over them that its `RepoTags` (normalised) name;
@@ -434,16 +447,18 @@ impl Store {
     /// checks and undo as [`import_oci_layout`](Store::import_oci_layout).
     pub fn import_archive(&self, path: impl AsRef<Path>) -> Result<Vec<Imported>> {
         let tar = TarIndex::open(path.as_ref())?;
-        if tar.contains("oci-layout") {
+        // Docker 25+ archives hold both; their manifest.json carries the
+        // full names (their index.json's ref.name is only the tag).
+        if tar.contains("manifest.json") {
+            let (plan, blobs) = plan_docker(&tar)?;
+            let layout = Layout::Archive { tar: &tar, blobs };
+            self.import_plan(&layout, &plan)
+        } else if tar.contains("oci-layout") {
             let layout = Layout::Archive {
                 tar: &tar,
                 blobs: HashMap::new(),
             };
             let plan = Plan::from_layout(&layout)?;
-            self.import_plan(&layout, &plan)
-        } else if tar.contains("manifest.json") {
-            let (plan, blobs) = plan_docker(&tar)?;
-            let layout = Layout::Archive { tar: &tar, blobs };
             self.import_plan(&layout, &plan)
         } else {
             Err(tar.invalid(

@@ -400,6 +400,16 @@ fn crafted_archives_import_only_when_they_stay_inside() {
             assert_eq!(snapshot(&store), before, "{backend:?}: {case}");
         }
 
+        // A compressed tarball is refused, saying so.
+        let path = dir.path().join("good.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&std::fs::read(&good).expect("read"))
+            .expect("gzip");
+        std::fs::write(&path, gz.finish().expect("gzip")).expect("write");
+        let err = store.import_archive(&path).expect_err("gzip refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.to_string().contains("gzip"), "{err}");
+
         // A duplicate member name is refused too.
         let path = dir.path().join("duplicate.tar");
         crafted(
