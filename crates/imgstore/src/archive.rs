@@ -468,3 +468,34 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize, symlink_target};
+
+    #[test]
+    fn names_are_normalised_inside_the_archive_only() {
+        assert_eq!(normalize("./a//b/./c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize("a/../b").as_deref(), Some("b"));
+        assert_eq!(normalize("./").as_deref(), Some(""));
+        assert_eq!(normalize("../a"), None);
+        assert_eq!(normalize("a/../../b"), None);
+        assert_eq!(normalize("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn symlinks_resolve_from_their_directory_and_stay_inside() {
+        assert_eq!(
+            symlink_target("id/layer.tar", "../abc.tar").as_deref(),
+            Some("abc.tar")
+        );
+        assert_eq!(
+            symlink_target("id/layer.tar", "../other/layer.tar").as_deref(),
+            Some("other/layer.tar")
+        );
+        assert_eq!(symlink_target("top", "abc.tar").as_deref(), Some("abc.tar"));
+        assert_eq!(symlink_target("id/layer.tar", "../../etc/passwd"), None);
+        assert_eq!(symlink_target("top", "../x"), None);
+        assert_eq!(symlink_target("id/layer.tar", "/etc/passwd"), None);
+    }
+}
