@@ -119,6 +119,38 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A name given to `tag` (or `untag`) is not a valid name for a tag:
+    /// it does not parse, or it is a digest reference.
+    #[error("invalid name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Docker's `conflict: unable to delete <short id> (must be forced) - …`:
+    /// the image cannot be removed as asked.
+    #[error(
+        "conflict: unable to delete {short_id} ({}) - {reason}",
+        if *.forcible { "must be forced" } else { "cannot be forced" }
+    )]
+    ImageConflict {
+        /// The image's short ID (12 hex characters).
+        short_id: String,
+        /// True when `force` would overcome the conflict.
+        forcible: bool,
+        /// What stands in the way.
+        reason: &'static str,
+    },
+    /// The image has no manifest a name could point at: no name of the
+    /// namespace reaches it.
+    #[error(
+        "image {image} has no manifest: no name of the namespace reaches it, so a new name has nothing to point at"
+    )]
+    NoManifest {
+        /// The image.
+        image: imgstore_image::ImageId,
+    },
     /// Reading an input failed.
     #[error("{operation} {}: {source}", .path.display())]
     Io {
@@ -146,7 +178,10 @@ impl Error {
             | Error::InvalidArchive { .. }
             | Error::InvalidJson { .. }
             | Error::InvalidInput { .. }
+            | Error::InvalidName { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
+            Error::ImageConflict { .. } => ErrorKind::Conflict,
+            Error::NoManifest { .. } => ErrorKind::FailedPrecondition,
             Error::BlobNotFound { .. } => ErrorKind::NotFound,
             Error::SizeMismatch { .. }
             | Error::DigestMismatch { .. }

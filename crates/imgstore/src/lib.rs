@@ -41,17 +41,23 @@
 //! [`Store::import_archive`] imports an oci-archive or `docker save` tarball
 //! the same way, reading members in place (never unpacking the tar).
 //!
-//! Not yet here (planned): export,
-//! tag/untag/remove, gc, fsck and disk usage.
+//! [`Store::tag`], [`Store::untag`] and [`Store::remove`] manage names and
+//! images with Docker's semantics (`docker tag`, `rmi`: an image goes with
+//! its last name, its layers with their last user); [`Store::gc`] removes
+//! what nothing reachable uses, such as blobs an interrupted import left.
+//!
+//! Not yet here (planned): export, fsck and disk usage.
 
 mod any_backend;
 mod archive;
 mod error;
+mod manage;
 mod oci;
 mod store;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
+pub use manage::{GcReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
 

@@ -1,0 +1,539 @@
+//! Managing names and images with Docker's semantics: `tag`, `untag`,
+//! `remove` (`docker rmi`) and `gc`.
+//!
+//! Names are containerd image records; which image a name means is what the
+//! CRI cache resolved it to (target -> manifest -> config), and every change
+//! of a name is followed by an update of the cache for that name.
+//! Deleting an image releases its top layer (and so, in cascade, the layers
+//! and layer blobs nothing else uses); the manifests and indexes that no
+//! name reaches any more are left to [`Store::gc`].
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_digest::Digest;
+use imgstore_image::{ImageError, ImageId, ImageStore};
+use imgstore_layer::LayerMetadata;
+use imgstore_refs::reference::{Reference, normalize};
+use imgstore_refs::{Descriptor, ImageRecord};
+use serde_json::Value;
+
+use crate::{AnyBackend, Error, Result, Store};
+
+/// JSON blobs (manifests, indexes) larger than this are not parsed.
+const MAX_JSON_BLOB: u64 = 16 << 20;
+/// Nested indexes deeper than this are not followed.
+const MAX_INDEX_DEPTH: usize = 8;
+/// The holder name `gc` uses to drop unreferenced layers.
+const GC_HOLDER: &str = "imgstore-gc";
+
+/// What [`Store::untag`] removed: Docker's `Untagged: <name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untagged {
+    /// The name removed, in its stored (full) form.
+    pub name: String,
+    /// The image it named, when it resolved to one; the image stays.
+    pub image: Option<ImageId>,
+}
+
+/// What [`Store::remove`] did: Docker's `Untagged:` and `Deleted:` lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Names removed, in their stored (full) form.
+    pub untagged: Vec<String>,
+    /// Images deleted.
+    pub deleted: Vec<ImageId>,
+    /// Layer records freed by the deletions (the top layers and, in
+    /// cascade, the layers below that nothing else used).
+    pub released_layers: usize,
+}
+
+/// What [`Store::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Layer records nothing referenced (leftovers of interrupted imports),
+    /// counting the layers below them freed in cascade.
+    pub layers_removed: usize,
+    /// Content blobs nothing reachable uses, deleted.
+    pub blobs_removed: usize,
+    /// Bytes of the blobs deleted (those above and the blobs of the layers
+    /// removed) plus those of orphan files of interrupted writes.
+    pub bytes_freed: u64,
+    /// Files of interrupted writes removed by the SQLite backend (temp
+    /// files, content files no row names); always 0 on the fs backend.
+    pub orphan_files_removed: usize,
+}
+
+/// The full form of a name `tag` may create: a valid reference, not a
+/// digest reference.
+fn tag_name(target: &str) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidName {
+        name: target.to_owned(),
+        reason,
+    };
+    let reference = Reference::parse_normalized(target).map_err(|e| invalid(e.to_string()))?;
+    if reference.digest().is_some() {
+        return Err(invalid(
+            "refusing to create a tag with a digest reference".to_owned(),
+        ));
+    }
+    normalize(target).map_err(|e| invalid(e.to_string()))
+}
+
+/// moby's `isSingleReference`: the names are one tag at most, plus digest
+/// references of that same repository; deleting the image by ID then needs
+/// no force.
+fn is_single_reference(names: &[String]) -> bool {
+    if names.len() <= 1 {
+        return names.len() == 1;
+    }
+    let mut single: Option<Reference> = None;
+    let mut canonical = BTreeSet::new();
+    let mut first = None;
+    for name in names {
+        let Ok(reference) = Reference::parse_normalized(name) else {
+            return false;
+        };
+        if first.is_none() {
+            first = Some(reference.clone());
+        }
+        if reference.digest().is_some() {
+            canonical.insert(reference.name());
+        } else if single.is_none() {
+            single = Some(reference);
+        } else {
+            return false;
+        }
+    }
+    let Some(single) = single.or(first) else {
+        return false;
+    };
+    canonical.len() == 1 && canonical.contains(&single.name())
+}
+
+/// The 12-character short form of an image ID, as Docker prints it.
+fn short_id(id: &ImageId) -> String {
+    id.digest().encoded().chars().take(12).collect()
+}
+
+impl Store {
+    /// Points the name `target` at the image `source` (a name, a full image
+    /// ID or a unique prefix of one), Docker's `tag`: the new name gets the
+    /// descriptor (manifest or index) the source's name points at, and a
+    /// name that pointed elsewhere is moved. `target` is normalised
+    /// (`app` is `docker.io/library/app:latest`); an invalid name or a
+    /// digest reference is refused (`InvalidArgument`). An image no name
+    /// reaches has no manifest to point at: `FailedPrecondition`. Returns
+    /// the image tagged.
+    pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
+        let target = tag_name(target)?;
+        let _lock = self.lock_imports();
+        let (id, descriptor) = match self.find_record(source) {
+            Ok(record) => (self.resolve(&record.name)?, record.target.clone()),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
+                let id = self.search_image(source)?;
+                let descriptor = match self.names_of(&id)?.first() {
+                    Some(name) => self.refs.get(&self.namespace, name)?.target.clone(),
+                    None => self
+                        .find_manifest(&id)?
+                        .ok_or_else(|| Error::NoManifest { image: id.clone() })?,
+                };
+                (id, descriptor)
+            }
+            Err(e) => return Err(e),
+        };
+        match self.refs.get(&self.namespace, &target) {
+            Ok(existing) => {
+                if existing.target.digest != descriptor.digest
+                    || existing.target.media_type != descriptor.media_type
+                {
+                    let mut moved = ImageRecord::clone(&existing);
+                    moved.target = descriptor;
+                    self.refs.update(&self.namespace, moved, &["target"])?;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.refs.create(
+                    &self.namespace,
+                    ImageRecord::new(target.clone(), descriptor),
+                )?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.cache.update(&self.resolver(), &target)?;
+        Ok(id)
+    }
+
+    /// Removes the name (as stored, or as typed: `app:v1`), Docker's
+    /// `Untagged:`; the image stays, even when no name is left. `NotFound`
+    /// when there is no such name.
+    pub fn untag(&self, name: &str) -> Result<Untagged> {
+        let _lock = self.lock_imports();
+        let record = self.find_record(name)?;
+        let image = self.cache.resolve(&record.name).ok();
+        self.refs.delete(&self.namespace, &record.name, None)?;
+        self.cache.update(&self.resolver(), &record.name)?;
+        Ok(Untagged {
+            name: record.name.clone(),
+            image,
+        })
+    }
+
+    /// Docker's `rmi`.
+    ///
+    /// By name: removes that name; then, when no other name points at the
+    /// image and it has no child images, deletes the image, which releases
+    /// its layers (and in cascade the layers and layer blobs nothing else
+    /// uses).
+    ///
+    /// By full or short ID: an image with child images is refused
+    /// (`Conflict`, "image has dependent child images", even with `force`,
+    /// as Docker); an image several names point at is refused without
+    /// `force` (`Conflict`: "conflict: unable to delete <short id> (must be
+    /// forced) - image is referenced in multiple repositories"), except when
+    /// they are one tag and digest names of the same repository (moby's
+    /// rule). Otherwise every name of the image is removed and the image
+    /// deleted.
+    ///
+    /// Manifest and index blobs no name uses any more stay until
+    /// [`gc`](Store::gc). `NotFound` when nothing matches.
+    pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
+        let _lock = self.lock_imports();
+        match self.find_record(name_or_id) {
+            Ok(record) => self.remove_by_name(&record),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
+                let id = self.search_image(name_or_id)?;
+                self.remove_by_id(&id, force)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {
+        let mut report = RemoveReport::default();
+        let image = self.cache.resolve(&record.name).ok();
+        self.refs.delete(&self.namespace, &record.name, None)?;
+        self.cache.update(&self.resolver(), &record.name)?;
+        report.untagged.push(record.name.clone());
+        if let Some(id) = image
+            && self.images.get(&id).is_ok()
+            && self.names_of(&id)?.is_empty()
+            && self.images.children(&id).is_empty()
+        {
+            report.released_layers = self.images.delete(&id)?.len();
+            report.deleted.push(id);
+        }
+        Ok(report)
+    }
+
+    fn remove_by_id(&self, id: &ImageId, force: bool) -> Result<RemoveReport> {
+        if !self.images.children(id).is_empty() {
+            return Err(Error::ImageConflict {
+                short_id: short_id(id),
+                forcible: false,
+                reason: "image has dependent child images",
+            });
+        }
+        let names = self.names_of(id)?;
+        if names.len() > 1 && !force && !is_single_reference(&names) {
+            return Err(Error::ImageConflict {
+                short_id: short_id(id),
+                forcible: true,
+                reason: "image is referenced in multiple repositories",
+            });
+        }
+        let mut report = RemoveReport::default();
+        for name in names {
+            self.refs.delete(&self.namespace, &name, None)?;
+            self.cache.update(&self.resolver(), &name)?;
+            report.untagged.push(name);
+        }
+        report.released_layers = self.images.delete(id)?.len();
+        report.deleted.push(id.clone());
+        Ok(report)
+    }
+
+    /// Removes what nothing uses: layer records without any reference (left
+    /// by interrupted imports; their parents follow in cascade), then every
+    /// content blob nothing reachable uses. Reachable: the target of every
+    /// name of every namespace and, through indexes, their manifests, each
+    /// manifest's config and layer blobs; the blob of every layer record;
+    /// the config of every image; and the manifest of an image no name
+    /// reaches (kept so it can be named again). Image configs in the image
+    /// store's own backend are not touched. On SQLite, also removes the
+    /// files interrupted writes left (`gc_orphan_files`). Runs while no
+    /// import, tag or remove does; a second run removes nothing.
+    pub fn gc(&self) -> Result<GcReport> {
+        let _lock = self.lock_imports();
+        let mut report = GcReport::default();
+
+        // Layers nothing references: a persistent hold taken and dropped
+        // deletes each with the cascade of a release.
+        let mut released: Vec<LayerMetadata> = Vec::new();
+        for chain in self.layers.map().keys() {
+            if self.layers.references(chain) == Some(0) {
+                self.layers.hold(chain, GC_HOLDER)?;
+                released.extend(self.layers.unhold(chain, GC_HOLDER)?);
+            }
+        }
+        report.layers_removed = released.len();
+        let mut counted = HashSet::new();
+        for blob in released.iter().filter_map(|m| m.blob.as_ref()) {
+            if counted.insert(blob.digest.clone()) && !self.content.contains(&blob.digest)? {
+                report.bytes_freed += blob.size;
+            }
+        }
+
+        // What must stay.
+        let mut keep: HashSet<Digest> = HashSet::new();
+        for namespace in self.refs.namespaces() {
+            for record in self.refs.list(&namespace, &[])? {
+                self.mark(&record.target.digest, 0, &mut keep)?;
+            }
+        }
+        for layer in self.layers.map().values() {
+            if let Some(blob) = layer.blob() {
+                keep.insert(blob.digest.clone());
+            }
+        }
+        let images: HashSet<Digest> = self
+            .images
+            .map()
+            .keys()
+            .map(|id| id.digest().clone())
+            .collect();
+        keep.extend(images.iter().cloned());
+
+        let mut candidates = Vec::new();
+        self.content.walk(&mut |digest| {
+            if !keep.contains(digest) {
+                candidates.push(digest.clone());
+            }
+            Ok(())
+        })?;
+        for digest in candidates {
+            // The manifest of a stored image no name reaches stays.
+            if let Some(json) = self.json_blob(&digest)?
+                && let Some(config) = config_digest(&json)
+                && images.contains(&config)
+            {
+                continue;
+            }
+            let size = match self.content.size(&digest) {
+                Ok(size) => size,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match self.content.delete(&digest) {
+                Ok(()) => {
+                    report.blobs_removed += 1;
+                    report.bytes_freed += size;
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        for backend in [&self.content, self.images.backend()] {
+            if let AnyBackend::Sqlite(sqlite) = &**backend {
+                let orphans = sqlite.gc_orphan_files()?;
+                report.orphan_files_removed += orphans.removed_files;
+                report.bytes_freed += orphans.removed_bytes;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Marks a name's target and what it uses (manifests of an index, a
+    /// manifest's config and layers) as reachable.
+    fn mark(&self, digest: &Digest, depth: usize, keep: &mut HashSet<Digest>) -> Result<()> {
+        if !keep.insert(digest.clone()) || depth > MAX_INDEX_DEPTH {
+            return Ok(());
+        }
+        let Some(json) = self.json_blob(digest)? else {
+            return Ok(());
+        };
+        for child in descriptor_digests(&json, "manifests") {
+            self.mark(&child, depth + 1, keep)?;
+        }
+        keep.extend(config_digest(&json));
+        keep.extend(descriptor_digests(&json, "layers"));
+        Ok(())
+    }
+
+    /// A content blob as JSON; `None` when absent, too large or not JSON.
+    fn json_blob(&self, digest: &Digest) -> Result<Option<Value>> {
+        match self.content.size(digest) {
+            Ok(size) if size <= MAX_JSON_BLOB => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        match self.content.get(digest) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The name record a user means: the name as stored, or as typed
+    /// (normalised). The error of the lookup otherwise (`NotFound`, or
+    /// `InvalidArgument` for a string that is no name).
+    fn find_record(&self, name: &str) -> Result<Arc<ImageRecord>> {
+        match self.refs.get(&self.namespace, name) {
+            Ok(record) => return Ok(record),
+            Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
+                return Err(e.into());
+            }
+            Err(_) => {}
+        }
+        let normalized = normalize(name).map_err(|e| Error::InvalidName {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(self.refs.get(&self.namespace, &normalized)?)
+    }
+
+    /// An image by full ID or unique prefix; `NotFound` naming the term.
+    fn search_image(&self, term: &str) -> Result<ImageId> {
+        match self.images.search(term) {
+            Ok(id) => Ok(id),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
+                Err(ImageError::NotFound {
+                    term: term.to_owned(),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The names of the namespace that resolve to the image, sorted.
+    fn names_of(&self, id: &ImageId) -> Result<Vec<String>> {
+        Ok(self
+            .names()?
+            .into_iter()
+            .filter(|name| self.cache.resolve(name).is_ok_and(|found| &found == id))
+            .collect())
+    }
+
+    /// A descriptor of the image's manifest, found through the names of the
+    /// namespace (a name's target, or a manifest of an index it targets).
+    fn find_manifest(&self, id: &ImageId) -> Result<Option<Descriptor>> {
+        for record in self.refs.list(&self.namespace, &[])? {
+            if let Some(found) = self.manifest_in(&record.target, id, 0)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    fn manifest_in(
+        &self,
+        desc: &Descriptor,
+        id: &ImageId,
+        depth: usize,
+    ) -> Result<Option<Descriptor>> {
+        if depth > MAX_INDEX_DEPTH {
+            return Ok(None);
+        }
+        let Some(json) = self.json_blob(&desc.digest)? else {
+            return Ok(None);
+        };
+        if config_digest(&json).as_ref() == Some(id.digest()) {
+            return Ok(Some(desc.clone()));
+        }
+        let entries = json
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for entry in entries {
+            let (Some(media_type), Some(digest), Some(size)) = (
+                entry.get("mediaType").and_then(Value::as_str),
+                entry
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .and_then(|d| d.parse::<Digest>().ok()),
+                entry.get("size").and_then(Value::as_i64),
+            ) else {
+                continue;
+            };
+            let child = Descriptor::new(media_type, digest, size);
+            if let Some(found) = self.manifest_in(&child, id, depth + 1)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The config digest of a manifest.
+fn config_digest(json: &Value) -> Option<Digest> {
+    json.get("config")?.get("digest")?.as_str()?.parse().ok()
+}
+
+/// The digests of the descriptors of an array field (`manifests`, `layers`).
+fn descriptor_digests(json: &Value, field: &str) -> Vec<Digest> {
+    json.get(field)
+        .and_then(Value::as_array)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e.get("digest")?.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn single_reference_follows_moby() {
+        let digest = "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb";
+        assert!(!is_single_reference(&[]));
+        assert!(is_single_reference(&strings(&["docker.io/library/a:1"])));
+        assert!(!is_single_reference(&strings(&[
+            "docker.io/library/a:1",
+            "docker.io/library/a:2"
+        ])));
+        assert!(is_single_reference(&[
+            "docker.io/library/a:1".to_owned(),
+            format!("docker.io/library/a@{digest}"),
+        ]));
+        assert!(!is_single_reference(&[
+            "docker.io/library/a:1".to_owned(),
+            format!("docker.io/library/b@{digest}"),
+        ]));
+    }
+
+    #[test]
+    fn tag_names_are_normalised_and_digests_refused() {
+        assert_eq!(
+            tag_name("app").ok().as_deref(),
+            Some("docker.io/library/app:latest")
+        );
+        for bad in [
+            "",
+            "app/Upper:v1",
+            "a@sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb",
+            "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb",
+            "ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb",
+            "a b",
+        ] {
+            let err = tag_name(bad).err();
+            assert!(
+                err.as_ref()
+                    .is_some_and(|e| e.kind() == ErrorKind::InvalidArgument),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+}

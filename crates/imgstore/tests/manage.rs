@@ -1,0 +1,460 @@
+//! tag, untag, remove and gc on the corpus's `oci/main`, on both backends.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use imgstore::backend::{ErrorKind, StoreBackend};
+use imgstore::digest::Digest;
+use imgstore::image::{ImageId, ImageStore};
+use imgstore::layer::NewLayer;
+use imgstore::{Backend, Options, Store};
+use serde_json::Value;
+
+const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
+const MAIN_IMAGES: [&str; 4] = ["base", "sibling", "child", "withenv"];
+
+fn corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    if dir.join("expected").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: no image corpus at {}", dir.display());
+        None
+    }
+}
+
+/// What the corpus says of one image of `oci/main`.
+struct Expected {
+    id: ImageId,
+    short: String,
+    name: String,
+    manifest: Digest,
+    layers: Vec<Digest>,
+}
+
+fn expected(corpus: &Path, image: &str) -> Expected {
+    let path = corpus.join("expected/images").join(format!("{image}.json"));
+    let bytes = std::fs::read(&path).expect("read expected");
+    let v: Value = serde_json::from_slice(&bytes).expect("parse expected");
+    let s = |key: &str| v[key].as_str().expect(key).to_owned();
+    Expected {
+        id: s("image_id").parse().expect("image id"),
+        short: s("image_id_short"),
+        name: v["ref_names"][0].as_str().expect("ref name").to_owned(),
+        manifest: s("manifest_digest").parse().expect("manifest digest"),
+        layers: v["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| {
+                l["digest"]
+                    .as_str()
+                    .expect("digest")
+                    .parse()
+                    .expect("digest")
+            })
+            .collect(),
+    }
+}
+
+fn open(root: &Path, backend: Backend) -> Store {
+    Store::open_with(
+        root,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
+}
+
+fn import_main(store: &Store, corpus: &Path) {
+    store
+        .import_oci_layout(corpus.join("oci/main"))
+        .expect("import oci/main");
+}
+
+fn blobs(store: &Store) -> BTreeSet<Digest> {
+    let mut all = BTreeSet::new();
+    store
+        .content()
+        .walk(&mut |d| {
+            all.insert(d.clone());
+            Ok(())
+        })
+        .expect("walk");
+    all
+}
+
+/// Everything remove and gc may change.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    images: Vec<(String, Vec<String>, u64)>,
+    names: BTreeMap<String, String>,
+    layers: BTreeMap<String, Option<usize>>,
+    blobs: BTreeSet<Digest>,
+}
+
+fn snapshot(store: &Store) -> Snapshot {
+    Snapshot {
+        images: store
+            .images()
+            .into_iter()
+            .map(|s| (s.id.to_string(), s.references, s.size))
+            .collect(),
+        names: store
+            .refs()
+            .list(store.namespace(), &[])
+            .expect("names")
+            .iter()
+            .map(|r| (r.name.clone(), r.target.digest.to_string()))
+            .collect(),
+        layers: store
+            .layers()
+            .map()
+            .keys()
+            .map(|c| (c.to_string(), store.layers().references(c)))
+            .collect(),
+        blobs: blobs(store),
+    }
+}
+
+/// Every remaining image's config, manifest (when named) and layer blobs
+/// read back, verified.
+fn assert_images_readable(store: &Store, corpus: &Path) {
+    for name in MAIN_IMAGES {
+        let e = expected(corpus, name);
+        if store.image_store().get(&e.id).is_err() {
+            continue;
+        }
+        store.content().get(e.id.digest()).expect("config readable");
+        if store.resolve(&e.name).is_ok() {
+            store.content().get(&e.manifest).expect("manifest readable");
+        }
+        for layer in &e.layers {
+            store.content().get(layer).expect("layer readable");
+        }
+    }
+}
+
+#[test]
+fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
+    let Some(corpus) = corpus() else { return };
+    let sibling = expected(&corpus, "sibling");
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_main(&store, &corpus);
+        assert_eq!(store.layers().len(), 6);
+
+        let report = store.remove(&sibling.name, false).expect("remove sibling");
+        assert_eq!(
+            report.untagged,
+            std::slice::from_ref(&sibling.name),
+            "{backend:?}"
+        );
+        assert_eq!(
+            report.deleted,
+            std::slice::from_ref(&sibling.id),
+            "{backend:?}"
+        );
+        // Only sibling's own top layer goes; the two below are shared.
+        assert_eq!(report.released_layers, 1, "{backend:?}");
+        assert_eq!(store.layers().len(), 5, "{backend:?}");
+        assert!(store.image_store().get(&sibling.id).is_err());
+        assert!(store.resolve(&sibling.name).is_err());
+        assert_eq!(store.images().len(), 3);
+        // Its own layer blob went with its layer; the shared ones stay.
+        let content = blobs(&store);
+        assert!(!content.contains(&sibling.layers[2]), "{backend:?}");
+        assert!(content.contains(&sibling.layers[0]));
+        assert!(content.contains(&sibling.layers[1]));
+        assert_images_readable(&store, &corpus);
+
+        let before = snapshot(&store);
+        drop(store);
+        let store = open(dir.path(), backend);
+        assert_eq!(snapshot(&store), before, "{backend:?}: reopen");
+
+        // Unknown names and IDs: NotFound.
+        let err = store.remove(&sibling.name, false).expect_err("gone");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        let err = store.remove("ffffffffffff", true).expect_err("no such id");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
+}
+
+#[test]
+fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
+    let Some(corpus) = corpus() else { return };
+    let [base, sibling, child, withenv] = MAIN_IMAGES.map(|n| expected(&corpus, n));
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_main(&store, &corpus);
+
+        let r = store.remove(&child.name, false).expect("remove child");
+        assert_eq!((r.deleted.len(), r.released_layers), (1, 1), "{backend:?}");
+        assert_eq!(store.layers().len(), 5);
+        // base's top layer is still under withenv's: nothing below is freed.
+        let r = store.remove(&base.name, false).expect("remove base");
+        assert_eq!((r.deleted, r.released_layers), (vec![base.id.clone()], 0));
+        assert_eq!(store.layers().len(), 5);
+        // withenv frees its own layer and base's top, now unused.
+        let r = store.remove(&withenv.name, false).expect("remove withenv");
+        assert_eq!(r.released_layers, 2, "{backend:?}");
+        assert_eq!(store.layers().len(), 3);
+        // sibling by short ID frees the rest in cascade.
+        let r = store.remove(&sibling.short, false).expect("remove sibling");
+        assert_eq!(r.untagged, std::slice::from_ref(&sibling.name));
+        assert_eq!(
+            (r.deleted, r.released_layers),
+            (vec![sibling.id.clone()], 3)
+        );
+        assert!(store.layers().is_empty());
+        assert!(store.images().is_empty());
+        assert!(store.names().expect("names").is_empty());
+        assert!(store.cache().is_empty());
+
+        // Manifests and configs are left to gc.
+        let left = blobs(&store);
+        assert_eq!(left.len(), 8, "{backend:?}: {left:?}");
+        let gc = store.gc().expect("gc");
+        assert_eq!(gc.blobs_removed, 8, "{backend:?}");
+        assert_eq!(gc.layers_removed, 0);
+        assert!(gc.bytes_freed > 0);
+        assert!(blobs(&store).is_empty(), "{backend:?}");
+
+        drop(store);
+        let store = open(dir.path(), backend);
+        assert!(store.images().is_empty() && store.layers().is_empty());
+        // And everything comes back.
+        import_main(&store, &corpus);
+        assert_eq!(store.images().len(), 4);
+        assert_images_readable(&store, &corpus);
+    }
+}
+
+#[test]
+fn remove_by_short_id_with_two_names_needs_force() {
+    let Some(corpus) = corpus() else { return };
+    let base = expected(&corpus, "base");
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_main(&store, &corpus);
+        store.tag(&base.name, "other.test/copy:v2").expect("tag");
+        let before = snapshot(&store);
+
+        let err = store.remove(&base.short, false).expect_err("conflict");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                base.short
+            )
+        );
+        assert_eq!(
+            snapshot(&store),
+            before,
+            "{backend:?}: refused changes nothing"
+        );
+
+        let r = store.remove(&base.short, true).expect("forced");
+        assert_eq!(
+            r.untagged,
+            ["other.test/copy:v2".to_owned(), base.name.clone()],
+            "{backend:?}"
+        );
+        assert_eq!(r.deleted, std::slice::from_ref(&base.id));
+        // Its top layer is still under child's and withenv's.
+        assert_eq!(r.released_layers, 0);
+        assert_eq!(store.layers().len(), 6);
+        assert!(store.resolve("other.test/copy:v2").is_err());
+        assert_eq!(store.images().len(), 3);
+        assert_images_readable(&store, &corpus);
+
+        let before = snapshot(&store);
+        drop(store);
+        assert_eq!(snapshot(&open(dir.path(), backend)), before, "{backend:?}");
+    }
+}
+
+#[test]
+fn an_image_with_children_cannot_be_removed_by_id_even_forced() {
+    let Some(corpus) = corpus() else { return };
+    let [base, child] = ["base", "child"].map(|n| expected(&corpus, n));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), Backend::Sqlite);
+    import_main(&store, &corpus);
+    store
+        .image_store()
+        .set_parent(&child.id, &base.id)
+        .expect("set parent");
+    for force in [false, true] {
+        let err = store.remove(&base.short, force).expect_err("children");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                base.short
+            )
+        );
+    }
+    // By name, the name goes and the image stays, being a parent.
+    let r = store.remove(&base.name, false).expect("untag base");
+    assert_eq!(r.untagged, std::slice::from_ref(&base.name));
+    assert!(r.deleted.is_empty());
+    assert!(store.image_store().get(&base.id).is_ok());
+}
+
+#[test]
+fn tag_and_untag_round_trip() {
+    let Some(corpus) = corpus() else { return };
+    let [base, sibling] = ["base", "sibling"].map(|n| expected(&corpus, n));
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_main(&store, &corpus);
+        let before = snapshot(&store);
+
+        assert_eq!(store.tag(&base.name, "app").expect("tag"), base.id);
+        assert_eq!(store.resolve("app").expect("resolve"), base.id);
+        let record = store
+            .refs()
+            .get(store.namespace(), "docker.io/library/app:latest")
+            .expect("record");
+        assert_eq!(record.target.digest, base.manifest);
+        let summary = store
+            .images()
+            .into_iter()
+            .find(|s| s.id == base.id)
+            .expect("listed");
+        assert_eq!(summary.references.len(), 2, "{:?}", summary.references);
+
+        // By short ID, and moving a name to another image.
+        assert_eq!(store.tag(&sibling.short, "app").expect("move"), sibling.id);
+        assert_eq!(store.resolve("app").expect("resolve"), sibling.id);
+        assert_eq!(
+            store.tag(&base.id.to_string(), "app:2").expect("by id"),
+            base.id
+        );
+
+        let untagged = store.untag("app").expect("untag");
+        assert_eq!(untagged.name, "docker.io/library/app:latest");
+        assert_eq!(untagged.image, Some(sibling.id.clone()));
+        store.untag("docker.io/library/app:2").expect("untag full");
+        assert!(store.resolve("app").is_err());
+        assert_eq!(snapshot(&store), before, "{backend:?}: round trip");
+        let err = store.untag("app").expect_err("gone");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+        // Invalid targets are refused, naming them.
+        for bad in [
+            "Upper/Case",
+            "app@sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb",
+            "",
+            "a b",
+        ] {
+            let err = store.tag(&base.name, bad).expect_err(bad);
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}: {err}");
+        }
+        let err = store.tag("nothing:here", "app").expect_err("no source");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert_eq!(snapshot(&store), before);
+
+        // An image without a name stays (untag) but has no manifest to tag.
+        let untagged = store.untag(&base.name).expect("untag base");
+        assert_eq!(untagged.image, Some(base.id.clone()));
+        assert!(store.image_store().get(&base.id).is_ok());
+        let err = store.tag(&base.short, "again").expect_err("no manifest");
+        assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+        assert!(err.to_string().contains("no manifest"), "{err}");
+    }
+}
+
+#[test]
+fn gc_after_a_failed_import_removes_its_leftovers_and_nothing_else() {
+    let Some(corpus) = corpus() else { return };
+    for backend in BACKENDS {
+        // Alone: everything the failed import left goes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        let err = store
+            .import_oci_layout(corpus.join("bad/layer-digest-mismatch"))
+            .expect_err("corrupt layer");
+        assert_eq!(err.kind(), ErrorKind::DataCorruption);
+        let left = blobs(&store);
+        assert!(
+            !left.is_empty(),
+            "{backend:?}: the failed import left no blob"
+        );
+        let gc = store.gc().expect("gc");
+        assert_eq!(gc.blobs_removed, left.len(), "{backend:?}");
+        assert!(gc.bytes_freed > 0);
+        assert!(blobs(&store).is_empty());
+        let again = store.gc().expect("second gc");
+        assert_eq!((again.blobs_removed, again.layers_removed), (0, 0));
+
+        // Beside oci/main: gc removes nothing an image needs.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_main(&store, &corpus);
+        let before = snapshot(&store);
+        let gc = store.gc().expect("gc of a clean store");
+        assert_eq!((gc.blobs_removed, gc.layers_removed), (0, 0), "{backend:?}");
+        assert_eq!(snapshot(&store), before);
+        store
+            .import_oci_layout(corpus.join("bad/layer-digest-mismatch"))
+            .expect_err("corrupt layer");
+        store.gc().expect("gc");
+        assert_eq!(snapshot(&store), before, "{backend:?}");
+        assert_eq!(
+            store.gc().expect("second gc"),
+            imgstore::GcReport::default()
+        );
+        assert_images_readable(&store, &corpus);
+        let again = store
+            .import_oci_layout(corpus.join("oci/main"))
+            .expect("reimport");
+        assert!(again.iter().all(|i| !i.created));
+        assert_eq!(snapshot(&store), before, "{backend:?}: reimport is a no-op");
+    }
+}
+
+#[test]
+fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
+    let Some(corpus) = corpus() else { return };
+    let base = expected(&corpus, "base");
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(dir.path(), backend);
+            import_main(&store, &corpus);
+            // A layer registered by an import that never finished: its
+            // transient reference dies with the process.
+            let diff: Digest =
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+                    .parse()
+                    .expect("digest");
+            store
+                .layers()
+                .register(NewLayer::new(diff, 1), None)
+                .expect("register");
+            store.untag(&base.name).expect("untag base");
+        }
+        let store = open(dir.path(), backend);
+        assert_eq!(store.layers().len(), 7);
+        let before = blobs(&store);
+        let gc = store.gc().expect("gc");
+        assert_eq!(gc.layers_removed, 1, "{backend:?}");
+        assert_eq!(gc.blobs_removed, 0, "{backend:?}");
+        assert_eq!(store.layers().len(), 6);
+        // base has no name, but its manifest and config stay with it.
+        assert_eq!(blobs(&store), before);
+        assert_eq!(store.images().len(), 4);
+        assert_eq!(store.gc().expect("again"), imgstore::GcReport::default());
+    }
+}
