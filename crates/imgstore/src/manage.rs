@@ -63,6 +63,10 @@ pub struct GcReport {
     /// Files of interrupted writes removed by the SQLite backend (temp
     /// files, content files no row names); always 0 on the fs backend.
     pub orphan_files_removed: usize,
+    /// What gc left alone because the store opened with entries it skipped
+    /// (an image config or layer record that did not load): such an entry
+    /// may still use layers or blobs nothing else names. Empty normally.
+    pub notes: Vec<String>,
 }
 
 /// The full form of a name `tag` may create: a valid reference, not a
@@ -190,8 +194,8 @@ impl Store {
     /// By full or short ID: an image with child images is refused
     /// (`Conflict`, "image has dependent child images", even with `force`,
     /// as Docker); an image several names point at is refused without
-    /// `force` (`Conflict`: "conflict: unable to delete <short id> (must be
-    /// forced) - image is referenced in multiple repositories"), except when
+    /// `force` (`Conflict`: `conflict: unable to delete <short id> (must be
+    /// forced) - image is referenced in multiple repositories`), except when
     /// they are one tag and digest names of the same repository (moby's
     /// rule). Otherwise every name of the image is removed and the image
     /// deleted.
@@ -261,7 +265,10 @@ impl Store {
     /// manifest's config and layer blobs; the blob of every layer record;
     /// the config of every image; and the manifest of an image no name
     /// reaches (kept so it can be named again). Image configs in the image
-    /// store's own backend are not touched. On SQLite, also removes the
+    /// store's own backend are not touched. When the store opened with
+    /// entries it skipped, gc is careful (see [`GcReport::notes`]): with a
+    /// skipped image no layer is dropped; with a skipped layer record only
+    /// JSON blobs are removed. On SQLite, also removes the
     /// files interrupted writes left (`gc_orphan_files`). Runs while no
     /// import, tag or remove does; a second run removes nothing.
     pub fn gc(&self) -> Result<GcReport> {
@@ -270,9 +277,22 @@ impl Store {
 
         // Layers nothing references: a persistent hold taken and dropped
         // deletes each with the cascade of a release.
+        let skipped_images = self.images.skipped();
+        let layer_problems = self.layers.restore_problems().len();
+        if !skipped_images.is_empty() {
+            report.notes.push(format!(
+                "{} image(s) skipped on open: layers without references kept, as they may be theirs",
+                skipped_images.len()
+            ));
+        }
+        if layer_problems > 0 {
+            report.notes.push(format!(
+                "{layer_problems} layer record(s) skipped on open: only JSON blobs (manifests, indexes, configs) removed"
+            ));
+        }
         let mut released: Vec<LayerMetadata> = Vec::new();
         for chain in self.layers.map().keys() {
-            if self.layers.references(chain) == Some(0) {
+            if skipped_images.is_empty() && self.layers.references(chain) == Some(0) {
                 self.layers.hold(chain, GC_HOLDER)?;
                 released.extend(self.layers.unhold(chain, GC_HOLDER)?);
             }
@@ -304,6 +324,7 @@ impl Store {
             .map(|id| id.digest().clone())
             .collect();
         keep.extend(images.iter().cloned());
+        keep.extend(skipped_images.iter().map(|s| s.id.digest().clone()));
 
         let mut candidates = Vec::new();
         self.content.walk(&mut |digest| {
@@ -313,12 +334,17 @@ impl Store {
             Ok(())
         })?;
         for digest in candidates {
-            // The manifest of a stored image no name reaches stays.
-            if let Some(json) = self.json_blob(&digest)?
-                && let Some(config) = config_digest(&json)
-                && images.contains(&config)
-            {
-                continue;
+            match self.json_blob(&digest)? {
+                // The manifest of a stored image no name reaches stays.
+                Some(json)
+                    if config_digest(&json).is_some_and(|config| images.contains(&config)) =>
+                {
+                    continue;
+                }
+                Some(_) => {}
+                // Maybe the blob of a layer record that did not load.
+                None if layer_problems > 0 => continue,
+                None => {}
             }
             let size = match self.content.size(&digest) {
                 Ok(size) => size,

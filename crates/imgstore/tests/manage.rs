@@ -458,3 +458,35 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
         assert_eq!(store.gc().expect("again"), imgstore::GcReport::default());
     }
 }
+
+#[test]
+fn gc_keeps_what_an_image_skipped_on_open_may_use() {
+    let Some(corpus) = corpus() else { return };
+    let sibling = expected(&corpus, "sibling");
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path(), Backend::Fs);
+        import_main(&store, &corpus);
+    }
+    // sibling's config in the image store's backend no longer hashes right.
+    let config = dir
+        .path()
+        .join("imagedb/content/sha256")
+        .join(sibling.id.digest().encoded());
+    assert!(config.is_file(), "{}", config.display());
+    std::fs::write(&config, b"{}").expect("corrupt config");
+    let store = open(dir.path(), Backend::Fs);
+    assert_eq!(store.image_store().skipped().len(), 1);
+    assert_eq!(store.images().len(), 3);
+    let before = snapshot(&store);
+    let gc = store.gc().expect("gc");
+    assert_eq!((gc.layers_removed, gc.blobs_removed), (0, 0), "{gc:?}");
+    assert_eq!(gc.notes.len(), 1, "{gc:?}");
+    assert_eq!(snapshot(&store), before);
+    assert!(
+        store
+            .content()
+            .contains(&sibling.layers[2])
+            .expect("contains")
+    );
+}
