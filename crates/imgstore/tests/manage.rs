@@ -456,6 +456,23 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
         assert_eq!(blobs(&store), before);
         assert_eq!(store.images().len(), 4);
         assert_eq!(store.gc().expect("again"), imgstore::GcReport::default());
+
+        // An image without names goes by ID without force; gc then takes
+        // its manifest and config.
+        let r = store.remove(&base.short, false).expect("remove unnamed");
+        assert!(r.untagged.is_empty());
+        assert_eq!((r.deleted.len(), r.released_layers), (1, 0), "{backend:?}");
+        let gc = store.gc().expect("gc");
+        assert_eq!((gc.layers_removed, gc.blobs_removed), (0, 2), "{backend:?}");
+        assert!(!store.content().contains(&base.manifest).expect("contains"));
+        assert!(
+            !store
+                .content()
+                .contains(base.id.digest())
+                .expect("contains")
+        );
+        assert_eq!(store.images().len(), 3);
+        assert_images_readable(&store, &corpus);
     }
 }
 
