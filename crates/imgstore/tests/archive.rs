@@ -4,91 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use imgstore::backend::{ErrorKind, StoreBackend};
 use imgstore::image::ImageStore;
 use imgstore::layer::ChainId;
-use imgstore::{Backend, Options, Store};
+use imgstore::{Backend, Store};
 use serde_json::Value;
 
-const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
+mod common;
 
-/// The corpus, or `None` (with a message) when this checkout has none.
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("expected").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no image corpus at {}", dir.display());
-        None
-    }
-}
-
-fn json(path: PathBuf) -> Value {
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
-}
-
-fn expected_image(corpus: &Path, name: &str) -> Value {
-    json(corpus.join("expected/images").join(format!("{name}.json")))
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn open(root: &Path, backend: Backend) -> Store {
-    Store::open_with(
-        root,
-        Options {
-            backend,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
-}
-
-/// Everything an import may change, for comparing before and after.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    images: Vec<(String, Vec<String>, u64)>,
-    names: BTreeMap<String, String>,
-    layers: BTreeMap<String, Option<usize>>,
-}
-
-fn snapshot(store: &Store) -> Snapshot {
-    let images = store
-        .images()
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.references, s.size))
-        .collect();
-    let names = store
-        .refs()
-        .list(store.namespace(), &[])
-        .expect("list names")
-        .iter()
-        .map(|r| (r.name.clone(), r.target.digest.to_string()))
-        .collect();
-    let layers = store
-        .layers()
-        .map()
-        .keys()
-        .map(|chain| (chain.to_string(), store.layers().references(chain)))
-        .collect();
-    Snapshot {
-        images,
-        names,
-        layers,
-    }
-}
+use common::{BACKENDS, corpus, expected_image, json, open, snapshot, strings};
 
 /// Checks the stored image of expected image `name`: ID, diff IDs, top
 /// chain, layers present, names resolving to it.

@@ -1,27 +1,19 @@
 //! tag, untag, remove and gc on the corpus's `oci/main`, on both backends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use imgstore::backend::{ErrorKind, StoreBackend};
 use imgstore::digest::Digest;
 use imgstore::image::{ImageId, ImageStore};
 use imgstore::layer::NewLayer;
-use imgstore::{Backend, Options, Store};
+use imgstore::{Backend, Store};
 use serde_json::Value;
 
-const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
-const MAIN_IMAGES: [&str; 4] = ["base", "sibling", "child", "withenv"];
+mod common;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("expected").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no image corpus at {}", dir.display());
-        None
-    }
-}
+use common::{BACKENDS, corpus, open};
+const MAIN_IMAGES: [&str; 4] = ["base", "sibling", "child", "withenv"];
 
 /// What the corpus says of one image of `oci/main`.
 struct Expected {
@@ -55,17 +47,6 @@ fn expected(corpus: &Path, image: &str) -> Expected {
             })
             .collect(),
     }
-}
-
-fn open(root: &Path, backend: Backend) -> Store {
-    Store::open_with(
-        root,
-        Options {
-            backend,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
 }
 
 fn import_main(store: &Store, corpus: &Path) {

@@ -2,92 +2,17 @@
 //! relative to the workspace root), on both backends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use imgstore::backend::StoreBackend;
 use imgstore::image::ImageStore;
 use imgstore::layer::ChainId;
-use imgstore::{Backend, Options, Store};
 use serde_json::Value;
 
-const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
 const MAIN_IMAGES: [&str; 4] = ["base", "sibling", "child", "withenv"];
 
-/// The corpus, or `None` (with a message) when this checkout has none.
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("expected").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no image corpus at {}", dir.display());
-        None
-    }
-}
+mod common;
 
-fn json(path: PathBuf) -> Value {
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
-}
-
-fn expected_image(corpus: &std::path::Path, name: &str) -> Value {
-    json(corpus.join("expected/images").join(format!("{name}.json")))
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn open(root: &std::path::Path, backend: Backend) -> Store {
-    Store::open_with(
-        root,
-        Options {
-            backend,
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
-}
-
-/// Everything an import may change, for comparing before and after.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    images: Vec<(String, Vec<String>, u64)>,
-    names: BTreeMap<String, String>,
-    layers: BTreeMap<String, Option<usize>>,
-}
-
-fn snapshot(store: &Store) -> Snapshot {
-    let images = store
-        .images()
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.references, s.size))
-        .collect();
-    let names = store
-        .refs()
-        .list(store.namespace(), &[])
-        .expect("list names")
-        .iter()
-        .map(|r| (r.name.clone(), r.target.digest.to_string()))
-        .collect();
-    let layers = store
-        .layers()
-        .map()
-        .keys()
-        .map(|chain| (chain.to_string(), store.layers().references(chain)))
-        .collect();
-    Snapshot {
-        images,
-        names,
-        layers,
-    }
-}
+use common::{BACKENDS, corpus, expected_image, json, open, snapshot, strings};
 
 #[test]
 fn import_of_main_gives_the_expected_images_names_and_layers() {

@@ -1,0 +1,89 @@
+//! Helpers shared by the facade's corpus tests: where the corpus is, how to
+//! read its expected values, how to open a store, and a snapshot of
+//! everything an operation may change.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use imgstore::{Backend, Options, Store};
+use serde_json::Value;
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
+
+/// The corpus, or `None` (with a message) when this checkout has none.
+pub fn corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    if dir.join("expected").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: no image corpus at {}", dir.display());
+        None
+    }
+}
+
+pub fn json(path: PathBuf) -> Value {
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+pub fn expected_image(corpus: &Path, name: &str) -> Value {
+    json(corpus.join("expected/images").join(format!("{name}.json")))
+}
+
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn open(root: &Path, backend: Backend) -> Store {
+    Store::open_with(
+        root,
+        Options {
+            backend,
+            ..Options::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
+}
+
+/// Everything an import may change, for comparing before and after.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub images: Vec<(String, Vec<String>, u64)>,
+    pub names: BTreeMap<String, String>,
+    pub layers: BTreeMap<String, Option<usize>>,
+}
+
+pub fn snapshot(store: &Store) -> Snapshot {
+    let images = store
+        .images()
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.references, s.size))
+        .collect();
+    let names = store
+        .refs()
+        .list(store.namespace(), &[])
+        .expect("list names")
+        .iter()
+        .map(|r| (r.name.clone(), r.target.digest.to_string()))
+        .collect();
+    let layers = store
+        .layers()
+        .map()
+        .keys()
+        .map(|chain| (chain.to_string(), store.layers().references(chain)))
+        .collect();
+    Snapshot {
+        images,
+        names,
+        layers,
+    }
+}
