@@ -151,6 +151,12 @@ pub enum Error {
         /// The image.
         image: imgstore_image::ImageId,
     },
+    /// The image has no name, and the operation works on names (`pin`).
+    #[error("image {image} has no name of the namespace to pin")]
+    Unnamed {
+        /// The image.
+        image: imgstore_image::ImageId,
+    },
     /// Reading an input failed.
     #[error("{operation} {}: {source}", .path.display())]
     Io {
@@ -181,7 +187,7 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
             Error::ImageConflict { .. } => ErrorKind::Conflict,
-            Error::NoManifest { .. } => ErrorKind::FailedPrecondition,
+            Error::NoManifest { .. } | Error::Unnamed { .. } => ErrorKind::FailedPrecondition,
             Error::BlobNotFound { .. } => ErrorKind::NotFound,
             Error::SizeMismatch { .. }
             | Error::DigestMismatch { .. }

@@ -57,7 +57,7 @@ mod store;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
-pub use manage::{GcReport, RemoveReport, Untagged};
+pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
 

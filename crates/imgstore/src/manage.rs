@@ -1,5 +1,6 @@
 //! Managing names and images with Docker's semantics: `tag`, `untag`,
-//! `remove` (`docker rmi`) and `gc`.
+//! `remove` (`docker rmi`), `pin`/`unpin` (the CRI's pinned label),
+//! `prune` (`docker image prune`) and `gc`.
 //!
 //! Names are containerd image records; which image a name means is what the
 //! CRI cache resolved it to (target -> manifest -> config), and every change
@@ -8,10 +9,11 @@
 //! and layer blobs nothing else uses); the manifests and indexes that no
 //! name reaches any more are left to [`Store::gc`].
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_cri::PINNED_LABEL;
 use imgstore_digest::Digest;
 use imgstore_image::{ImageError, ImageId, ImageStore};
 use imgstore_layer::LayerMetadata;
@@ -47,6 +49,19 @@ pub struct RemoveReport {
     /// Layer records freed by the deletions (the top layers and, in
     /// cascade, the layers below that nothing else used).
     pub released_layers: usize,
+}
+
+/// What [`Store::prune`] removed: Docker's `image prune` report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Names removed (only with `all`), in their stored (full) form.
+    pub untagged: Vec<String>,
+    /// Images deleted, children before their parents.
+    pub deleted: Vec<ImageId>,
+    /// Layer records freed in cascade.
+    pub released_layers: usize,
+    /// Bytes of the layer blobs freed with those layers.
+    pub space_reclaimed: u64,
 }
 
 /// What [`Store::gc`] removed.
@@ -114,6 +129,17 @@ fn is_single_reference(names: &[String]) -> bool {
         return false;
     };
     canonical.len() == 1 && canonical.contains(&single.name())
+}
+
+/// The value of [`PINNED_LABEL`] on a pinned name, as the CRI plugin writes it.
+const PINNED_VALUE: &str = "pinned";
+
+/// True when the name record carries the CRI's pinned label.
+fn is_pinned(record: &ImageRecord) -> bool {
+    record
+        .labels
+        .get(PINNED_LABEL)
+        .is_some_and(|value| value == PINNED_VALUE)
 }
 
 /// The 12-character short form of an image ID, as Docker prints it.
@@ -200,12 +226,28 @@ impl Store {
     /// rule). Otherwise every name of the image is removed and the image
     /// deleted.
     ///
+    /// A pinned name, or an image one of whose names is pinned, is refused
+    /// without `force` (`Conflict`, "image is pinned").
+    ///
     /// Manifest and index blobs no name uses any more stay until
     /// [`gc`](Store::gc). `NotFound` when nothing matches.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
         let _lock = self.lock_imports();
         match self.find_record(name_or_id) {
-            Ok(record) => self.remove_by_name(&record),
+            Ok(record) => {
+                if is_pinned(&record) && !force {
+                    let image = self.cache.resolve(&record.name).ok();
+                    return Err(Error::ImageConflict {
+                        short_id: image
+                            .as_ref()
+                            .map(short_id)
+                            .unwrap_or_else(|| record.name.clone()),
+                        forcible: true,
+                        reason: "image is pinned",
+                    });
+                }
+                self.remove_by_name(&record)
+            }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
                 let id = self.search_image(name_or_id)?;
                 self.remove_by_id(&id, force)
@@ -240,6 +282,13 @@ impl Store {
             });
         }
         let names = self.names_of(id)?;
+        if !force && self.any_pinned(&names)? {
+            return Err(Error::ImageConflict {
+                short_id: short_id(id),
+                forcible: true,
+                reason: "image is pinned",
+            });
+        }
         if names.len() > 1 && !force && !is_single_reference(&names) {
             return Err(Error::ImageConflict {
                 short_id: short_id(id),
@@ -256,6 +305,106 @@ impl Store {
         report.released_layers = self.images.delete(id)?.len();
         report.deleted.push(id.clone());
         Ok(report)
+    }
+
+    /// Pins an image, the CRI's way: every name of it (or just the name
+    /// given) gets the label `io.cri-containerd.pinned=pinned`. A pinned
+    /// image is kept by [`prune`](Store::prune) and refused by
+    /// [`remove`](Store::remove) without `force`; pinning survives restarts
+    /// (it is a label of the stored name). An image no name reaches cannot
+    /// be pinned (`FailedPrecondition`). Returns the names now pinned.
+    pub fn pin(&self, name_or_id: &str) -> Result<Vec<String>> {
+        self.set_pinned(name_or_id, true)
+    }
+
+    /// Undoes [`pin`](Store::pin) for the name given, or for every name of
+    /// the image given by ID. Returns the names changed (empty when none
+    /// was pinned).
+    pub fn unpin(&self, name_or_id: &str) -> Result<Vec<String>> {
+        self.set_pinned(name_or_id, false)
+    }
+
+    fn set_pinned(&self, name_or_id: &str, pinned: bool) -> Result<Vec<String>> {
+        let _lock = self.lock_imports();
+        let names = match self.find_record(name_or_id) {
+            Ok(record) => vec![record.name.clone()],
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
+                let id = self.search_image(name_or_id)?;
+                let names = self.names_of(&id)?;
+                if names.is_empty() {
+                    return Err(Error::Unnamed { image: id });
+                }
+                names
+            }
+            Err(e) => return Err(e),
+        };
+        let mut changed = Vec::new();
+        for name in names {
+            let record = self.refs.get(&self.namespace, &name)?;
+            if is_pinned(&record) == pinned {
+                continue;
+            }
+            let mut updated = ImageRecord::clone(&record);
+            if pinned {
+                updated
+                    .labels
+                    .insert(PINNED_LABEL.to_owned(), PINNED_VALUE.to_owned());
+            } else {
+                updated.labels.remove(PINNED_LABEL);
+            }
+            let path = format!("labels.{PINNED_LABEL}");
+            self.refs
+                .update(&self.namespace, updated, &[path.as_str()])?;
+            self.cache.update(&self.resolver(), &name)?;
+            changed.push(name);
+        }
+        Ok(changed)
+    }
+
+    /// True when any of the names is pinned.
+    fn any_pinned(&self, names: &[String]) -> Result<bool> {
+        for name in names {
+            if is_pinned(&*self.refs.get(&self.namespace, name)?) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Docker's `image prune`: deletes dangling images (no name reaches
+    /// them) that have no child images; with `all`, every image without
+    /// child images, names included, repeating until only images with
+    /// children remain (children go first, so a whole unpinned chain goes).
+    /// Pinned images, and so their parents, are kept.
+    pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        let _lock = self.lock_imports();
+        let mut report = PruneReport::default();
+        loop {
+            let mut progressed = false;
+            let mut names_by_image = self.names_by_image()?;
+            for id in self.images.heads().into_keys() {
+                let names = names_by_image.remove(&id).unwrap_or_default();
+                if (!all && !names.is_empty()) || self.any_pinned(&names)? {
+                    continue;
+                }
+                for name in names {
+                    self.refs.delete(&self.namespace, &name, None)?;
+                    self.cache.update(&self.resolver(), &name)?;
+                    report.untagged.push(name);
+                }
+                let released = self.images.delete(&id)?;
+                report.released_layers += released.len();
+                report.space_reclaimed += released
+                    .iter()
+                    .filter_map(|layer| layer.blob.as_ref().map(|blob| blob.size))
+                    .sum::<u64>();
+                report.deleted.push(id);
+                progressed = true;
+            }
+            if !progressed {
+                return Ok(report);
+            }
+        }
     }
 
     /// Removes what nothing uses: layer records without any reference (left
@@ -433,6 +582,17 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every name of the namespace, grouped by the image it resolves to.
+    fn names_by_image(&self) -> Result<HashMap<ImageId, Vec<String>>> {
+        let mut by_image: HashMap<ImageId, Vec<String>> = HashMap::new();
+        for name in self.names()? {
+            if let Ok(id) = self.cache.resolve(&name) {
+                by_image.entry(id).or_default().push(name);
+            }
+        }
+        Ok(by_image)
     }
 
     /// The names of the namespace that resolve to the image, sorted.
