@@ -51,12 +51,14 @@
 mod any_backend;
 mod archive;
 mod error;
+mod fsck;
 mod manage;
 mod oci;
 mod store;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
+pub use fsck::{FsckProblem, FsckReport};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use store::{Backend, ImageSummary, Images, Options, Store};

@@ -26,7 +26,7 @@ use crate::{AnyBackend, Error, Result, Store};
 /// JSON blobs (manifests, indexes) larger than this are not parsed.
 const MAX_JSON_BLOB: u64 = 16 << 20;
 /// Nested indexes deeper than this are not followed.
-const MAX_INDEX_DEPTH: usize = 8;
+pub(crate) const MAX_INDEX_DEPTH: usize = 8;
 /// The holder name `gc` uses to drop unreferenced layers.
 const GC_HOLDER: &str = "imgstore-gc";
 
@@ -426,7 +426,13 @@ impl Store {
 
         // Layers nothing references: a persistent hold taken and dropped
         // deletes each with the cascade of a release.
-        let skipped_images = self.images.skipped();
+        // Skipped entries deleted since (by `fsck` repair) no longer count.
+        let mut skipped_images = Vec::new();
+        for skipped in self.images.skipped() {
+            if self.images.backend().contains(skipped.id.digest())? {
+                skipped_images.push(skipped);
+            }
+        }
         let layer_problems = self.layers.restore_problems().len();
         if !skipped_images.is_empty() {
             report.notes.push(format!(
@@ -538,7 +544,7 @@ impl Store {
     }
 
     /// A content blob as JSON; `None` when absent, too large or not JSON.
-    fn json_blob(&self, digest: &Digest) -> Result<Option<Value>> {
+    pub(crate) fn json_blob(&self, digest: &Digest) -> Result<Option<Value>> {
         match self.content.size(digest) {
             Ok(size) if size <= MAX_JSON_BLOB => {}
             Ok(_) => return Ok(None),
@@ -656,12 +662,12 @@ impl Store {
 }
 
 /// The config digest of a manifest.
-fn config_digest(json: &Value) -> Option<Digest> {
+pub(crate) fn config_digest(json: &Value) -> Option<Digest> {
     json.get("config")?.get("digest")?.as_str()?.parse().ok()
 }
 
 /// The digests of the descriptors of an array field (`manifests`, `layers`).
-fn descriptor_digests(json: &Value, field: &str) -> Vec<Digest> {
+pub(crate) fn descriptor_digests(json: &Value, field: &str) -> Vec<Digest> {
     json.get(field)
         .and_then(Value::as_array)
         .map(|entries| {

@@ -1,0 +1,444 @@
+//! `fsck`: re-verifies everything the store holds and reports (and, asked
+//! to, repairs) what is wrong.
+//!
+//! Checks, in order: every content blob is re-read and re-hashed (streamed);
+//! every image config in the image store's backend likewise; every layer
+//! record's chain ID follows from its parent and diff ID, its parent exists
+//! and its blob is present with the recorded size; every image's top layer
+//! exists; every layer's reference count equals the recount from images,
+//! child layers and holders; every name's target blob is present and leads
+//! (directly, or through an index, whatever the platform) to a stored image;
+//! entries skipped on open are listed. Leftovers `gc` removes (layers without references) are reported
+//! as such.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+
+use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_digest::Digest;
+use imgstore_image::{ImageId, ImageStore};
+use imgstore_layer::ChainId;
+
+use crate::manage::{MAX_INDEX_DEPTH, config_digest, descriptor_digests};
+use crate::{GcReport, Result, Store};
+
+/// One thing [`Store::fsck`] found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsckProblem {
+    /// A content blob does not hash to its digest (or cannot be read).
+    /// Repair deletes it; re-importing the images that use it restores it.
+    CorruptBlob {
+        /// The blob.
+        digest: Digest,
+        /// What reading it said.
+        reason: String,
+    },
+    /// An image config in the image store does not hash to its ID.
+    /// Repair deletes the image (its layers are released).
+    CorruptConfig {
+        /// The image.
+        image: ImageId,
+        /// What reading it said.
+        reason: String,
+    },
+    /// An image config the store skipped when it opened. Repair deletes
+    /// the entry.
+    SkippedImage {
+        /// The image.
+        image: ImageId,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// A layer record the store skipped when it opened (kept, not repaired:
+    /// a record is not content and cannot be re-derived).
+    SkippedLayer {
+        /// The record key.
+        key: String,
+        /// Why it was skipped.
+        reason: String,
+    },
+    /// A layer record whose chain ID does not follow from its parent and
+    /// diff ID.
+    ChainMismatch {
+        /// The recorded chain ID.
+        chain_id: ChainId,
+        /// The chain ID its parent and diff ID give.
+        computed: ChainId,
+    },
+    /// A layer record's blob is absent or of another size. Re-importing an
+    /// image that uses the layer restores it.
+    MissingLayerBlob {
+        /// The layer.
+        chain_id: ChainId,
+        /// The blob it names.
+        blob: Digest,
+    },
+    /// An image's top layer is not in the layer store.
+    MissingLayer {
+        /// The image.
+        image: ImageId,
+        /// Its top layer.
+        chain_id: ChainId,
+    },
+    /// A layer's reference count differs from the recount (images whose top
+    /// layer it is, layers stacked on it, named holders).
+    ReferenceCount {
+        /// The layer.
+        chain_id: ChainId,
+        /// The count the layer store keeps.
+        recorded: usize,
+        /// The recount.
+        recounted: usize,
+    },
+    /// A layer nothing references: a leftover of an interrupted import,
+    /// removed by `gc` (and by repair).
+    UnreferencedLayer {
+        /// The layer.
+        chain_id: ChainId,
+    },
+    /// A name whose target blob is absent, or which resolves to no stored
+    /// image. Repair deletes the name.
+    DanglingName {
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for FsckProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsckProblem::CorruptBlob { digest, reason } => {
+                write!(f, "blob {digest}: corrupt: {reason}")
+            }
+            FsckProblem::CorruptConfig { image, reason } => {
+                write!(f, "image {image}: config corrupt: {reason}")
+            }
+            FsckProblem::SkippedImage { image, reason } => {
+                write!(f, "image {image}: skipped on open: {reason}")
+            }
+            FsckProblem::SkippedLayer { key, reason } => {
+                write!(f, "layer record {key}: skipped on open: {reason}")
+            }
+            FsckProblem::ChainMismatch { chain_id, computed } => write!(
+                f,
+                "layer {chain_id}: parent and diff ID give chain ID {computed}"
+            ),
+            FsckProblem::MissingLayerBlob { chain_id, blob } => {
+                write!(f, "layer {chain_id}: blob {blob} missing or truncated")
+            }
+            FsckProblem::MissingLayer { image, chain_id } => {
+                write!(f, "image {image}: top layer {chain_id} missing")
+            }
+            FsckProblem::ReferenceCount {
+                chain_id,
+                recorded,
+                recounted,
+            } => write!(
+                f,
+                "layer {chain_id}: {recorded} references recorded, {recounted} counted"
+            ),
+            FsckProblem::UnreferencedLayer { chain_id } => {
+                write!(f, "layer {chain_id}: unreferenced (gc removes it)")
+            }
+            FsckProblem::DanglingName {
+                namespace,
+                name,
+                reason,
+            } => write!(f, "name {namespace}/{name}: {reason}"),
+        }
+    }
+}
+
+/// What [`Store::fsck`] checked, found and (with repair) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Content blobs and image configs re-verified.
+    pub blobs_checked: usize,
+    /// Their bytes.
+    pub bytes_checked: u64,
+    /// Layer records checked.
+    pub layers_checked: usize,
+    /// Names checked (every namespace).
+    pub names_checked: usize,
+    /// What was wrong, in the order found.
+    pub problems: Vec<FsckProblem>,
+    /// With repair: what was done, one line each.
+    pub repairs: Vec<String>,
+    /// With repair: the `gc` run at the end.
+    pub gc: Option<GcReport>,
+}
+
+impl FsckReport {
+    /// True when nothing was wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Reads a whole blob through the verifying reader; its length, or why not.
+fn verify_stream(backend: &dyn StoreBackend, digest: &Digest) -> std::result::Result<u64, String> {
+    let mut reader = backend.open_blob(digest).map_err(|e| e.to_string())?;
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| e.to_string())
+}
+
+impl Store {
+    /// Re-verifies the whole store (see the module docs for what is
+    /// checked). Without `repair` nothing changes. With `repair`: corrupt
+    /// blobs are deleted, images with a corrupt config and entries skipped
+    /// on open are deleted, dangling names are deleted, then [`gc`](Store::gc)
+    /// runs. Damage repair cannot undo (a layer blob lost) stays reported;
+    /// re-importing the image restores it. Runs while no import, tag or
+    /// remove of this `Store` does.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
+        let mut report = FsckReport::default();
+        let (corrupt_blobs, corrupt_images, dangling) = {
+            let _lock = self.lock_imports();
+            let corrupt_blobs = self.check_content(&mut report)?;
+            let corrupt_images = self.check_configs(&mut report)?;
+            self.check_layers(&mut report);
+            (
+                corrupt_blobs,
+                corrupt_images,
+                self.check_names(&mut report)?,
+            )
+        };
+        if !repair {
+            return Ok(report);
+        }
+        for digest in corrupt_blobs {
+            match self.content.delete(&digest) {
+                Ok(()) => report
+                    .repairs
+                    .push(format!("deleted corrupt blob {digest}")),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for image in corrupt_images {
+            if self.images.get(&image).is_ok() {
+                self.images.delete(&image)?;
+            } else {
+                match self.images.backend().delete(image.digest()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            report.repairs.push(format!("deleted image {image}"));
+        }
+        for (namespace, name) in dangling {
+            match self.refs.delete(&namespace, &name, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            if namespace == self.namespace {
+                self.cache.update(&self.resolver(), &name)?;
+            }
+            report
+                .repairs
+                .push(format!("deleted dangling name {namespace}/{name}"));
+        }
+        report.gc = Some(self.gc()?);
+        Ok(report)
+    }
+
+    /// Re-hashes every content blob; returns the corrupt ones.
+    fn check_content(&self, report: &mut FsckReport) -> Result<Vec<Digest>> {
+        let mut digests = Vec::new();
+        self.content.walk(&mut |digest| {
+            digests.push(digest.clone());
+            Ok(())
+        })?;
+        let mut corrupt = Vec::new();
+        for digest in digests {
+            report.blobs_checked += 1;
+            match verify_stream(&*self.content, &digest) {
+                Ok(size) => report.bytes_checked += size,
+                Err(reason) => {
+                    // Deleted since the walk: not a problem.
+                    if !self.content.contains(&digest)? {
+                        report.blobs_checked -= 1;
+                        continue;
+                    }
+                    report.problems.push(FsckProblem::CorruptBlob {
+                        digest: digest.clone(),
+                        reason,
+                    });
+                    corrupt.push(digest);
+                }
+            }
+        }
+        Ok(corrupt)
+    }
+
+    /// Re-hashes every image config and lists the images skipped on open;
+    /// returns the images to delete on repair.
+    fn check_configs(&self, report: &mut FsckReport) -> Result<Vec<ImageId>> {
+        let backend = self.images.backend();
+        let mut digests = Vec::new();
+        backend.walk(&mut |digest| {
+            digests.push(digest.clone());
+            Ok(())
+        })?;
+        let skipped: HashMap<&ImageId, &str> = self
+            .images
+            .skipped()
+            .iter()
+            .map(|s| (&s.id, s.reason.as_str()))
+            .collect();
+        let mut to_delete = Vec::new();
+        for digest in digests {
+            let image = ImageId::from(digest.clone());
+            report.blobs_checked += 1;
+            match verify_stream(&**backend, &digest) {
+                Ok(size) => report.bytes_checked += size,
+                Err(reason) => {
+                    if !backend.contains(&digest)? {
+                        report.blobs_checked -= 1;
+                        continue;
+                    }
+                    report.problems.push(FsckProblem::CorruptConfig {
+                        image: image.clone(),
+                        reason,
+                    });
+                    to_delete.push(image);
+                    continue;
+                }
+            }
+            if let Some(reason) = skipped.get(&image) {
+                report.problems.push(FsckProblem::SkippedImage {
+                    image: image.clone(),
+                    reason: (*reason).to_owned(),
+                });
+                to_delete.push(image);
+            }
+        }
+        Ok(to_delete)
+    }
+
+    /// Checks every layer record against its parent, its blob and the
+    /// recount of its references.
+    fn check_layers(&self, report: &mut FsckReport) {
+        for problem in self.layers.restore_problems() {
+            report.problems.push(FsckProblem::SkippedLayer {
+                key: problem.key.clone(),
+                reason: problem.reason.clone(),
+            });
+        }
+        let layers = self.layers.map();
+        let mut recount: HashMap<&ChainId, usize> = HashMap::new();
+        for layer in layers.values() {
+            if let Some(parent) = layer.parent() {
+                *recount.entry(parent).or_default() += 1;
+            }
+        }
+        let images = self.images.map();
+        for (id, image) in &images {
+            if let Some(top) = image.top_chain_id() {
+                if layers.contains_key(top) {
+                    *recount.entry(top).or_default() += 1;
+                } else {
+                    report.problems.push(FsckProblem::MissingLayer {
+                        image: id.clone(),
+                        chain_id: top.clone(),
+                    });
+                }
+            }
+        }
+        for (chain_id, layer) in &layers {
+            report.layers_checked += 1;
+            let computed = match layer.parent() {
+                Some(parent) => parent.child(layer.diff_id()),
+                None => ChainId::base(layer.diff_id().clone()),
+            };
+            if &computed != chain_id {
+                report.problems.push(FsckProblem::ChainMismatch {
+                    chain_id: chain_id.clone(),
+                    computed,
+                });
+            }
+            if let Some(blob) = layer.blob() {
+                let present = self
+                    .content
+                    .size(&blob.digest)
+                    .is_ok_and(|size| size == blob.size);
+                if !present {
+                    report.problems.push(FsckProblem::MissingLayerBlob {
+                        chain_id: chain_id.clone(),
+                        blob: blob.digest.clone(),
+                    });
+                }
+            }
+            let recorded = self.layers.references(chain_id).unwrap_or(0);
+            let recounted =
+                recount.get(chain_id).copied().unwrap_or(0) + self.layers.holders(chain_id).len();
+            if recounted == 0 && recorded == 0 {
+                report.problems.push(FsckProblem::UnreferencedLayer {
+                    chain_id: chain_id.clone(),
+                });
+            } else if recorded != recounted {
+                report.problems.push(FsckProblem::ReferenceCount {
+                    chain_id: chain_id.clone(),
+                    recorded,
+                    recounted,
+                });
+            }
+        }
+    }
+
+    /// True when the manifest, or a manifest of the index, has its config
+    /// in the image store (whatever the platform).
+    fn leads_to_image(&self, digest: &Digest, depth: usize) -> Result<bool> {
+        if depth > MAX_INDEX_DEPTH {
+            return Ok(false);
+        }
+        let Some(json) = self.json_blob(digest)? else {
+            return Ok(false);
+        };
+        if let Some(config) = config_digest(&json) {
+            return Ok(self.images.get(&ImageId::from(config)).is_ok());
+        }
+        for child in descriptor_digests(&json, "manifests") {
+            if self.leads_to_image(&child, depth + 1)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Checks every name of every namespace; returns the dangling ones.
+    fn check_names(&self, report: &mut FsckReport) -> Result<Vec<(String, String)>> {
+        let mut dangling = Vec::new();
+        for namespace in self.refs.namespaces() {
+            for record in self.refs.list(&namespace, &[])? {
+                report.names_checked += 1;
+                let reason = if !self.content.contains(&record.target.digest)? {
+                    Some(format!("target {} missing", record.target.digest))
+                } else if !self.leads_to_image(&record.target.digest, 0)? {
+                    Some(format!(
+                        "target {} leads to no stored image",
+                        record.target.digest
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    report.problems.push(FsckProblem::DanglingName {
+                        namespace: namespace.clone(),
+                        name: record.name.clone(),
+                        reason,
+                    });
+                    dangling.push((namespace.clone(), record.name.clone()));
+                }
+            }
+        }
+        Ok(dangling)
+    }
+}
