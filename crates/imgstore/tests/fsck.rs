@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use imgstore::backend::StoreBackend;
 use imgstore::digest::Digest;
-use imgstore::image::ImageStore;
 use imgstore::layer::NewLayer;
 use imgstore::refs::{Descriptor, ImageRecord};
 use imgstore::{Backend, FsckProblem, Store};
