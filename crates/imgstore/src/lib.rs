@@ -55,6 +55,7 @@ mod fsck;
 mod manage;
 mod oci;
 mod store;
+mod tarscan;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};

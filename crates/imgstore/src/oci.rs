@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::archive::TarIndex;
+use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
 /// Media types of image manifests this store imports.
@@ -536,15 +537,18 @@ impl Plan {
     }
 }
 
-/// Hashes what it is written: the diff (uncompressed layer) as it streams.
+/// Hashes what it is written, the diff (uncompressed layer) as it streams,
+/// and scans its tar headers for the regular files' bytes.
 struct DiffSink {
     digester: Digester,
     size: u64,
+    scanner: TarScanner,
 }
 
 impl Write for DiffSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.digester.update(buf);
+        self.scanner.feed(buf);
         self.size += buf.len() as u64;
         Ok(buf.len())
     }
@@ -558,9 +562,22 @@ enum Decoder {
     Plain(Box<DiffSink>),
 }
 
+/// What streaming a layer blob found out about its diff.
+#[derive(Debug, Clone)]
+struct DiffInfo {
+    /// sha256 of the uncompressed bytes.
+    diff_id: Digest,
+    /// Their length.
+    size: u64,
+    /// The regular files' bytes in the tar, `None` when it does not scan.
+    files_size: Option<u64>,
+}
+
 /// Passes a layer blob through to the content store while decompressing a
-/// copy into a [`DiffSink`]. The tar inside is never parsed: a diff ID is the
-/// hash of the decompressed bytes as they are (umoci's unterminated tars too).
+/// copy into a [`DiffSink`]. A diff ID is the hash of the decompressed bytes
+/// as they are (umoci's unterminated tars too); the tar headers are only
+/// scanned for the files size, which a tar the scanner cannot read leaves
+/// unknown without failing the import.
 struct LayerTee<R> {
     inner: R,
     decoder: Decoder,
@@ -590,6 +607,7 @@ impl<R> LayerTee<R> {
         let sink = DiffSink {
             digester: Digester::new(Algorithm::Sha256),
             size: 0,
+            scanner: TarScanner::new(),
         };
         let decoder = match compression {
             Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(sink))),
@@ -602,8 +620,8 @@ impl<R> LayerTee<R> {
         }
     }
 
-    /// The diff ID and uncompressed size, once the whole blob went through.
-    fn finish(self) -> io::Result<(Digest, u64)> {
+    /// What the diff turned out to be, once the whole blob went through.
+    fn finish(self) -> io::Result<DiffInfo> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -611,7 +629,11 @@ impl<R> LayerTee<R> {
             Decoder::Gzip(decoder) => decoder.finish()?,
             Decoder::Plain(sink) => *sink,
         };
-        Ok((sink.digester.finish(), sink.size))
+        Ok(DiffInfo {
+            diff_id: sink.digester.finish(),
+            size: sink.size,
+            files_size: sink.scanner.finish().ok(),
+        })
     }
 }
 
@@ -660,13 +682,13 @@ impl Store {
 
     fn apply(&self, layout: &Layout<'_>, plan: &Plan, undo: &mut Undo) -> Result<Vec<Imported>> {
         // Diff IDs of layer blobs already streamed by this import.
-        let mut streamed: HashMap<Digest, (Digest, u64)> = HashMap::new();
+        let mut streamed: HashMap<Digest, DiffInfo> = HashMap::new();
         let mut imported = Vec::with_capacity(plan.images.len());
         for image in &plan.images {
             self.content.set(&image.config_bytes)?;
             let mut parent: Option<ChainId> = None;
             for layer in &image.layers {
-                let (diff_id, size) = match streamed.get(&layer.desc.digest) {
+                let info = match streamed.get(&layer.desc.digest) {
                     Some(known) => known.clone(),
                     None => {
                         let computed = self.store_layer_blob(layout, layer)?;
@@ -674,11 +696,11 @@ impl Store {
                         computed
                     }
                 };
-                if diff_id != layer.diff_id {
+                if info.diff_id != layer.diff_id {
                     return Err(Error::DiffIdMismatch {
                         layer: layer.desc.digest.clone(),
                         expected: layer.diff_id.clone(),
-                        actual: diff_id,
+                        actual: info.diff_id,
                     });
                 }
                 let blob = BlobRef {
@@ -686,10 +708,11 @@ impl Store {
                     size: layer.desc.size,
                     media_type: layer.desc.media_type.clone(),
                 };
-                let registered = self.layers.register(
-                    NewLayer::new(diff_id, size).with_blob(blob),
-                    parent.as_ref(),
-                )?;
+                let mut new = NewLayer::new(info.diff_id, info.size).with_blob(blob);
+                if let Some(files_size) = info.files_size {
+                    new = new.with_files_size(files_size);
+                }
+                let registered = self.layers.register(new, parent.as_ref())?;
                 let chain_id = registered.chain_id().clone();
                 undo.taken.push(chain_id.clone());
                 parent = Some(chain_id);
@@ -723,8 +746,8 @@ impl Store {
     }
 
     /// Streams one layer blob into the content store, verified, and returns
-    /// its diff ID and uncompressed size.
-    fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<(Digest, u64)> {
+    /// its diff ID, uncompressed size and files size.
+    fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<DiffInfo> {
         let file = layout.open_blob(&layer.desc)?;
         let mut tee = LayerTee::new(io::BufReader::new(file), layer.compression);
         let info = self

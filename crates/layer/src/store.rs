@@ -36,6 +36,9 @@ pub struct NewLayer {
     pub size: u64,
     /// The stored blob, if the content store keeps one.
     pub blob: Option<BlobRef>,
+    /// Bytes of the regular files in the layer tar (Docker's per-layer
+    /// SIZE: whiteouts, links and directories count 0), when known.
+    pub files_size: Option<u64>,
 }
 
 impl NewLayer {
@@ -45,12 +48,20 @@ impl NewLayer {
             diff_id,
             size,
             blob: None,
+            files_size: None,
         }
     }
 
     /// The same layer with the blob that holds its bytes.
     pub fn with_blob(mut self, blob: BlobRef) -> NewLayer {
         self.blob = Some(blob);
+        self
+    }
+
+    /// The same layer with the bytes of the regular files in its tar
+    /// (see [`Layer::files_size`]).
+    pub fn with_files_size(mut self, files_size: u64) -> NewLayer {
+        self.files_size = Some(files_size);
         self
     }
 }
@@ -63,6 +74,7 @@ pub struct Layer {
     parent: Option<ChainId>,
     size: u64,
     blob: Option<BlobRef>,
+    files_size: Option<u64>,
 }
 
 impl Layer {
@@ -89,6 +101,13 @@ impl Layer {
     /// Compressed (stored) size, when a blob is recorded.
     pub fn compressed_size(&self) -> Option<u64> {
         self.blob.as_ref().map(|b| b.size)
+    }
+    /// Bytes of the regular files in the layer tar: what Docker adds up
+    /// for an image's SIZE (whiteouts, hard links, symlinks and
+    /// directories count 0). `None` when unknown: a layer registered
+    /// without it, or recorded before this was kept.
+    pub fn files_size(&self) -> Option<u64> {
+        self.files_size
     }
 
     fn metadata(&self) -> LayerMetadata {
@@ -145,6 +164,27 @@ struct StoredLayer {
     parent: Option<ChainId>,
     size: u64,
     blob: Option<BlobRef>,
+    /// Absent in records written before it was kept: they load as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    files_size: Option<u64>,
+}
+
+impl StoredLayer {
+    fn of(layer: &Layer) -> StoredLayer {
+        StoredLayer {
+            diff_id: layer.diff_id.clone(),
+            parent: layer.parent.clone(),
+            size: layer.size,
+            blob: layer.blob.clone(),
+            files_size: layer.files_size,
+        }
+    }
+
+    fn encode(&self, chain_id: &ChainId) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|e| {
+            imgstore_backend::Error::invalid_argument(chain_id.as_str(), e.to_string()).into()
+        })
+    }
 }
 
 struct Entry {
@@ -351,6 +391,19 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     offered: layer.diff_id.to_string(),
                 });
             }
+            if entry.layer.files_size.is_none() && layer.files_size.is_some() {
+                // A record from before files sizes were kept learns it now.
+                let mut updated = entry.layer.clone();
+                updated.files_size = layer.files_size;
+                let mut batch = Batch::new();
+                batch.put(
+                    LAYERS,
+                    chain_id.as_str(),
+                    StoredLayer::of(&updated).encode(&chain_id)?,
+                );
+                self.backend.apply(&batch)?;
+                entry.layer = updated;
+            }
             entry.transient += 1;
             return Ok(entry.layer.clone());
         }
@@ -360,16 +413,9 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             parent: parent.cloned(),
             size: layer.size,
             blob: layer.blob,
+            files_size: layer.files_size,
         };
-        let stored = StoredLayer {
-            diff_id: record.diff_id.clone(),
-            parent: record.parent.clone(),
-            size: record.size,
-            blob: record.blob.clone(),
-        };
-        let value = serde_json::to_vec(&stored).map_err(|e| {
-            imgstore_backend::Error::invalid_argument(chain_id.as_str(), e.to_string())
-        })?;
+        let value = StoredLayer::of(&record).encode(&chain_id)?;
         let mut batch = Batch::new();
         batch
             .require_absent(LAYERS, chain_id.as_str())
@@ -595,5 +641,6 @@ fn decode_layer(key: &str, value: &[u8]) -> std::result::Result<Layer, String> {
         parent: stored.parent,
         size: stored.size,
         blob: stored.blob,
+        files_size: stored.files_size,
     })
 }

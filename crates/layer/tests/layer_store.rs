@@ -30,6 +30,7 @@ imgstore_backend::backend_matrix!(
         blob_is_deleted_with_its_last_layer_only,
         restore_skips_and_reports_broken_records,
         concurrent_register_of_one_chain_gives_one_layer,
+        files_size_is_kept_and_old_records_load_without_it,
     ]
     sqlite => open_sqlite,
     fs => open_fs,
@@ -383,4 +384,49 @@ fn concurrent_register_of_one_chain_gives_one_layer<B: StoreBackend + RecordStor
     }
     assert_eq!(layers.len(), 1);
     assert_eq!(layers.references(&ChainId::base(diff(0))), Some(8));
+}
+
+fn files_size_is_kept_and_old_records_load_without_it<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    // A record as written before files sizes were kept: no `files_size` key.
+    let old = ChainId::base(diff(7));
+    let mut batch = Batch::new();
+    batch.put(
+        "layers",
+        old.as_str(),
+        format!(
+            r#"{{"diff_id":"{}","parent":null,"size":3,"blob":null}}"#,
+            diff(7)
+        )
+        .into_bytes(),
+    );
+    backend.apply(&batch).unwrap();
+    {
+        let layers = LayerStore::open(backend.clone()).unwrap();
+        assert!(layers.restore_problems().is_empty());
+        assert_eq!(layers.layer(&old).unwrap().files_size(), None);
+        let new = layers
+            .register(
+                NewLayer::new(diff(8), 2048).with_files_size(1234),
+                Some(&old),
+            )
+            .unwrap();
+        assert_eq!(new.files_size(), Some(1234));
+        assert_eq!(NewLayer::new(diff(9), 1).files_size, None);
+        // Registering the old chain again with a files size records it.
+        let again = layers
+            .register(NewLayer::new(diff(7), 3).with_files_size(0), None)
+            .unwrap();
+        assert_eq!(again.files_size(), Some(0));
+    }
+    let layers = LayerStore::open(backend).unwrap();
+    assert!(layers.restore_problems().is_empty());
+    assert_eq!(layers.layer(&old).unwrap().files_size(), Some(0));
+    assert_eq!(
+        layers.layer(&old.child(&diff(8))).unwrap().files_size(),
+        Some(1234)
+    );
 }
