@@ -31,6 +31,8 @@
 //!
 //! [`crash`] is the crash harness: a writer child process killed with
 //! SIGKILL over and over, and the checks the parent runs after each kill.
+//! [`fault`] is the fault injector: a backend wrapper that fails the Nth
+//! write, sync, rename or read with ENOSPC, EIO or EACCES.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -43,6 +45,7 @@ use crate::{Error, ErrorKind, RecordStore, Result, StoreBackend};
 pub mod blob;
 pub mod content;
 pub mod crash;
+pub mod fault;
 pub mod metadata;
 pub mod records;
 mod rng;

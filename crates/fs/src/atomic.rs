@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::sys;
+use crate::{fault, sys};
 
 /// The prefix of every temporary file; `walk` skips such names and `open`
 /// removes leftovers (moby's `ioutils.AtomicWriteFile` uses the same one).
@@ -69,9 +69,12 @@ impl<'a> TempFile<'a> {
 
     /// fsync, rename over `target` (in the same directory), fsync the directory.
     pub(crate) fn commit(mut self, target: &str) -> io::Result<()> {
+        fault::sync("fs: fsync temp file")?;
         self.file.sync_all()?;
+        fault::rename("fs: rename temp file into place")?;
         sys::rename(self.dir, &self.name, target)?;
         self.committed = true;
+        fault::sync("fs: fsync directory after rename")?;
         self.dir.sync_all()
     }
 }

@@ -15,7 +15,7 @@ use imgstore_digest::{Algorithm, Digest, Digester};
 use crate::atomic::{self, TEMP_PREFIX, TempFile};
 use crate::lock::RootLock;
 use crate::records::Records;
-use crate::sys;
+use crate::{fault, sys};
 
 /// Where content lives, relative to the root (moby's layout).
 pub(crate) const CONTENT_DIR: &str = "content/sha256";
@@ -273,8 +273,8 @@ impl FsBackend {
         let created = sys::mkdir(&self.metadata, hex)
             .map_err(|e| content_io("create metadata directory of", digest, e))?;
         if created {
-            self.metadata
-                .sync_all()
+            fault::sync("fs: fsync metadata directory")
+                .and_then(|()| self.metadata.sync_all())
                 .map_err(|e| content_io("fsync metadata directory of", digest, e))?;
         }
         sys::open_dir(&self.metadata, hex)
@@ -354,9 +354,8 @@ impl StoreBackend for FsBackend {
         // metadata, never metadata that a later `set` would bring back.
         let metadata = self.root.join(METADATA_DIR).join(hex);
         match std::fs::remove_dir_all(&metadata) {
-            Ok(()) => self
-                .metadata
-                .sync_all()
+            Ok(()) => fault::sync("fs: fsync metadata directory after delete")
+                .and_then(|()| self.metadata.sync_all())
                 .map_err(|e| content_io("fsync metadata directory of", digest, e))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(content_io("remove metadata of", digest, e)),
@@ -368,8 +367,8 @@ impl StoreBackend for FsBackend {
             }
             Err(e) => return Err(content_io("remove", digest, e)),
         }
-        self.content
-            .sync_all()
+        fault::sync("fs: fsync content directory after delete")
+            .and_then(|()| self.content.sync_all())
             .map_err(|e| content_io("fsync directory of", digest, e))
     }
 
@@ -436,8 +435,8 @@ impl StoreBackend for FsBackend {
             Err(e) => return Err(Error::io("open", metadata_subject(digest, key), e)),
         };
         match sys::unlink(&dir, key) {
-            Ok(()) => dir
-                .sync_all()
+            Ok(()) => fault::sync("fs: fsync metadata directory after unlink")
+                .and_then(|()| dir.sync_all())
                 .map_err(|e| Error::io("fsync", metadata_subject(digest, key), e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("remove", metadata_subject(digest, key), e)),

@@ -52,6 +52,7 @@
 
 mod atomic;
 mod backend;
+mod fault;
 mod lock;
 mod records;
 mod sys;

@@ -36,7 +36,7 @@ use imgstore_backend::{Batch, Error, Op, Precondition, Result, Subject};
 use imgstore_digest::Algorithm;
 
 use crate::atomic::{self, TempFile};
-use crate::sys;
+use crate::{fault, sys};
 
 const LOG: &str = "log";
 const SNAPSHOT: &str = "snapshot";
@@ -429,6 +429,7 @@ impl Records {
         };
         let written = log
             .write_all_at(frame, writer.log_len)
+            .and_then(|()| fault::sync("fs: fsync record log"))
             .and_then(|()| log.sync_data());
         match written {
             Ok(()) => {

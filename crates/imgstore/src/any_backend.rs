@@ -15,6 +15,22 @@ pub enum AnyBackend {
     Fs(FsBackend),
     /// An SQLite backend.
     Sqlite(SqliteBackend),
+    /// A backend wrapped by the fault injector (feature `testkit`, for the
+    /// fault campaigns; see `imgstore_backend::testkit::fault`).
+    #[cfg(feature = "testkit")]
+    Faulty(Box<imgstore_backend::testkit::fault::FaultyBackend<AnyBackend>>),
+}
+
+impl AnyBackend {
+    /// The SQLite backend underneath (seeing through a fault injector).
+    pub fn as_sqlite(&self) -> Option<&SqliteBackend> {
+        match self {
+            AnyBackend::Sqlite(b) => Some(b),
+            AnyBackend::Fs(_) => None,
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty(b) => b.inner().as_sqlite(),
+        }
+    }
 }
 
 macro_rules! forward {
@@ -22,6 +38,8 @@ macro_rules! forward {
         match $self {
             AnyBackend::Fs($b) => $call,
             AnyBackend::Sqlite($b) => $call,
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty($b) => $call,
         }
     };
 }

@@ -21,7 +21,7 @@ use imgstore_refs::reference::{Reference, normalize};
 use imgstore_refs::{Descriptor, ImageRecord};
 use serde_json::Value;
 
-use crate::{AnyBackend, Error, Result, Store};
+use crate::{Error, Result, Store};
 
 /// JSON blobs (manifests, indexes) larger than this are not parsed.
 const MAX_JSON_BLOB: u64 = 16 << 20;
@@ -517,7 +517,7 @@ impl Store {
         }
 
         for backend in [&self.content, self.images.backend()] {
-            if let AnyBackend::Sqlite(sqlite) = &**backend {
+            if let Some(sqlite) = backend.as_sqlite() {
                 let orphans = sqlite.gc_orphan_files()?;
                 report.orphan_files_removed += orphans.removed_files;
                 report.bytes_freed += orphans.removed_bytes;

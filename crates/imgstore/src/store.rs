@@ -106,13 +106,37 @@ impl Store {
                 AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
             ),
         };
+        Store::assemble(root, options.namespace, content, image_backend)
+    }
+
+    /// Opens a store over backends the caller opened (feature `testkit`:
+    /// the fault campaigns wrap them in `AnyBackend::Faulty`): `content`
+    /// for blobs, layer records and names, `images` for the image store
+    /// alone, as [`open_with`](Self::open_with) would open them in `root`.
+    #[cfg(feature = "testkit")]
+    pub fn open_with_backends(
+        root: impl AsRef<Path>,
+        namespace: &str,
+        content: AnyBackend,
+        images: AnyBackend,
+    ) -> Result<Store> {
+        validate_namespace(namespace)?;
+        Store::assemble(root.as_ref().to_path_buf(), namespace.to_owned(), content, images)
+    }
+
+    fn assemble(
+        root: PathBuf,
+        namespace: String,
+        content: AnyBackend,
+        image_backend: AnyBackend,
+    ) -> Result<Store> {
         let content = Arc::new(content);
         let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
         let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
         let refs = RefStore::open(Arc::clone(&content))?;
         let mut store = Store {
             root,
-            namespace: options.namespace,
+            namespace,
             content,
             layers,
             images,

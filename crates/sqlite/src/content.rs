@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::backend::SqliteBackend;
 use crate::error::{input_error, pool_timeout, sql_error};
+use crate::fault;
 use crate::files::{TempBlob, sync_dir};
 use crate::reader::{InlineBlob, VerifyingReader};
 
@@ -146,6 +147,7 @@ impl SqliteBackend {
         if renamed {
             self.sync_content_dir()?;
         }
+        fault::sync("sqlite: commit").map_err(|e| Error::io("commit", self.subject(), e))?;
         tx.commit()
             .map_err(|e| sql_error("commit", self.subject(), e))?;
         Ok(digests)
@@ -163,6 +165,7 @@ impl SqliteBackend {
     fn write_temp(&self, digest: &Digest, data: &[u8]) -> Result<PendingFile> {
         let mut temp = self.new_temp()?;
         temp.write_all(data)
+            .and_then(|()| fault::sync("sqlite: fsync blob file"))
             .and_then(|()| temp.sync())
             .map_err(|e| Error::io("write blob file for", content(digest), e))?;
         Ok(PendingFile {
@@ -180,7 +183,8 @@ impl SqliteBackend {
     }
 
     fn sync_content_dir(&self) -> Result<()> {
-        sync_dir(self.inner.blobs.content_dir())
+        fault::sync("sqlite: fsync blob directory")
+            .and_then(|()| sync_dir(self.inner.blobs.content_dir()))
             .map_err(|e| Error::io("sync blob directory", self.blob_dir_subject(), e))
     }
 
@@ -197,8 +201,8 @@ impl SqliteBackend {
             if exists {
                 continue;
             }
-            file.temp
-                .rename_to(&self.inner.blobs.path_of(&file.digest))
+            fault::rename("sqlite: rename blob file into place")
+                .and_then(|()| file.temp.rename_to(&self.inner.blobs.path_of(&file.digest)))
                 .map_err(|e| Error::io("rename blob file of", content(&file.digest), e))?;
             renamed = true;
             let size = i64::try_from(file.size).map_err(|_| {
@@ -218,12 +222,14 @@ impl SqliteBackend {
         if self.commit_files_unsynced(&tx, std::slice::from_mut(&mut file))? {
             self.sync_content_dir()?;
         }
+        fault::sync("sqlite: commit").map_err(|e| Error::io("commit", content(&file.digest), e))?;
         tx.commit()
             .map_err(|e| sql_error("commit", content(&file.digest), e))
     }
 
     fn set_inline(&self, digest: &Digest, data: &[u8]) -> Result<()> {
         let conn = self.writer();
+        fault::sync("sqlite: commit").map_err(|e| Error::io("commit", content(digest), e))?;
         insert_inline(&conn, digest, data)
     }
 
@@ -524,6 +530,8 @@ impl StoreBackend for SqliteBackend {
             let Some(external) = external else {
                 return Err(Error::content_not_found(digest));
             };
+            fault::sync("sqlite: commit")
+                .map_err(|e| Error::io("commit delete of", content(digest), e))?;
             tx.commit()
                 .map_err(|e| sql_error("commit delete of", content(digest), e))?;
             external
@@ -540,6 +548,7 @@ impl StoreBackend for SqliteBackend {
             return Err(Error::content_not_found(digest));
         }
         let conn = self.writer();
+        fault::sync("sqlite: commit").map_err(|e| Error::io("write", metadata(digest, key), e))?;
         let changed = conn
             .prepare_cached(
                 "INSERT INTO metadata (digest, key, value)
@@ -586,6 +595,7 @@ impl StoreBackend for SqliteBackend {
             return Ok(());
         }
         let conn = self.writer();
+        fault::sync("sqlite: commit").map_err(|e| Error::io("delete", metadata(digest, key), e))?;
         conn.prepare_cached("DELETE FROM metadata WHERE digest = ?1 AND key = ?2")
             .and_then(|mut stmt| stmt.execute(params![digest.as_str(), key]))
             .map_err(|e| sql_error("delete", metadata(digest, key), e))?;
@@ -692,7 +702,8 @@ impl StoreBackend for SqliteBackend {
         match spill {
             None => self.set_inline(&digest, &head)?,
             Some(temp) => {
-                temp.sync()
+                fault::sync("sqlite: fsync blob file")
+                    .and_then(|()| temp.sync())
                     .map_err(|e| Error::io("sync blob file of", content(&digest), e))?;
                 self.commit_file(PendingFile {
                     temp,

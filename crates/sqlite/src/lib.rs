@@ -41,6 +41,7 @@
 mod backend;
 mod content;
 mod error;
+mod fault;
 mod files;
 mod options;
 mod reader;

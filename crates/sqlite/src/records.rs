@@ -11,6 +11,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 
 use crate::backend::SqliteBackend;
 use crate::error::sql_error;
+use crate::fault;
 
 /// Rows fetched per page by `scan_records`, which holds no connection between pages.
 const SCAN_PAGE: i64 = 256;
@@ -163,6 +164,8 @@ impl RecordStore for SqliteBackend {
                 }
             }
         }
+        fault::sync("sqlite: commit")
+            .map_err(|e| Error::io("commit batch on", self.subject(), e))?;
         tx.commit()
             .map_err(|e| sql_error("commit batch on", self.subject(), e))
     }
