@@ -173,7 +173,9 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        match self.refs.get(&self.namespace, &target) {
+        // What to put back if the cache cannot follow: the old record, or
+        // nothing (a created name is deleted).
+        let previous = match self.refs.get(&self.namespace, &target) {
             Ok(existing) => {
                 if existing.target.digest != descriptor.digest
                     || existing.target.media_type != descriptor.media_type
@@ -182,16 +184,26 @@ impl Store {
                     moved.target = descriptor;
                     self.refs.update(&self.namespace, moved, &["target"])?;
                 }
+                Some(ImageRecord::clone(&existing))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.refs.create(
                     &self.namespace,
                     ImageRecord::new(target.clone(), descriptor),
                 )?;
+                None
             }
             Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.cache.update(&self.resolver(), &target) {
+            // A failed tag changes nothing: undo the name, best effort.
+            let _ = match previous {
+                Some(old) => self.refs.update(&self.namespace, old, &["target"]).map(drop),
+                None => self.refs.delete(&self.namespace, &target, None).map(drop),
+            };
+            let _ = self.cache.update(&self.resolver(), &target);
+            return Err(e.into());
         }
-        self.cache.update(&self.resolver(), &target)?;
         Ok(id)
     }
 

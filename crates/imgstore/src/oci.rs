@@ -653,8 +653,7 @@ impl Store {
     /// layer blobs it had stored by then remain, unreferenced, for `gc`.
     /// Entries of a nested index for another OS are skipped (an index with
     /// none for this host is refused). The CRI cache is updated once the
-    /// import is committed; should that fail, the error is returned while
-    /// the import stays (the cache is rebuilt on the next open).
+    /// import is committed; should that fail, the import is undone too.
     pub fn import_oci_layout(&self, dir: impl AsRef<Path>) -> Result<Vec<Imported>> {
         let layout = Layout::Dir(dir.as_ref());
         let plan = Plan::from_layout(&layout)?;
@@ -667,9 +666,14 @@ impl Store {
         let mut undo = Undo::default();
         match self.apply(layout, plan, &mut undo) {
             Ok(imported) => {
-                // Committed: the CRI cache follows (derived state).
+                // Committed: the CRI cache follows (derived state). If it
+                // cannot (a read fails), the import is undone, so a failed
+                // call changes nothing and memory never disagrees with disk.
                 for (name, _) in &plan.names {
-                    self.cache.update(&self.resolver(), name)?;
+                    if let Err(e) = self.cache.update(&self.resolver(), name) {
+                        self.undo(undo, plan);
+                        return Err(e.into());
+                    }
                 }
                 Ok(imported)
             }

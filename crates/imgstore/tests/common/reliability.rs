@@ -1,0 +1,100 @@
+//! Checks shared by the reliability campaigns (fault, crash, concurrency):
+//! a store's invariants, recounted from scratch.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use imgstore::Store;
+use imgstore::backend::StoreBackend;
+use imgstore::image::ImageStore;
+
+/// Everything that must hold in any store at rest, as a list of problems
+/// (empty when consistent):
+///
+/// - each layer's reference count equals the recount from the images (one
+///   per image whose top layer it is), its child layers and its holders;
+/// - each image's top layer exists (no "layer does not exist");
+/// - each layer's blob is in the content store;
+/// - each name resolves to a stored image.
+pub fn problems(store: &Store) -> Vec<String> {
+    let mut problems = Vec::new();
+    let layers = store.layers().map();
+    let mut recount: BTreeMap<String, usize> = BTreeMap::new();
+    for (id, image) in store.image_store().map() {
+        if let Some(top) = image.top_chain_id() {
+            if layers.contains_key(top) {
+                *recount.entry(top.to_string()).or_default() += 1;
+            } else {
+                problems.push(format!("image {id}: its top layer {top} does not exist"));
+            }
+        }
+    }
+    for layer in layers.values() {
+        if let Some(parent) = layer.parent() {
+            *recount.entry(parent.to_string()).or_default() += 1;
+        }
+    }
+    for (chain, layer) in &layers {
+        let expected = recount.get(&chain.to_string()).copied().unwrap_or(0)
+            + store.layers().holders(chain).len();
+        let counted = store.layers().references(chain).unwrap_or(0);
+        if counted != expected {
+            problems.push(format!(
+                "layer {chain}: {counted} references, the images, children and holders make {expected}"
+            ));
+        }
+        if let Some(blob) = layer.blob() {
+            match store.content().contains(&blob.digest) {
+                Ok(true) => {}
+                Ok(false) => problems.push(format!("layer {chain}: blob {} missing", blob.digest)),
+                Err(e) => problems.push(format!("layer {chain}: blob {}: {e}", blob.digest)),
+            }
+        }
+    }
+    match store.names() {
+        Ok(names) => {
+            for name in names {
+                if let Err(e) = store.resolve(&name) {
+                    problems.push(format!("name {name} does not resolve: {e}"));
+                }
+            }
+        }
+        Err(e) => problems.push(format!("names: {e}")),
+    }
+    problems
+}
+
+/// Copies a directory tree (a closed store) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+        }
+    }
+}
+
+/// Waits (up to 5 s) until no SQLite `-wal` or `-shm` file is left under
+/// `dir`: a closed SQLite store may still be checkpointed by a connection
+/// the pool opened in the background, so its files are only stable to copy
+/// once the last connection has gone.
+pub fn wait_quiet(dir: &Path) {
+    fn busy(dir: &Path) -> bool {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.ends_with("-wal") || name.ends_with("-shm")
+        })
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while busy(dir) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
