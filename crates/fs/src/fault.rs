@@ -7,7 +7,10 @@ use std::io;
 /// Before an fsync (of a file or a directory).
 #[cfg(feature = "testkit")]
 pub(crate) fn sync(point: &'static str) -> io::Result<()> {
-    imgstore_backend::testkit::fault::inject(imgstore_backend::testkit::fault::FaultClass::Sync, point)
+    imgstore_backend::testkit::fault::inject(
+        imgstore_backend::testkit::fault::FaultClass::Sync,
+        point,
+    )
 }
 
 /// Before a rename.

@@ -29,7 +29,9 @@ pub trait ImageStore: Send + Sync {
     fn get(&self, id: &ImageId) -> Result<Arc<Image>>;
     /// Deletes the image: unlinks its children (they lose `parent`), leaves
     /// its parent's children, removes it from the short-ID index and the
-    /// backend, and releases its layer; returns the layers that freed.
+    /// backend, and releases its layer; returns the layers that freed. Once
+    /// the config is deleted the delete has happened: a release that fails
+    /// then leaves the layers unreferenced, for gc, and is not reported.
     fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>>;
     /// Finds an image by full ID, `sha256:` + prefix, or hex prefix.
     fn search(&self, term: &str) -> Result<ImageId>;
@@ -310,7 +312,13 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         if let Some(top) = &top {
             self.layers.get(top)?;
         }
+        let stored_before = matches!(self.backend.contains(id.digest()), Ok(true));
         if let Err(e) = self.backend.set(config) {
+            // A backend can fail after the bytes went in (an fsync after the
+            // rename): take them out again, so a failed create leaves no trace.
+            if !stored_before && matches!(self.backend.contains(id.digest()), Ok(true)) {
+                let _ = self.backend.delete(id.digest());
+            }
             if let Some(top) = &top {
                 // Undo the reference; if that fails too, restore repairs it.
                 let _ = self.layers.release(top);
@@ -345,10 +353,36 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
                 })?;
             (image, state.children.get(id).cloned().unwrap_or_default())
         };
-        for child in &children {
-            self.backend.delete_metadata(child.digest(), PARENT)?;
+        let parent = self.state.read().parents.get(id).cloned();
+        // A backend can fail after the change is made (an fsync after the
+        // unlink): a failed delete puts back what it removed, from memory,
+        // so it changes nothing.
+        let undo = |unlinked: &[ImageId]| {
+            if !matches!(self.backend.contains(id.digest()), Ok(true))
+                && self.backend.set(image.raw()).is_ok()
+                && let Some(parent) = &parent
+            {
+                let _ = self
+                    .backend
+                    .set_metadata(id.digest(), PARENT, parent.as_str().as_bytes());
+            }
+            for child in unlinked {
+                let _ = self
+                    .backend
+                    .set_metadata(child.digest(), PARENT, id.as_str().as_bytes());
+            }
+        };
+        let children: Vec<ImageId> = children.into_iter().collect();
+        for (i, child) in children.iter().enumerate() {
+            if let Err(e) = self.backend.delete_metadata(child.digest(), PARENT) {
+                undo(&children[..=i]);
+                return Err(e.into());
+            }
         }
-        self.backend.delete(id.digest())?;
+        if let Err(e) = self.backend.delete(id.digest()) {
+            undo(&children);
+            return Err(e.into());
+        }
         {
             let mut state = self.state.write();
             for child in &children {
@@ -363,8 +397,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
             state.ids.remove(id.digest());
             state.images.remove(id);
         }
+        // The image is deleted (its config is gone from the backend): a
+        // release that fails now leaves its layers unreferenced, for gc,
+        // rather than reporting a delete that happened as failed.
         match image.top_chain_id() {
-            Some(top) => Ok(self.layers.release(top)?),
+            Some(top) => Ok(self.layers.release(top).unwrap_or_default()),
             None => Ok(Vec::new()),
         }
     }

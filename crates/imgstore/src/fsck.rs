@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
-use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_backend::{ErrorKind, StoreBackend, Subject};
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::ChainId;
@@ -181,10 +181,36 @@ impl FsckReport {
     }
 }
 
-/// Reads a whole blob through the verifying reader; its length, or why not.
-fn verify_stream(backend: &dyn StoreBackend, digest: &Digest) -> std::result::Result<u64, String> {
-    let mut reader = backend.open_blob(digest).map_err(|e| e.to_string())?;
-    io::copy(&mut reader, &mut io::sink()).map_err(|e| e.to_string())
+/// Reads a whole blob through the verifying reader: `Ok(Ok(length))`,
+/// `Ok(Err(why))` when it is damaged (its bytes no longer hash to its
+/// digest, or they are gone), `Err` when it cannot be read at all (an I/O
+/// error, permission denied): fsck then stops rather than call healthy
+/// data corrupt, which repair would delete.
+fn verify_stream(
+    backend: &dyn StoreBackend,
+    digest: &Digest,
+) -> Result<std::result::Result<u64, String>> {
+    let mut reader = match backend.open_blob(digest) {
+        Ok(reader) => reader,
+        Err(e) if matches!(e.kind(), ErrorKind::DataCorruption | ErrorKind::NotFound) => {
+            return Ok(Err(e.to_string()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match io::copy(&mut reader, &mut io::sink()) {
+        Ok(size) => Ok(Ok(size)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Ok(Err(e.to_string()))
+        }
+        Err(e) => {
+            Err(imgstore_backend::Error::io("read", Subject::Content(digest.clone()), e).into())
+        }
+    }
 }
 
 impl Store {
@@ -259,7 +285,7 @@ impl Store {
         let mut corrupt = Vec::new();
         for digest in digests {
             report.blobs_checked += 1;
-            match verify_stream(&*self.content, &digest) {
+            match verify_stream(&*self.content, &digest)? {
                 Ok(size) => report.bytes_checked += size,
                 Err(reason) => {
                     // Deleted since the walk: not a problem.
@@ -297,7 +323,7 @@ impl Store {
         for digest in digests {
             let image = ImageId::from(digest.clone());
             report.blobs_checked += 1;
-            match verify_stream(&**backend, &digest) {
+            match verify_stream(&**backend, &digest)? {
                 Ok(size) => report.bytes_checked += size,
                 Err(reason) => {
                     if !backend.contains(&digest)? {

@@ -198,7 +198,10 @@ impl Store {
         if let Err(e) = self.cache.update(&self.resolver(), &target) {
             // A failed tag changes nothing: undo the name, best effort.
             let _ = match previous {
-                Some(old) => self.refs.update(&self.namespace, old, &["target"]).map(drop),
+                Some(old) => self
+                    .refs
+                    .update(&self.namespace, old, &["target"])
+                    .map(drop),
                 None => self.refs.delete(&self.namespace, &target, None).map(drop),
             };
             let _ = self.cache.update(&self.resolver(), &target);
@@ -272,14 +275,21 @@ impl Store {
         let mut report = RemoveReport::default();
         let image = self.cache.resolve(&record.name).ok();
         self.refs.delete(&self.namespace, &record.name, None)?;
-        self.cache.update(&self.resolver(), &record.name)?;
+        let untagged = [record.clone()];
+        self.cache
+            .update(&self.resolver(), &record.name)
+            .map_err(|e| self.restore_names(&untagged, e.into()))?;
         report.untagged.push(record.name.clone());
         if let Some(id) = image
             && self.images.get(&id).is_ok()
             && self.names_of(&id)?.is_empty()
             && self.images.children(&id).is_empty()
         {
-            report.released_layers = self.images.delete(&id)?.len();
+            let released = self
+                .images
+                .delete(&id)
+                .map_err(|e| self.restore_names(&untagged, e.into()))?;
+            report.released_layers = released.len();
             report.deleted.push(id);
         }
         Ok(report)
@@ -309,14 +319,35 @@ impl Store {
             });
         }
         let mut report = RemoveReport::default();
+        let mut untagged: Vec<ImageRecord> = Vec::new();
         for name in names {
-            self.refs.delete(&self.namespace, &name, None)?;
-            self.cache.update(&self.resolver(), &name)?;
+            let record = self.refs.get(&self.namespace, &name)?;
+            self.refs
+                .delete(&self.namespace, &name, None)
+                .map_err(|e| self.restore_names(&untagged, e.into()))?;
+            untagged.push(ImageRecord::clone(&record));
+            self.cache
+                .update(&self.resolver(), &name)
+                .map_err(|e| self.restore_names(&untagged, e.into()))?;
             report.untagged.push(name);
         }
-        report.released_layers = self.images.delete(id)?.len();
+        let released = self
+            .images
+            .delete(id)
+            .map_err(|e| self.restore_names(&untagged, e.into()))?;
+        report.released_layers = released.len();
         report.deleted.push(id.clone());
         Ok(report)
+    }
+
+    /// Puts back names a failed `remove` had deleted (best effort), so the
+    /// failed call changes nothing; returns the error to report.
+    fn restore_names(&self, records: &[ImageRecord], error: Error) -> Error {
+        for record in records.iter().rev() {
+            let _ = self.refs.create(&self.namespace, record.clone());
+            let _ = self.cache.update(&self.resolver(), &record.name);
+        }
+        error
     }
 
     /// Pins an image, the CRI's way: every name of it (or just the name

@@ -121,7 +121,12 @@ impl Store {
         images: AnyBackend,
     ) -> Result<Store> {
         validate_namespace(namespace)?;
-        Store::assemble(root.as_ref().to_path_buf(), namespace.to_owned(), content, images)
+        Store::assemble(
+            root.as_ref().to_path_buf(),
+            namespace.to_owned(),
+            content,
+            images,
+        )
     }
 
     fn assemble(

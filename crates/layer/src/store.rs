@@ -153,7 +153,9 @@ pub trait LayerGetReleaser: Send + Sync {
     /// Drops one reference taken by `get` or `register`. At zero references
     /// the layer is deleted and its parent released in cascade; returns every
     /// layer removed, top first. With no such reference left:
-    /// [`LayerError::NotHeld`].
+    /// [`LayerError::NotHeld`]. When the records cannot be changed, the
+    /// error is returned and the reference is dropped all the same (its
+    /// holder let go): the layers stay, unreferenced, for gc.
     fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>>;
 }
 
@@ -516,8 +518,18 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                 .map_or(1, |e| e.references().saturating_sub(1));
             current = parent;
         }
-        if !batch.is_empty() {
-            self.backend.apply(&batch)?;
+        if !batch.is_empty()
+            && let Err(e) = self.backend.apply(&batch)
+        {
+            // Nothing changed on disk. A transient reference lives in
+            // memory only and its holder has let go: drop it all the same,
+            // so the layer is left unreferenced (for gc), not held forever.
+            if let Reference::Transient = reference
+                && let Some(entry) = state.layers.get_mut(chain_id)
+            {
+                entry.transient -= 1;
+            }
+            return Err(e.into());
         }
         if let Some(entry) = state.layers.get_mut(chain_id) {
             match reference {

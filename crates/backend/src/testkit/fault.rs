@@ -248,7 +248,12 @@ impl<B> FaultyBackend<B> {
         &self.plan
     }
 
-    fn call<T>(&self, class: FaultClass, point: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn call<T>(
+        &self,
+        class: FaultClass,
+        point: &'static str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         self.plan.hit(class, point).map_err(|e| {
             Error::io(
                 point,
@@ -295,7 +300,9 @@ impl<B: StoreBackend> StoreBackend for FaultyBackend<B> {
         self.call(FaultClass::Read, "size", || self.inner.size(digest))
     }
     fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        self.call(FaultClass::Read, "open_blob", || self.inner.open_blob(digest))
+        self.call(FaultClass::Read, "open_blob", || {
+            self.inner.open_blob(digest)
+        })
     }
     fn get_many(&self, digests: &[Digest]) -> Vec<Result<Vec<u8>>> {
         match self.call(FaultClass::Read, "get_many", || Ok(())) {

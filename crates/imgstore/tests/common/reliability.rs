@@ -66,6 +66,59 @@ pub fn problems(store: &Store) -> Vec<String> {
     problems
 }
 
+/// What the campaigns compare before and after a call: every image with
+/// its names, every name with its target, every layer with its reference
+/// count. (Not the image sizes of `images()`: when a name moves to another
+/// manifest of the same image, the CRI cache keeps the size it had, as
+/// containerd's does, and a reopen may compute it from the other manifest.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub images: Vec<(String, Vec<String>)>,
+    pub names: BTreeMap<String, String>,
+    pub layers: BTreeMap<String, Option<usize>>,
+}
+
+pub fn state(store: &Store) -> State {
+    let images = store
+        .images()
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.references))
+        .collect();
+    let names = store
+        .refs()
+        .list(store.namespace(), &[])
+        .map(|records| {
+            records
+                .iter()
+                .map(|r| (r.name.clone(), r.target.digest.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let layers = store
+        .layers()
+        .map()
+        .keys()
+        .map(|chain| (chain.to_string(), store.layers().references(chain)))
+        .collect();
+    State {
+        images,
+        names,
+        layers,
+    }
+}
+
+/// fsck's findings, one line each (empty when clean).
+pub fn fsck_problems(store: &Store) -> Vec<String> {
+    match store.fsck(false) {
+        Ok(report) => report
+            .problems
+            .iter()
+            .map(|p| format!("fsck: {p}"))
+            .collect(),
+        Err(e) => vec![format!("fsck failed: {e}")],
+    }
+}
+
 /// Copies a directory tree (a closed store) to `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
@@ -88,10 +141,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// once the last connection has gone.
 pub fn wait_quiet(dir: &Path) {
     fn busy(dir: &Path) -> bool {
-        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            name.ends_with("-wal") || name.ends_with("-shm")
-        })
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.ends_with("-wal") || name.ends_with("-shm")
+            })
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while busy(dir) && std::time::Instant::now() < deadline {
