@@ -56,6 +56,7 @@ mod manage;
 mod oci;
 mod store;
 mod tarscan;
+mod usage;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
@@ -63,6 +64,7 @@ pub use fsck::{FsckProblem, FsckReport};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
+pub use usage::{DiskUsage, ImageUsage};
 
 pub use imgstore_backend as backend;
 pub use imgstore_cri as cri;

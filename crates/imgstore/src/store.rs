@@ -216,19 +216,21 @@ impl Store {
     }
 
     /// Every image, Docker's `images` view, sorted by ID: its ID, the names
-    /// pointing at it (most informative first), containerd's content size
-    /// (the sum of manifest, config and layer blobs; for an image no name
-    /// reaches, of config and layer blobs), the creation time from the
-    /// config, whether it is pinned, and its parent.
+    /// pointing at it (most informative first), Docker's SIZE (the bytes of
+    /// the regular files of its layers, see [`Store::disk_usage`]),
+    /// containerd's content size (the sum of manifest, config and layer
+    /// blobs; for an image no name reaches, of config and layer blobs), the
+    /// creation time from the config, whether it is pinned, and its parent.
     pub fn images(&self) -> Vec<ImageSummary> {
         self.images
             .map()
             .into_iter()
             .map(|(id, image)| {
                 let cri = self.cache.get(id.as_str()).ok();
-                let size = match &cri {
+                let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
+                let content_size = match &cri {
                     Some(cri) => cri.size,
-                    None => image.raw().len() as u64 + self.layer_blob_size(image.top_chain_id()),
+                    None => image.raw().len() as u64 + layer_blobs,
                 };
                 ImageSummary {
                     references: cri
@@ -237,6 +239,7 @@ impl Store {
                         .unwrap_or_default(),
                     pinned: cri.as_ref().is_some_and(|c| c.pinned),
                     size,
+                    content_size,
                     created: image.created().map(str::to_owned),
                     parent: self.images.get_parent(&id).ok(),
                     id,
@@ -245,18 +248,19 @@ impl Store {
             .collect()
     }
 
-    /// Sum of the stored blob sizes of a chain of layers.
-    fn layer_blob_size(&self, top: Option<&ChainId>) -> u64 {
-        let mut size = 0;
+    /// Docker's size and the stored blob size of a chain of layers.
+    fn chain_sizes(&self, top: Option<&ChainId>) -> (u64, u64) {
+        let (mut size, mut blobs) = (0, 0);
         let mut current = top.cloned();
         while let Some(chain) = current {
             let Some(layer) = self.layers.layer(&chain) else {
                 break;
             };
-            size += layer.compressed_size().unwrap_or(0);
+            size += crate::usage::docker_layer_size(&layer);
+            blobs += layer.compressed_size().unwrap_or(0);
             current = layer.parent().cloned();
         }
-        size
+        (size, blobs)
     }
 
     /// The image a user means: a name exactly as stored, a name as typed
@@ -291,8 +295,10 @@ pub struct ImageSummary {
     pub id: ImageId,
     /// Names pointing at it, most informative first; empty when dangling.
     pub references: Vec<String>,
-    /// containerd's image size: manifest + config + layer blobs, in bytes.
+    /// Docker's SIZE: the bytes of the regular files in its layers' tars.
     pub size: u64,
+    /// containerd's image size: manifest + config + layer blobs, in bytes.
+    pub content_size: u64,
     /// The config's `created` time, as written there.
     pub created: Option<String>,
     /// True while any of its names is pinned.

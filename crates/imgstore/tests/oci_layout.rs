@@ -69,7 +69,7 @@ fn import_of_main_gives_the_expected_images_names_and_layers() {
                 .expect("listed");
             assert_eq!(summary.references, ref_names, "{name}");
             assert_eq!(
-                Some(summary.size),
+                Some(summary.content_size),
                 expected["content_size"].as_u64(),
                 "{name}"
             );
