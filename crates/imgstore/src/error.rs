@@ -157,6 +157,22 @@ pub enum Error {
         /// The image.
         image: imgstore_image::ImageId,
     },
+    /// An export's destination exists (and is not an empty directory for a
+    /// layout directory); nothing was written.
+    #[error("{}: already exists; export writes only to a new path (or an empty directory for an OCI layout)", .path.display())]
+    DestinationExists {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// An image cannot be exported: a layer, blob or manifest it needs is
+    /// not stored.
+    #[error("image {image} cannot be exported: {reason}")]
+    NotExportable {
+        /// The image.
+        image: imgstore_image::ImageId,
+        /// What is missing.
+        reason: String,
+    },
     /// Reading an input failed.
     #[error("{operation} {}: {source}", .path.display())]
     Io {
@@ -187,7 +203,10 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
             Error::ImageConflict { .. } => ErrorKind::Conflict,
-            Error::NoManifest { .. } | Error::Unnamed { .. } => ErrorKind::FailedPrecondition,
+            Error::NoManifest { .. } | Error::Unnamed { .. } | Error::NotExportable { .. } => {
+                ErrorKind::FailedPrecondition
+            }
+            Error::DestinationExists { .. } => ErrorKind::AlreadyExists,
             Error::BlobNotFound { .. } => ErrorKind::NotFound,
             Error::SizeMismatch { .. }
             | Error::DigestMismatch { .. }

@@ -51,6 +51,7 @@
 mod any_backend;
 mod archive;
 mod error;
+mod export;
 mod fsck;
 mod manage;
 mod oci;
@@ -60,6 +61,7 @@ mod usage;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
+pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;

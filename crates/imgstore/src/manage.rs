@@ -604,7 +604,7 @@ impl Store {
     /// The name record a user means: the name as stored, or as typed
     /// (normalised). The error of the lookup otherwise (`NotFound`, or
     /// `InvalidArgument` for a string that is no name).
-    fn find_record(&self, name: &str) -> Result<Arc<ImageRecord>> {
+    pub(crate) fn find_record(&self, name: &str) -> Result<Arc<ImageRecord>> {
         match self.refs.get(&self.namespace, name) {
             Ok(record) => return Ok(record),
             Err(e) if !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
@@ -655,7 +655,7 @@ impl Store {
 
     /// A descriptor of the image's manifest, found through the names of the
     /// namespace (a name's target, or a manifest of an index it targets).
-    fn find_manifest(&self, id: &ImageId) -> Result<Option<Descriptor>> {
+    pub(crate) fn find_manifest(&self, id: &ImageId) -> Result<Option<Descriptor>> {
         for record in self.refs.list(&self.namespace, &[])? {
             if let Some(found) = self.manifest_in(&record.target, id, 0)? {
                 return Ok(Some(found));
