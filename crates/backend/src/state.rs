@@ -23,6 +23,13 @@ impl<T> StateLock<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The state itself, the lock consumed.
+    pub fn into_inner(self) -> T {
+        self.0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Exclusive access.
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         self.0

@@ -46,6 +46,12 @@ impl RefCache {
         Ok(cache)
     }
 
+    /// Replaces everything this cache holds with what `fresh` holds (a
+    /// cache [`rebuild`](Self::rebuild) made), in one step for readers.
+    pub fn replace(&self, fresh: RefCache) {
+        *self.inner.write() = fresh.inner.into_inner();
+    }
+
     /// Re-resolves `reference` through `resolver` (without holding any lock)
     /// and applies the answer with [`update_with`](Self::update_with).
     pub fn update(&self, resolver: &dyn ImageResolver, reference: &str) -> Result<(), CriError> {

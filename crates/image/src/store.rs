@@ -141,7 +141,7 @@ pub struct Store<B, L> {
     /// Serialises changes so a check and the write it guards see one state;
     /// readers never take it.
     writer: Mutex<()>,
-    skipped: Vec<SkippedImage>,
+    skipped: StateLock<Vec<SkippedImage>>,
 }
 
 /// What restore found for one walked digest.
@@ -203,8 +203,21 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
             layers,
             state: StateLock::new(state),
             writer: Mutex::new(()),
-            skipped,
+            skipped: StateLock::new(skipped),
         })
+    }
+
+    /// Re-reads every config, picking up what other processes changed, and
+    /// replaces the in-memory state; each image re-takes its layer
+    /// reference, so reload the layer store first
+    /// ([`LayerStore::reload`](imgstore_layer::LayerStore::reload)), as on
+    /// open.
+    pub fn reload(&self) -> Result<()> {
+        let fresh = Self::open(Arc::clone(&self.backend), Arc::clone(&self.layers))?;
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        *self.state.write() = fresh.state.into_inner();
+        *self.skipped.write() = fresh.skipped.into_inner();
+        Ok(())
     }
 
     /// Reads, verifies and parses every config and its `parent`, split over
@@ -262,9 +275,10 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         Ok((image, parent))
     }
 
-    /// Configs that [`open`](Self::open) skipped.
-    pub fn skipped(&self) -> &[SkippedImage] {
-        &self.skipped
+    /// Configs that the last [`open`](Self::open) or
+    /// [`reload`](Self::reload) skipped.
+    pub fn skipped(&self) -> Vec<SkippedImage> {
+        self.skipped.read().clone()
     }
 
     /// The backend holding configs and metadata.

@@ -224,7 +224,7 @@ impl Store {
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let (corrupt_blobs, corrupt_images, dangling) = {
-            let _lock = self.lock_imports();
+            let _lock = self.lock_imports()?;
             let corrupt_blobs = self.check_content(&mut report)?;
             let corrupt_images = self.check_configs(&mut report)?;
             self.check_layers(&mut report);
@@ -313,9 +313,8 @@ impl Store {
             digests.push(digest.clone());
             Ok(())
         })?;
-        let skipped: HashMap<&ImageId, &str> = self
-            .images
-            .skipped()
+        let skipped_images = self.images.skipped();
+        let skipped: HashMap<&ImageId, &str> = skipped_images
             .iter()
             .map(|s| (&s.id, s.reason.as_str()))
             .collect();

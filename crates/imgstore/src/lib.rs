@@ -53,6 +53,7 @@ mod archive;
 mod error;
 mod export;
 mod fsck;
+mod lock;
 mod manage;
 mod oci;
 mod store;

@@ -158,7 +158,7 @@ impl Store {
     /// the image tagged.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
         let target = tag_name(target)?;
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let (id, descriptor) = match self.find_record(source) {
             Ok(record) => (self.resolve(&record.name)?, record.target.clone()),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
@@ -214,7 +214,7 @@ impl Store {
     /// `Untagged:`; the image stays, even when no name is left. `NotFound`
     /// when there is no such name.
     pub fn untag(&self, name: &str) -> Result<Untagged> {
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let record = self.find_record(name)?;
         let image = self.cache.resolve(&record.name).ok();
         self.refs.delete(&self.namespace, &record.name, None)?;
@@ -247,7 +247,7 @@ impl Store {
     /// Manifest and index blobs no name uses any more stay until
     /// [`gc`](Store::gc). `NotFound` when nothing matches.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         match self.find_record(name_or_id) {
             Ok(record) => {
                 if is_pinned(&record) && !force {
@@ -368,7 +368,7 @@ impl Store {
     }
 
     fn set_pinned(&self, name_or_id: &str, pinned: bool) -> Result<Vec<String>> {
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let names = match self.find_record(name_or_id) {
             Ok(record) => vec![record.name.clone()],
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
@@ -420,7 +420,7 @@ impl Store {
     /// children remain (children go first, so a whole unpinned chain goes).
     /// Pinned images, and so their parents, are kept.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let mut report = PruneReport::default();
         loop {
             let mut progressed = false;
@@ -464,7 +464,7 @@ impl Store {
     /// files interrupted writes left (`gc_orphan_files`). Runs while no
     /// import, tag or remove does; a second run removes nothing.
     pub fn gc(&self) -> Result<GcReport> {
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let mut report = GcReport::default();
 
         // Layers nothing references: a persistent hold taken and dropped

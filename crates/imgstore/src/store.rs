@@ -1,7 +1,7 @@
 //! `Store`: the stores composed over two backends.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use imgstore_backend::ErrorKind;
 use imgstore_cri::{RefCache, StoreResolver};
@@ -11,7 +11,29 @@ use imgstore_layer::{ChainId, LayerStore};
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
+use crate::lock::{ChangeGuard, StoreLock};
 use crate::{AnyBackend, Error, Result};
+
+/// The CRI cache of every name of `namespace`.
+fn rebuild_cache(
+    namespace: &str,
+    refs: &RefStore<AnyBackend>,
+    content: &AnyBackend,
+    images: &Images,
+) -> Result<RefCache> {
+    let names: Vec<String> = refs
+        .list(namespace, &[])?
+        .iter()
+        .map(|record| record.name.clone())
+        .collect();
+    let resolver = StoreResolver {
+        namespace,
+        refs,
+        content,
+        images,
+    };
+    Ok(RefCache::rebuild(&resolver, &names)?)
+}
 
 /// The image store of a [`Store`]: configs and per-image metadata in their
 /// own backend, layers in the layer store.
@@ -62,8 +84,10 @@ pub struct Store {
     pub(crate) images: Images,
     pub(crate) refs: RefStore<AnyBackend>,
     pub(crate) cache: RefCache,
-    /// Serialises imports, so one's undo never meets another's changes.
-    import_lock: Mutex<()>,
+    /// Serialises changes, in this process and between processes sharing
+    /// the root, so one's undo never meets another's changes and no change
+    /// works from a stale view.
+    lock: StoreLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -135,23 +159,51 @@ impl Store {
         content: AnyBackend,
         image_backend: AnyBackend,
     ) -> Result<Store> {
+        let lock = StoreLock::open(&root)?;
         let content = Arc::new(content);
-        let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
-        let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
-        let refs = RefStore::open(Arc::clone(&content))?;
-        let mut store = Store {
+        let image_backend = Arc::new(image_backend);
+        let (layers, images, refs, cache) = lock.load(|| {
+            let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
+            let images = imgstore_image::Store::open(image_backend, Arc::clone(&layers))?;
+            let refs = RefStore::open(Arc::clone(&content))?;
+            let cache = rebuild_cache(&namespace, &refs, &content, &images)?;
+            Ok((layers, images, refs, cache))
+        })?;
+        Ok(Store {
             root,
             namespace,
             content,
             layers,
             images,
             refs,
-            cache: RefCache::new(),
-            import_lock: Mutex::new(()),
-        };
-        let names = store.names()?;
-        store.cache = RefCache::rebuild(&store.resolver(), &names)?;
-        Ok(store)
+            cache,
+            lock,
+        })
+    }
+
+    /// Re-reads every store from the backends: layers first (their
+    /// transient references start from zero), then images (which re-take
+    /// them), names, and the CRI cache.
+    fn reload(&self) -> Result<()> {
+        self.layers.reload()?;
+        self.images.reload()?;
+        self.refs.reload()?;
+        self.cache.replace(rebuild_cache(
+            &self.namespace,
+            &self.refs,
+            &self.content,
+            &self.images,
+        )?);
+        Ok(())
+    }
+
+    /// Brings this process's view up to date with changes other processes
+    /// made to the same root since it opened or last changed the store
+    /// (see `store.lock` in `docs/ARCHITECTURE.md`). Changes do this by
+    /// themselves; a long-lived reader calls it before reading. Returns
+    /// whether anything was reloaded.
+    pub fn refresh(&self) -> Result<bool> {
+        self.lock.refresh(|| self.reload())
     }
 
     /// The directory the store lives in.
@@ -209,10 +261,10 @@ impl Store {
         }
     }
 
-    pub(crate) fn lock_imports(&self) -> MutexGuard<'_, ()> {
-        self.import_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Takes the locks every change holds: this process's, then the root's
+    /// (reloading first when another process changed the store).
+    pub(crate) fn lock_imports(&self) -> Result<ChangeGuard<'_>> {
+        self.lock.change(|| self.reload())
     }
 
     /// Every image, Docker's `images` view, sorted by ID: its ID, the names

@@ -224,7 +224,7 @@ struct State {
 pub struct LayerStore<B> {
     backend: Arc<B>,
     state: StateLock<State>,
-    problems: Vec<RestoreProblem>,
+    problems: StateLock<Vec<RestoreProblem>>,
 }
 
 fn holder_key(chain_id: &ChainId, holder: &str) -> String {
@@ -254,6 +254,27 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
     /// follow from its parent and diff ID, or whose parent is missing is
     /// skipped and reported by [`restore_problems`](Self::restore_problems).
     pub fn open(backend: Arc<B>) -> Result<LayerStore<B>> {
+        let (state, problems) = Self::load(&backend)?;
+        Ok(LayerStore {
+            backend,
+            state: StateLock::new(state),
+            problems: StateLock::new(problems),
+        })
+    }
+
+    /// Re-reads every layer and holder record, picking up what other
+    /// processes changed, and replaces the in-memory state. Transient
+    /// references are memory only, so they start again from zero: their
+    /// holders (the image store) must re-take them, as after
+    /// [`open`](Self::open).
+    pub fn reload(&self) -> Result<()> {
+        let (state, problems) = Self::load(&self.backend)?;
+        *self.state.write() = state;
+        *self.problems.write() = problems;
+        Ok(())
+    }
+
+    fn load(backend: &Arc<B>) -> Result<(State, Vec<RestoreProblem>)> {
         let mut problems = Vec::new();
         let mut loaded: HashMap<ChainId, Layer> = HashMap::new();
         backend.scan_records(LAYERS, "", &mut |key, value| {
@@ -346,16 +367,13 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             }
             Ok(())
         })?;
-        Ok(LayerStore {
-            backend,
-            state: StateLock::new(state),
-            problems,
-        })
+        Ok((state, problems))
     }
 
-    /// Entries skipped by [`open`](Self::open).
-    pub fn restore_problems(&self) -> &[RestoreProblem] {
-        &self.problems
+    /// Entries skipped by the last [`open`](Self::open) or
+    /// [`reload`](Self::reload).
+    pub fn restore_problems(&self) -> Vec<RestoreProblem> {
+        self.problems.read().clone()
     }
 
     /// The backend this store keeps its records in.

@@ -1,0 +1,160 @@
+//! Coherence between processes sharing one root.
+//!
+//! The stores keep their state in memory (layer reference counts, the image
+//! graph, names, the CRI cache), loaded on open. Two processes with the same
+//! SQLite root would each change the shared database from their own,
+//! possibly stale, view: one could free a layer an image of the other uses.
+//! containers/storage solves this with a lock file and a "last writer"
+//! token; so do we. `<root>/store.lock` holds a generation number. Every
+//! change takes the file's exclusive `flock` (after the in-process mutex),
+//! reloads the stores if the generation is not the one this process loaded,
+//! and bumps it *before* changing anything, so a change interrupted by a
+//! crash still makes every other process reload. Reads do not lock:
+//! [`Store::refresh`](crate::Store::refresh) brings a long-lived process's
+//! view up to date.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::{Error, Result};
+
+/// The lock file and the generation this process's memory reflects.
+pub(crate) struct StoreLock {
+    path: PathBuf,
+    file: File,
+    loaded: AtomicU64,
+    in_process: Mutex<()>,
+}
+
+/// Held while one change runs: the in-process mutex and the file's
+/// exclusive lock (released on drop).
+pub(crate) struct ChangeGuard<'a> {
+    _in_process: MutexGuard<'a, ()>,
+    _file: FileLock<'a>,
+}
+
+/// A held `flock`, released on drop.
+struct FileLock<'a>(&'a File);
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        // Unlocking a lock we hold cannot fail in a way we could act on; the
+        // kernel drops it with the descriptor anyway.
+        // SAFETY: flock on a valid, open descriptor has no memory effects.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn flock(file: &File, operation: libc::c_int) -> io::Result<FileLock<'_>> {
+    loop {
+        // SAFETY: flock on a valid, open descriptor has no memory effects.
+        if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+            return Ok(FileLock(file));
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+impl StoreLock {
+    /// Opens (creating) `<root>/store.lock`.
+    pub(crate) fn open(root: &Path) -> Result<StoreLock> {
+        let path = root.join("store.lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                operation: "open the lock file",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(StoreLock {
+            path,
+            file,
+            loaded: AtomicU64::new(0),
+            in_process: Mutex::new(()),
+        })
+    }
+
+    fn io_error(&self, operation: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            operation,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn generation(&self) -> io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        let mut filled = 0;
+        while filled < bytes.len() {
+            match self.file.read_at(&mut bytes[filled..], filled as u64)? {
+                0 => break, // a new (or short) file: generation 0
+                n => filled += n,
+            }
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    /// Runs `load` under the shared lock and records the generation it
+    /// loaded: what [`Store::open`](crate::Store::open) does.
+    pub(crate) fn load<T>(&self, load: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _in_process = self.lock_in_process();
+        let _shared = flock(&self.file, libc::LOCK_SH).map_err(self.io_error("lock"))?;
+        let generation = self.generation().map_err(self.io_error("read"))?;
+        let loaded = load()?;
+        self.loaded.store(generation, Ordering::SeqCst);
+        Ok(loaded)
+    }
+
+    /// Brings memory up to date (calling `reload` when another process
+    /// changed the store since this one loaded it) under the shared lock.
+    /// Returns whether it reloaded.
+    pub(crate) fn refresh(&self, reload: impl FnOnce() -> Result<()>) -> Result<bool> {
+        let _in_process = self.lock_in_process();
+        let _shared = flock(&self.file, libc::LOCK_SH).map_err(self.io_error("lock"))?;
+        let generation = self.generation().map_err(self.io_error("read"))?;
+        if generation == self.loaded.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        reload()?;
+        self.loaded.store(generation, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Takes the locks for a change: reloads first if another process
+    /// changed the store, then bumps the generation.
+    pub(crate) fn change(&self, reload: impl FnOnce() -> Result<()>) -> Result<ChangeGuard<'_>> {
+        let in_process = self.lock_in_process();
+        let file = flock(&self.file, libc::LOCK_EX).map_err(self.io_error("lock"))?;
+        let generation = self.generation().map_err(self.io_error("read"))?;
+        if generation != self.loaded.load(Ordering::SeqCst) {
+            reload()?;
+        }
+        let next = generation.wrapping_add(1);
+        self.file
+            .write_all_at(&next.to_le_bytes(), 0)
+            .map_err(self.io_error("write"))?;
+        self.loaded.store(next, Ordering::SeqCst);
+        Ok(ChangeGuard {
+            _in_process: in_process,
+            _file: file,
+        })
+    }
+
+    fn lock_in_process(&self) -> MutexGuard<'_, ()> {
+        self.in_process
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
