@@ -346,11 +346,8 @@ fn restore_skips_and_reports_broken_records<B: StoreBackend + RecordStore>(
     let layers = LayerStore::open(backend.clone()).unwrap();
     assert_eq!(layers.len(), 2);
     assert!(layers.layer(good.chain_id()).is_some());
-    let mut keys: Vec<&str> = layers
-        .restore_problems()
-        .iter()
-        .map(|p| p.key.as_str())
-        .collect();
+    let problems = layers.restore_problems();
+    let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     keys.sort();
     let mut want = vec![
         diff(60).to_string(),
