@@ -7,9 +7,13 @@
 //! - `tidy`: checks of the tree itself (crate docs, lints, no `unwrap()` in
 //!   library code).
 //! - `stress`: the long crash campaigns (many more SIGKILLs than CI runs).
+//! - `interop`: our exports and imports against a real Docker daemon (as
+//!   root; not part of CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+mod interop;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,8 +22,9 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("tidy") => tidy(),
         Some("stress") => stress(&args[1..]),
+        Some("interop") => interop::run(),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [filter] | tidy | stress [kills]>");
+            eprintln!("usage: cargo xtask <ci | bench [filter] | tidy | stress [kills] | interop>");
             return ExitCode::from(2);
         }
     };

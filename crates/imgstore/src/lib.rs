@@ -46,7 +46,9 @@
 //! its last name, its layers with their last user); [`Store::gc`] removes
 //! what nothing reachable uses, such as blobs an interrupted import left.
 //!
-//! Not yet here (planned): export, fsck and disk usage.
+//! [`Store::export`] writes images to an OCI layout directory, an
+//! oci-archive or a `docker save` tar ([`ExportFormat`]), streamed and
+//! re-verified, renamed into place only once complete.
 
 mod any_backend;
 mod archive;
