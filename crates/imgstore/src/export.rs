@@ -562,8 +562,9 @@ impl Store {
     /// beside it and renamed into place once complete: on any failure
     /// (`NotFound` for an unknown image, `DataCorruption` for content that
     /// no longer verifies) nothing is left at `dest`. Streamed: memory does
-    /// not depend on layer size. Imports, tags and removals wait while an
-    /// export runs.
+    /// not depend on layer size. Holds the store's change lock: the view is
+    /// first brought up to date with other processes sharing the root, and
+    /// imports, tags and removals (of any of them) wait while an export runs.
     pub fn export(
         &self,
         images: &[&str],
@@ -572,7 +573,7 @@ impl Store {
     ) -> Result<ExportReport> {
         let dest = dest.as_ref();
         check_destination(dest, format)?;
-        let _lock = self.lock_imports();
+        let _lock = self.lock_imports()?;
         let mut items: Vec<Item> = Vec::new();
         for input in images {
             let item = self.export_item(input)?;
