@@ -518,3 +518,121 @@ fn corrupt_content_fails_the_export_and_leaves_no_output() {
     }
     assert_eq!(listing(dir.path()), ["store"]);
 }
+
+/// A copy of oci/main whose only name points at an index: base for this
+/// host, sibling for Windows (not imported, so not stored).
+fn index_layout(corpus: &Path, dir: &Path) -> (String, u64) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    for entry in std::fs::read_dir(corpus.join("oci/main/blobs/sha256")).expect("blobs") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), blobs.join(entry.file_name())).expect("copy");
+    }
+    std::fs::copy(corpus.join("oci/main/oci-layout"), dir.join("oci-layout")).expect("copy");
+    let entry = |image: &str, os: &str| {
+        let expected = expected_image(corpus, image);
+        serde_json::json!({
+            "mediaType": expected["manifest_media_type"],
+            "digest": expected["manifest_digest"],
+            "size": expected["manifest_size"],
+            "platform": {"architecture": "amd64", "os": os},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("base", std::env::consts::OS), entry("sibling", "windows")],
+    }))
+    .expect("index");
+    let digest = imgstore::digest::Algorithm::Sha256.from_bytes(&index);
+    std::fs::write(blobs.join(digest.encoded()), &index).expect("write");
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "registry.demo.test/demo/multi:v1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), top.to_string()).expect("index.json");
+    (digest.to_string(), index.len() as u64)
+}
+
+#[test]
+fn a_name_on_an_index_exports_the_index_and_its_stored_manifests() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (index_digest, index_size) = index_layout(&corpus, &dir.path().join("in"));
+    let base = expected_image(&corpus, "base");
+    let base_id = base["image_id"].as_str().expect("id");
+    let name = "registry.demo.test/demo/multi:v1";
+    for backend in BACKENDS {
+        let store = open(&dir.path().join(format!("store-{backend:?}")), backend);
+        store
+            .import_oci_layout(dir.path().join("in"))
+            .expect("import");
+        assert_eq!(
+            store.images().len(),
+            1,
+            "{backend:?}: sibling is for Windows"
+        );
+
+        let out = dir.path().join(format!("out-{backend:?}"));
+        let report = store
+            .export(&[name], &out, ExportFormat::OciLayout)
+            .expect("export");
+        assert_eq!(report.images[0].target.to_string(), index_digest);
+        assert_eq!(report.images[0].id.to_string(), base_id);
+        let index = json(out.join("index.json"));
+        assert_eq!(index["manifests"][0]["digest"], index_digest.as_str());
+        assert_eq!(index["manifests"][0]["size"], index_size);
+        assert_eq!(
+            index["manifests"][0]["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        // The index, and base's manifest, config and 3 layers; not sibling's.
+        let mut expected: Vec<String> = [&base["manifest_digest"], &base["config_digest"]]
+            .into_iter()
+            .chain(
+                base["layers"]
+                    .as_array()
+                    .expect("layers")
+                    .iter()
+                    .map(|l| &l["digest"]),
+            )
+            .map(|d| d.as_str().expect("digest").to_owned())
+            .chain([index_digest.clone()])
+            .map(|d| d["sha256:".len()..].to_owned())
+            .collect();
+        expected.sort();
+        assert_eq!(listing(&out.join("blobs/sha256")), expected, "{backend:?}");
+
+        let again_dir = tempfile::tempdir().expect("tempdir");
+        let again = open(again_dir.path(), backend);
+        again.import_oci_layout(&out).expect("re-import");
+        assert_eq!(again.resolve(name).expect("name").to_string(), base_id);
+        assert_eq!(
+            again
+                .refs()
+                .get(again.namespace(), name)
+                .expect("record")
+                .target
+                .digest
+                .to_string(),
+            index_digest
+        );
+
+        // docker save: the image this host uses, under the name.
+        let save = dir.path().join(format!("save-{backend:?}.tar"));
+        store
+            .export(&[name], &save, ExportFormat::DockerSave)
+            .expect("docker save");
+        let again_dir = tempfile::tempdir().expect("tempdir");
+        let again = open(again_dir.path(), backend);
+        let imported = again.import_archive(&save).expect("re-import save");
+        assert_eq!(imported.len(), 1);
+        assert_eq!(imported[0].id.to_string(), base_id);
+        assert_eq!(imported[0].names, [name]);
+    }
+}
