@@ -9,10 +9,12 @@
 //! - `stress`: the long crash campaigns (many more SIGKILLs than CI runs).
 //! - `interop`: our exports and imports against a real Docker daemon (as
 //!   root; not part of CI).
+//! - `fuzz [target] [--execs N | --seconds S]`: the hostile-input fuzz loop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod fuzz;
 mod interop;
 
 fn main() -> ExitCode {
@@ -23,8 +25,11 @@ fn main() -> ExitCode {
         Some("tidy") => tidy(),
         Some("stress") => stress(&args[1..]),
         Some("interop") => interop::run(),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [filter] | tidy | stress [kills] | interop>");
+            eprintln!(
+                "usage: cargo xtask <ci | bench [filter] | tidy | stress [kills] | interop | fuzz [target] [--execs N | --seconds S]>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use imgstore_digest::{Algorithm, Digest, Digester};
 use serde::Deserialize;
 
-use crate::oci::{Compression, Desc, Layout, Plan, PlannedImage, PlannedLayer, RawConfig};
+use crate::oci::{
+    Compression, Desc, Layout, MAX_LAYERS, Plan, PlannedImage, PlannedLayer, RawConfig,
+};
 use crate::{Error, Imported, Result, Store};
 
 /// More members than this and an archive is refused.
@@ -319,6 +321,13 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
     let mut plan = Plan::default();
     let mut blobs: HashMap<Digest, String> = HashMap::new();
     for entry in entries {
+        if entry.layers.len() > MAX_LAYERS {
+            return Err(tar.invalid(format!(
+                "manifest.json entry {}: {} layers is more than the {MAX_LAYERS} allowed",
+                entry.config,
+                entry.layers.len()
+            )));
+        }
         let config_bytes = tar.require_member(&entry.config)?;
         let config = sha256_desc(OCI_CONFIG, &config_bytes);
         let rootfs: RawConfig =

@@ -56,6 +56,9 @@ const PLAIN_LAYER_TYPES: [&str; 2] = [
 const MAX_JSON_BLOB: u64 = 16 << 20;
 /// Nested indexes deeper than this are refused.
 const MAX_INDEX_DEPTH: usize = 8;
+/// An image with more layers than this is refused (moby stops at 125 for
+/// overlay; each layer costs a record write on import).
+pub(crate) const MAX_LAYERS: usize = 1000;
 /// The annotation that names an image in an OCI layout.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -266,15 +269,24 @@ impl Layout<'_> {
         match self {
             Layout::Dir(dir) => {
                 let path = dir.join(name);
-                match std::fs::read(&path) {
-                    Ok(bytes) => Ok(Some(bytes)),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(Error::Io {
+                let Some((file, len)) = open_regular(&path)? else {
+                    return Ok(None);
+                };
+                if len > MAX_JSON_BLOB {
+                    return Err(Error::InvalidInput {
+                        what: path.display().to_string(),
+                        reason: format!("{len} bytes is more than the {MAX_JSON_BLOB} allowed"),
+                    });
+                }
+                let mut bytes = Vec::new();
+                file.take(len)
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| Error::Io {
                         operation: "read",
                         path,
                         source,
-                    }),
-                }
+                    })?;
+                Ok(Some(bytes))
             }
             Layout::Archive { tar, .. } => tar.read_member(name),
         }
@@ -285,30 +297,12 @@ impl Layout<'_> {
         let (reader, len) = match self {
             Layout::Dir(dir) => {
                 let path = dir.join(self.blob_path(&desc.digest));
-                let file = match File::open(&path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        return Err(Error::BlobNotFound {
-                            digest: desc.digest.clone(),
-                            layout: dir.to_path_buf(),
-                        });
-                    }
-                    Err(source) => {
-                        return Err(Error::Io {
-                            operation: "open",
-                            path,
-                            source,
-                        });
-                    }
+                let Some((file, len)) = open_regular(&path)? else {
+                    return Err(Error::BlobNotFound {
+                        digest: desc.digest.clone(),
+                        layout: dir.to_path_buf(),
+                    });
                 };
-                let len = file
-                    .metadata()
-                    .map_err(|source| Error::Io {
-                        operation: "stat",
-                        path: path.clone(),
-                        source,
-                    })?
-                    .len();
                 (file.take(len), len)
             }
             Layout::Archive { tar, blobs } => {
@@ -367,6 +361,40 @@ impl Layout<'_> {
         }
         Ok(bytes)
     }
+}
+
+/// Opens a file of a layout directory: `None` when absent; refused when it
+/// is not a regular file (a FIFO would block the import forever, a device
+/// never ends). Opened non-blocking, so a FIFO does not block the open.
+fn open_regular(path: &Path) -> Result<Option<(File, u64)>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                operation: "open",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let meta = file.metadata().map_err(|source| Error::Io {
+        operation: "stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::InvalidInput {
+            what: path.display().to_string(),
+            reason: "not a regular file".to_owned(),
+        });
+    }
+    Ok(Some((file, meta.len())))
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], file: impl Into<String>) -> Result<T> {
@@ -487,6 +515,15 @@ impl Plan {
                 reason: format!(
                     "its mediaType {own:?} differs from its descriptor's {:?}",
                     desc.media_type
+                ),
+            });
+        }
+        if manifest.layers.len() > MAX_LAYERS {
+            return Err(Error::InvalidInput {
+                what: manifest_file,
+                reason: format!(
+                    "{} layers is more than the {MAX_LAYERS} allowed",
+                    manifest.layers.len()
                 ),
             });
         }
