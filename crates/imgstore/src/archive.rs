@@ -37,6 +37,10 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Media type of gzip-compressed docker-save layers.
 const OCI_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Media type of zstd-compressed docker-save layers.
+const OCI_LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// One indexed member.
 #[derive(Debug)]
@@ -364,7 +368,7 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
                 path: tar.path().to_path_buf(),
                 source,
             };
-            let mut magic = [0u8; 2];
+            let mut magic = [0u8; 4];
             let mut got = 0;
             while got < magic.len() {
                 let n = reader.read(&mut magic[got..]).map_err(read_error)?;
@@ -373,10 +377,17 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
                 }
                 got += n;
             }
-            let (desc, compression) = if got == 2 && magic == [0x1f, 0x8b] {
+            let compressed = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
+                Some((OCI_LAYER_TAR_GZIP, Compression::Gzip))
+            } else if got == 4 && magic == ZSTD_MAGIC {
+                Some((OCI_LAYER_TAR_ZSTD, Compression::Zstd))
+            } else {
+                None
+            };
+            let (desc, compression) = if let Some((media_type, compression)) = compressed {
                 // Compressed: the blob digest is the hash of the member.
                 let mut digester = Digester::new(Algorithm::Sha256);
-                digester.update(&magic);
+                digester.update(&magic[..got]);
                 let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = reader.read(&mut buf).map_err(read_error)?;
@@ -385,10 +396,7 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
                     }
                     digester.update(&buf[..n]);
                 }
-                (
-                    Desc::new(OCI_LAYER_TAR_GZIP, digester.finish(), size),
-                    Compression::Gzip,
-                )
+                (Desc::new(media_type, digester.finish(), size), compression)
             } else {
                 // Uncompressed: the blob is the diff, named by its diff ID;
                 // storing it verifies that.
@@ -445,7 +453,7 @@ impl Store {
     /// imported like [`import_oci_layout`](Store::import_oci_layout)). A
     /// gzip-compressed tarball is refused (decompress it first). For a docker-save image the config is stored as is (the
     /// image ID is its digest), layers as stored in the archive
-    /// (uncompressed, or gzip when the member is gzip), and the store writes
+    /// (uncompressed, or gzip or zstd when the member is), and the store writes
     /// an OCI manifest over them that its `RepoTags` (normalised) name;
     /// images without tags are imported without names.
     ///

@@ -4,8 +4,9 @@
 //! nested index and config (verifying digest and size), checks media types
 //! and that every layer blob is present with its size: a bad layout fails
 //! here with nothing written. **Apply** streams layers into the content store
-//! (verified against their digest and, decompressed, against the config's
-//! diff IDs), registers them bottom-up, creates images, stores manifests and
+//! (verified against their digest and, decompressed from gzip, zstd or
+//! plain tar, against the config's diff IDs; their tar headers scanned for
+//! the regular files' bytes in the same pass), registers them bottom-up, creates images, stores manifests and
 //! indexes, creates or moves names, releases the layer references the import
 //! took and updates the CRI cache. A failure in apply undoes the names, images
 //! and layer records it made; blobs it had already stored stay, unreferenced,
@@ -45,6 +46,11 @@ const GZIP_LAYER_TYPES: [&str; 4] = [
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.docker.image.rootfs.diff.tar.gzip",
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+/// zstd-compressed layer media types.
+const ZSTD_LAYER_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 ];
 /// Uncompressed layer media types.
 const PLAIN_LAYER_TYPES: [&str; 2] = [
@@ -198,6 +204,7 @@ struct RawRootFs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Compression {
     Gzip,
+    Zstd,
     None,
 }
 
@@ -547,6 +554,8 @@ impl Plan {
             let desc = Desc::from_raw(raw, "layer")?;
             let compression = if GZIP_LAYER_TYPES.contains(&desc.media_type.as_str()) {
                 Compression::Gzip
+            } else if ZSTD_LAYER_TYPES.contains(&desc.media_type.as_str()) {
+                Compression::Zstd
             } else if PLAIN_LAYER_TYPES.contains(&desc.media_type.as_str()) {
                 Compression::None
             } else {
@@ -596,6 +605,7 @@ impl Write for DiffSink {
 
 enum Decoder {
     Gzip(Box<MultiGzDecoder<DiffSink>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, DiffSink>>),
     Plain(Box<DiffSink>),
 }
 
@@ -629,6 +639,7 @@ impl<R: Read> Read for LayerTee<R> {
             let chunk = &buf[..n];
             let result = match &mut self.decoder {
                 Decoder::Gzip(decoder) => decoder.write_all(chunk),
+                Decoder::Zstd(decoder) => decoder.write_all(chunk),
                 Decoder::Plain(sink) => sink.write_all(chunk),
             };
             if let Err(e) = result {
@@ -640,7 +651,7 @@ impl<R: Read> Read for LayerTee<R> {
 }
 
 impl<R> LayerTee<R> {
-    fn new(inner: R, compression: Compression) -> LayerTee<R> {
+    fn new(inner: R, compression: Compression) -> io::Result<LayerTee<R>> {
         let sink = DiffSink {
             digester: Digester::new(Algorithm::Sha256),
             size: 0,
@@ -648,13 +659,14 @@ impl<R> LayerTee<R> {
         };
         let decoder = match compression {
             Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(sink))),
+            Compression::Zstd => Decoder::Zstd(Box::new(zstd::stream::write::Decoder::new(sink)?)),
             Compression::None => Decoder::Plain(Box::new(sink)),
         };
-        LayerTee {
+        Ok(LayerTee {
             inner,
             decoder,
             failed: None,
-        }
+        })
     }
 
     /// What the diff turned out to be, once the whole blob went through.
@@ -664,6 +676,8 @@ impl<R> LayerTee<R> {
         }
         let sink = match self.decoder {
             Decoder::Gzip(decoder) => decoder.finish()?,
+            // Refuses a stream that does not end on a complete frame.
+            Decoder::Zstd(decoder) => decoder.finish()?,
             Decoder::Plain(sink) => *sink,
         };
         Ok(DiffInfo {
@@ -790,7 +804,12 @@ impl Store {
     /// its diff ID, uncompressed size and files size.
     fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<DiffInfo> {
         let file = layout.open_blob(&layer.desc)?;
-        let mut tee = LayerTee::new(io::BufReader::new(file), layer.compression);
+        let decompress_error = |source| Error::Decompress {
+            layer: layer.desc.digest.clone(),
+            source,
+        };
+        let mut tee =
+            LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
         let info = self
             .content
             .write_blob(Some(&layer.desc.digest), &mut tee)?;
@@ -801,10 +820,7 @@ impl Store {
                 actual: info.size,
             });
         }
-        tee.finish().map_err(|source| Error::Decompress {
-            layer: layer.desc.digest.clone(),
-            source,
-        })
+        tee.finish().map_err(decompress_error)
     }
 
     /// Creates the name, or moves it to `target` when it points elsewhere.

@@ -349,8 +349,8 @@ fn crafted_archives_import_only_when_they_stay_inside() {
 }
 
 /// base.docker.tar rewritten into `path` with `RepoTags` replaced by `tags`,
-/// its layers gzip-compressed when `gzip`.
-fn rebuilt_base(corpus: &Path, path: &Path, tags: Value, gzip: bool) {
+/// its layers compressed with `compress` ("gzip", "zstd") or kept as they are.
+fn rebuilt_base(corpus: &Path, path: &Path, tags: Value, compress: Option<&str>) {
     let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut archive = tar::Archive::new(
         std::fs::File::open(corpus.join("docker/base.docker.tar")).expect("open"),
@@ -372,13 +372,20 @@ fn rebuilt_base(corpus: &Path, path: &Path, tags: Value, gzip: bool) {
         "manifest.json".to_owned(),
         serde_json::to_vec(&manifest).expect("json"),
     );
-    if gzip {
-        for layer in strings(&manifest[0]["Layers"]) {
-            let plain = members[&layer].clone();
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(&plain).expect("gzip");
-            members.insert(layer, gz.finish().expect("gzip"));
-        }
+    for layer in strings(&manifest[0]["Layers"]) {
+        let plain = members[&layer].clone();
+        let compressed = match compress {
+            None => continue,
+            Some("gzip") => {
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(&plain).expect("gzip");
+                gz.finish().expect("gzip")
+            }
+            Some("zstd") => zstd::encode_all(&plain[..], 3).expect("zstd"),
+            Some(other) => panic!("no compression {other}"),
+        };
+        members.insert(layer, compressed);
     }
     let mut builder = tar::Builder::new(std::fs::File::create(path).expect("create"));
     for (name, data) in &members {
@@ -398,7 +405,7 @@ fn untagged_gzip_docker_image_imports_without_names() {
     let Some(corpus) = corpus() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gzip.tar");
-    rebuilt_base(&corpus, &path, Value::Null, true);
+    rebuilt_base(&corpus, &path, Value::Null, Some("gzip"));
     for backend in BACKENDS {
         let root = dir.path().join(format!("{backend:?}"));
         let store = open(&root, backend);
@@ -423,6 +430,46 @@ fn untagged_gzip_docker_image_imports_without_names() {
 }
 
 #[test]
+fn zstd_docker_layers_import_with_the_oci_ids() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("zstd.tar");
+    rebuilt_base(
+        &corpus,
+        &path,
+        serde_json::json!(["registry.demo.test/demo/base:v1"]),
+        Some("zstd"),
+    );
+    let expected = expected_image(&corpus, "base");
+    for backend in BACKENDS {
+        let store = open(&dir.path().join(format!("{backend:?}")), backend);
+        let imported = store.import_archive(&path).expect("import zstd archive");
+        assert_eq!(imported.len(), 1);
+        assert_eq!(
+            Some(imported[0].id.to_string().as_str()),
+            expected["image_id"].as_str()
+        );
+        let mut chain = imported[0].top_chain_id.clone();
+        assert_eq!(
+            chain.as_ref().map(|c| c.to_string()).as_deref(),
+            expected["top_chain_id"].as_str()
+        );
+        // Docker's SIZE for base (docker-view.json), from zstd layers.
+        let mut files_size = 0;
+        while let Some(id) = chain {
+            let layer = store.layers().layer(&id).expect("layer");
+            assert_eq!(
+                layer.blob().expect("blob").media_type,
+                "application/vnd.oci.image.layer.v1.tar+zstd"
+            );
+            files_size += layer.files_size().expect("files size");
+            chain = layer.parent().cloned();
+        }
+        assert_eq!(files_size, 82);
+    }
+}
+
+#[test]
 fn docker_image_with_two_tags_gets_both_names() {
     let Some(corpus) = corpus() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -431,7 +478,7 @@ fn docker_image_with_two_tags_gets_both_names() {
         &corpus,
         &path,
         serde_json::json!(["registry.demo.test/demo/base:v1", "base:latest"]),
-        false,
+        None,
     );
     let id = expected_image(&corpus, "base")["image_id"]
         .as_str()

@@ -5,16 +5,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use imgstore::backend::ErrorKind;
+use imgstore::backend::{ErrorKind, StoreBackend};
 use imgstore::digest::Digest;
-use imgstore::{Backend, Options, Store};
+use imgstore::{Backend, Error, Options, Store};
 use serde_json::{Value, json};
+
+mod common;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+const TAR_ZSTD_NONDIST: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 
 /// Writes an OCI layout: blobs as they are added, `index.json` at the end.
 struct LayoutBuilder {
@@ -87,6 +91,31 @@ fn gzipped(content: &str) -> (&'static str, Vec<u8>, Digest) {
     (TAR_GZIP, bytes, Digest::from_bytes(content.as_bytes()))
 }
 
+/// A real tar of regular files `(name, length)`, and the sum of the lengths.
+fn tar_of(files: &[(&str, usize)]) -> (Vec<u8>, u64) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut total = 0;
+    for (name, len) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(*len as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, name, &vec![b'z'; *len][..])
+            .expect("tar");
+        total += *len as u64;
+    }
+    (builder.into_inner().expect("tar"), total)
+}
+
+/// `tar` zstd-compressed, in two frames (a decoder must read both).
+fn zstd_of(tar: &[u8]) -> Vec<u8> {
+    let half = tar.len() / 2;
+    let mut bytes = zstd::encode_all(&tar[..half], 3).expect("zstd");
+    bytes.extend(zstd::encode_all(&tar[half..], 19).expect("zstd"));
+    bytes
+}
+
 fn each_backend(test: impl Fn(&Store, &Path)) {
     for backend in [Backend::Sqlite, Backend::Fs] {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -152,15 +181,15 @@ fn a_diff_id_mismatch_in_a_later_image_undoes_the_earlier_ones() {
 fn an_unknown_layer_media_type_is_refused_naming_it() {
     each_backend(|store, tmp| {
         let layout = LayoutBuilder::new(tmp.join("layout"));
-        let (_, bytes, diff_id) = plain("zstd?");
-        let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
-        let manifest = layout.image(&[(zstd, bytes, diff_id)]);
+        let (_, bytes, diff_id) = plain("lz4?");
+        let lz4 = "application/vnd.oci.image.layer.v1.tar+lz4";
+        let manifest = layout.image(&[(lz4, bytes, diff_id)]);
         layout.index(vec![manifest]);
         let err = store
             .import_oci_layout(&layout.dir)
             .expect_err("unknown layer type");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.to_string().contains(zstd), "{err}");
+        assert!(err.to_string().contains(lz4), "{err}");
         assert!(store.images().is_empty());
     });
 }
@@ -242,4 +271,77 @@ fn an_index_without_a_manifest_for_this_os_is_refused() {
 fn a_store_is_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
+}
+
+#[test]
+fn zstd_layers_import_with_their_diff_ids_and_files_size() {
+    each_backend(|store, tmp| {
+        let layout = LayoutBuilder::new(tmp.join("layout"));
+        let (bottom, bottom_files) = tar_of(&[("etc/a", 100_000), ("etc/b", 3)]);
+        let (top, top_files) = tar_of(&[("usr/c", 513)]);
+        let manifest = layout.image(&[
+            (TAR_ZSTD, zstd_of(&bottom), Digest::from_bytes(&bottom)),
+            (TAR_ZSTD_NONDIST, zstd_of(&top), Digest::from_bytes(&top)),
+        ]);
+        layout.index(vec![named(manifest, "example.test/zstd:1")]);
+        let imported = store.import_oci_layout(&layout.dir).expect("import");
+        assert_eq!(imported.len(), 1);
+        let top_chain = imported[0].top_chain_id.clone().expect("top");
+        let top_layer = store.layers().layer(&top_chain).expect("top layer");
+        assert_eq!(top_layer.diff_id(), &Digest::from_bytes(&top));
+        assert_eq!(top_layer.size(), top.len() as u64);
+        assert_eq!(top_layer.files_size(), Some(top_files));
+        assert_eq!(top_layer.blob().expect("blob").media_type, TAR_ZSTD_NONDIST);
+        let bottom_layer = store
+            .layers()
+            .layer(top_layer.parent().expect("parent"))
+            .expect("bottom layer");
+        assert_eq!(bottom_layer.diff_id(), &Digest::from_bytes(&bottom));
+        assert_eq!(bottom_layer.files_size(), Some(bottom_files));
+        assert_eq!(
+            store.resolve("example.test/zstd:1").expect("resolve"),
+            imported[0].id
+        );
+    });
+}
+
+#[test]
+fn a_corrupt_zstd_layer_is_refused_and_leaves_the_store_unchanged() {
+    each_backend(|store, tmp| {
+        // Something in the store first, to see it stays as it was.
+        let good = LayoutBuilder::new(tmp.join("good"));
+        let manifest = good.image(&[gzipped("kept")]);
+        good.index(vec![named(manifest, "example.test/kept:1")]);
+        store.import_oci_layout(&good.dir).expect("good import");
+        let before = common::snapshot(store);
+
+        let (tar, _) = tar_of(&[("f", 4000)]);
+        let whole = zstd::encode_all(&tar[..], 3).expect("zstd");
+        let cut = whole[..whole.len() - 8].to_vec();
+        let mut not_zstd = whole.clone();
+        not_zstd[..4].copy_from_slice(b"\0\0\0\0");
+        for (case, bytes) in [("truncated", cut), ("bad magic", not_zstd)] {
+            let layout = LayoutBuilder::new(tmp.join(case.replace(' ', "-")));
+            let blob = Digest::from_bytes(&bytes);
+            let manifest =
+                layout.image(&[gzipped("kept"), (TAR_ZSTD, bytes, Digest::from_bytes(&tar))]);
+            layout.index(vec![named(manifest, "example.test/broken:1")]);
+            let err = store
+                .import_oci_layout(&layout.dir)
+                .expect_err("corrupt zstd");
+            match &err {
+                Error::Decompress { layer, .. } => assert_eq!(layer, &blob, "{case}"),
+                other => panic!("{case}: {other}"),
+            }
+            assert_eq!(err.kind(), ErrorKind::DataCorruption);
+            assert!(err.to_string().contains(blob.as_str()), "{case}: {err}");
+            assert_eq!(common::snapshot(store), before, "{case}");
+            store.gc().expect("gc");
+            assert!(
+                !store.content().contains(&blob).expect("contains"),
+                "{case}: no orphan blob after gc"
+            );
+            assert_eq!(common::snapshot(store), before, "{case}: after gc");
+        }
+    });
 }
