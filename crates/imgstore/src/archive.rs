@@ -21,7 +21,7 @@ use serde::Deserialize;
 use crate::oci::{
     Compression, Desc, Layout, MAX_LAYERS, Plan, PlannedImage, PlannedLayer, RawConfig,
 };
-use crate::{Error, Imported, Result, Store};
+use crate::{Error, ImportOptions, Imported, Result, Store};
 
 /// More members than this and an archive is refused.
 const MAX_ENTRIES: usize = 1_000_000;
@@ -463,6 +463,17 @@ impl Store {
     /// archive, duplicate names, device files. All or nothing, with the same
     /// checks and undo as [`import_oci_layout`](Store::import_oci_layout).
     pub fn import_archive(&self, path: impl AsRef<Path>) -> Result<Vec<Imported>> {
+        self.import_archive_with(path, &ImportOptions::default())
+    }
+
+    /// [`import_archive`](Store::import_archive) with `options` (which
+    /// platforms of an oci-archive's multi-platform indexes to take; a
+    /// docker-save archive holds one platform and ignores them).
+    pub fn import_archive_with(
+        &self,
+        path: impl AsRef<Path>,
+        options: &ImportOptions,
+    ) -> Result<Vec<Imported>> {
         let tar = TarIndex::open(path.as_ref())?;
         // Docker 25+ archives hold both; their manifest.json carries the
         // full names (their index.json's ref.name is only the tag).
@@ -475,7 +486,7 @@ impl Store {
                 tar: &tar,
                 blobs: HashMap::new(),
             };
-            let plan = Plan::from_layout(&layout)?;
+            let plan = Plan::from_layout(&layout, &options.platform)?;
             self.import_plan(&layout, &plan)
         } else {
             Err(tar.invalid(

@@ -74,6 +74,17 @@ pub enum Error {
         /// The media type.
         media_type: String,
     },
+    /// A multi-platform index has no manifest for the platform wanted
+    /// (the host's by default): containerd's "no match for platform".
+    #[error("{index}: no manifest for platform {wanted}; it offers {}", .available.join(", "))]
+    NoMatchingPlatform {
+        /// The index (`index.json`, or `index sha256:…` for a nested one).
+        index: String,
+        /// The platform wanted (`linux/amd64`).
+        wanted: String,
+        /// The platforms the index offers, in its order (`linux/arm/v7`).
+        available: Vec<String>,
+    },
     /// A blob named by an input is absent from it.
     #[error("blob {digest} not found in {}", .layout.display())]
     BlobNotFound {
@@ -207,7 +218,7 @@ impl Error {
                 ErrorKind::FailedPrecondition
             }
             Error::DestinationExists { .. } => ErrorKind::AlreadyExists,
-            Error::BlobNotFound { .. } => ErrorKind::NotFound,
+            Error::BlobNotFound { .. } | Error::NoMatchingPlatform { .. } => ErrorKind::NotFound,
             Error::SizeMismatch { .. }
             | Error::DigestMismatch { .. }
             | Error::DiffIdMismatch { .. }

@@ -40,6 +40,9 @@
 //!
 //! [`Store::import_archive`] imports an oci-archive or `docker save` tarball
 //! the same way, reading members in place (never unpacking the tar).
+//! [`Store::import`] takes any of these (a directory, a tar, a gzipped tar)
+//! and [`Store::import_with`] chooses the platforms of multi-platform
+//! indexes ([`ImportOptions`]: the host's by default, all, or one).
 //!
 //! [`Store::tag`], [`Store::untag`] and [`Store::remove`] manage names and
 //! images with Docker's semantics (`docker tag`, `rmi`: an image goes with
@@ -55,6 +58,7 @@ mod archive;
 mod error;
 mod export;
 mod fsck;
+mod import;
 mod lock;
 mod manage;
 mod oci;
@@ -66,6 +70,7 @@ pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
+pub use import::{ImportOptions, Platform, PlatformChoice};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use store::{Backend, ImageSummary, Images, Options, Store};

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::archive::TarIndex;
+use crate::import::{ImportOptions, Platform, PlatformChoice};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
@@ -100,6 +101,10 @@ struct RawDescriptor {
 struct RawPlatform {
     #[serde(default)]
     os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
 }
 
 /// A validated descriptor.
@@ -109,8 +114,8 @@ pub(crate) struct Desc {
     pub(crate) digest: Digest,
     pub(crate) size: u64,
     annotations: BTreeMap<String, String>,
-    /// The `platform.os` of an index entry, when given.
-    platform_os: Option<String>,
+    /// The `platform` of an index entry, when given (with an OS).
+    pub(crate) platform: Option<Platform>,
 }
 
 impl Desc {
@@ -121,7 +126,7 @@ impl Desc {
             digest,
             size,
             annotations: BTreeMap::new(),
-            platform_os: None,
+            platform: None,
         }
     }
 
@@ -145,7 +150,10 @@ impl Desc {
             digest,
             size,
             annotations: raw.annotations,
-            platform_os: raw.platform.map(|p| p.os).filter(|os| !os.is_empty()),
+            platform: raw
+                .platform
+                .filter(|p| !p.os.is_empty())
+                .map(|p| Platform::new(&p.os, &p.architecture, p.variant.as_deref())),
         })
     }
 
@@ -447,19 +455,51 @@ fn read_layout_index(layout: &Layout<'_>) -> Result<Vec<Desc>> {
 }
 
 impl Plan {
-    /// Plans the import of every image of an OCI layout.
-    pub(crate) fn from_layout(layout: &Layout<'_>) -> Result<Plan> {
+    /// Plans the import of the images of an OCI layout: every entry of
+    /// `index.json`, except that entries carrying a platform are chosen by
+    /// `platform` among those with the same `ref.name` (or none).
+    pub(crate) fn from_layout(layout: &Layout<'_>, platform: &PlatformChoice) -> Result<Plan> {
+        let descs = read_layout_index(layout)?;
+        let mut names = Vec::with_capacity(descs.len());
+        for desc in &descs {
+            names.push(match desc.annotations.get(REF_NAME) {
+                Some(name) => Some(normalize_name(name)?),
+                None => None,
+            });
+        }
+        let mut follow = vec![false; descs.len()];
+        let mut groups: Vec<(Option<&String>, Vec<usize>)> = Vec::new();
+        for (i, desc) in descs.iter().enumerate() {
+            if desc.platform.is_none() {
+                follow[i] = true;
+                continue;
+            }
+            let name = names[i].as_ref();
+            match groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((name, vec![i])),
+            }
+        }
+        for (_, members) in &groups {
+            let entries: Vec<Desc> = members.iter().map(|&i| descs[i].clone()).collect();
+            for chosen in platform.select("index.json", &entries)? {
+                follow[members[chosen]] = true;
+            }
+        }
         let mut plan = Plan::default();
-        for desc in read_layout_index(layout)? {
-            let names = match desc.annotations.get(REF_NAME) {
-                Some(name) => {
-                    let name = normalize_name(name)?;
+        for (i, desc) in descs.iter().enumerate() {
+            if !follow[i] {
+                continue;
+            }
+            let names = match &names[i] {
+                // With several platforms under one name, the first keeps it.
+                Some(name) if !plan.names.iter().any(|(n, _)| n == name) => {
                     plan.names.push((name.clone(), desc.clone()));
-                    vec![name]
+                    vec![name.clone()]
                 }
-                None => Vec::new(),
+                _ => Vec::new(),
             };
-            plan.follow(layout, &desc, &names, 0)?;
+            plan.follow(layout, desc, &names, 0, platform)?;
         }
         Ok(plan)
     }
@@ -472,6 +512,7 @@ impl Plan {
         desc: &Desc,
         names: &[String],
         depth: usize,
+        platform: &PlatformChoice,
     ) -> Result<()> {
         if INDEX_TYPES.contains(&desc.media_type.as_str()) {
             if depth >= MAX_INDEX_DEPTH {
@@ -484,23 +525,20 @@ impl Plan {
             let index: RawIndex = parse_json(&bytes, format!("index {}", desc.digest))?;
             self.indexes.push(bytes);
             let images_before = self.images.len();
-            for raw in index.manifests {
-                let child = Desc::from_raw(raw, "index")?;
-                // Like moby and containerd, only this host's OS is unpacked;
-                // other platforms' manifests are not followed.
-                if child
-                    .platform_os
-                    .as_deref()
-                    .is_some_and(|os| os != std::env::consts::OS)
-                {
-                    continue;
-                }
-                self.follow(layout, &child, names, depth + 1)?;
+            let children = index
+                .manifests
+                .into_iter()
+                .map(|raw| Desc::from_raw(raw, "index"))
+                .collect::<Result<Vec<_>>>()?;
+            // Like moby and containerd, the host's platform by default;
+            // other platforms' manifests are not followed.
+            for chosen in platform.select(&format!("index {}", desc.digest), &children)? {
+                self.follow(layout, &children[chosen], names, depth + 1, platform)?;
             }
             if self.images.len() == images_before {
                 return Err(Error::InvalidInput {
                     what: format!("index {}", desc.digest),
-                    reason: format!("no manifest for {}", std::env::consts::OS),
+                    reason: "it holds no image manifest".to_owned(),
                 });
             }
             return Ok(());
@@ -702,12 +740,24 @@ impl Store {
     /// that is not a layout: `InvalidArgument` naming it). A failure while
     /// storing undoes the names, images and layer records this import made;
     /// layer blobs it had stored by then remain, unreferenced, for `gc`.
-    /// Entries of a nested index for another OS are skipped (an index with
-    /// none for this host is refused). The CRI cache is updated once the
+    /// Of a multi-platform index, only the manifest for this host is
+    /// imported ([`PlatformChoice::Host`](crate::PlatformChoice::Host); an
+    /// index with none is refused with [`Error::NoMatchingPlatform`]); see
+    /// [`import_with`](Store::import_with) for other choices. The CRI cache is updated once the
     /// import is committed; should that fail, the import is undone too.
     pub fn import_oci_layout(&self, dir: impl AsRef<Path>) -> Result<Vec<Imported>> {
+        self.import_oci_layout_with(dir, &ImportOptions::default())
+    }
+
+    /// [`import_oci_layout`](Store::import_oci_layout) with `options`
+    /// (which platforms of multi-platform indexes to take).
+    pub fn import_oci_layout_with(
+        &self,
+        dir: impl AsRef<Path>,
+        options: &ImportOptions,
+    ) -> Result<Vec<Imported>> {
         let layout = Layout::Dir(dir.as_ref());
-        let plan = Plan::from_layout(&layout)?;
+        let plan = Plan::from_layout(&layout, &options.platform)?;
         self.import_plan(&layout, &plan)
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imgstore::backend::{ErrorKind, StoreBackend};
 use imgstore::digest::Digest;
-use imgstore::{Backend, Error, Options, Store};
+use imgstore::{Backend, Error, ImportOptions, Options, Platform, PlatformChoice, Store};
 use serde_json::{Value, json};
 
 mod common;
@@ -261,8 +261,9 @@ fn an_index_without_a_manifest_for_this_os_is_refused() {
         let err = store
             .import_oci_layout(&layout.dir)
             .expect_err("no manifest for this OS");
-        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(err.kind(), ErrorKind::NotFound);
         assert!(err.to_string().contains(&digest), "{err}");
+        assert!(err.to_string().contains("plan9/amd64"), "{err}");
         assert!(store.names().expect("names").is_empty());
     });
 }
@@ -343,5 +344,182 @@ fn a_corrupt_zstd_layer_is_refused_and_leaves_the_store_unchanged() {
             );
             assert_eq!(common::snapshot(store), before, "{case}: after gc");
         }
+    });
+}
+
+/// The platforms of the synthetic multi-platform index, in its order.
+const PLATFORMS: [&str; 3] = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
+
+/// A layout whose index.json names one nested index of three platforms'
+/// images; returns the image ID of each platform's image, in order.
+fn multi_platform_layout(dir: PathBuf) -> (LayoutBuilder, Vec<String>) {
+    let layout = LayoutBuilder::new(dir);
+    let mut entries = Vec::new();
+    let mut ids = Vec::new();
+    for platform in PLATFORMS {
+        let mut manifest = layout.image(&[plain(&format!("layer of {platform}"))]);
+        let parts: Vec<&str> = platform.split('/').collect();
+        manifest["platform"] = json!({"os": parts[0], "architecture": parts[1]});
+        if let Some(variant) = parts.get(2) {
+            manifest["platform"]["variant"] = json!(variant);
+        }
+        let digest: Digest = manifest["digest"]
+            .as_str()
+            .expect("digest")
+            .parse()
+            .expect("digest");
+        let bytes = std::fs::read(layout.dir.join("blobs/sha256").join(digest.encoded()))
+            .expect("manifest blob");
+        let parsed: Value = serde_json::from_slice(&bytes).expect("manifest json");
+        ids.push(
+            parsed["config"]["digest"]
+                .as_str()
+                .expect("config")
+                .to_owned(),
+        );
+        entries.push(manifest);
+    }
+    let nested = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
+    let nested = layout.blob(INDEX, &serde_json::to_vec(&nested).expect("json"));
+    layout.index(vec![named(nested, "example.test/multi:1")]);
+    (layout, ids)
+}
+
+fn imported_ids(imported: &[imgstore::Imported]) -> Vec<String> {
+    imported.iter().map(|i| i.id.to_string()).collect()
+}
+
+fn exact(platform: &str) -> ImportOptions {
+    ImportOptions::with_platform(PlatformChoice::Exact(platform.parse().expect("platform")))
+}
+
+#[test]
+fn the_host_platform_is_taken_from_a_multi_platform_index_by_default() {
+    each_backend(|store, tmp| {
+        let (layout, ids) = multi_platform_layout(tmp.join("layout"));
+        let host = Platform::host();
+        let offered: Vec<Platform> = PLATFORMS
+            .iter()
+            .map(|p| p.parse().expect("parse"))
+            .collect();
+        match offered.iter().position(|p| host.matches(p)) {
+            Some(i) => {
+                let imported = store.import(&layout.dir).expect("import");
+                assert_eq!(imported_ids(&imported), [ids[i].clone()], "host {host}");
+                assert_eq!(store.images().len(), 1);
+                assert_eq!(
+                    store
+                        .resolve("example.test/multi:1")
+                        .expect("resolve")
+                        .to_string(),
+                    ids[i]
+                );
+                if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+                    assert_eq!(i, 0, "linux/amd64");
+                }
+            }
+            None => {
+                let err = store.import(&layout.dir).expect_err("no host entry");
+                assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+            }
+        }
+    });
+}
+
+#[test]
+fn all_or_one_chosen_platform_is_imported() {
+    each_backend(|store, tmp| {
+        let (layout, ids) = multi_platform_layout(tmp.join("layout"));
+        let imported = store
+            .import_with(&layout.dir, &exact("linux/arm/v7"))
+            .expect("arm/v7");
+        assert_eq!(imported_ids(&imported), [ids[2].clone()]);
+        assert_eq!(imported[0].names, ["example.test/multi:1"]);
+        assert_eq!(store.images().len(), 1);
+        let imported = store
+            .import_with(
+                &layout.dir,
+                &ImportOptions::with_platform(PlatformChoice::All),
+            )
+            .expect("all");
+        assert_eq!(imported_ids(&imported), ids);
+        assert_eq!(store.images().len(), 3);
+        assert_eq!(store.layers().len(), 3);
+    });
+}
+
+#[test]
+fn a_platform_the_index_lacks_is_refused_naming_what_it_offers() {
+    each_backend(|store, tmp| {
+        let (layout, _) = multi_platform_layout(tmp.join("layout"));
+        let before = common::snapshot(store);
+        let err = store
+            .import_with(&layout.dir, &exact("windows/amd64"))
+            .expect_err("no windows entry");
+        match &err {
+            Error::NoMatchingPlatform {
+                wanted, available, ..
+            } => {
+                assert_eq!(wanted, "windows/amd64");
+                assert_eq!(available, &PLATFORMS);
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(
+            err.to_string()
+                .contains("linux/amd64, linux/arm64, linux/arm/v7"),
+            "{err}"
+        );
+        assert_eq!(common::snapshot(store), before);
+        let mut blobs = 0;
+        store
+            .content()
+            .walk(&mut |_| {
+                blobs += 1;
+                Ok(())
+            })
+            .expect("walk");
+        assert_eq!(blobs, 0, "nothing written");
+    });
+}
+
+/// `tar` of the files under `dir`, as an oci-archive.
+fn tar_dir(dir: &Path) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", dir).expect("tar");
+    builder.into_inner().expect("tar")
+}
+
+#[test]
+fn import_detects_layouts_archives_and_gzip_wrapped_archives() {
+    each_backend(|store, tmp| {
+        let (layout, ids) = multi_platform_layout(tmp.join("layout"));
+        let tar = tar_dir(&layout.dir);
+        let tar_path = tmp.join("multi.oci.tar");
+        std::fs::write(&tar_path, &tar).expect("write tar");
+        let imported = store
+            .import_with(&tar_path, &exact("linux/arm64"))
+            .expect("tar");
+        assert_eq!(imported_ids(&imported), [ids[1].clone()]);
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).expect("gzip");
+        let gz_path = tmp.join("multi.oci.tar.gz");
+        std::fs::write(&gz_path, gz.finish().expect("gzip")).expect("write gz");
+        let imported = store
+            .import_with(&gz_path, &ImportOptions::with_platform(PlatformChoice::All))
+            .expect("tar.gz");
+        assert_eq!(imported_ids(&imported), ids);
+        // The temporary decompressed copy is gone.
+        let leftovers: Vec<_> = std::fs::read_dir(store.root())
+            .expect("root")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        let err = store.import(tmp.join("absent")).expect_err("absent");
+        assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     });
 }
