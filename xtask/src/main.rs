@@ -6,7 +6,8 @@
 //!   selects the digest group, also OpenSSL's SHA-256 rate for comparison.
 //! - `tidy`: checks of the tree itself (crate docs, lints, no `unwrap()` in
 //!   library code).
-//! - `stress`: the long crash campaigns (many more SIGKILLs than CI runs).
+//! - `stress`: the long reliability campaigns (see `stress.rs`): crash,
+//!   concurrency and fault campaigns, many more runs than CI's.
 //! - `interop`: our exports and imports against a real Docker daemon (as
 //!   root; not part of CI).
 //! - `fuzz [target] [--execs N | --seconds S]`: the hostile-input fuzz loop.
@@ -16,6 +17,7 @@ use std::process::{Command, ExitCode};
 
 mod fuzz;
 mod interop;
+mod stress;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,12 +25,12 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("tidy") => tidy(),
-        Some("stress") => stress(&args[1..]),
+        Some("stress") => stress::run(&args[1..]),
         Some("interop") => interop::run(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [filter] | tidy | stress [kills] | interop | fuzz [target] [--execs N | --seconds S]>"
+                "usage: cargo xtask <ci | bench [filter] | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S]>"
             );
             return ExitCode::from(2);
         }
@@ -125,25 +127,6 @@ fn openssl_reference() {
         }
         _ => eprintln!("reference: openssl not available, no SHA-256 reference printed"),
     }
-}
-
-fn stress(args: &[String]) -> Result<(), String> {
-    let kills = args.first().map(String::as_str).unwrap_or("1000");
-    cargo(
-        &[
-            "test",
-            "--workspace",
-            "--all-features",
-            "--release",
-            "crash",
-            "--",
-            "--nocapture",
-        ],
-        &[
-            ("IMGSTORE_CRASH_KILLS", kills),
-            ("IMGSTORE_CRASH_SECONDS", "900"),
-        ],
-    )
 }
 
 /// Checks of the tree itself: every crate opens with a `//!` doc and inherits

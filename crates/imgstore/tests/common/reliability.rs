@@ -19,6 +19,16 @@ use imgstore::image::ImageStore;
 /// - each layer's blob is in the content store;
 /// - each name resolves to a stored image.
 pub fn problems(store: &Store) -> Vec<String> {
+    check(store, true)
+}
+
+/// [`problems`] without looking at the backends (no blob checks): what
+/// must hold in one process's view while another process changes the root.
+pub fn memory_problems(store: &Store) -> Vec<String> {
+    check(store, false)
+}
+
+fn check(store: &Store, disk: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let layers = store.layers().map();
     let mut recount: BTreeMap<String, usize> = BTreeMap::new();
@@ -45,7 +55,7 @@ pub fn problems(store: &Store) -> Vec<String> {
                 "layer {chain}: {counted} references, the images, children and holders make {expected}"
             ));
         }
-        if let Some(blob) = layer.blob() {
+        if let Some(blob) = layer.blob().filter(|_| disk) {
             match store.content().contains(&blob.digest) {
                 Ok(true) => {}
                 Ok(false) => problems.push(format!("layer {chain}: blob {} missing", blob.digest)),
