@@ -33,9 +33,15 @@ pub(crate) struct StoreLock {
 
 /// Held while one change runs: the in-process mutex and the file's
 /// exclusive lock (released on drop).
+///
+/// Fields drop in declaration order, so the file lock must come first: a
+/// thread that took the mutex while this one still held the `flock` would
+/// find it already held (one open file description) and go on, and this
+/// one's unlock would then leave it changing the store without the lock
+/// (found by the concurrency campaign: another process's change slipped in).
 pub(crate) struct ChangeGuard<'a> {
-    _in_process: MutexGuard<'a, ()>,
     _file: FileLock<'a>,
+    _in_process: MutexGuard<'a, ()>,
 }
 
 /// A held `flock`, released on drop.
