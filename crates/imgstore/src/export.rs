@@ -1030,13 +1030,13 @@ impl Store {
             Compression::Gzip => (Box::new(MultiGzDecoder::new(reader)), true),
             Compression::None => (Box::new(reader), false),
             Compression::Zstd => {
-                return Err(Error::Decompress {
-                    layer: blob.digest.clone(),
-                    source: io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "zstd layers cannot be written to a docker save archive yet",
-                    ),
-                });
+                let decoder = zstd::stream::read::Decoder::with_buffer(reader).map_err(|e| {
+                    Error::Decompress {
+                        layer: blob.digest.clone(),
+                        source: e,
+                    }
+                })?;
+                (Box::new(decoder), true)
             }
         };
         let mut checked = Checked::new(inner, blob.digest.clone(), layer.size());

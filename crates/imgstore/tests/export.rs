@@ -636,3 +636,114 @@ fn a_name_on_an_index_exports_the_index_and_its_stored_manifests() {
         assert_eq!(imported[0].names, [name]);
     }
 }
+
+/// An OCI layout of base with its layers recompressed with zstd (same
+/// config, so the same image ID and diff IDs).
+fn zstd_layout(corpus: &Path, dir: &Path) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    let base = expected_image(corpus, "base");
+    let source = corpus.join("oci/main/blobs/sha256");
+    let write = |bytes: &[u8]| {
+        let digest = imgstore::digest::Algorithm::Sha256.from_bytes(bytes);
+        std::fs::write(blobs.join(digest.encoded()), bytes).expect("write");
+        digest
+    };
+    let mut layers = Vec::new();
+    for layer in base["layers"].as_array().expect("layers") {
+        let digest = layer["digest"].as_str().expect("digest");
+        let gz = std::fs::read(source.join(&digest[7..])).expect("layer");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut plain)
+            .expect("gunzip");
+        let zst = zstd::encode_all(&plain[..], 3).expect("zstd");
+        layers.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "digest": write(&zst).to_string(),
+            "size": zst.len(),
+        }));
+    }
+    let config_digest = base["config_digest"].as_str().expect("config");
+    let config = std::fs::read(source.join(&config_digest[7..])).expect("config");
+    write(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config.len(),
+        },
+        "layers": layers,
+    }))
+    .expect("manifest");
+    let digest = write(&manifest);
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest.to_string(),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "registry.demo.test/demo/zstd:v1"},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).expect("write");
+}
+
+#[test]
+fn zstd_layers_are_decompressed_for_docker_save_and_kept_for_oci() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    zstd_layout(&corpus, &dir.path().join("in"));
+    let base = expected_image(&corpus, "base");
+    let base_id = base["image_id"].as_str().expect("id");
+    let name = "registry.demo.test/demo/zstd:v1";
+    for backend in BACKENDS {
+        let store = open(&dir.path().join(format!("store-{backend:?}")), backend);
+        store
+            .import_oci_layout(dir.path().join("in"))
+            .expect("import");
+        for format in FORMATS {
+            let out = dir
+                .path()
+                .join(format!("{backend:?}-{}", dest_name(format)));
+            store.export(&[name], &out, format).expect("export");
+            let again_dir = tempfile::tempdir().expect("tempdir");
+            let again = open(again_dir.path(), backend);
+            import_export(&again, &out, format);
+            assert_eq!(again.resolve(name).expect("name").to_string(), base_id);
+            let (_, diff_ids, chains) = &view(&again)[base_id];
+            assert_eq!(
+                diff_ids,
+                &strings(&base["diff_ids"]),
+                "{backend:?} {format:?}"
+            );
+            assert_eq!(
+                chains,
+                &strings(&base["chain_ids"]),
+                "{backend:?} {format:?}"
+            );
+        }
+        // Docker's layer tars are the uncompressed diffs, as in the corpus.
+        let save = dir.path().join(format!(
+            "{backend:?}-{}",
+            dest_name(ExportFormat::DockerSave)
+        ));
+        let mut archive = tar::Archive::new(std::fs::File::open(&save).expect("open"));
+        let mut sizes = BTreeMap::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let path = entry.path().expect("path").to_string_lossy().into_owned();
+            sizes.insert(path, entry.size());
+        }
+        for layer in base["layers"].as_array().expect("layers") {
+            let diff_id = layer["diff_id"].as_str().expect("diff id");
+            assert_eq!(
+                sizes.get(&format!("{}.tar", &diff_id[7..])).copied(),
+                layer["uncompressed_size"].as_u64(),
+                "{backend:?}: {diff_id}"
+            );
+        }
+    }
+}
