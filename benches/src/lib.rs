@@ -1,6 +1,8 @@
 //! Shared fixtures for the criterion suite in `benches/`: realistic image
 //! configs and stores filled with them.
 
+pub mod import_inputs;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -624,14 +624,18 @@ impl Plan {
 /// Hashes what it is written, the diff (uncompressed layer) as it streams,
 /// and scans its tar headers for the regular files' bytes.
 struct DiffSink {
-    digester: Digester,
+    /// `None` for an uncompressed layer: its diff is the blob, whose digest
+    /// the content store verifies; hashing it twice would only cost time.
+    digester: Option<Digester>,
     size: u64,
     scanner: TarScanner,
 }
 
 impl Write for DiffSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.digester.update(buf);
+        if let Some(digester) = &mut self.digester {
+            digester.update(buf);
+        }
         self.scanner.feed(buf);
         self.size += buf.len() as u64;
         Ok(buf.len())
@@ -691,7 +695,10 @@ impl<R: Read> Read for LayerTee<R> {
 impl<R> LayerTee<R> {
     fn new(inner: R, compression: Compression) -> io::Result<LayerTee<R>> {
         let sink = DiffSink {
-            digester: Digester::new(Algorithm::Sha256),
+            digester: match compression {
+                Compression::None => None,
+                Compression::Gzip | Compression::Zstd => Some(Digester::new(Algorithm::Sha256)),
+            },
             size: 0,
             scanner: TarScanner::new(),
         };
@@ -708,7 +715,9 @@ impl<R> LayerTee<R> {
     }
 
     /// What the diff turned out to be, once the whole blob went through.
-    fn finish(self) -> io::Result<DiffInfo> {
+    /// `blob` is the digest the content store verified the blob against:
+    /// the diff ID of an uncompressed layer.
+    fn finish(self, blob: &Digest) -> io::Result<DiffInfo> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -719,7 +728,10 @@ impl<R> LayerTee<R> {
             Decoder::Plain(sink) => *sink,
         };
         Ok(DiffInfo {
-            diff_id: sink.digester.finish(),
+            diff_id: match sink.digester {
+                Some(digester) => digester.finish(),
+                None => blob.clone(),
+            },
             size: sink.size,
             files_size: sink.scanner.finish().ok(),
         })
@@ -870,7 +882,7 @@ impl Store {
                 actual: info.size,
             });
         }
-        tee.finish().map_err(decompress_error)
+        tee.finish(&layer.desc.digest).map_err(decompress_error)
     }
 
     /// Creates the name, or moves it to `target` when it points elsewhere.
