@@ -27,7 +27,7 @@
 mod error;
 mod image;
 mod store;
-mod time;
+pub mod time;
 
 pub use error::ImageError;
 pub use image::{History, Image, ImageId, RootFs};

@@ -1,10 +1,12 @@
-//! RFC 3339 timestamps with nanoseconds, as moby stores `lastUpdated`.
+//! RFC 3339 timestamps with nanoseconds, as moby stores `lastUpdated` and
+//! image configs write `created`: the one parser and formatter the store
+//! and the facade's views use.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (UTC). Times before 1970
 /// are clamped to the epoch.
-pub(crate) fn format_rfc3339_nanos(t: SystemTime) -> String {
+pub fn format_rfc3339_nanos(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -20,7 +22,7 @@ pub(crate) fn format_rfc3339_nanos(t: SystemTime) -> String {
 
 /// Parses what [`format_rfc3339_nanos`] writes, plus offsets (`+02:00`) and any
 /// number of fraction digits, as Go's `time.RFC3339Nano` accepts.
-pub(crate) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() < 20
         || b[4] != b'-'

@@ -3,25 +3,14 @@
 //! `docker load` followed by `docker images` would:
 //! `cargo run -p imgstore --example load -- DIR|FILE...`.
 //!
-//! The store lives in `$IMGSTORE_ROOT`, else `$XDG_DATA_HOME/imgstore`, else
-//! `~/.local/share/imgstore` (SQLite). Until the `imgstore` command exists,
-//! this is the README's main job.
+//! The store lives at [`imgstore::default_root`]: `$IMGSTORE_ROOT`, else
+//! `$XDG_DATA_HOME/imgstore`, else `~/.local/share/imgstore` (SQLite). The
+//! `imgstore` command (`crates/cli`) does the same with `imgstore load` and
+//! `imgstore images`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use imgstore::Store;
-
-fn default_root() -> PathBuf {
-    if let Some(root) = std::env::var_os("IMGSTORE_ROOT") {
-        return PathBuf::from(root);
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("imgstore")
-}
+use imgstore::{Store, default_root};
 
 fn main() -> ExitCode {
     let root = default_root();

@@ -52,6 +52,11 @@
 //! [`Store::export`] writes images to an OCI layout directory, an
 //! oci-archive or a `docker save` tar ([`ExportFormat`]), streamed and
 //! re-verified, renamed into place only once complete.
+//!
+//! [`Store::list_images`], [`Store::inspect`], [`Store::history`] and
+//! [`Store::layer_usage`] are read-only views shaped like Docker's
+//! (`images --filter`, `inspect`, `history`); [`default_root`] is where a
+//! store lives when the user does not say (XDG).
 
 mod any_backend;
 mod archive;
@@ -62,9 +67,11 @@ mod import;
 mod lock;
 mod manage;
 mod oci;
+mod root;
 mod store;
 mod tarscan;
 mod usage;
+mod view;
 
 pub use any_backend::AnyBackend;
 pub use error::{Error, Result};
@@ -73,8 +80,10 @@ pub use fsck::{FsckProblem, FsckReport};
 pub use import::{ImportOptions, Platform, PlatformChoice};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
+pub use root::default_root;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
 pub use usage::{DiskUsage, ImageUsage};
+pub use view::{HistoryEntry, ImageQuery, InspectMetadata, InspectRootFs, InspectView, LayerUsage};
 
 pub use imgstore_backend as backend;
 pub use imgstore_cri as cri;

@@ -53,6 +53,7 @@
 mod encoding;
 mod error;
 pub mod filters;
+pub mod glob;
 mod labels;
 mod record;
 pub mod reference;

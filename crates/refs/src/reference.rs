@@ -30,6 +30,8 @@ use std::str::FromStr;
 use imgstore_backend::ErrorKind;
 use imgstore_digest::Digest;
 
+use crate::glob::{BadPattern, path_match};
+
 /// The registry of names without a domain.
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// The tag a name without tag or digest gets from [`Reference::with_default_tag`].
@@ -379,6 +381,28 @@ pub fn normalize(reference: &str) -> Result<String, ReferenceError> {
 /// `busybox:latest`.
 pub fn familiar(reference: &str) -> Result<String, ReferenceError> {
     Ok(Reference::parse_normalized(reference)?.familiar_string())
+}
+
+/// Docker's `--filter reference=PATTERN` test (distribution's
+/// `FamiliarMatch`): the shell `pattern` ([`path_match`]) against the
+/// reference as Docker shows it (`busybox:latest`), then against its familiar
+/// name alone (`busybox`). `Ok(false)` for a reference that does not parse.
+///
+/// ```
+/// use imgstore_refs::reference::familiar_match;
+///
+/// assert_eq!(familiar_match("busybox", "docker.io/library/busybox:latest"), Ok(true));
+/// assert_eq!(familiar_match("*:1.*", "docker.io/library/busybox:1.36"), Ok(true));
+/// assert_eq!(familiar_match("demo/*", "registry.demo.test/demo/base:v1"), Ok(false));
+/// ```
+pub fn familiar_match(pattern: &str, reference: &str) -> Result<bool, BadPattern> {
+    let Ok(reference) = Reference::parse_normalized(reference) else {
+        return Ok(false);
+    };
+    if path_match(pattern, &reference.familiar_string())? {
+        return Ok(true);
+    }
+    path_match(pattern, &reference.familiar_name())
 }
 
 /// 64 lower-case hex characters: an image ID, not a name.

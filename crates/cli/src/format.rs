@@ -1,0 +1,186 @@
+//! Docker's human formats: sizes (go-units `HumanSizeWithPrecision`),
+//! durations (`HumanDuration`), the tab-aligned tables of the Docker CLI
+//! and its ellipsis.
+
+use std::time::{Duration, SystemTime};
+
+use imgstore::image::time::parse_rfc3339;
+
+/// go-units' `HumanSizeWithPrecision(size, 3)`, as `docker images` prints
+/// SIZE: decimal units, three significant digits (`82B`, `2.5kB`, `1.23MB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", go_format_g(size, 3), UNITS[unit])
+}
+
+/// Go's `%.{precision}g` for a non-negative finite number: `precision`
+/// significant digits, trailing zeros dropped, exponent form when the
+/// exponent is below -4 or at least `precision` (`1e+03`).
+fn go_format_g(value: f64, precision: usize) -> String {
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let precision = precision.max(1);
+    let scientific = format!("{:.*e}", precision - 1, value);
+    let Some((mantissa, exponent)) = scientific.split_once('e') else {
+        return scientific;
+    };
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if exponent < -4 || exponent >= precision as i32 {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
+    } else {
+        let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
+        trim(&format!("{value:.decimals$}"))
+    }
+}
+
+/// go-units' `HumanDuration`: `Less than a second`, `About a minute`,
+/// `5 days`, `3 years`, ...
+pub fn human_duration(elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    let secs = seconds as u64;
+    let minutes = (seconds / 60.0) as u64;
+    let hours = (seconds / 3600.0 + 0.5) as u64;
+    if secs < 1 {
+        "Less than a second".to_owned()
+    } else if secs == 1 {
+        "1 second".to_owned()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".to_owned()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".to_owned()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", (seconds / 3600.0) as u64 / 24 / 365)
+    }
+}
+
+/// `N days ago` for an RFC 3339 time, as Docker's CREATED column; `N/A`
+/// when the time is unset or unreadable.
+pub fn created_since(created: Option<&str>, now: SystemTime) -> String {
+    match created.and_then(parse_rfc3339) {
+        Some(time) => format!(
+            "{} ago",
+            human_duration(now.duration_since(time).unwrap_or_default())
+        ),
+        None => "N/A".to_owned(),
+    }
+}
+
+/// The Docker CLI's `Ellipsis`: at most `max` characters, the last one `…`
+/// when cut.
+pub fn ellipsis(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// A table as the Docker CLI prints one (Go's tabwriter with minimum width
+/// 10 and padding 3): every column but the last padded to its widest cell
+/// plus 3.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths = vec![0usize; columns];
+    let all = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned())
+        .collect::<Vec<_>>();
+    for row in &all {
+        for (column, cell) in row.iter().enumerate().take(columns) {
+            widths[column] = widths[column].max((cell.chars().count() + 3).max(10));
+        }
+    }
+    let mut out = String::new();
+    for row in &all {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate().take(columns) {
+            if column + 1 == columns {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                let pad = widths[column] - cell.chars().count();
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_docker_prints_them() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(82), "82B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(2500), "2.5kB");
+        assert_eq!(human_size(3361), "3.36kB");
+        assert_eq!(human_size(7_130_000), "7.13MB");
+        assert_eq!(human_size(999_999), "1e+03kB");
+        assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    #[test]
+    fn durations_read_as_docker_prints_them() {
+        let d = Duration::from_secs;
+        assert_eq!(
+            human_duration(Duration::from_millis(300)),
+            "Less than a second"
+        );
+        assert_eq!(human_duration(d(1)), "1 second");
+        assert_eq!(human_duration(d(59)), "59 seconds");
+        assert_eq!(human_duration(d(60)), "About a minute");
+        assert_eq!(human_duration(d(45 * 60)), "45 minutes");
+        assert_eq!(human_duration(d(90 * 60)), "2 hours");
+        assert_eq!(human_duration(d(5 * 86_400)), "5 days");
+        assert_eq!(human_duration(d(20 * 86_400)), "2 weeks");
+        assert_eq!(human_duration(d(100 * 86_400)), "3 months");
+        assert_eq!(human_duration(d(3 * 365 * 86_400 + 7 * 86_400)), "3 years");
+    }
+
+    #[test]
+    fn tables_align_like_tabwriter() {
+        let out = table(
+            &["REPOSITORY", "TAG", "SIZE"],
+            &[vec!["a".into(), "v1".into(), "82B".into()]],
+        );
+        assert_eq!(
+            out,
+            "REPOSITORY   TAG       SIZE\na            v1        82B\n"
+        );
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+        assert_eq!(ellipsis("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,552 @@
+//! `imgstore`: the command line of the imgstore facade, with the output a
+//! Docker user expects (`Loaded image: NAME`, the `images` table,
+//! `Untagged:` / `Deleted:` lines, `docker inspect` JSON).
+//!
+//! The binary is thin: it parses arguments (clap) and prints; everything it
+//! does is a call on [`imgstore::Store`] a library user could make too.
+//! Exit codes: 0 success, 1 an operation failed (`Error: <message>` on
+//! stderr), 2 a usage error.
+//!
+//! ```text
+//! imgstore load -i corpus/oci/main -i corpus/docker/child.docker.tar
+//! imgstore images --format json
+//! imgstore rmi registry.demo.test/demo/sibling:v1
+//! ```
+
+mod format;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use imgstore::refs::reference::Reference;
+use imgstore::{Backend, ImageQuery, ImageSummary, Imported, Options, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::format::{created_since, ellipsis, human_size, table};
+
+/// A local container image store.
+#[derive(Debug, Parser)]
+#[command(name = "imgstore", version, about, max_term_width = 100)]
+struct Cli {
+    /// The store's directory [default: $IMGSTORE_ROOT, else
+    /// $XDG_DATA_HOME/imgstore, else ~/.local/share/imgstore]
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The backend the store keeps its state in.
+    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
+    backend: BackendArg,
+    /// The namespace of the names (containerd's).
+    #[arg(long, global = true, value_name = "NS", default_value = "default")]
+    namespace: String,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    /// SQLite databases (content.db, images.db).
+    Sqlite,
+    /// Files in moby's layout (content/, imagedb/).
+    Fs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// A table for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load images from OCI layouts, oci-archive or `docker save` tarballs.
+    Load {
+        /// An OCI layout directory or an image tarball (repeatable).
+        #[arg(short, long = "input", value_name = "FILE|DIR", required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// List images.
+    Images {
+        /// Show all images (also intermediate ones).
+        #[arg(short, long)]
+        all: bool,
+        /// Show digests.
+        #[arg(long)]
+        digests: bool,
+        /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE,
+        /// since=IMAGE, label=KEY[=VALUE] (repeatable).
+        #[arg(short, long = "filter", value_name = "FILTER")]
+        filters: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Only show image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show images as JSON, as `docker inspect` does.
+    Inspect {
+        /// Names or (short) IDs.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show the history of an image.
+    History {
+        /// A name or (short) ID.
+        image: String,
+        /// Do not truncate CREATED BY.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// List stored layers and how many images use each.
+    Layers {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Create a name TARGET that refers to SOURCE.
+    Tag {
+        /// A name or (short) ID.
+        source: String,
+        /// The new name.
+        target: String,
+    },
+    /// Remove names and images, as `docker rmi`.
+    Rmi {
+        /// Remove an image several names point at, by ID.
+        #[arg(short, long)]
+        force: bool,
+        /// Names or (short) IDs.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove unreferenced layers and unreachable blobs.
+    Gc,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; `Err` is a failure before any output (opening the
+/// store, a bad filter). Commands over several arguments report each
+/// failure themselves and return exit code 1.
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    let root = cli.root.clone().unwrap_or_else(imgstore::default_root);
+    let options = Options {
+        backend: match cli.backend {
+            BackendArg::Sqlite => Backend::Sqlite,
+            BackendArg::Fs => Backend::Fs,
+        },
+        namespace: cli.namespace.clone(),
+    };
+    let store = Store::open_with(&root, options)
+        .map_err(|e| format!("cannot open the store at {}: {e}", root.display()))?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let result = match cli.command {
+        Command::Load { inputs } => Ok(load(&store, &inputs, cli.quiet, &mut out)),
+        Command::Images {
+            all,
+            digests,
+            filters,
+            format,
+            quiet,
+        } => images(&store, all, digests, filters, format, quiet, &mut out),
+        Command::Inspect { images } => Ok(inspect(&store, &images, &mut out)),
+        Command::History {
+            image,
+            no_trunc,
+            format,
+        } => history(&store, &image, no_trunc, format, &mut out),
+        Command::Layers { format } => layers(&store, format, &mut out),
+        Command::Tag { source, target } => store
+            .tag(&source, &target)
+            .map(|_| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
+        Command::Rmi { force, images } => Ok(rmi(&store, &images, force, &mut out)),
+        Command::Gc => gc(&store, &mut out),
+    };
+    out.flush().map_err(|e| format!("write output: {e}"))?;
+    result
+}
+
+/// A spinner on stderr while `work` runs, when stderr is a terminal and
+/// progress is not silenced.
+fn with_progress<T>(quiet: bool, message: String, work: impl FnOnce() -> T) -> T {
+    if quiet || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.set_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let result = work();
+    bar.finish_and_clear();
+    result
+}
+
+/// The name as Docker prints it (`busybox:latest`), or as stored when it
+/// does not parse.
+fn familiar(name: &str) -> String {
+    imgstore::refs::reference::familiar(name).unwrap_or_else(|_| name.to_owned())
+}
+
+fn short_id(id: &imgstore::image::ImageId) -> String {
+    id.digest().encoded().chars().take(12).collect()
+}
+
+fn load(store: &Store, inputs: &[PathBuf], quiet: bool, out: &mut impl Write) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for input in inputs {
+        let result = with_progress(quiet, format!("Loading {}", input.display()), || {
+            import(store, input)
+        });
+        match result {
+            Ok(imported) => {
+                for image in imported {
+                    if image.names.is_empty() {
+                        let _ = writeln!(out, "Loaded image ID: {}", image.id);
+                    }
+                    for name in &image.names {
+                        let _ = writeln!(out, "Loaded image: {}", familiar(name));
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+fn import(store: &Store, input: &Path) -> imgstore::Result<Vec<Imported>> {
+    if input.is_dir() {
+        store.import_oci_layout(input)
+    } else {
+        store.import_archive(input)
+    }
+}
+
+/// One line of `images --format json`.
+fn image_json(summary: &ImageSummary) -> Value {
+    let mut references = summary.references.clone();
+    references.sort();
+    json!({
+        "id": summary.id.to_string(),
+        "references": references,
+        "content_size": summary.size,
+        "created": summary.created,
+        "pinned": summary.pinned,
+        "parent": summary.parent.as_ref().map(ToString::to_string),
+    })
+}
+
+/// The rows an image shows in the `images` table: (repository, tag,
+/// digest) per tag, one per digest name whose repository has no tag row,
+/// `<none>` when it has no name.
+fn image_rows(summary: &ImageSummary, targets: &BTreeMap<String, String>) -> Vec<[String; 3]> {
+    let none = || "<none>".to_owned();
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    let parsed: Vec<(&String, Reference)> = summary
+        .references
+        .iter()
+        .filter_map(|name| Some((name, Reference::parse_normalized(name).ok()?)))
+        .collect();
+    for (name, reference) in &parsed {
+        if let (Some(tag), None) = (reference.tag(), reference.digest()) {
+            rows.push([
+                reference.familiar_name(),
+                tag.to_owned(),
+                targets.get(*name).cloned().unwrap_or_else(none),
+            ]);
+        }
+    }
+    for (_, reference) in &parsed {
+        if let Some(digest) = reference.digest() {
+            let repository = reference.familiar_name();
+            if !rows.iter().any(|row| row[0] == repository) {
+                rows.push([repository, none(), digest.to_string()]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        rows.push([none(), none(), none()]);
+    }
+    rows
+}
+
+fn images(
+    store: &Store,
+    all: bool,
+    digests: bool,
+    filters: Vec<String>,
+    format: OutputFormat,
+    ids_only: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let listed = store
+        .list_images(&ImageQuery { all, filters })
+        .map_err(|e| e.to_string())?;
+    let write = |out: &mut dyn Write, text: &str| {
+        out.write_all(text.as_bytes())
+            .map_err(|e| format!("write output: {e}"))
+    };
+    if format == OutputFormat::Json {
+        let mut text = String::new();
+        for summary in &listed {
+            text.push_str(&image_json(summary).to_string());
+            text.push('\n');
+        }
+        write(out, &text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let targets: BTreeMap<String, String> = if digests {
+        store
+            .refs()
+            .list(store.namespace(), &[])
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|record| (record.name.clone(), record.target.digest.to_string()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let now = SystemTime::now();
+    let mut rows = Vec::new();
+    let mut ids = String::new();
+    for summary in &listed {
+        let id = short_id(&summary.id);
+        for [repository, tag, digest] in image_rows(summary, &targets) {
+            if ids_only {
+                ids.push_str(&id);
+                ids.push('\n');
+                continue;
+            }
+            let mut row = vec![repository, tag];
+            if digests {
+                row.push(digest);
+            }
+            row.extend([
+                id.clone(),
+                created_since(summary.created.as_deref(), now),
+                human_size(summary.size),
+            ]);
+            rows.push(row);
+        }
+    }
+    if ids_only {
+        write(out, &ids)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header: &[&str] = if digests {
+        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    } else {
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    };
+    write(out, &table(header, &rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pretty JSON with four-space indentation, as `docker inspect` prints.
+fn pretty(value: &impl serde::Serialize) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
+fn inspect(store: &Store, names: &[String], out: &mut impl Write) -> ExitCode {
+    let mut views = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match store.inspect(name) {
+            Ok(view) => views.push(view),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    match pretty(&views) {
+        Ok(text) => {
+            let _ = writeln!(out, "{text}");
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
+}
+
+fn history(
+    store: &Store,
+    image: &str,
+    no_trunc: bool,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let entries = store.history(image).map_err(|e| e.to_string())?;
+    let text = match format {
+        OutputFormat::Json => entries
+            .iter()
+            .map(|entry| {
+                json!({
+                    "id": entry.id.as_ref().map(ToString::to_string),
+                    "created": entry.created,
+                    "created_by": entry.created_by,
+                    "size": entry.size,
+                    "comment": entry.comment,
+                    "empty_layer": entry.empty_layer,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect(),
+        OutputFormat::Table => {
+            let now = SystemTime::now();
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|entry| {
+                    let created_by = entry.created_by.replace('\t', " ");
+                    vec![
+                        entry
+                            .id
+                            .as_ref()
+                            .map_or_else(|| "<missing>".to_owned(), short_id),
+                        created_since(entry.created.as_deref(), now),
+                        if no_trunc {
+                            created_by
+                        } else {
+                            ellipsis(&created_by, 45)
+                        },
+                        human_size(entry.size),
+                        entry.comment.clone(),
+                    ]
+                })
+                .collect();
+            table(
+                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+                &rows,
+            )
+        }
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("write output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn layers(store: &Store, format: OutputFormat, out: &mut impl Write) -> Result<ExitCode, String> {
+    let usage = store.layer_usage();
+    let text = match format {
+        OutputFormat::Json => usage
+            .iter()
+            .map(|layer| {
+                json!({
+                    "chain_id": layer.chain_id.to_string(),
+                    "diff_id": layer.diff_id.to_string(),
+                    "parent": layer.parent.as_ref().map(ToString::to_string),
+                    "size": layer.size,
+                    "used_by": layer.used_by,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect(),
+        OutputFormat::Table => {
+            let short = |s: &str| -> String {
+                s.split_once(':')
+                    .map_or(s, |(_, hex)| hex)
+                    .chars()
+                    .take(12)
+                    .collect()
+            };
+            let rows: Vec<Vec<String>> = usage
+                .iter()
+                .map(|layer| {
+                    vec![
+                        short(layer.chain_id.as_str()),
+                        short(layer.diff_id.as_str()),
+                        layer
+                            .parent
+                            .as_ref()
+                            .map_or_else(|| "<none>".to_owned(), |p| short(p.as_str())),
+                        human_size(layer.size),
+                        layer.used_by.to_string(),
+                    ]
+                })
+                .collect();
+            table(&["CHAIN ID", "DIFF ID", "PARENT", "SIZE", "USED BY"], &rows)
+        }
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("write output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rmi(store: &Store, names: &[String], force: bool, out: &mut impl Write) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match store.remove(name, force) {
+            Ok(report) => {
+                for untagged in &report.untagged {
+                    let _ = writeln!(out, "Untagged: {}", familiar(untagged));
+                }
+                for deleted in &report.deleted {
+                    let _ = writeln!(out, "Deleted: {deleted}");
+                }
+            }
+            Err(e) => {
+                // Keep the order of stdout and stderr when both are one stream.
+                let _ = out.flush();
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+fn gc(store: &Store, out: &mut impl Write) -> Result<ExitCode, String> {
+    let report = store.gc().map_err(|e| e.to_string())?;
+    for note in &report.notes {
+        eprintln!("Note: {note}");
+    }
+    writeln!(
+        out,
+        "Removed {} layer(s), {} blob(s), {} leftover file(s)\nTotal reclaimed space: {}",
+        report.layers_removed,
+        report.blobs_removed,
+        report.orphan_files_removed,
+        human_size(report.bytes_freed)
+    )
+    .map_err(|e| format!("write output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}

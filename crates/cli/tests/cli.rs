@@ -1,0 +1,618 @@
+//! The `imgstore` binary run as a user runs it, against a temporary store
+//! loaded from the shared corpus (`../shared/corpus`; tests skip with a note
+//! when it is absent).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+const REPO: &str = "registry.demo.test/demo";
+/// Newest first, as `images` lists them (by the configs' `created`).
+const MAIN_AND_QUIRK: [&str; 5] = ["quirk", "withenv", "child", "sibling", "base"];
+
+fn corpus() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    if dir.join("expected").is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: no image corpus at {}", dir.display());
+        None
+    }
+}
+
+fn expected(corpus: &Path, file: &str) -> Value {
+    let path = corpus.join("expected").join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+fn image(corpus: &Path, name: &str) -> Value {
+    expected(corpus, &format!("images/{name}.json"))
+}
+
+/// Runs `imgstore --root ROOT ARGS...` with no other configuration.
+fn imgstore(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgstore"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("IMGSTORE_ROOT")
+        .output()
+        .expect("run imgstore")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// Runs and checks exit code 0 (showing stderr otherwise); returns stdout.
+fn ok(root: &Path, args: &[&str]) -> String {
+    let output = imgstore(root, args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "imgstore {args:?} failed: {}",
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+/// A temporary store holding `oci/main` and `oci/quirk-unterminated`.
+fn loaded(corpus: &Path) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("temp dir");
+    let main = corpus.join("oci/main");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    ok(
+        root.path(),
+        &[
+            "load",
+            "-i",
+            main.to_str().expect("UTF-8 path"),
+            "--input",
+            quirk.to_str().expect("UTF-8 path"),
+        ],
+    );
+    root
+}
+
+fn years_ago(created: &str) -> String {
+    let created = imgstore::image::time::parse_rfc3339(created).expect("corpus time parses");
+    let seconds = SystemTime::now()
+        .duration_since(created)
+        .expect("corpus images are in the past")
+        .as_secs();
+    format!("{} years ago", seconds / 3600 / 24 / 365)
+}
+
+#[test]
+fn load_prints_docker_load_lines() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let main = corpus.join("oci/main");
+    let archive = corpus.join("docker/child.docker.tar");
+    let out = ok(
+        root.path(),
+        &[
+            "load",
+            "-i",
+            main.to_str().expect("UTF-8"),
+            "-i",
+            archive.to_str().expect("UTF-8"),
+        ],
+    );
+    assert_eq!(
+        out,
+        format!(
+            "Loaded image: {REPO}/base:v1\nLoaded image: {REPO}/sibling:v1\n\
+             Loaded image: {REPO}/child:v1\nLoaded image: {REPO}/withenv:v1\n\
+             Loaded image: {REPO}/child:v1\n"
+        )
+    );
+}
+
+#[test]
+fn load_of_a_broken_input_fails_with_exit_1_and_keeps_going() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let bad = corpus.join("bad/missing-oci-layout");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    let output = imgstore(
+        root.path(),
+        &[
+            "load",
+            "-i",
+            bad.to_str().expect("UTF-8"),
+            "-i",
+            quirk.to_str().expect("UTF-8"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), format!("Loaded image: {REPO}/quirk:v1\n"));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("Error: ") && err.contains("not an OCI image layout"),
+        "{err}"
+    );
+}
+
+#[test]
+fn images_json_has_one_object_per_image_with_the_expected_values() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let lines = json_lines(&ok(root.path(), &["images", "--format", "json"]));
+    assert_eq!(lines.len(), 5);
+    for (line, name) in lines.iter().zip(MAIN_AND_QUIRK) {
+        let want = image(&corpus, name);
+        assert_eq!(line["id"], want["image_id"], "{name}");
+        assert_eq!(line["references"], want["ref_names"], "{name}");
+        assert_eq!(line["content_size"], want["content_size"], "{name}");
+        assert_eq!(line["created"], want["created"], "{name}");
+        assert_eq!(line["pinned"], Value::Bool(false), "{name}");
+        assert_eq!(line["parent"], Value::Null, "{name}");
+    }
+}
+
+#[test]
+fn images_quiet_prints_short_ids_newest_first() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let want: String = MAIN_AND_QUIRK
+        .iter()
+        .map(|name| {
+            format!(
+                "{}\n",
+                image(&corpus, name)["image_id_short"]
+                    .as_str()
+                    .unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(ok(root.path(), &["images", "-q"]), want);
+}
+
+#[test]
+fn images_table_is_dockers() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let created = years_ago("2023-11-21T22:17:20Z");
+    let sizes = ["965B", "3.36kB", "3.04kB", "2.27kB", "2.5kB"];
+    let mut want =
+        "REPOSITORY                        TAG       IMAGE ID       CREATED       SIZE\n"
+            .to_owned();
+    for (name, size) in MAIN_AND_QUIRK.iter().zip(sizes) {
+        let short = image(&corpus, name)["image_id_short"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        want.push_str(&format!(
+            "{:<34}v1        {short}   {created}   {size}\n",
+            format!("{REPO}/{name}")
+        ));
+    }
+    assert_eq!(ok(root.path(), &["images"]), want);
+}
+
+#[test]
+fn images_filters_follow_docker() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let ids = |filters: &[&str]| -> Vec<String> {
+        let mut args = vec!["images", "--format", "json"];
+        for filter in filters {
+            args.extend(["--filter", filter]);
+        }
+        json_lines(&ok(root.path(), &args))
+            .iter()
+            .map(|line| line["references"][0].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    let names = |short: &[&str]| -> Vec<String> {
+        short.iter().map(|n| format!("{REPO}/{n}:v1")).collect()
+    };
+    assert_eq!(ids(&["reference=*/*/b*"]), names(&["base"]));
+    assert_eq!(
+        ids(&["reference=*/*/base", "reference=*/*/quirk:v1"]),
+        names(&["quirk", "base"])
+    );
+    assert_eq!(ids(&["label=stage=final"]), names(&["withenv"]));
+    assert_eq!(
+        ids(&["label=org.opencontainers.image.title=base"]),
+        names(&["withenv", "base"])
+    );
+    assert_eq!(
+        ids(&[
+            "label=org.opencontainers.image.title",
+            "label=org.opencontainers.image.version"
+        ]),
+        names(&["withenv", "child", "base"])
+    );
+    let before = format!("before={REPO}/child:v1");
+    let since = format!("since={REPO}/base:v1");
+    assert_eq!(ids(&[&before, &since]), names(&["sibling"]));
+    assert_eq!(ids(&["dangling=true"]), Vec::<String>::new());
+    assert_eq!(ids(&["dangling=false"]).len(), 5);
+
+    let output = imgstore(root.path(), &["images", "--filter", "colour=blue"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "Error: filter \"colour=blue\": unknown filter (dangling, reference, before, since, label)\n"
+    );
+    let output = imgstore(root.path(), &["images", "--filter", "reference=[a-"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("syntax error in pattern"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn images_digests_column_shows_the_manifest_digest() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let out = ok(
+        root.path(),
+        &["images", "--digests", "--filter", "reference=*/*/base"],
+    );
+    let base = image(&corpus, "base");
+    let row = out.lines().nth(1).unwrap_or_default();
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        &columns[..4],
+        [
+            format!("{REPO}/base").as_str(),
+            "v1",
+            base["manifest_digest"].as_str().unwrap_or("?"),
+            base["image_id_short"].as_str().unwrap_or("?"),
+        ]
+    );
+    assert!(out.starts_with("REPOSITORY"), "{out}");
+    assert!(out.lines().next().unwrap_or_default().contains("DIGEST"));
+}
+
+#[test]
+fn inspect_prints_a_docker_inspect_array() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let base = image(&corpus, "base");
+    let short = base["image_id_short"].as_str().unwrap_or("?");
+    let out = ok(
+        root.path(),
+        &["inspect", &format!("{REPO}/base:v1"), &short[..6]],
+    );
+    let views: Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    let views = views.as_array().expect("an array");
+    assert_eq!(views.len(), 2);
+    assert_eq!(
+        views[0], views[1],
+        "by name and by short ID: the same image"
+    );
+    let view = &views[0];
+    assert_eq!(view["Id"], base["image_id"]);
+    assert_eq!(view["RepoTags"], base["repo_tags"]);
+    assert_eq!(
+        view["RepoDigests"],
+        serde_json::json!([format!(
+            "{REPO}/base@{}",
+            base["manifest_digest"].as_str().unwrap_or("?")
+        )])
+    );
+    assert_eq!(view["Parent"], "");
+    assert_eq!(view["Created"], base["created"]);
+    assert_eq!(view["Author"], base["author"]);
+    assert_eq!(view["Architecture"], base["architecture"]);
+    assert_eq!(view["Os"], base["os"]);
+    assert_eq!(view["Config"]["Env"], base["env"]);
+    assert_eq!(view["Config"]["Labels"], base["labels"]);
+    assert_eq!(view["RootFS"]["Type"], "layers");
+    assert_eq!(view["RootFS"]["Layers"], base["diff_ids"]);
+    assert_eq!(view["Metadata"]["LastTagTime"], "0001-01-01T00:00:00Z");
+    assert!(
+        out.contains("\n    {\n        \"Id\""),
+        "four-space indent: {out}"
+    );
+}
+
+#[test]
+fn inspect_of_an_unknown_image_fails_after_printing_the_others() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let output = imgstore(
+        root.path(),
+        &["inspect", "nothing", &format!("{REPO}/quirk:v1")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "Error: No such image: nothing\n");
+    let views: Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(views[0]["Id"], image(&corpus, "quirk")["image_id"]);
+    assert_eq!(views.as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn history_is_newest_first_with_layer_sizes() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let withenv = image(&corpus, "withenv");
+    let lines = json_lines(&ok(
+        root.path(),
+        &["history", "--format", "json", &format!("{REPO}/withenv:v1")],
+    ));
+    let history = withenv["history"].as_array().expect("history");
+    assert_eq!(lines.len(), history.len());
+    let layer_sizes: Vec<u64> = withenv["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["uncompressed_size"].as_u64().unwrap_or(0))
+        .collect();
+    let mut sizes = layer_sizes.iter();
+    let mut want = Vec::new();
+    for step in history {
+        let empty = step["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            *sizes.next().unwrap_or(&0)
+        };
+        want.push((
+            step["created_by"].clone(),
+            step["created"].clone(),
+            size,
+            empty,
+        ));
+    }
+    want.reverse();
+    for (i, (line, (created_by, created, size, empty))) in lines.iter().zip(want).enumerate() {
+        assert_eq!(line["created_by"], created_by, "entry {i}");
+        assert_eq!(line["created"], created, "entry {i}");
+        assert_eq!(line["size"], size, "entry {i}");
+        assert_eq!(line["empty_layer"], empty, "entry {i}");
+        let id = if i == 0 {
+            withenv["image_id"].clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(line["id"], id, "entry {i}");
+    }
+
+    let table = ok(root.path(), &["history", &format!("{REPO}/base:v1")]);
+    let created = years_ago("2023-11-21T22:16:20Z");
+    assert_eq!(
+        table,
+        format!(
+            "IMAGE          CREATED       CREATED BY                                      SIZE      COMMENT\n\
+             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   3.58kB\n\
+             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    4.61kB\n\
+             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              7.17kB\n"
+        )
+    );
+}
+
+#[test]
+fn layers_json_counts_the_images_using_each_layer() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let main = corpus.join("oci/main");
+    ok(root.path(), &["load", "-i", main.to_str().expect("UTF-8")]);
+    let sharing = expected(&corpus, "sharing.json");
+    let lines = json_lines(&ok(root.path(), &["layers", "--format", "json"]));
+    let chains = sharing["chain_ids"].as_array().expect("chain_ids");
+    assert_eq!(lines.len(), chains.len());
+    // Both sorted by chain ID.
+    for (line, chain) in lines.iter().zip(chains) {
+        assert_eq!(line["chain_id"], chain["chain_id"]);
+        assert_eq!(line["used_by"], chain["ref_count"], "{}", chain["chain_id"]);
+        assert_eq!(line["parent"].is_null(), chain["level"] == 0);
+    }
+    // Each layer's diff ID, parent and size, as base's expected file says.
+    let base = image(&corpus, "base");
+    for (i, layer) in base["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .enumerate()
+    {
+        let line = lines
+            .iter()
+            .find(|l| l["chain_id"] == layer["chain_id"])
+            .expect("base's layers are listed");
+        assert_eq!(line["diff_id"], layer["diff_id"]);
+        assert_eq!(line["size"], layer["uncompressed_size"]);
+        let parent = if i == 0 {
+            Value::Null
+        } else {
+            base["chain_ids"][i - 1].clone()
+        };
+        assert_eq!(line["parent"], parent);
+    }
+}
+
+#[test]
+fn tag_and_rmi_print_and_exit_as_docker() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let base = image(&corpus, "base");
+    let short = base["image_id_short"].as_str().unwrap_or("?");
+    let id = base["image_id"].as_str().unwrap_or("?");
+
+    assert_eq!(
+        ok(
+            root.path(),
+            &["tag", &format!("{REPO}/base:v1"), "base:extra"]
+        ),
+        ""
+    );
+    let refs = json_lines(&ok(
+        root.path(),
+        &[
+            "images",
+            "--format",
+            "json",
+            "-f",
+            "reference=base",
+            "-f",
+            "reference=*/*/base",
+        ],
+    ));
+    assert_eq!(
+        refs[0]["references"],
+        serde_json::json!(["docker.io/library/base:extra", format!("{REPO}/base:v1")])
+    );
+
+    // Two names: removing by short ID is a conflict, exit 1, nothing removed.
+    let output = imgstore(root.path(), &["rmi", short]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "Error: conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories\n"
+        )
+    );
+
+    // By name: only the name goes.
+    assert_eq!(
+        ok(root.path(), &["rmi", "base:extra"]),
+        "Untagged: base:extra\n"
+    );
+
+    // An unknown name fails, the others are still removed; exit 1.
+    let output = imgstore(root.path(), &["rmi", "nothing", &format!("{REPO}/base:v1")]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "Error: No such image: nothing\n");
+    assert_eq!(
+        stdout(&output),
+        format!("Untagged: {REPO}/base:v1\nDeleted: {id}\n")
+    );
+    let left = ok(root.path(), &["images", "-q"]);
+    assert!(!left.contains(short), "{left}");
+    assert_eq!(left.lines().count(), 4);
+}
+
+#[test]
+fn rmi_force_removes_every_name_of_the_image() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let quirk = image(&corpus, "quirk");
+    let short = quirk["image_id_short"].as_str().unwrap_or("?");
+    ok(root.path(), &["tag", short, "localhost/q:1"]);
+    let out = ok(root.path(), &["rmi", "-f", short]);
+    assert_eq!(
+        out,
+        format!(
+            "Untagged: localhost/q:1\nUntagged: {REPO}/quirk:v1\nDeleted: {}\n",
+            quirk["image_id"].as_str().unwrap_or("?")
+        )
+    );
+    // Its layer is gone with it; its manifest and config are left to gc.
+    let layers = json_lines(&ok(root.path(), &["layers", "--format", "json"]));
+    assert_eq!(layers.len(), 6);
+    // Its manifest and config blobs: the content size less the layer's.
+    let freed =
+        quirk["manifest_size"].as_u64().unwrap_or(0) + quirk["config_size"].as_u64().unwrap_or(0);
+    assert_eq!(
+        ok(root.path(), &["gc"]),
+        format!(
+            "Removed 0 layer(s), 2 blob(s), 0 leftover file(s)\nTotal reclaimed space: {freed}B\n"
+        )
+    );
+    assert_eq!(
+        ok(root.path(), &["gc"]),
+        "Removed 0 layer(s), 0 blob(s), 0 leftover file(s)\nTotal reclaimed space: 0B\n"
+    );
+}
+
+#[test]
+fn the_fs_backend_and_a_namespace_are_chosen_by_flags() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    let path = quirk.to_str().expect("UTF-8");
+    ok(
+        root.path(),
+        &["--backend", "fs", "--namespace", "team", "load", "-i", path],
+    );
+    assert!(root.path().join("imagedb").is_dir());
+    let id = image(&corpus, "quirk")["image_id"].clone();
+    let team = json_lines(&ok(
+        root.path(),
+        &[
+            "images",
+            "--backend",
+            "fs",
+            "--namespace",
+            "team",
+            "--format",
+            "json",
+        ],
+    ));
+    assert_eq!(team[0]["id"], id);
+    assert_eq!(team[0]["references"][0], format!("{REPO}/quirk:v1"));
+    // The image is shared; the names belong to the namespace.
+    let default = json_lines(&ok(
+        root.path(),
+        &["--backend", "fs", "images", "--format", "json"],
+    ));
+    assert_eq!(default[0]["id"], id);
+    assert_eq!(default[0]["references"], serde_json::json!([]));
+}
+
+#[test]
+fn the_default_root_comes_from_the_environment() {
+    let Some(corpus) = corpus() else { return };
+    let data = tempfile::tempdir().expect("temp dir");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    let run = |args: &[&str], env: (&str, &Path)| {
+        Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .args(args)
+            .env_remove("IMGSTORE_ROOT")
+            .env(env.0, env.1)
+            .output()
+            .expect("run imgstore")
+    };
+    let output = run(
+        &["load", "-i", quirk.to_str().expect("UTF-8")],
+        ("XDG_DATA_HOME", data.path()),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(data.path().join("imgstore/content.db").is_file());
+    let output = run(
+        &["images", "-q"],
+        ("IMGSTORE_ROOT", &data.path().join("imgstore")),
+    );
+    assert_eq!(stdout(&output), "00d2746c8cfa\n");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let root = tempfile::tempdir().expect("temp dir");
+    for args in [
+        &["frobnicate"][..],
+        &["rmi"],
+        &["load"],
+        &["images", "--format", "yaml"],
+        &["--backend", "postgres", "images"],
+    ] {
+        let output = imgstore(root.path(), args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).starts_with("error: "), "{args:?}");
+    }
+}

@@ -1,0 +1,436 @@
+//! Read-only views of a [`Store`] as a Docker user reads them: the image
+//! list with `docker images` filters ([`Store::list_images`]), `docker
+//! inspect` ([`Store::inspect`]), `docker history` ([`Store::history`]) and
+//! how many images use each layer ([`Store::layer_usage`]).
+//!
+//! Nothing here writes; every view is computed from the stores' memory and
+//! the image configs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use imgstore_digest::Digest;
+use imgstore_image::time::parse_rfc3339;
+use imgstore_image::{Image, ImageId, ImageStore};
+use imgstore_layer::{ChainId, Layer};
+use imgstore_refs::filters::{Adaptor, Filter};
+use imgstore_refs::reference::{Reference, familiar_match};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{Error, ImageSummary, Result, Store};
+
+/// Docker's zero time, which `docker inspect` prints for a time not set.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// What [`Store::list_images`] lists: Docker's `docker images` options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageQuery {
+    /// `-a`: also intermediate images (no name, and child images).
+    pub all: bool,
+    /// `--filter` values, each `key=value`: `dangling=true|false`,
+    /// `reference=PATTERN` (a shell pattern over the name as Docker shows
+    /// it; several are alternatives), `before=IMAGE`, `since=IMAGE`
+    /// (created before / after that image), `label=KEY` or
+    /// `label=KEY=VALUE` (config labels; several must all hold).
+    pub filters: Vec<String>,
+}
+
+/// One image as `docker inspect` prints it (field names as Docker's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectView {
+    /// The image ID (`sha256:…`).
+    pub id: String,
+    /// The tags naming it, as Docker shows them (`busybox:latest`).
+    pub repo_tags: Vec<String>,
+    /// `repository@digest` of the manifest or index each name points at.
+    pub repo_digests: Vec<String>,
+    /// The parent image ID, empty when none is recorded.
+    pub parent: String,
+    /// The config's `comment`, empty when unset.
+    pub comment: String,
+    /// The config's `created`, Docker's zero time when unset.
+    pub created: String,
+    /// The config's `docker_version`, empty when unset.
+    pub docker_version: String,
+    /// The config's `author`, empty when unset.
+    pub author: String,
+    /// The config's `config` (Env, Cmd, Labels, ...), `null` when absent.
+    pub config: Value,
+    /// The config's `architecture`, empty when unset.
+    pub architecture: String,
+    /// The config's `variant`, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// The config's `os`.
+    pub os: String,
+    /// The size [`Store::images`] reports ([`ImageSummary::size`]).
+    pub size: u64,
+    /// The layers.
+    #[serde(rename = "RootFS")]
+    pub root_fs: InspectRootFs,
+    /// Store metadata.
+    pub metadata: InspectMetadata,
+}
+
+/// `RootFS` of [`InspectView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectRootFs {
+    /// Always `layers`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The diff IDs, bottom-up.
+    pub layers: Vec<String>,
+}
+
+/// `Metadata` of [`InspectView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InspectMetadata {
+    /// When the image was last tagged through the image store
+    /// (`set_last_updated`), Docker's zero time otherwise.
+    pub last_tag_time: String,
+}
+
+/// One line of `docker history`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    /// The image ID for the newest entry; `None` (Docker's `<missing>`) for
+    /// the others.
+    pub id: Option<ImageId>,
+    /// When the step ran, as the config writes it.
+    pub created: Option<String>,
+    /// The command that made the step, empty when unset.
+    pub created_by: String,
+    /// The bytes of the layer the step made (the layer's uncompressed
+    /// size); 0 for a step without layer.
+    pub size: u64,
+    /// The step's comment, empty when unset.
+    pub comment: String,
+    /// True when the step made no layer (ENV, LABEL, ...).
+    pub empty_layer: bool,
+}
+
+/// One stored layer and how many images use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerUsage {
+    /// Its chain ID.
+    pub chain_id: ChainId,
+    /// Its diff ID.
+    pub diff_id: Digest,
+    /// The chain ID of the layer below, `None` for a bottom layer.
+    pub parent: Option<ChainId>,
+    /// The uncompressed size of its tar, in bytes.
+    pub size: u64,
+    /// How many images' layer chains include it (at any level).
+    pub used_by: usize,
+}
+
+/// A parsed `--filter` list.
+#[derive(Default)]
+struct ImageFilters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    before: Option<SystemTime>,
+    since: Option<SystemTime>,
+    labels: Option<Filter>,
+}
+
+/// An image's config labels, as a containerd filter sees them
+/// (`labels."key"`).
+struct ConfigLabels<'a>(Option<&'a serde_json::Map<String, Value>>);
+
+impl Adaptor for ConfigLabels<'_> {
+    fn field(&self, path: &[String]) -> Option<&str> {
+        match path {
+            [first, key] if first == "labels" => self.0?.get(key)?.as_str(),
+            _ => None,
+        }
+    }
+}
+
+/// A string quoted for the containerd filter language (Go escapes, which
+/// JSON's are a subset of).
+fn filter_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+/// The creation time of a config, the epoch when unset or unreadable
+/// (Docker's zero time sorts first too).
+fn created_time(created: Option<&str>) -> SystemTime {
+    created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH)
+}
+
+fn labels_of(image: &Image) -> Option<&serde_json::Map<String, Value>> {
+    image.field("config")?.get("Labels")?.as_object()
+}
+
+impl Store {
+    /// Docker's `docker images`: every image (without `all`, not the
+    /// intermediate ones: no name and child images) that the filters keep,
+    /// newest first (by the config's `created`, then by ID). A `reference`
+    /// filter also narrows each image's references to those it matches.
+    /// A malformed filter is `InvalidArgument` naming it; an image named
+    /// by `before`/`since` that does not exist is `NotFound`.
+    pub fn list_images(&self, query: &ImageQuery) -> Result<Vec<ImageSummary>> {
+        let filters = self.parse_filters(&query.filters)?;
+        let mut listed = Vec::new();
+        for mut summary in self.images() {
+            let Ok(image) = self.images.get(&summary.id) else {
+                continue;
+            };
+            if !query.all
+                && summary.references.is_empty()
+                && !self.images.children(&summary.id).is_empty()
+            {
+                continue;
+            }
+            if let Some(dangling) = filters.dangling
+                && dangling != summary.references.is_empty()
+            {
+                continue;
+            }
+            if !filters.references.is_empty() {
+                let mut kept = Vec::new();
+                for reference in &summary.references {
+                    for pattern in &filters.references {
+                        if familiar_match(pattern, reference).map_err(|e| Error::InvalidInput {
+                            what: format!("filter \"reference={pattern}\""),
+                            reason: e.to_string(),
+                        })? {
+                            kept.push(reference.clone());
+                            break;
+                        }
+                    }
+                }
+                if kept.is_empty() {
+                    continue;
+                }
+                summary.references = kept;
+            }
+            let created = created_time(summary.created.as_deref());
+            if filters.before.is_some_and(|before| created >= before)
+                || filters.since.is_some_and(|since| created <= since)
+            {
+                continue;
+            }
+            if let Some(labels) = &filters.labels
+                && !labels.matches(&ConfigLabels(labels_of(&image)))
+            {
+                continue;
+            }
+            listed.push((created, summary));
+        }
+        listed.sort_by(|(a_time, a), (b_time, b)| b_time.cmp(a_time).then(a.id.cmp(&b.id)));
+        Ok(listed.into_iter().map(|(_, summary)| summary).collect())
+    }
+
+    fn parse_filters(&self, filters: &[String]) -> Result<ImageFilters> {
+        let invalid = |raw: &str, reason: &str| Error::InvalidInput {
+            what: format!("filter {raw:?}"),
+            reason: reason.to_owned(),
+        };
+        let mut parsed = ImageFilters::default();
+        let mut label_selectors = Vec::new();
+        for raw in filters {
+            let Some((key, value)) = raw.split_once('=') else {
+                return Err(invalid(raw, "expected key=value"));
+            };
+            match key {
+                "dangling" => {
+                    parsed.dangling = Some(match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(invalid(raw, "dangling must be true or false")),
+                    });
+                }
+                "reference" => parsed.references.push(value.to_owned()),
+                "before" | "since" => {
+                    let id = self.resolve(value)?;
+                    let image = self.images.get(&id)?;
+                    let time = created_time(image.created());
+                    if key == "before" {
+                        parsed.before = Some(time);
+                    } else {
+                        parsed.since = Some(time);
+                    }
+                }
+                "label" => {
+                    let selector = match value.split_once('=') {
+                        Some((k, v)) => {
+                            format!("labels.{}=={}", filter_quote(k), filter_quote(v))
+                        }
+                        None => format!("labels.{}", filter_quote(value)),
+                    };
+                    if value.is_empty() {
+                        return Err(invalid(raw, "a label filter needs a key"));
+                    }
+                    label_selectors.push(selector);
+                }
+                _ => {
+                    return Err(invalid(
+                        raw,
+                        "unknown filter (dangling, reference, before, since, label)",
+                    ));
+                }
+            }
+        }
+        if !label_selectors.is_empty() {
+            // One string: its selectors must all hold (Docker's label rule).
+            let joined = label_selectors.join(",");
+            parsed.labels =
+                Some(Filter::parse(&joined).map_err(|e| invalid(&joined, &e.to_string()))?);
+        }
+        Ok(parsed)
+    }
+
+    /// Docker's `docker inspect` of one image (a name, a full ID or a unique
+    /// prefix). `NotFound` when nothing matches.
+    pub fn inspect(&self, name_or_id: &str) -> Result<InspectView> {
+        let id = self.resolve(name_or_id)?;
+        let image = self.images.get(&id)?;
+        let summary = self.images().into_iter().find(|s| s.id == id);
+        let mut repo_tags = Vec::new();
+        let mut repo_digests = Vec::new();
+        for record in self.refs.list(&self.namespace, &[])? {
+            if self.cache.resolve(&record.name).ok().as_ref() != Some(&id) {
+                continue;
+            }
+            let Ok(reference) = Reference::parse_normalized(&record.name) else {
+                continue;
+            };
+            if reference.tag().is_some() && reference.digest().is_none() {
+                repo_tags.push(reference.familiar_string());
+            }
+            repo_digests.push(format!(
+                "{}@{}",
+                reference.familiar_name(),
+                record.target.digest
+            ));
+        }
+        repo_digests.sort();
+        repo_digests.dedup();
+        let text = |field: Option<&str>| field.unwrap_or_default().to_owned();
+        let last_tag_time = self
+            .images
+            .get_last_updated(&id)?
+            .map(imgstore_image::time::format_rfc3339_nanos)
+            .unwrap_or_else(|| ZERO_TIME.to_owned());
+        Ok(InspectView {
+            id: id.to_string(),
+            repo_tags,
+            repo_digests,
+            parent: self
+                .images
+                .get_parent(&id)
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            comment: text(image.comment()),
+            created: image.created().unwrap_or(ZERO_TIME).to_owned(),
+            docker_version: text(image.field("docker_version").and_then(Value::as_str)),
+            author: text(image.author()),
+            config: image.field("config").cloned().unwrap_or(Value::Null),
+            architecture: text(image.architecture()),
+            variant: image
+                .field("variant")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            os: image.os().to_owned(),
+            size: summary.map_or(0, |s| s.size),
+            root_fs: InspectRootFs {
+                kind: image
+                    .rootfs()
+                    .map_or_else(|| "layers".to_owned(), |r| r.kind.clone()),
+                layers: image.diff_ids().iter().map(Digest::to_string).collect(),
+            },
+            metadata: InspectMetadata { last_tag_time },
+        })
+    }
+
+    /// Docker's `docker history` of one image (a name, a full ID or a
+    /// unique prefix): the config's history, newest first; the entries that
+    /// made a layer take, in order, the sizes of the image's layers.
+    pub fn history(&self, name_or_id: &str) -> Result<Vec<HistoryEntry>> {
+        let id = self.resolve(name_or_id)?;
+        let image = self.images.get(&id)?;
+        let layers = self.chain_of(image.top_chain_id());
+        let mut layer_sizes = layers.iter().map(Layer::size);
+        let mut entries: Vec<HistoryEntry> = image
+            .history()
+            .iter()
+            .map(|step| HistoryEntry {
+                id: None,
+                created: step.created.clone(),
+                created_by: step.created_by.clone().unwrap_or_default(),
+                size: if step.empty_layer {
+                    0
+                } else {
+                    layer_sizes.next().unwrap_or(0)
+                },
+                comment: step.comment.clone().unwrap_or_default(),
+                empty_layer: step.empty_layer,
+            })
+            .collect();
+        entries.reverse();
+        if let Some(newest) = entries.first_mut() {
+            newest.id = Some(id);
+        }
+        Ok(entries)
+    }
+
+    /// Every stored layer, by chain ID, with the number of images whose
+    /// layer chain includes it.
+    pub fn layer_usage(&self) -> Vec<LayerUsage> {
+        let mut used_by: HashMap<ChainId, usize> = HashMap::new();
+        for image in self.images.map().values() {
+            for layer in self.chain_of(image.top_chain_id()) {
+                *used_by.entry(layer.chain_id().clone()).or_default() += 1;
+            }
+        }
+        let layers: BTreeMap<ChainId, Layer> = self.layers.map();
+        layers
+            .into_values()
+            .map(|layer| LayerUsage {
+                used_by: used_by.get(layer.chain_id()).copied().unwrap_or(0),
+                chain_id: layer.chain_id().clone(),
+                diff_id: layer.diff_id().clone(),
+                parent: layer.parent().cloned(),
+                size: layer.size(),
+            })
+            .collect()
+    }
+
+    /// The layers of a chain, bottom-up (stopping at a missing record).
+    fn chain_of(&self, top: Option<&ChainId>) -> Vec<Layer> {
+        let mut chain = Vec::new();
+        let mut current = top.cloned();
+        while let Some(chain_id) = current {
+            let Some(layer) = self.layers.layer(&chain_id) else {
+                break;
+            };
+            current = layer.parent().cloned();
+            chain.push(layer);
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_quote_escapes_for_the_filter_language() {
+        assert_eq!(filter_quote("a.b"), "\"a.b\"");
+        assert_eq!(filter_quote("say \"hi\""), r#""say \"hi\"""#);
+        let filter = Filter::parse(&format!("labels.{}==x", filter_quote("a \"b\"")))
+            .expect("a quoted label key parses");
+        let mut labels = serde_json::Map::new();
+        labels.insert("a \"b\"".to_owned(), Value::from("x"));
+        assert!(filter.matches(&ConfigLabels(Some(&labels))));
+        assert!(!filter.matches(&ConfigLabels(None)));
+    }
+}
