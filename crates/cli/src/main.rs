@@ -132,8 +132,36 @@ enum Command {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Pin images (the CRI's pinned label): prune keeps them, rmi needs -f.
+    Pin {
+        /// Names or (short) IDs; an ID pins every name of the image.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Undo pin.
+    Unpin {
+        /// Names or (short) IDs; an ID unpins every name of the image.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove unused images: dangling ones, or with -a every image without
+    /// child images (pinned images are kept).
+    Prune {
+        /// Remove all unused images, not just dangling ones.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Remove unreferenced layers and unreachable blobs.
     Gc,
+    /// Re-verify every blob, layer record and name; report (and repair).
+    Fsck {
+        /// Delete what is corrupt or dangling, then gc.
+        #[arg(long)]
+        repair: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -184,7 +212,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             .map(|_| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),
         Command::Rmi { force, images } => Ok(rmi(&store, &images, force, &mut out)),
+        Command::Pin { images } => Ok(pin(&store, &images, true, &mut out)),
+        Command::Unpin { images } => Ok(pin(&store, &images, false, &mut out)),
+        Command::Prune { all, force } => prune(&store, all, force, &mut out),
         Command::Gc => gc(&store, &mut out),
+        Command::Fsck { repair } => fsck(&store, repair, &mut out),
     };
     out.flush().map_err(|e| format!("write output: {e}"))?;
     result
@@ -474,6 +506,7 @@ fn layers(store: &Store, format: OutputFormat, out: &mut impl Write) -> Result<E
                     "diff_id": layer.diff_id.to_string(),
                     "parent": layer.parent.as_ref().map(ToString::to_string),
                     "size": layer.size,
+                    "files_size": layer.files_size,
                     "used_by": layer.used_by,
                 })
                 .to_string()
@@ -549,4 +582,107 @@ fn gc(store: &Store, out: &mut impl Write) -> Result<ExitCode, String> {
     )
     .map_err(|e| format!("write output: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn pin(store: &Store, names: &[String], pin: bool, out: &mut impl Write) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        let result = if pin {
+            store.pin(name)
+        } else {
+            store.unpin(name)
+        };
+        match result {
+            Ok(changed) => {
+                for name in changed {
+                    let verb = if pin { "Pinned" } else { "Unpinned" };
+                    let _ = writeln!(out, "{verb}: {}", familiar(&name));
+                }
+            }
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+/// Docker's `image prune`: asks first unless forced (no answer is no).
+fn prune(store: &Store, all: bool, force: bool, out: &mut impl Write) -> Result<ExitCode, String> {
+    if !force {
+        let warning = if all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        let _ = write!(out, "{warning}\nAre you sure you want to continue? [y/N] ");
+        let _ = out.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y") {
+            let _ = writeln!(out);
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let report = store.prune(all).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    if !report.untagged.is_empty() || !report.deleted.is_empty() {
+        text.push_str("Deleted Images:\n");
+        for name in &report.untagged {
+            text.push_str(&format!("untagged: {}\n", familiar(name)));
+        }
+        for id in &report.deleted {
+            text.push_str(&format!("deleted: {id}\n"));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(report.space_reclaimed)
+    ));
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("write output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what fsck found and did; exit 1 when it found problems it was
+/// not asked to repair.
+fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCode, String> {
+    let report = store.fsck(repair).map_err(|e| e.to_string())?;
+    let mut text = format!(
+        "checked {} blob(s) ({}), {} layer(s), {} name(s): {}\n",
+        report.blobs_checked,
+        human_size(report.bytes_checked),
+        report.layers_checked,
+        report.names_checked,
+        match report.problems.len() {
+            0 => "clean".to_owned(),
+            1 => "1 problem".to_owned(),
+            n => format!("{n} problems"),
+        }
+    );
+    for problem in &report.problems {
+        text.push_str(&format!("problem: {problem}\n"));
+    }
+    for repair in &report.repairs {
+        text.push_str(&format!("repaired: {repair}\n"));
+    }
+    if let Some(gc) = &report.gc {
+        text.push_str(&format!(
+            "gc: removed {} layer(s), {} blob(s), {} leftover file(s), {}\n",
+            gc.layers_removed,
+            gc.blobs_removed,
+            gc.orphan_files_removed,
+            human_size(gc.bytes_freed)
+        ));
+    }
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("write output: {e}"))?;
+    Ok(if report.is_clean() || repair {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -341,51 +341,55 @@ fn inspect_of_an_unknown_image_fails_after_printing_the_others() {
     assert_eq!(views.as_array().map(Vec::len), Some(1));
 }
 
+/// Real Docker's figures for an image (expected/docker-view.json).
+fn docker_view(corpus: &Path, name: &str) -> Value {
+    let view = expected(corpus, "docker-view.json");
+    let tag = format!("{REPO}/{name}:v1");
+    view["images"]
+        .as_array()
+        .and_then(|images| {
+            images
+                .iter()
+                .find(|i| i["repo_tags"][0].as_str() == Some(tag.as_str()))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in docker-view.json"))
+}
+
 #[test]
-fn history_is_newest_first_with_layer_sizes() {
+fn history_is_newest_first_with_dockers_layer_sizes() {
     let Some(corpus) = corpus() else { return };
     let root = loaded(&corpus);
-    let withenv = image(&corpus, "withenv");
-    let lines = json_lines(&ok(
-        root.path(),
-        &["history", "--format", "json", &format!("{REPO}/withenv:v1")],
-    ));
-    let history = withenv["history"].as_array().expect("history");
-    assert_eq!(lines.len(), history.len());
-    let layer_sizes: Vec<u64> = withenv["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| l["uncompressed_size"].as_u64().unwrap_or(0))
-        .collect();
-    let mut sizes = layer_sizes.iter();
-    let mut want = Vec::new();
-    for step in history {
-        let empty = step["empty_layer"].as_bool().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            *sizes.next().unwrap_or(&0)
-        };
-        want.push((
-            step["created_by"].clone(),
-            step["created"].clone(),
-            size,
-            empty,
+    for name in MAIN_AND_QUIRK {
+        let want = image(&corpus, name);
+        let lines = json_lines(&ok(
+            root.path(),
+            &["history", "--format", "json", &format!("{REPO}/{name}:v1")],
         ));
-    }
-    want.reverse();
-    for (i, (line, (created_by, created, size, empty))) in lines.iter().zip(want).enumerate() {
-        assert_eq!(line["created_by"], created_by, "entry {i}");
-        assert_eq!(line["created"], created, "entry {i}");
-        assert_eq!(line["size"], size, "entry {i}");
-        assert_eq!(line["empty_layer"], empty, "entry {i}");
-        let id = if i == 0 {
-            withenv["image_id"].clone()
-        } else {
-            Value::Null
-        };
-        assert_eq!(line["id"], id, "entry {i}");
+        let mut history = want["history"].as_array().expect("history").clone();
+        history.reverse();
+        assert_eq!(lines.len(), history.len(), "{name}");
+        for (i, (line, step)) in lines.iter().zip(&history).enumerate() {
+            assert_eq!(line["created_by"], step["created_by"], "{name} entry {i}");
+            assert_eq!(line["created"], step["created"], "{name} entry {i}");
+            assert_eq!(line["empty_layer"], step["empty_layer"], "{name} entry {i}");
+            if step["empty_layer"] == true {
+                assert_eq!(line["size"], 0, "{name} entry {i}");
+            }
+            let id = if i == 0 {
+                want["image_id"].clone()
+            } else {
+                Value::Null
+            };
+            assert_eq!(line["id"], id, "{name} entry {i}");
+        }
+        // The layer sizes add up to real Docker's image SIZE.
+        let total: u64 = lines.iter().map(|l| l["size"].as_u64().unwrap_or(0)).sum();
+        assert_eq!(
+            Some(total),
+            docker_view(&corpus, name)["size"].as_u64(),
+            "{name}"
+        );
     }
 
     let table = ok(root.path(), &["history", &format!("{REPO}/base:v1")]);
@@ -394,9 +398,9 @@ fn history_is_newest_first_with_layer_sizes() {
         table,
         format!(
             "IMAGE          CREATED       CREATED BY                                      SIZE      COMMENT\n\
-             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   3.58kB\n\
-             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    4.61kB\n\
-             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              7.17kB\n"
+             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   6B\n\
+             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    33B\n\
+             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              43B\n"
         )
     );
 }
@@ -431,6 +435,10 @@ fn layers_json_counts_the_images_using_each_layer() {
             .expect("base's layers are listed");
         assert_eq!(line["diff_id"], layer["diff_id"]);
         assert_eq!(line["size"], layer["uncompressed_size"]);
+        assert!(
+            line["files_size"].as_u64().is_some_and(|f| f < 100),
+            "{line}"
+        );
         let parent = if i == 0 {
             Value::Null
         } else {
@@ -615,4 +623,87 @@ fn usage_errors_exit_2() {
         );
         assert!(stderr(&output).starts_with("error: "), "{args:?}");
     }
+}
+
+#[test]
+fn pin_keeps_an_image_from_prune_and_rmi() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let quirk = image(&corpus, "quirk");
+    let short = quirk["image_id_short"].as_str().unwrap_or("?");
+    let name = format!("{REPO}/quirk:v1");
+    assert_eq!(
+        ok(root.path(), &["pin", short]),
+        format!("Pinned: {name}\n")
+    );
+    assert_eq!(ok(root.path(), &["pin", &name]), "", "already pinned");
+    let listed = json_lines(&ok(root.path(), &["images", "--format", "json"]));
+    let pinned: Vec<bool> = listed.iter().map(|l| l["pinned"] == true).collect();
+    assert_eq!(pinned, [true, false, false, false, false]);
+
+    let output = imgstore(root.path(), &["rmi", &name]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!("Error: conflict: unable to delete {short} (must be forced) - image is pinned\n")
+    );
+
+    // prune -a asks first; no answer is no.
+    let output = imgstore(root.path(), &["prune", "-a"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout(&output).starts_with("WARNING! This will remove all images"));
+    assert_eq!(ok(root.path(), &["images", "-q"]).lines().count(), 5);
+
+    let out = ok(root.path(), &["prune", "-a", "-f"]);
+    assert!(out.starts_with("Deleted Images:\nuntagged: "), "{out}");
+    assert_eq!(out.matches("\ndeleted: sha256:").count(), 4, "{out}");
+    assert!(
+        out.ends_with("\n\nTotal reclaimed space: 1.23kB\n"),
+        "{out}"
+    );
+    assert_eq!(ok(root.path(), &["images", "-q"]), format!("{short}\n"));
+
+    assert_eq!(
+        ok(root.path(), &["unpin", &name]),
+        format!("Unpinned: {name}\n")
+    );
+    assert_eq!(
+        ok(root.path(), &["prune", "--force"]),
+        "Total reclaimed space: 0B\n",
+        "a named image is not dangling"
+    );
+}
+
+#[test]
+fn fsck_reports_a_clean_store_and_a_corrupt_one() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    let fs = ["--backend", "fs"];
+    ok(
+        root.path(),
+        &[&fs[..], &["load", "-i", quirk.to_str().expect("UTF-8")]].concat(),
+    );
+    let out = ok(root.path(), &[&fs[..], &["fsck"]].concat());
+    assert!(
+        out.ends_with(": clean\n") && out.starts_with("checked "),
+        "{out}"
+    );
+
+    // Damage the layer blob (fs backend: <root>/content/content/sha256/<hex>).
+    let layer = image(&corpus, "quirk")["layers"][0]["digest"]
+        .as_str()
+        .unwrap_or("?")
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let blob = root.path().join("content/content/sha256").join(&layer);
+    let mut bytes = std::fs::read(&blob).expect("the layer blob is a file");
+    bytes[0] ^= 0xff;
+    std::fs::write(&blob, bytes).expect("damage the blob");
+
+    let output = imgstore(root.path(), &[&fs[..], &["fsck"]].concat());
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.contains(&layer), "names the blob: {out}");
+    assert!(out.contains("problem: "), "{out}");
 }

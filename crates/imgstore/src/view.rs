@@ -104,8 +104,9 @@ pub struct HistoryEntry {
     pub created: Option<String>,
     /// The command that made the step, empty when unset.
     pub created_by: String,
-    /// The bytes of the layer the step made (the layer's uncompressed
-    /// size); 0 for a step without layer.
+    /// The bytes of the layer the step made, as Docker counts them: the
+    /// regular files in the layer ([`Layer::files_size`]; the tar's size
+    /// for a layer recorded without it); 0 for a step without layer.
     pub size: u64,
     /// The step's comment, empty when unset.
     pub comment: String,
@@ -124,6 +125,9 @@ pub struct LayerUsage {
     pub parent: Option<ChainId>,
     /// The uncompressed size of its tar, in bytes.
     pub size: u64,
+    /// The bytes of the regular files in it (Docker's measure), when the
+    /// record has them.
+    pub files_size: Option<u64>,
     /// How many images' layer chains include it (at any level).
     pub used_by: usize,
 }
@@ -356,7 +360,9 @@ impl Store {
         let id = self.resolve(name_or_id)?;
         let image = self.images.get(&id)?;
         let layers = self.chain_of(image.top_chain_id());
-        let mut layer_sizes = layers.iter().map(Layer::size);
+        let mut layer_sizes = layers
+            .iter()
+            .map(|layer| layer.files_size().unwrap_or(layer.size()));
         let mut entries: Vec<HistoryEntry> = image
             .history()
             .iter()
@@ -398,6 +404,7 @@ impl Store {
                 diff_id: layer.diff_id().clone(),
                 parent: layer.parent().cloned(),
                 size: layer.size(),
+                files_size: layer.files_size(),
             })
             .collect()
     }

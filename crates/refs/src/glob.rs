@@ -92,12 +92,8 @@ fn scan_chunk(pattern: &[char]) -> (bool, &[char], &[char]) {
     let mut i = 0;
     while i < pattern.len() {
         match pattern[i] {
-            '\\' => {
-                // An escape: skip the escaped character too.
-                if i + 1 < pattern.len() {
-                    i += 1;
-                }
-            }
+            // An escape: skip the escaped character too.
+            '\\' if i + 1 < pattern.len() => i += 1,
             '[' => in_range = true,
             ']' => in_range = false,
             '*' if !in_range => break,
