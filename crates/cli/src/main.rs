@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use imgstore::refs::reference::Reference;
-use imgstore::{Backend, ImageQuery, ImageSummary, Imported, Options, Store};
+use imgstore::{Backend, ExportFormat, ImageQuery, ImageSummary, Imported, Options, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -64,6 +64,16 @@ enum OutputFormat {
     Table,
     /// One JSON object per line.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SaveFormat {
+    /// A `docker save` tar (`docker load` reads it).
+    Docker,
+    /// An oci-archive: an OCI image layout in a tar.
+    Oci,
+    /// An OCI image layout directory.
+    OciLayout,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +132,27 @@ enum Command {
         source: String,
         /// The new name.
         target: String,
+    },
+    /// Save images to a `docker save` tar, an oci-archive or an OCI layout.
+    Save {
+        /// The file (or, for oci-layout, directory) to write; must not exist.
+        #[arg(short, long, value_name = "FILE", required = true)]
+        output: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+        format: SaveFormat,
+        /// Names or (short) IDs; a name keeps its name.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show disk usage: layer bytes, shared and unique per image.
+    Df {
+        /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Output format (json: one object per image).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
     /// Remove names and images, as `docker rmi`.
     Rmi {
@@ -212,6 +243,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             .map(|_| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),
         Command::Rmi { force, images } => Ok(rmi(&store, &images, force, &mut out)),
+        Command::Save {
+            output,
+            format,
+            images,
+        } => save(&store, &output, format, &images, cli.quiet),
+        Command::Df { verbose, format } => df(&store, verbose, format, &mut out),
         Command::Pin { images } => Ok(pin(&store, &images, true, &mut out)),
         Command::Unpin { images } => Ok(pin(&store, &images, false, &mut out)),
         Command::Prune { all, force } => prune(&store, all, force, &mut out),
@@ -290,7 +327,8 @@ fn image_json(summary: &ImageSummary) -> Value {
     json!({
         "id": summary.id.to_string(),
         "references": references,
-        "content_size": summary.size,
+        "size": summary.size,
+        "content_size": summary.content_size,
         "created": summary.created,
         "pinned": summary.pinned,
         "parent": summary.parent.as_ref().map(ToString::to_string),
@@ -685,4 +723,112 @@ fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCode, S
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn save(
+    store: &Store,
+    output: &Path,
+    format: SaveFormat,
+    images: &[String],
+    quiet: bool,
+) -> Result<ExitCode, String> {
+    let format = match format {
+        SaveFormat::Docker => ExportFormat::DockerSave,
+        SaveFormat::Oci => ExportFormat::OciArchive,
+        SaveFormat::OciLayout => ExportFormat::OciLayout,
+    };
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    with_progress(quiet, format!("Saving {}", output.display()), || {
+        store.export(&images, output, format)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker system df` for images; `-v` per image, `--format json` one
+/// object per image.
+fn df(
+    store: &Store,
+    verbose: bool,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let usage = store.disk_usage().map_err(|e| e.to_string())?;
+    let text = match format {
+        OutputFormat::Json => usage
+            .images
+            .iter()
+            .map(|image| {
+                let mut references = image.references.clone();
+                references.sort();
+                json!({
+                    "id": image.id.to_string(),
+                    "references": references,
+                    "size": image.size,
+                    "shared_size": image.shared_size,
+                    "unique_size": image.unique_size,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect(),
+        OutputFormat::Table if verbose => {
+            let created: BTreeMap<_, _> = store
+                .images()
+                .into_iter()
+                .map(|summary| (summary.id.clone(), summary))
+                .collect();
+            let now = SystemTime::now();
+            let no_targets = BTreeMap::new();
+            let mut rows = Vec::new();
+            for image in &usage.images {
+                let Some(summary) = created.get(&image.id) else {
+                    continue;
+                };
+                for [repository, tag, _] in image_rows(summary, &no_targets) {
+                    rows.push(vec![
+                        repository,
+                        tag,
+                        short_id(&image.id),
+                        created_since(summary.created.as_deref(), now),
+                        human_size(image.size),
+                        human_size(image.shared_size),
+                        human_size(image.unique_size),
+                    ]);
+                }
+            }
+            format!(
+                "Images space usage:\n\n{}",
+                table(
+                    &[
+                        "REPOSITORY",
+                        "TAG",
+                        "IMAGE ID",
+                        "CREATED",
+                        "SIZE",
+                        "SHARED SIZE",
+                        "UNIQUE SIZE"
+                    ],
+                    &rows
+                )
+            )
+        }
+        OutputFormat::Table => {
+            let percent = (usage.reclaimable * 100)
+                .checked_div(usage.layers_size)
+                .unwrap_or(0);
+            table(
+                &["TYPE", "TOTAL", "SIZE", "RECLAIMABLE"],
+                &[vec![
+                    "Images".to_owned(),
+                    usage.images.len().to_string(),
+                    human_size(usage.layers_size),
+                    format!("{} ({percent}%)", human_size(usage.reclaimable)),
+                ]],
+            )
+        }
+    };
+    out.write_all(text.as_bytes())
+        .map_err(|e| format!("write output: {e}"))?;
+    Ok(ExitCode::SUCCESS)
 }

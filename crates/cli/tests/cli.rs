@@ -158,6 +158,7 @@ fn images_json_has_one_object_per_image_with_the_expected_values() {
         assert_eq!(line["id"], want["image_id"], "{name}");
         assert_eq!(line["references"], want["ref_names"], "{name}");
         assert_eq!(line["content_size"], want["content_size"], "{name}");
+        assert_eq!(line["size"], docker_view(&corpus, name)["size"], "{name}");
         assert_eq!(line["created"], want["created"], "{name}");
         assert_eq!(line["pinned"], Value::Bool(false), "{name}");
         assert_eq!(line["parent"], Value::Null, "{name}");
@@ -187,7 +188,8 @@ fn images_table_is_dockers() {
     let Some(corpus) = corpus() else { return };
     let root = loaded(&corpus);
     let created = years_ago("2023-11-21T22:17:20Z");
-    let sizes = ["965B", "3.36kB", "3.04kB", "2.27kB", "2.5kB"];
+    // Docker's SIZE (expected/docker-view.json): the files in the layers.
+    let sizes = ["56B", "95B", "90B", "111B", "82B"];
     let mut want =
         "REPOSITORY                        TAG       IMAGE ID       CREATED       SIZE\n"
             .to_owned();
@@ -311,6 +313,7 @@ fn inspect_prints_a_docker_inspect_array() {
         )])
     );
     assert_eq!(view["Parent"], "");
+    assert_eq!(view["Size"], docker_view(&corpus, "base")["size"]);
     assert_eq!(view["Created"], base["created"]);
     assert_eq!(view["Author"], base["author"]);
     assert_eq!(view["Architecture"], base["architecture"]);
@@ -706,4 +709,125 @@ fn fsck_reports_a_clean_store_and_a_corrupt_one() {
     let out = stdout(&output);
     assert!(out.contains(&layer), "names the blob: {out}");
     assert!(out.contains("problem: "), "{out}");
+}
+
+#[test]
+fn df_json_equals_real_dockers_figures() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let lines = json_lines(&ok(root.path(), &["df", "--format", "json"]));
+    let view = expected(&corpus, "docker-view.json");
+    let docker = view["images"].as_array().expect("images");
+    assert_eq!(lines.len(), docker.len());
+    // Both sorted by image ID.
+    for (line, want) in lines.iter().zip(docker) {
+        assert_eq!(line["id"], want["id"]);
+        assert_eq!(line["references"], want["repo_tags"], "{}", want["id"]);
+        for field in ["size", "shared_size", "unique_size"] {
+            assert_eq!(line[field], want[field], "{field} of {}", want["id"]);
+        }
+    }
+    assert_eq!(
+        ok(root.path(), &["df"]),
+        "TYPE      TOTAL     SIZE      RECLAIMABLE\nImages    5         194B      0B (0%)\n"
+    );
+    let verbose = ok(root.path(), &["df", "-v"]);
+    let base = verbose
+        .lines()
+        .find(|l| l.starts_with(&format!("{REPO}/base ")))
+        .unwrap_or_default();
+    let columns: Vec<&str> = base
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(columns[4..], ["82B", "82B", "0B"], "{verbose}");
+}
+
+#[test]
+fn save_then_load_gives_the_same_images_in_every_format() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let out = tempfile::tempdir().expect("temp dir");
+    let quirk = image(&corpus, "quirk");
+    let quirk_short = quirk["image_id_short"].as_str().unwrap_or("?");
+    let base = format!("{REPO}/base:v1");
+    let child = format!("{REPO}/child:v1");
+    let want_ids: Vec<Value> = ["base", "child", "quirk"]
+        .iter()
+        .map(|n| image(&corpus, n)["image_id"].clone())
+        .collect();
+    for (format, file) in [
+        ("docker", "save.tar"),
+        ("oci", "save.oci.tar"),
+        ("oci-layout", "layout"),
+    ] {
+        let dest = out.path().join(file);
+        let dest = dest.to_str().expect("UTF-8");
+        assert_eq!(
+            ok(
+                root.path(),
+                &[
+                    "save",
+                    "--format",
+                    format,
+                    "-o",
+                    dest,
+                    &base,
+                    &child,
+                    quirk_short
+                ]
+            ),
+            ""
+        );
+        let fresh = tempfile::tempdir().expect("temp dir");
+        let loaded = ok(fresh.path(), &["load", "-i", dest]);
+        assert!(
+            loaded.contains(&format!("Loaded image: {base}\n")),
+            "{format}: {loaded}"
+        );
+        assert!(
+            loaded.contains(&format!("Loaded image: {child}\n")),
+            "{format}: {loaded}"
+        );
+        let listed = json_lines(&ok(fresh.path(), &["images", "--format", "json"]));
+        let mut ids: Vec<Value> = listed.iter().map(|l| l["id"].clone()).collect();
+        ids.sort_by_key(ToString::to_string);
+        let mut want = want_ids.clone();
+        want.sort_by_key(ToString::to_string);
+        assert_eq!(ids, want, "{format}");
+        for line in &listed {
+            let name = if line["id"] == quirk["image_id"] {
+                "quirk"
+            } else if line["references"][0] == base.as_str() {
+                "base"
+            } else {
+                "child"
+            };
+            assert_eq!(
+                line["size"],
+                docker_view(&corpus, name)["size"],
+                "{format} {name}"
+            );
+        }
+        // The quirk image was saved by ID: loaded without a name.
+        let unnamed = listed
+            .iter()
+            .find(|l| l["id"] == quirk["image_id"])
+            .expect("quirk loaded");
+        assert_eq!(unnamed["references"], serde_json::json!([]), "{format}");
+    }
+
+    // The destination must be new.
+    let dest = out.path().join("save.tar");
+    let output = imgstore(
+        root.path(),
+        &["save", "-o", dest.to_str().expect("UTF-8"), &base],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
 }
