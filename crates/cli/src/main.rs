@@ -23,7 +23,10 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use imgstore::refs::reference::Reference;
-use imgstore::{Backend, ExportFormat, ImageQuery, ImageSummary, Imported, Options, Store};
+use imgstore::{
+    Backend, ExportFormat, ImageQuery, ImageSummary, ImportOptions, Options, Platform,
+    PlatformChoice, Store,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
@@ -78,11 +81,16 @@ enum SaveFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Load images from OCI layouts, oci-archive or `docker save` tarballs.
+    /// Load images from OCI layouts, oci-archive or `docker save` tarballs
+    /// (also gzip-compressed).
     Load {
         /// An OCI layout directory or an image tarball (repeatable).
         #[arg(short, long = "input", value_name = "FILE|DIR", required = true)]
         inputs: Vec<PathBuf>,
+        /// From multi-platform indexes: `all`, or OS/ARCH[/VARIANT]
+        /// [default: this host's]
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
     },
     /// List images.
     Images {
@@ -223,7 +231,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     let out = std::io::stdout();
     let mut out = out.lock();
     let result = match cli.command {
-        Command::Load { inputs } => Ok(load(&store, &inputs, cli.quiet, &mut out)),
+        Command::Load { inputs, platform } => {
+            let platform = match platform.as_deref() {
+                None => PlatformChoice::Host,
+                Some("all") => PlatformChoice::All,
+                Some(exact) => PlatformChoice::Exact(
+                    exact
+                        .parse::<Platform>()
+                        .map_err(|e| format!("--platform {exact:?}: {e}"))?,
+                ),
+            };
+            let options = ImportOptions::with_platform(platform);
+            Ok(load(&store, &inputs, &options, cli.quiet, &mut out))
+        }
         Command::Images {
             all,
             digests,
@@ -286,11 +306,17 @@ fn short_id(id: &imgstore::image::ImageId) -> String {
     id.digest().encoded().chars().take(12).collect()
 }
 
-fn load(store: &Store, inputs: &[PathBuf], quiet: bool, out: &mut impl Write) -> ExitCode {
+fn load(
+    store: &Store,
+    inputs: &[PathBuf],
+    options: &ImportOptions,
+    quiet: bool,
+    out: &mut impl Write,
+) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for input in inputs {
         let result = with_progress(quiet, format!("Loading {}", input.display()), || {
-            import(store, input)
+            store.import_with(input, options)
         });
         match result {
             Ok(imported) => {
@@ -310,14 +336,6 @@ fn load(store: &Store, inputs: &[PathBuf], quiet: bool, out: &mut impl Write) ->
         }
     }
     code
-}
-
-fn import(store: &Store, input: &Path) -> imgstore::Result<Vec<Imported>> {
-    if input.is_dir() {
-        store.import_oci_layout(input)
-    } else {
-        store.import_archive(input)
-    }
 }
 
 /// One line of `images --format json`.

@@ -831,3 +831,23 @@ fn save_then_load_gives_the_same_images_in_every_format() {
         stderr(&output)
     );
 }
+
+#[test]
+fn load_takes_a_platform_choice() {
+    let Some(corpus) = corpus() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let quirk = corpus.join("oci/quirk-unterminated");
+    let quirk = quirk.to_str().expect("UTF-8");
+    assert_eq!(
+        ok(root.path(), &["load", "--platform", "all", "-i", quirk]),
+        format!("Loaded image: {REPO}/quirk:v1\n")
+    );
+    let output = imgstore(root.path(), &["load", "--platform", "linux", "-i", quirk]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).starts_with("Error: --platform \"linux\": "),
+        "{}",
+        stderr(&output)
+    );
+}
