@@ -203,10 +203,24 @@ enum Command {
     },
 }
 
+/// What [`output_error`] says for a closed stdout, which `run` forgives.
+const BROKEN_PIPE: &str = "write output: broken pipe";
+
+/// The message of a failed write to stdout.
+fn output_error(error: std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        BROKEN_PIPE.to_owned()
+    } else {
+        format!("write output: {error}")
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that went away (`imgstore inspect x | head`) is no failure.
+        Err(message) if message == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("Error: {message}");
             ExitCode::FAILURE
@@ -275,7 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Gc => gc(&store, &mut out),
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
     };
-    out.flush().map_err(|e| format!("write output: {e}"))?;
+    out.flush().map_err(output_error)?;
     result
 }
 
@@ -399,10 +413,8 @@ fn images(
     let listed = store
         .list_images(&ImageQuery { all, filters })
         .map_err(|e| e.to_string())?;
-    let write = |out: &mut dyn Write, text: &str| {
-        out.write_all(text.as_bytes())
-            .map_err(|e| format!("write output: {e}"))
-    };
+    let write =
+        |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
     if format == OutputFormat::Json {
         let mut text = String::new();
         for summary in &listed {
@@ -546,8 +558,7 @@ fn history(
             )
         }
     };
-    out.write_all(text.as_bytes())
-        .map_err(|e| format!("write output: {e}"))?;
+    out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -595,8 +606,7 @@ fn layers(store: &Store, format: OutputFormat, out: &mut impl Write) -> Result<E
             table(&["CHAIN ID", "DIFF ID", "PARENT", "SIZE", "USED BY"], &rows)
         }
     };
-    out.write_all(text.as_bytes())
-        .map_err(|e| format!("write output: {e}"))?;
+    out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -636,7 +646,7 @@ fn gc(store: &Store, out: &mut impl Write) -> Result<ExitCode, String> {
         report.orphan_files_removed,
         human_size(report.bytes_freed)
     )
-    .map_err(|e| format!("write output: {e}"))?;
+    .map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -698,8 +708,7 @@ fn prune(store: &Store, all: bool, force: bool, out: &mut impl Write) -> Result<
         "Total reclaimed space: {}\n",
         human_size(report.space_reclaimed)
     ));
-    out.write_all(text.as_bytes())
-        .map_err(|e| format!("write output: {e}"))?;
+    out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -734,8 +743,7 @@ fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCode, S
             human_size(gc.bytes_freed)
         ));
     }
-    out.write_all(text.as_bytes())
-        .map_err(|e| format!("write output: {e}"))?;
+    out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(if report.is_clean() || repair {
         ExitCode::SUCCESS
     } else {
@@ -846,7 +854,6 @@ fn df(
             )
         }
     };
-    out.write_all(text.as_bytes())
-        .map_err(|e| format!("write output: {e}"))?;
+    out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
 }
