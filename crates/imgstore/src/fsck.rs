@@ -44,7 +44,9 @@ pub enum FsckProblem {
         reason: String,
     },
     /// An image config the store skipped when it opened. Repair deletes
-    /// the entry.
+    /// the entry, unless it is whole now (it verifies, parses and its
+    /// layers exist: a read failed on open, or the image is for another
+    /// OS), which repair never deletes.
     SkippedImage {
         /// The image.
         image: ImageId,
@@ -304,6 +306,19 @@ impl Store {
         Ok(corrupt)
     }
 
+    /// True when the config verifies and parses and its layers exist.
+    fn whole_now(&self, backend: &dyn StoreBackend, digest: &Digest) -> bool {
+        let Ok(bytes) = backend.get(digest) else {
+            return false;
+        };
+        match imgstore_image::Image::from_config(&bytes) {
+            Ok(image) => image
+                .top_chain_id()
+                .is_none_or(|top| self.layers.layer(top).is_some()),
+            Err(_) => false,
+        }
+    }
+
     /// Re-hashes every image config and lists the images skipped on open;
     /// returns the images to delete on repair.
     fn check_configs(&self, report: &mut FsckReport) -> Result<Vec<ImageId>> {
@@ -342,7 +357,11 @@ impl Store {
                     image: image.clone(),
                     reason: (*reason).to_owned(),
                 });
-                to_delete.push(image);
+                // A healthy config skipped for a read that failed on open
+                // (EIO, EACCES) must not be deleted by repair.
+                if !self.whole_now(&**backend, &digest) {
+                    to_delete.push(image);
+                }
             }
         }
         Ok(to_delete)
@@ -428,7 +447,12 @@ impl Store {
             return Ok(false);
         };
         if let Some(config) = config_digest(&json) {
-            return Ok(self.images.get(&ImageId::from(config)).is_ok());
+            let id = ImageId::from(config);
+            // A whole image skipped on open stays (see check_configs), so
+            // its names are not dangling.
+            return Ok(self.images.get(&id).is_ok()
+                || (self.images.skipped().iter().any(|s| s.id == id)
+                    && self.whole_now(&**self.images.backend(), id.digest())));
         }
         for child in descriptor_digests(&json, "manifests") {
             if self.leads_to_image(&child, depth + 1)? {
