@@ -851,3 +851,57 @@ fn load_takes_a_platform_choice() {
         stderr(&output)
     );
 }
+
+#[test]
+fn images_hides_nameless_parents_unless_all() {
+    use imgstore::image::ImageStore;
+
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let base = image(&corpus, "base");
+    let child = image(&corpus, "child");
+    let base_id = base["image_id"].as_str().unwrap_or("?");
+    let child_id = child["image_id"].as_str().unwrap_or("?");
+    {
+        // A parent link as a local build records it (the library's call).
+        let store = imgstore::Store::open(root.path()).expect("open the store");
+        let images = store.image_store();
+        let parent = images.search(base_id).expect("base is stored");
+        let kid = images.search(child_id).expect("child is stored");
+        images.set_parent(&kid, &parent).expect("set parent");
+    }
+    let listed = json_lines(&ok(root.path(), &["images", "--format", "json"]));
+    let child_line = listed
+        .iter()
+        .find(|l| l["id"] == child_id)
+        .expect("child listed");
+    assert_eq!(child_line["parent"], base_id);
+    let inspect: Value =
+        serde_json::from_str(&ok(root.path(), &["inspect", child_id])).expect("JSON");
+    assert_eq!(inspect[0]["Parent"], base_id);
+
+    // Its name removed, base stays (it has a child) as an intermediate image.
+    assert_eq!(
+        ok(root.path(), &["--quiet", "rmi", &format!("{REPO}/base:v1")]),
+        format!("Untagged: {REPO}/base:v1\n")
+    );
+    let short = base["image_id_short"].as_str().unwrap_or("?");
+    let hidden = ok(root.path(), &["images", "-q"]);
+    assert!(!hidden.contains(short), "{hidden}");
+    assert_eq!(hidden.lines().count(), 4);
+    let all = ok(root.path(), &["images", "-a"]);
+    let row = all.lines().find(|l| l.contains(short)).unwrap_or_default();
+    assert!(
+        row.starts_with("<none>                            <none>    "),
+        "{all}"
+    );
+    // By ID it cannot go while it has a child, even forced.
+    let output = imgstore(root.path(), &["rmi", short]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "Error: conflict: unable to delete {short} (cannot be forced) - image has dependent child images\n"
+        )
+    );
+}
