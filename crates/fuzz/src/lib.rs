@@ -21,6 +21,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod hostile;
 pub mod mutate;
 pub mod seeds;
 pub mod tarball;

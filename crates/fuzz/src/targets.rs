@@ -7,6 +7,7 @@
 //! store is unchanged.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use imgstore::digest::Digest;
 use imgstore::digestset::DigestSet;
@@ -42,11 +43,14 @@ pub fn digest(data: &[u8]) {
             let _ = e.to_string();
         }
     }
-    let mut set = DigestSet::new();
-    for seed in seeds::digests() {
-        let _ = set.add_str(&String::from_utf8_lossy(&seed));
-    }
-    let _ = set.add_str(&text);
+    static SEEDS: OnceLock<DigestSet> = OnceLock::new();
+    let set = SEEDS.get_or_init(|| {
+        let mut set = DigestSet::new();
+        for seed in seeds::digests() {
+            let _ = set.add_str(&String::from_utf8_lossy(&seed));
+        }
+        set
+    });
     if let Ok(found) = set.lookup(&text) {
         assert!(
             found.as_str().contains(text.trim_start_matches("sha256:"))
@@ -123,9 +127,10 @@ pub fn filter(data: &[u8]) {
             let _ = e.to_string();
         }
     }
+    static RECORDS: OnceLock<Vec<ImageRecord>> = OnceLock::new();
     if let Ok(filter) = Filter::parse_all(text.split('\n')) {
-        for record in filter_records() {
-            let _ = filter.matches(&record);
+        for record in RECORDS.get_or_init(filter_records) {
+            let _ = filter.matches(record);
         }
         for selectors in filter.alternatives() {
             for s in selectors {

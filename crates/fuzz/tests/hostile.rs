@@ -5,12 +5,12 @@
 //! Limits and measured costs: docs/RELIABILITY.md, "Bounded resources on
 //! hostile input".
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use imgstore::backend::ErrorKind;
 use imgstore::digest::Digest;
 use imgstore::{Backend, Error, Options, Store};
+use imgstore_fuzz::hostile::{gzip_bomb, many_layers, write_many_entries};
 use imgstore_fuzz::seeds::{self, SeedImage};
 use imgstore_fuzz::tarball::{self, Entry};
 use imgstore_fuzz::targets::store_state;
@@ -393,16 +393,6 @@ fn negative_and_huge_sizes_are_refused() {
     }
 }
 
-/// A manifest and config naming `n` layers (all the seed's one blob).
-fn many_layers(n: usize) -> (Vec<u8>, Vec<u8>, SeedImage) {
-    let image = SeedImage::new(b"evil");
-    let diff_id = seeds::sha256(&image.layer_tar);
-    let config = seeds::config(&vec![diff_id; n]);
-    let layer = seeds::descriptor(seeds::OCI_LAYER_GZIP, &image.layer_gz);
-    let manifest = seeds::manifest(&config, &vec![layer; n]);
-    (manifest, config, image)
-}
-
 #[test]
 fn a_manifest_of_100000_layers_is_refused() {
     let (manifest, config, _) = many_layers(100_000);
@@ -487,13 +477,6 @@ fn fifos_and_devices_in_a_layout_are_refused_without_blocking() {
     }
 }
 
-/// A gzip stream of `gib` GiB of zeros, about 1 MiB per GiB: 64 MiB of
-/// zeros compressed once, repeated as concatenated gzip members.
-pub fn gzip_bomb(gib: usize) -> Vec<u8> {
-    let member = tarball::gzip(&vec![0u8; 64 << 20]);
-    member.repeat(16 * gib)
-}
-
 #[test]
 fn a_gzip_bomb_streams_in_constant_memory_and_is_refused() {
     let bomb = gzip_bomb(1);
@@ -527,26 +510,13 @@ fn a_gzip_bomb_streams_in_constant_memory_and_is_refused() {
     }
 }
 
-/// Writes an archive of `n` empty members (and nothing else) to `path`,
-/// streaming (512 bytes a member).
-pub fn write_many_entries(path: &Path, n: usize) {
-    let mut out = BufWriter::new(std::fs::File::create(path).expect("create"));
-    for i in 0..n {
-        let name = format!("f{i}");
-        out.write_all(&tarball::header(name.as_bytes(), tarball::REGULAR, b"", 0))
-            .expect("write");
-    }
-    out.write_all(&[0u8; 1024]).expect("write");
-    out.flush().expect("flush");
-}
-
 #[test]
 fn a_million_and_one_members_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = seeded(dir.path(), Backend::Sqlite);
     let before = store_state(&store);
     let path = dir.path().join("many.tar");
-    write_many_entries(&path, 1_000_001);
+    write_many_entries(&path, 1_000_001).expect("write archive");
     let err = store.import_archive(&path).expect_err("refused");
     match &err {
         Error::InvalidArchive { reason, .. } => assert_eq!(reason, "more than 1000000 members"),

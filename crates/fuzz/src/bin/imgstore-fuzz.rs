@@ -1,7 +1,9 @@
 //! The fuzz loop on the stable toolchain: `imgstore-fuzz run <target|all>
 //! [--execs N] [--seconds S] [--seed X] [--dump-exec N]`, as run by
 //! `cargo xtask fuzz`; `imgstore-fuzz seeds <dir>` writes the seed corpora
-//! for libFuzzer.
+//! for libFuzzer; `imgstore-fuzz hostile <case> <n>` imports one large
+//! crafted input (gzip bomb, many members, many layers, huge index.json) to
+//! measure its time and memory.
 //!
 //! Each target starts from its seed corpus and a pool of recent mutants;
 //! every input is a pool entry with stacked mutations (deterministic from the
@@ -309,10 +311,96 @@ fn write_seeds(dir: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `imgstore-fuzz hostile <case> <n>`: builds one large hostile input in a
+/// scratch directory (under /dev/shm when present), imports it into a fresh
+/// SQLite store and prints the outcome, the import's time and the peak live
+/// heap. Cases: `bomb <GiB>`, `entries <count>`, `layers <count>`,
+/// `index <MB>`.
+fn hostile_case(case: &str, n: usize) -> Result<(), String> {
+    use imgstore_fuzz::hostile;
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .map_err(|e| format!("scratch directory: {e}"))?;
+    let io = |e: std::io::Error| format!("building the input: {e}");
+    let store = imgstore::Store::open(dir.path().join("store")).map_err(|e| e.to_string())?;
+    let before = imgstore_fuzz::targets::store_state(&store);
+    let built = Instant::now();
+    let import: Box<dyn Fn() -> imgstore::Result<Vec<imgstore::Imported>>> = match case {
+        "bomb" => {
+            let layout = hostile::bomb_layout(dir.path(), n).map_err(io)?;
+            Box::new(move || store.import_oci_layout(&layout))
+        }
+        "entries" => {
+            let path = dir.path().join("many.tar");
+            hostile::write_many_entries(&path, n).map_err(io)?;
+            Box::new(move || store.import_archive(&path))
+        }
+        "layers" => {
+            let layout = hostile::many_layers_layout(dir.path(), n).map_err(io)?;
+            Box::new(move || store.import_oci_layout(&layout))
+        }
+        "index" => {
+            let layout = dir.path().join("layout");
+            imgstore_fuzz::seeds::SeedImage::new(b"x")
+                .write_layout(&layout)
+                .map_err(io)?;
+            let file = std::fs::File::create(layout.join("index.json")).map_err(io)?;
+            file.set_len(n as u64 * 1_000_000).map_err(io)?;
+            Box::new(move || store.import_oci_layout(&layout))
+        }
+        other => {
+            return Err(format!(
+                "unknown case {other:?} (bomb, entries, layers, index)"
+            ));
+        }
+    };
+    let build_time = built.elapsed();
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let heap_before = LIVE.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    let result = import();
+    let took = t0.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(heap_before);
+    drop(import);
+    let outcome = match &result {
+        Ok(imported) => format!("imported {} image(s)", imported.len()),
+        Err(e) => format!("refused ({:?}): {e}", e.kind()),
+    };
+    let outcome: String = outcome.chars().take(300).collect();
+    println!(
+        "hostile {case} {n}: input built in {:.1} s; import {:.2} s, peak heap during import {:.1} MiB: {outcome}",
+        build_time.as_secs_f64(),
+        took.as_secs_f64(),
+        peak as f64 / (1 << 20) as f64
+    );
+    if result.is_err() {
+        let store = imgstore::Store::open(dir.path().join("store")).map_err(|e| e.to_string())?;
+        if imgstore_fuzz::targets::store_state(&store) != before {
+            return Err("the refused import changed the store".into());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("seeds") {
         return write_seeds(argv.get(2).map_or("fuzz/corpus", String::as_str));
+    }
+    if argv.get(1).map(String::as_str) == Some("hostile") {
+        let case = argv.get(2).map_or("", String::as_str);
+        let n = argv.get(3).and_then(|n| n.parse().ok()).unwrap_or(1);
+        return match hostile_case(case, n) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("imgstore-fuzz: {message}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let args = match parse_args() {
         Ok(args) => args,
