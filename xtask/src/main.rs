@@ -4,6 +4,9 @@
 //!   targets, the tests, the docs with warnings denied, and `tidy`.
 //! - `bench [filter]`: the criterion suite in `benches/`; with a filter that
 //!   selects the digest group, also OpenSSL's SHA-256 rate for comparison.
+//! - `bench cli [--backend fs] [--runs N]`: whole-process timings of the
+//!   `imgstore` command on a 10k-image store built from `fixtures`, with
+//!   ratios against the goals of issue 7.
 //! - `tidy`: checks of the tree itself (crate docs, lints, no `unwrap()` in
 //!   library code).
 //! - `stress`: the long reliability campaigns (see `stress.rs`): crash,
@@ -11,10 +14,14 @@
 //! - `interop`: our exports and imports against a real Docker daemon (as
 //!   root; not part of CI).
 //! - `fuzz [target] [--execs N | --seconds S]`: the hostile-input fuzz loop.
+//! - `fixtures [--out DIR] [--start S] [N...]`: `docker save` archives of N
+//!   small distinct images for the CLI timings (generated, never committed).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod cli_bench;
+mod fixtures;
 mod fuzz;
 mod interop;
 mod stress;
@@ -28,9 +35,11 @@ fn main() -> ExitCode {
         Some("stress") => stress::run(&args[1..]),
         Some("interop") => interop::run(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("fixtures") => fixtures::run(&args[1..], workspace_root().join("target/fixtures")),
         _ => {
             eprintln!(
                 "usage: cargo xtask <ci | bench [filter] | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S]>"
+                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills] | interop | fuzz [target] [--execs N | --seconds S] | fixtures [N...]>"
             );
             return ExitCode::from(2);
         }
@@ -91,6 +100,9 @@ fn ci() -> Result<(), String> {
 }
 
 fn bench(filter: &[String]) -> Result<(), String> {
+    if filter.first().map(String::as_str) == Some("cli") {
+        return cli_bench::run(&filter[1..]);
+    }
     let mut args = vec!["bench", "--package", "imgstore-benches", "--"];
     args.extend(filter.iter().map(String::as_str));
     cargo(&args, &[])?;

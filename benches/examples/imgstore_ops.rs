@@ -1,0 +1,105 @@
+//! A stand-in for the `imgstore` command with the subcommands the CLI timings
+//! of `cargo xtask bench cli` run, over the facade exactly as the command
+//! does (open, one operation, print): `images [-q]`, `rmi NAME...`,
+//! `load -i FILE...`, with `--root DIR` and `--backend sqlite|fs`.
+//!
+//! `cargo run --release -p imgstore-benches --example imgstore_ops -- --root R images -q`
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use imgstore::{Backend, Options, Store};
+
+fn run(args: &[String]) -> Result<(), String> {
+    let mut options = Options::default();
+    let mut root = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--root" => root = it.next().cloned(),
+            "--backend" => {
+                options.backend = match it.next().map(String::as_str) {
+                    Some("fs") => Backend::Fs,
+                    Some("sqlite") => Backend::Sqlite,
+                    other => return Err(format!("unknown backend {other:?}")),
+                }
+            }
+            _ => rest.push(arg.clone()),
+        }
+    }
+    let root = root.ok_or("--root DIR is required")?;
+    let store = Store::open_with(&root, options).map_err(|e| e.to_string())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let w = |e: std::io::Error| e.to_string();
+    match rest.first().map(String::as_str) {
+        Some("images") if rest.get(1).is_some_and(|a| a == "-q") => {
+            let mut seen = std::collections::HashSet::new();
+            for image in store.images() {
+                if seen.insert(image.id.clone()) {
+                    writeln!(out, "{}", image.id.short()).map_err(w)?;
+                }
+            }
+        }
+        Some("images") => {
+            writeln!(out, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE").map_err(w)?;
+            for image in store.images() {
+                let created = image.created.as_deref().unwrap_or("N/A");
+                if image.references.is_empty() {
+                    writeln!(
+                        out,
+                        "<none>\t<none>\t{}\t{created}\t{}",
+                        image.id.short(),
+                        image.size
+                    )
+                    .map_err(w)?;
+                }
+                for name in &image.references {
+                    let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "<none>"));
+                    writeln!(
+                        out,
+                        "{repo}\t{tag}\t{}\t{created}\t{}",
+                        image.id.short(),
+                        image.size
+                    )
+                    .map_err(w)?;
+                }
+            }
+        }
+        Some("rmi") => {
+            for name in &rest[1..] {
+                let report = store.remove(name, false).map_err(|e| e.to_string())?;
+                for name in report.untagged {
+                    writeln!(out, "Untagged: {name}").map_err(w)?;
+                }
+                for id in report.deleted {
+                    writeln!(out, "Deleted: {id}").map_err(w)?;
+                }
+            }
+        }
+        Some("load") => {
+            let files: Vec<_> = rest[1..].iter().filter(|a| *a != "-i").collect();
+            for file in files {
+                for image in store.import_archive(file).map_err(|e| e.to_string())? {
+                    for name in &image.names {
+                        writeln!(out, "Loaded image: {name}").map_err(w)?;
+                    }
+                }
+            }
+        }
+        other => return Err(format!("unknown command {other:?}")),
+    }
+    out.flush().map_err(w)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgstore_ops: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `cargo xtask fixtures`: `docker save` archives of many small, distinct
+//! images, generated (never committed) for the CLI timings of `cargo xtask
+//! bench cli`.
+//!
+//! Image `i` has a distinct config and one or two tiny layers: every image
+//! has its own layer (one file holding `i`), and four images out of five sit
+//! on one of [`BASES`] shared base layers. It is named `fixture/img<i>:latest`.
+//! Archives are written in the classic `docker save` layout (`manifest.json`,
+//! `<hex>.json` configs, `<hex>/layer.tar` layers), which every docker and
+//! our importer read.
+//!
+//! ```text
+//! cargo xtask fixtures [--out DIR] [--start S] [N...]
+//! ```
+//! writes `DIR/images-<start>-<N>.tar` for each N (default DIR
+//! `target/fixtures`, default counts 1000 9000 10000, start 0).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use imgstore_digest::Digest;
+
+/// How many shared base layers the images are spread over.
+pub const BASES: usize = 10;
+
+/// One tar member.
+fn append(builder: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> Result<(), String> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder
+        .append_data(&mut header, name, data)
+        .map_err(|e| format!("write {name}: {e}"))
+}
+
+/// A layer tar holding one file `name` with `content`.
+fn layer_tar(name: &str, content: &[u8]) -> Result<Vec<u8>, String> {
+    let mut builder = tar::Builder::new(Vec::new());
+    append(&mut builder, name, content)?;
+    builder
+        .into_inner()
+        .map_err(|e| format!("finish layer tar: {e}"))
+}
+
+/// The config of image `index` over `diff_ids`.
+fn config(index: usize, diff_ids: &[&Digest]) -> Vec<u8> {
+    let history: Vec<_> = diff_ids
+        .iter()
+        .map(|_| serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": "xtask fixtures"}))
+        .collect();
+    let value = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": format!("2024-01-01T00:00:{:02}Z", index % 60),
+        "config": {"Env": [format!("FIXTURE={index}")], "Cmd": ["/bin/true"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>()},
+        "history": history,
+    });
+    value.to_string().into_bytes()
+}
+
+/// Writes a docker-save archive of images `start .. start + count` to `path`.
+pub fn write_archive(path: &Path, start: usize, count: usize) -> Result<(), String> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut builder = tar::Builder::new(BufWriter::new(file));
+    let bases: Vec<(Digest, Vec<u8>)> = (0..BASES)
+        .map(|b| {
+            let tar = layer_tar(&format!("base-{b}"), format!("base {b}\n").as_bytes())?;
+            Ok((Digest::from_bytes(&tar), tar))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut written = BTreeSet::new();
+    let mut manifest = Vec::with_capacity(count);
+    for index in start..start + count {
+        let own = layer_tar(&format!("img-{index}"), format!("{index}\n").as_bytes())?;
+        let own_id = Digest::from_bytes(&own);
+        let mut layers: Vec<(&Digest, &[u8])> = Vec::new();
+        if index % 5 != 0 {
+            let (id, tar) = &bases[index % BASES];
+            layers.push((id, tar));
+        }
+        layers.push((&own_id, &own));
+        let diff_ids: Vec<&Digest> = layers.iter().map(|(d, _)| *d).collect();
+        let config = config(index, &diff_ids);
+        let config_hex = Digest::from_bytes(&config).encoded().to_owned();
+        let config_name = format!("{config_hex}.json");
+        append(&mut builder, &config_name, &config)?;
+        let mut members = Vec::new();
+        for (id, tar) in &layers {
+            let member = format!("{}/layer.tar", id.encoded());
+            if written.insert(member.clone()) {
+                append(&mut builder, &member, tar)?;
+            }
+            members.push(member);
+        }
+        manifest.push(serde_json::json!({
+            "Config": config_name,
+            "RepoTags": [format!("fixture/img{index}:latest")],
+            "Layers": members,
+        }));
+    }
+    let manifest = serde_json::Value::Array(manifest).to_string();
+    append(&mut builder, "manifest.json", manifest.as_bytes())?;
+    builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The archive name for images `start .. start + count`.
+pub fn archive_name(start: usize, count: usize) -> String {
+    format!("images-{start}-{count}.tar")
+}
+
+/// `cargo xtask fixtures [--out DIR] [--start S] [N...]`.
+pub fn run(args: &[String], default_out: PathBuf) -> Result<(), String> {
+    let mut out = default_out;
+    let mut start = 0;
+    let mut counts = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--out" => out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
+            "--start" => {
+                start = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--start needs a number")?;
+            }
+            n => counts.push(n.parse().map_err(|_| format!("not a count: {n:?}"))?),
+        }
+    }
+    if counts.is_empty() {
+        counts = vec![1000, 9000, 10000];
+    }
+    for count in counts {
+        let path = out.join(archive_name(start, count));
+        let began = std::time::Instant::now();
+        write_archive(&path, start, count)?;
+        eprintln!(
+            "fixtures: {} ({count} images) in {:.2?}",
+            path.display(),
+            began.elapsed()
+        );
+    }
+    Ok(())
+}
