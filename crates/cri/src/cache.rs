@@ -14,6 +14,14 @@ pub trait ImageResolver: Send + Sync {
     /// The image `reference` names, with `references` = `[reference]` and
     /// `pinned` set when that reference is pinned; `None` when it names none.
     fn resolve(&self, reference: &str) -> Result<Option<CriImage>, CriError>;
+
+    /// [`resolve`](Self::resolve) for many references at once, in order.
+    /// Resolvers override it to read what they need in one pass (the
+    /// rebuild of a cache of 10k names depends on it); the default asks
+    /// `resolve` for each.
+    fn resolve_many(&self, references: &[&str]) -> Result<Vec<Option<CriImage>>, CriError> {
+        references.iter().map(|r| self.resolve(r)).collect()
+    }
 }
 
 #[derive(Default)]
@@ -34,14 +42,18 @@ impl RefCache {
         RefCache::default()
     }
 
-    /// A cache holding what `resolver` says each of `references` names.
+    /// A cache holding what `resolver` says each of `references` names,
+    /// asked in one [`ImageResolver::resolve_many`].
     pub fn rebuild<S: AsRef<str>>(
         resolver: &dyn ImageResolver,
         references: impl IntoIterator<Item = S>,
     ) -> Result<RefCache, CriError> {
+        let references: Vec<S> = references.into_iter().collect();
+        let references: Vec<&str> = references.iter().map(AsRef::as_ref).collect();
+        let images = resolver.resolve_many(&references)?;
         let cache = RefCache::new();
-        for reference in references {
-            cache.update(resolver, reference.as_ref())?;
+        for (reference, image) in references.into_iter().zip(images) {
+            cache.update_with(reference, image)?;
         }
         Ok(cache)
     }

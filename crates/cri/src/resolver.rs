@@ -4,6 +4,7 @@ use imgstore_backend::{ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_refs::RefStore;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{CriError, CriImage, ImageResolver};
@@ -40,22 +41,93 @@ fn resolve_error(reference: &str, e: impl std::error::Error + Send + Sync + 'sta
     }
 }
 
-impl<R, C, I> StoreResolver<'_, R, C, I>
-where
-    R: RecordStore,
-    C: StoreBackend + ?Sized,
-    I: ImageStore,
-{
-    /// The JSON of a blob; `None` when absent.
-    fn json(&self, reference: &str, digest: &Digest) -> Result<Option<(Value, u64)>, CriError> {
-        let bytes = match self.content.get(digest) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(resolve_error(reference, e)),
-        };
-        let value = serde_json::from_slice(&bytes).map_err(|e| resolve_error(reference, e))?;
-        Ok(Some((value, bytes.len() as u64)))
+/// A blob's bytes as `get_many` gave them: `None` when absent.
+fn found(
+    reference: &str,
+    read: imgstore_backend::Result<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, CriError> {
+    match read {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(resolve_error(reference, e)),
     }
+}
+
+/// The manifest fields the cache reads, typed as manifests write them: a
+/// config descriptor and layer sizes. Anything else is skipped unparsed.
+#[derive(Deserialize)]
+struct ManifestView {
+    #[serde(default)]
+    config: Option<DescriptorView>,
+    #[serde(default)]
+    layers: Option<Vec<DescriptorView>>,
+}
+
+#[derive(Deserialize)]
+struct DescriptorView {
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+/// What a manifest gives the cache: the config digest and the summed sizes
+/// of config and layer blobs. `None` when it names no config.
+type ManifestSummary = Option<(Digest, u64)>;
+
+/// Reads a manifest: typed when it has the usual shape, else as any JSON
+/// value (a field of an unexpected type then counts as absent, as before).
+fn summarize_manifest(bytes: &[u8]) -> Result<ManifestSummary, serde_json::Error> {
+    if let Ok(view) = serde_json::from_slice::<ManifestView>(bytes) {
+        let Some(config) = view.config else {
+            return Ok(None);
+        };
+        let Some(digest) = config.digest.and_then(|d| d.parse().ok()) else {
+            return Ok(None);
+        };
+        let layers: u64 = view
+            .layers
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| l.size)
+            .sum();
+        return Ok(Some((digest, config.size.unwrap_or(0) + layers)));
+    }
+    let manifest: Value = serde_json::from_slice(bytes)?;
+    let Some(config) = manifest.get("config").and_then(digest_at) else {
+        return Ok(None);
+    };
+    let config_size = manifest
+        .pointer("/config/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let layers_size: u64 = manifest
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(|layers| {
+            layers
+                .iter()
+                .filter_map(|l| l.get("size").and_then(Value::as_u64))
+                .sum()
+        })
+        .unwrap_or(0);
+    Ok(Some((config, config_size + layers_size)))
+}
+
+/// The manifest an index names for this host (else its first); `None` when
+/// it names none.
+fn manifest_of_index(index: &[u8]) -> Result<Option<Digest>, serde_json::Error> {
+    let index: Value = serde_json::from_slice(index)?;
+    let manifests = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let for_host = manifests.iter().find(|m| {
+        m.pointer("/platform/os").and_then(Value::as_str) == Some(std::env::consts::OS)
+            && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(host_arch())
+    });
+    Ok(for_host.or(manifests.first()).and_then(digest_at))
 }
 
 fn digest_at(value: &Value) -> Option<Digest> {
@@ -77,69 +149,87 @@ where
     I: ImageStore,
 {
     fn resolve(&self, reference: &str) -> Result<Option<CriImage>, CriError> {
-        let record = match self.refs.get(self.namespace, reference) {
-            Ok(record) => record,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(resolve_error(reference, e)),
-        };
-        let mut target = record.target.digest.clone();
-        if INDEX_TYPES.contains(&record.target.media_type.as_str()) {
-            let Some((index, _)) = self.json(reference, &target)? else {
-                return Ok(None);
-            };
-            let manifests = index
-                .get("manifests")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let for_host = manifests.iter().find(|m| {
-                m.pointer("/platform/os").and_then(Value::as_str) == Some(std::env::consts::OS)
-                    && m.pointer("/platform/architecture").and_then(Value::as_str)
-                        == Some(host_arch())
+        Ok(self.resolve_many(&[reference])?.pop().flatten())
+    }
+
+    /// Names from memory, then every index and every manifest with one
+    /// `get_many` each (verified as every read is), then images from memory.
+    fn resolve_many(&self, references: &[&str]) -> Result<Vec<Option<CriImage>>, CriError> {
+        let mut records = Vec::with_capacity(references.len());
+        for reference in references {
+            records.push(match self.refs.get(self.namespace, reference) {
+                Ok(record) => Some(record),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(resolve_error(reference, e)),
             });
-            match for_host.or(manifests.first()).and_then(digest_at) {
-                Some(manifest) => target = manifest,
-                None => return Ok(None),
+        }
+        // What each name's manifest is: its target, or for an index the
+        // manifest the index names for this host.
+        let mut targets: Vec<Option<Digest>> = records
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.target.digest.clone()))
+            .collect();
+        let is_index: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.as_ref()
+                    .is_some_and(|r| INDEX_TYPES.contains(&r.target.media_type.as_str()))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !is_index.is_empty() {
+            let digests: Vec<Digest> = is_index
+                .iter()
+                .filter_map(|&i| targets[i].clone())
+                .collect();
+            for (&i, read) in is_index.iter().zip(self.content.get_many(&digests)) {
+                targets[i] = match found(references[i], read)? {
+                    None => None,
+                    Some(index) => {
+                        manifest_of_index(&index).map_err(|e| resolve_error(references[i], e))?
+                    }
+                };
             }
         }
-        let Some((manifest, manifest_size)) = self.json(reference, &target)? else {
-            return Ok(None);
-        };
-        let Some(config) = manifest.get("config").and_then(digest_at) else {
-            return Ok(None);
-        };
-        let config_size = manifest
-            .pointer("/config/size")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let layers_size: u64 = manifest
-            .get("layers")
-            .and_then(Value::as_array)
-            .map(|layers| {
-                layers
-                    .iter()
-                    .filter_map(|l| l.get("size").and_then(Value::as_u64))
-                    .sum()
-            })
-            .unwrap_or(0);
-        let id = ImageId::from(config);
-        let image = match self.images.get(&id) {
-            Ok(image) => image,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(resolve_error(reference, e)),
-        };
-        Ok(Some(CriImage {
-            chain_id: image
-                .top_chain_id()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            size: manifest_size + config_size + layers_size,
-            spec: Some(image),
-            pinned: record
-                .labels
-                .get(PINNED_LABEL)
-                .is_some_and(|v| v == "pinned"),
-            ..CriImage::new(id, reference)
-        }))
+        let wanted: Vec<usize> = (0..targets.len())
+            .filter(|&i| targets[i].is_some())
+            .collect();
+        let digests: Vec<Digest> = wanted.iter().filter_map(|&i| targets[i].clone()).collect();
+        let mut out: Vec<Option<CriImage>> = references.iter().map(|_| None).collect();
+        for (&i, read) in wanted.iter().zip(self.content.get_many(&digests)) {
+            let reference = references[i];
+            let Some(manifest) = found(reference, read)? else {
+                continue;
+            };
+            let Some((config, blobs_size)) =
+                summarize_manifest(&manifest).map_err(|e| resolve_error(reference, e))?
+            else {
+                continue;
+            };
+            let id = ImageId::from(config);
+            let image = match self.images.get(&id) {
+                Ok(image) => image,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(resolve_error(reference, e)),
+            };
+            let pinned = records[i].as_ref().is_some_and(|record| {
+                record
+                    .labels
+                    .get(PINNED_LABEL)
+                    .is_some_and(|v| v == "pinned")
+            });
+            out[i] = Some(CriImage {
+                chain_id: image
+                    .top_chain_id()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                size: manifest.len() as u64 + blobs_size,
+                spec: Some(image),
+                pinned,
+                ..CriImage::new(id, reference)
+            });
+        }
+        Ok(out)
     }
 }

@@ -108,6 +108,42 @@ fn resolves_names_through_manifests_and_indexes_and_rebuilds_the_cache() {
             .is_none()
     );
 
+    // In one batch: the same answers, in order, duplicates included (300
+    // asks take SQLite's bulk read).
+    let mut asked = vec!["docker.io/library/gone:v1", "docker.io/library/never:v1"];
+    asked.extend(std::iter::repeat_n("docker.io/library/app:v1", 150));
+    asked.extend(std::iter::repeat_n("docker.io/library/app:multi", 150));
+    let many = resolver.resolve_many(&asked).unwrap();
+    assert_eq!(many.len(), 302);
+    assert!(many[0].is_none() && many[1].is_none());
+    for (i, image) in many.iter().enumerate().skip(2) {
+        let image = image.as_ref().unwrap();
+        assert_eq!(image.id.as_ref(), Some(&id));
+        assert_eq!(image.references, [asked[i]]);
+        assert_eq!(image.pinned, i < 152);
+        assert_eq!(image.size, one.size);
+    }
+
+    // A manifest of an unusual shape (a layer that is not an object) is read
+    // as any JSON: what is not a size counts for nothing.
+    let odd = format!(r#"{{"config":{{"digest":"{id}","size":"7"}},"layers":[1,{{"size":5}}]}}"#);
+    let odd_digest = backend.set(odd.as_bytes()).unwrap();
+    refs.create(
+        "default",
+        ImageRecord::new(
+            "docker.io/library/odd:v1",
+            Descriptor::new(MANIFEST, odd_digest, odd.len() as i64),
+        ),
+    )
+    .unwrap();
+    let odd_image = resolver
+        .resolve("docker.io/library/odd:v1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(odd_image.size, (odd.len() + 5) as u64);
+    refs.delete("default", "docker.io/library/odd:v1", None)
+        .unwrap();
+
     let names: Vec<String> = refs
         .list("default", &[])
         .unwrap()

@@ -129,6 +129,10 @@ struct Essentials {
     rootfs: Option<RootFs>,
     #[serde(default)]
     history: Vec<EmptyLayerFlag>,
+    /// Any JSON value, so a config whose `created` is not a string still
+    /// loads (the time then reads as absent).
+    #[serde(default)]
+    created: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -140,7 +144,8 @@ struct EmptyLayerFlag {
 /// An image config (OCI, with Docker's extra fields kept) together with the
 /// exact bytes it was parsed from, which define its [`ImageId`].
 ///
-/// Only the ID, the bytes and the top layer's chain ID are kept decoded; the other fields are parsed from the bytes on first use and
+/// Only the ID, the bytes, the top layer's chain ID and the creation time are
+/// kept decoded; the other fields are parsed from the bytes on first use and
 /// cached, which keeps a store of 100k images small and its restore fast.
 #[derive(Debug)]
 pub struct Image {
@@ -149,6 +154,8 @@ pub struct Image {
     /// `os` is empty, absent or this host's.
     host_os: bool,
     top_chain_id: Option<ChainId>,
+    /// `created`, kept decoded: listings show it for every image.
+    created: Option<Box<str>>,
     /// Boxed so an image whose details were never asked for costs 8 bytes here.
     details: OnceLock<Box<Details>>,
 }
@@ -214,6 +221,10 @@ impl Image {
                 .as_deref()
                 .is_none_or(|os| os.is_empty() || os == std::env::consts::OS),
             top_chain_id: ChainId::of(&diff_ids),
+            created: match essentials.created {
+                Some(Value::String(created)) => Some(created.into_boxed_str()),
+                _ => None,
+            },
             details: OnceLock::new(),
         })
     }
@@ -271,9 +282,10 @@ impl Image {
         self.details().fields.comment.as_deref()
     }
 
-    /// The creation time as written (RFC 3339), if set.
+    /// The creation time as written (RFC 3339), if set (a string). Decoded
+    /// when the config is parsed, so listing it parses nothing more.
     pub fn created(&self) -> Option<&str> {
-        self.details().fields.created.as_deref()
+        self.created.as_deref()
     }
 
     /// The `rootfs` section.

@@ -505,3 +505,19 @@ fn restore_skips_a_corrupt_config_and_keeps_it() {
     );
     assert!(path.exists(), "reported, never deleted");
 }
+
+#[test]
+fn created_is_read_with_the_essentials_and_a_non_string_reads_as_absent() {
+    let image = imgstore_image::Image::from_config(
+        br#"{"created":"2024-01-01T00:00:07Z","author":5,"rootfs":{"type":"layers","diff_ids":[]}}"#,
+    )
+    .unwrap();
+    assert_eq!(image.created(), Some("2024-01-01T00:00:07Z"));
+    // `author` of the wrong type leaves the lazily parsed fields absent.
+    assert_eq!(image.author(), None);
+    let odd = imgstore_image::Image::from_config(
+        br#"{"created":{"at":1},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+    )
+    .unwrap();
+    assert_eq!(odd.created(), None);
+}

@@ -356,7 +356,12 @@ impl StoreBackend for SqliteBackend {
         if digests.len() >= BULK_READ {
             // Many digests (a restore): one sequential pass over the table
             // beats as many index searches.
-            let wanted: HashSet<&str> = digests.iter().map(Digest::as_str).collect();
+            // Digest -> how many times it is asked for (its bytes are moved
+            // out for the last ask, copied for the others).
+            let mut wanted: HashMap<&str, usize> = HashMap::with_capacity(digests.len());
+            for digest in digests {
+                *wanted.entry(digest.as_str()).or_default() += 1;
+            }
             // Digest -> inline bytes, or `None` for content kept in a file.
             let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::with_capacity(wanted.len());
             let scanned = conn
@@ -369,7 +374,7 @@ impl StoreBackend for SqliteBackend {
                         };
                         let Some(name) = std::str::from_utf8(name)
                             .ok()
-                            .filter(|n| wanted.contains(n))
+                            .filter(|n| wanted.contains_key(n))
                         else {
                             continue;
                         };
@@ -384,7 +389,14 @@ impl StoreBackend for SqliteBackend {
                 });
             if scanned.is_ok() {
                 for (index, digest) in digests.iter().enumerate() {
-                    out.push(match found.get(digest.as_str()).cloned() {
+                    let bytes = match wanted.get_mut(digest.as_str()) {
+                        Some(left) if *left > 1 => {
+                            *left -= 1;
+                            found.get(digest.as_str()).cloned()
+                        }
+                        _ => found.remove(digest.as_str()),
+                    };
+                    out.push(match bytes {
                         _ if !is_storable(digest) => Err(Error::content_not_found(digest)),
                         None => Err(Error::content_not_found(digest)),
                         Some(Some(bytes)) => verify(digest, &bytes).map(|()| bytes),
