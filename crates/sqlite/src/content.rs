@@ -1,6 +1,6 @@
 //! Content and metadata: [`StoreBackend`] for [`SqliteBackend`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 
@@ -57,26 +57,40 @@ fn verify(digest: &Digest, bytes: &[u8]) -> Result<()> {
 /// searching per digest: a restore of 10k images reads sequentially.
 const BULK_READ: usize = 256;
 
-/// `get_metadata_many` by two scans: every stored digest (the digest index
-/// alone) and every value of `key`. `None` if the database refuses, and the
-/// caller falls back to one search per digest.
+/// `get_metadata_many` by one pass over every stored digest (the digest
+/// index alone) joined with its value of `key`. `None` if the database
+/// refuses, and the caller falls back to one search per digest.
 fn metadata_by_scan(
     conn: &Connection,
     digests: &[Digest],
     key: &str,
 ) -> Option<Vec<Result<Vec<u8>>>> {
-    let mut stored: HashSet<String> = HashSet::with_capacity(digests.len());
-    let mut values: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(digests.len());
+    for digest in digests {
+        let next = slot_of.len();
+        slot_of.entry(digest.as_str()).or_insert(next);
+    }
+    // Per slot: `None` no content; `Some(None)` content without the key;
+    // `Some(Some(value))` the value.
+    let mut found: Vec<Option<Option<Vec<u8>>>> = vec![None; slot_of.len()];
     let scanned: rusqlite::Result<()> = (|| {
-        let mut stmt = conn.prepare_cached("SELECT digest FROM content")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            stored.insert(row.get(0)?);
-        }
-        let mut stmt = conn.prepare_cached("SELECT digest, value FROM metadata WHERE key = ?1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT c.digest, m.value FROM content AS c
+             LEFT JOIN metadata AS m ON m.digest = c.digest AND m.key = ?1",
+        )?;
         let mut rows = stmt.query([key])?;
         while let Some(row) = rows.next()? {
-            values.insert(row.get(0)?, row.get(1)?);
+            let ValueRef::Text(name) = row.get_ref(0)? else {
+                continue;
+            };
+            let Some(&slot) = std::str::from_utf8(name).ok().and_then(|n| slot_of.get(n)) else {
+                continue;
+            };
+            found[slot] = Some(match row.get_ref(1)? {
+                ValueRef::Null => None,
+                ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Some(bytes.to_vec()),
+                ValueRef::Integer(_) | ValueRef::Real(_) => Some(Vec::new()),
+            });
         }
         Ok(())
     })();
@@ -85,15 +99,15 @@ fn metadata_by_scan(
         digests
             .iter()
             .map(|digest| {
-                if !is_storable(digest) || !stored.contains(digest.as_str()) {
-                    return Err(Error::content_not_found(digest));
-                }
-                values
-                    .get(digest.as_str())
-                    .cloned()
-                    .ok_or_else(|| Error::NotFound {
+                let slot = slot_of.get(digest.as_str()).copied().unwrap_or_default();
+                match &found[slot] {
+                    _ if !is_storable(digest) => Err(Error::content_not_found(digest)),
+                    None => Err(Error::content_not_found(digest)),
+                    Some(None) => Err(Error::NotFound {
                         subject: metadata(digest, key),
-                    })
+                    }),
+                    Some(Some(value)) => Ok(value.clone()),
+                }
             })
             .collect(),
     )
@@ -356,14 +370,21 @@ impl StoreBackend for SqliteBackend {
         if digests.len() >= BULK_READ {
             // Many digests (a restore): one sequential pass over the table
             // beats as many index searches.
-            // Digest -> how many times it is asked for (its bytes are moved
-            // out for the last ask, copied for the others).
-            let mut wanted: HashMap<&str, usize> = HashMap::with_capacity(digests.len());
+            // Each distinct digest has a slot; `left` counts its asks still
+            // to answer (the bytes are moved out for the last, copied before).
+            let mut slot_of: HashMap<&str, usize> = HashMap::with_capacity(digests.len());
+            let mut left: Vec<usize> = Vec::with_capacity(digests.len());
             for digest in digests {
-                *wanted.entry(digest.as_str()).or_default() += 1;
+                let next = left.len();
+                let slot = *slot_of.entry(digest.as_str()).or_insert(next);
+                if slot == next {
+                    left.push(0);
+                }
+                left[slot] += 1;
             }
-            // Digest -> inline bytes, or `None` for content kept in a file.
-            let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::with_capacity(wanted.len());
+            // Per slot: `None` not seen; `Some(None)` content kept in a file;
+            // `Some(Some(bytes))` inline bytes.
+            let mut found: Vec<Option<Option<Vec<u8>>>> = vec![None; left.len()];
             let scanned = conn
                 .prepare_cached("SELECT digest, data FROM content")
                 .and_then(|mut stmt| {
@@ -372,29 +393,27 @@ impl StoreBackend for SqliteBackend {
                         let ValueRef::Text(name) = row.get_ref(0)? else {
                             continue;
                         };
-                        let Some(name) = std::str::from_utf8(name)
-                            .ok()
-                            .filter(|n| wanted.contains_key(n))
+                        let Some(&slot) =
+                            std::str::from_utf8(name).ok().and_then(|n| slot_of.get(n))
                         else {
                             continue;
                         };
-                        let data = match row.get_ref(1)? {
+                        found[slot] = Some(match row.get_ref(1)? {
                             ValueRef::Null => None,
                             ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Some(bytes.to_vec()),
                             ValueRef::Integer(_) | ValueRef::Real(_) => Some(Vec::new()),
-                        };
-                        found.insert(name.to_owned(), data);
+                        });
                     }
                     Ok(())
                 });
             if scanned.is_ok() {
                 for (index, digest) in digests.iter().enumerate() {
-                    let bytes = match wanted.get_mut(digest.as_str()) {
-                        Some(left) if *left > 1 => {
-                            *left -= 1;
-                            found.get(digest.as_str()).cloned()
-                        }
-                        _ => found.remove(digest.as_str()),
+                    let slot = slot_of.get(digest.as_str()).copied().unwrap_or_default();
+                    left[slot] -= 1;
+                    let bytes = if left[slot] > 0 {
+                        found[slot].clone()
+                    } else {
+                        found[slot].take()
                     };
                     out.push(match bytes {
                         _ if !is_storable(digest) => Err(Error::content_not_found(digest)),
