@@ -53,6 +53,7 @@ const FIGURES: [Figure; 5] = [
 
 fn sh(cmd: &mut Command) -> Result<(), String> {
     let status = cmd
+        .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     if status.success() {
@@ -121,14 +122,15 @@ fn time_own(
         .ok_or_else(|| "no runs".to_owned())
 }
 
-/// Median through hyperfine (`prepare` as a shell command).
+/// Median wall time and mean CPU time (user + system) through hyperfine
+/// (`prepare` as a shell command).
 fn time_hyperfine(
     binary: &Path,
     args: &[String],
     runs: usize,
     prepare: Option<String>,
     export: &Path,
-) -> Result<Duration, String> {
+) -> Result<(Duration, Option<Duration>), String> {
     let command = std::iter::once(quote(binary))
         .chain(args.iter().map(|a| quote(Path::new(a))))
         .collect::<Vec<_>>()
@@ -150,7 +152,15 @@ fn time_hyperfine(
         .pointer("/results/0/median")
         .and_then(serde_json::Value::as_f64)
         .ok_or("hyperfine gave no median")?;
-    Ok(Duration::from_secs_f64(median))
+    let cpu = ["user", "system"]
+        .iter()
+        .map(|k| {
+            json.pointer(&format!("/results/0/{k}"))
+                .and_then(serde_json::Value::as_f64)
+        })
+        .sum::<Option<f64>>()
+        .map(Duration::from_secs_f64);
+    Ok((Duration::from_secs_f64(median), cpu))
 }
 
 fn build(root: &Path, has_cli: bool) -> Result<PathBuf, String> {
@@ -294,7 +304,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 }
                 Ok(())
             };
-            time_own(&binary, &args, runs, &prepare)?
+            (time_own(&binary, &args, runs, &prepare)?, None)
         };
         results.push((figure, took));
     }
@@ -312,20 +322,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
         binary.display()
     );
     println!(
-        "{:<20} {:>10} {:>10} {:>8}   docker 20.10",
-        "figure", "median", "goal", "ratio"
+        "{:<20} {:>10} {:>10} {:>8} {:>10} {:>8}   docker 20.10",
+        "figure", "median", "goal", "ratio", "cpu", "ratio"
     );
-    for (figure, took) in &results {
+    for (figure, (took, cpu)) in &results {
         let ms = took.as_secs_f64() * 1e3;
+        let (cpu_ms, cpu_ratio) = match cpu {
+            Some(cpu) => {
+                let cpu_ms = cpu.as_secs_f64() * 1e3;
+                (
+                    format!("{cpu_ms:.1}ms"),
+                    format!("{:.2}x", cpu_ms / figure.goal_ms),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        };
         println!(
-            "{:<20} {:>8.1}ms {:>8.0}ms {:>7.2}x   {}",
+            "{:<20} {:>8.1}ms {:>8.0}ms {:>7.2}x {:>10} {:>8}   {}",
             figure.name,
             ms,
             figure.goal_ms,
             ms / figure.goal_ms,
+            cpu_ms,
+            cpu_ratio,
             figure.docker
         );
     }
+    println!(
+        "cpu: user + system time of the process (mean), the figure a busy machine distorts least"
+    );
     let loaded = [load_before, load_after].iter().flatten().any(|&l| l > 2.0);
     println!(
         "load average before/after: {} / {}{}",
