@@ -35,11 +35,9 @@ fn run(args: &[String]) -> Result<(), String> {
     let w = |e: std::io::Error| e.to_string();
     match rest.first().map(String::as_str) {
         Some("images") if rest.get(1).is_some_and(|a| a == "-q") => {
-            let mut seen = std::collections::HashSet::new();
-            for image in store.images() {
-                if seen.insert(image.id.clone()) {
-                    writeln!(out, "{}", image.id.short()).map_err(w)?;
-                }
+            // IDs only: nothing per image beyond the image store's map.
+            for id in imgstore::image::ImageStore::map(store.image_store()).keys() {
+                writeln!(out, "{}", id.short()).map_err(w)?;
             }
         }
         Some("images") => {
@@ -90,7 +88,12 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         other => return Err(format!("unknown command {other:?}")),
     }
-    out.flush().map_err(w)
+    out.flush().map_err(w)?;
+    drop(out);
+    // The process ends here: freeing 10k images one by one would only cost
+    // time (SQLite is consistent without a clean close).
+    std::mem::forget(store);
+    Ok(())
 }
 
 fn main() -> ExitCode {

@@ -38,8 +38,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures::run(&args[1..], workspace_root().join("target/fixtures")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [filter] | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S]>"
-                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills] | interop | fuzz [target] [--execs N | --seconds S] | fixtures [N...]>"
+                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | fixtures [N...]>"
             );
             return ExitCode::from(2);
         }

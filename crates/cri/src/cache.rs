@@ -51,8 +51,17 @@ impl RefCache {
         let references: Vec<S> = references.into_iter().collect();
         let references: Vec<&str> = references.iter().map(AsRef::as_ref).collect();
         let images = resolver.resolve_many(&references)?;
+        RefCache::from_resolved(&references, images)
+    }
+
+    /// A cache holding `images[i]` for `references[i]` (what a resolver
+    /// said they name), applied in order with [`update_with`](Self::update_with).
+    pub fn from_resolved(
+        references: &[&str],
+        images: Vec<Option<CriImage>>,
+    ) -> Result<RefCache, CriError> {
         let cache = RefCache::new();
-        for (reference, image) in references.into_iter().zip(images) {
+        for (reference, image) in references.iter().zip(images) {
             cache.update_with(reference, image)?;
         }
         Ok(cache)

@@ -38,4 +38,4 @@ mod resolver;
 pub use cache::{ImageResolver, RefCache};
 pub use error::CriError;
 pub use index::{CriImage, ImageIndex};
-pub use resolver::{PINNED_LABEL, StoreResolver};
+pub use resolver::{NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names};

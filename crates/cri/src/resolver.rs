@@ -142,6 +142,138 @@ fn host_arch() -> &'static str {
     }
 }
 
+/// What a name says before the image store is asked: the image ID its
+/// manifest names, containerd's size and whether the name is pinned.
+/// [`read_names`] gives them; [`images_of`] completes them into
+/// [`CriImage`]s. Split so a caller may read names and manifests while the
+/// image store is still restoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTarget {
+    /// The config digest the manifest names.
+    pub id: ImageId,
+    /// Manifest + config + layer blobs, in bytes.
+    pub size: u64,
+    /// True when the name carries the pinned label.
+    pub pinned: bool,
+}
+
+/// For each of `references`, in order: what its record in `refs`
+/// (namespace `namespace`) leads to through `content` (for an index, the
+/// manifest of this host's platform, else the first), or `None` when the
+/// name, index or manifest is missing or names no config. Every index and
+/// manifest is read with one `get_many` (verified as every read is).
+pub fn read_names<R, C>(
+    namespace: &str,
+    refs: &RefStore<R>,
+    content: &C,
+    references: &[&str],
+) -> Result<Vec<Option<NameTarget>>, CriError>
+where
+    R: RecordStore,
+    C: StoreBackend + ?Sized,
+{
+    let mut records = Vec::with_capacity(references.len());
+    for reference in references {
+        records.push(match refs.get(namespace, reference) {
+            Ok(record) => Some(record),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(resolve_error(reference, e)),
+        });
+    }
+    // What each name's manifest is: its target, or for an index the
+    // manifest the index names for this host.
+    let mut targets: Vec<Option<Digest>> = records
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.target.digest.clone()))
+        .collect();
+    let is_index: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.as_ref()
+                .is_some_and(|r| INDEX_TYPES.contains(&r.target.media_type.as_str()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if !is_index.is_empty() {
+        let digests: Vec<Digest> = is_index
+            .iter()
+            .filter_map(|&i| targets[i].clone())
+            .collect();
+        for (&i, read) in is_index.iter().zip(content.get_many(&digests)) {
+            targets[i] = match found(references[i], read)? {
+                None => None,
+                Some(index) => {
+                    manifest_of_index(&index).map_err(|e| resolve_error(references[i], e))?
+                }
+            };
+        }
+    }
+    let wanted: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].is_some())
+        .collect();
+    let digests: Vec<Digest> = wanted.iter().filter_map(|&i| targets[i].clone()).collect();
+    let mut out: Vec<Option<NameTarget>> = references.iter().map(|_| None).collect();
+    for (&i, read) in wanted.iter().zip(content.get_many(&digests)) {
+        let reference = references[i];
+        let Some(manifest) = found(reference, read)? else {
+            continue;
+        };
+        let Some((config, blobs_size)) =
+            summarize_manifest(&manifest).map_err(|e| resolve_error(reference, e))?
+        else {
+            continue;
+        };
+        let pinned = records[i].as_ref().is_some_and(|record| {
+            record
+                .labels
+                .get(PINNED_LABEL)
+                .is_some_and(|v| v == "pinned")
+        });
+        out[i] = Some(NameTarget {
+            id: ImageId::from(config),
+            size: manifest.len() as u64 + blobs_size,
+            pinned,
+        });
+    }
+    Ok(out)
+}
+
+/// Completes what [`read_names`] gave with the images themselves: `None`
+/// where the name led nowhere or its image is not in `images`.
+pub fn images_of<I: ImageStore>(
+    images: &I,
+    references: &[&str],
+    targets: Vec<Option<NameTarget>>,
+) -> Result<Vec<Option<CriImage>>, CriError> {
+    let mut out = Vec::with_capacity(targets.len());
+    for (reference, target) in references.iter().zip(targets) {
+        let Some(target) = target else {
+            out.push(None);
+            continue;
+        };
+        let image = match images.get(&target.id) {
+            Ok(image) => image,
+            Err(e) if e.is_not_found() => {
+                out.push(None);
+                continue;
+            }
+            Err(e) => return Err(resolve_error(reference, e)),
+        };
+        out.push(Some(CriImage {
+            chain_id: image
+                .top_chain_id()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            size: target.size,
+            spec: Some(image),
+            pinned: target.pinned,
+            ..CriImage::new(target.id, reference)
+        }));
+    }
+    Ok(out)
+}
+
 impl<R, C, I> ImageResolver for StoreResolver<'_, R, C, I>
 where
     R: RecordStore,
@@ -152,84 +284,9 @@ where
         Ok(self.resolve_many(&[reference])?.pop().flatten())
     }
 
-    /// Names from memory, then every index and every manifest with one
-    /// `get_many` each (verified as every read is), then images from memory.
+    /// [`read_names`], then [`images_of`].
     fn resolve_many(&self, references: &[&str]) -> Result<Vec<Option<CriImage>>, CriError> {
-        let mut records = Vec::with_capacity(references.len());
-        for reference in references {
-            records.push(match self.refs.get(self.namespace, reference) {
-                Ok(record) => Some(record),
-                Err(e) if e.kind() == ErrorKind::NotFound => None,
-                Err(e) => return Err(resolve_error(reference, e)),
-            });
-        }
-        // What each name's manifest is: its target, or for an index the
-        // manifest the index names for this host.
-        let mut targets: Vec<Option<Digest>> = records
-            .iter()
-            .map(|r| r.as_ref().map(|r| r.target.digest.clone()))
-            .collect();
-        let is_index: Vec<usize> = records
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| {
-                r.as_ref()
-                    .is_some_and(|r| INDEX_TYPES.contains(&r.target.media_type.as_str()))
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if !is_index.is_empty() {
-            let digests: Vec<Digest> = is_index
-                .iter()
-                .filter_map(|&i| targets[i].clone())
-                .collect();
-            for (&i, read) in is_index.iter().zip(self.content.get_many(&digests)) {
-                targets[i] = match found(references[i], read)? {
-                    None => None,
-                    Some(index) => {
-                        manifest_of_index(&index).map_err(|e| resolve_error(references[i], e))?
-                    }
-                };
-            }
-        }
-        let wanted: Vec<usize> = (0..targets.len())
-            .filter(|&i| targets[i].is_some())
-            .collect();
-        let digests: Vec<Digest> = wanted.iter().filter_map(|&i| targets[i].clone()).collect();
-        let mut out: Vec<Option<CriImage>> = references.iter().map(|_| None).collect();
-        for (&i, read) in wanted.iter().zip(self.content.get_many(&digests)) {
-            let reference = references[i];
-            let Some(manifest) = found(reference, read)? else {
-                continue;
-            };
-            let Some((config, blobs_size)) =
-                summarize_manifest(&manifest).map_err(|e| resolve_error(reference, e))?
-            else {
-                continue;
-            };
-            let id = ImageId::from(config);
-            let image = match self.images.get(&id) {
-                Ok(image) => image,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(resolve_error(reference, e)),
-            };
-            let pinned = records[i].as_ref().is_some_and(|record| {
-                record
-                    .labels
-                    .get(PINNED_LABEL)
-                    .is_some_and(|v| v == "pinned")
-            });
-            out[i] = Some(CriImage {
-                chain_id: image
-                    .top_chain_id()
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
-                size: manifest.len() as u64 + blobs_size,
-                spec: Some(image),
-                pinned,
-                ..CriImage::new(id, reference)
-            });
-        }
-        Ok(out)
+        let targets = read_names(self.namespace, self.refs, self.content, references)?;
+        images_of(self.images, references, targets)
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use imgstore_backend::ErrorKind;
-use imgstore_cri::{RefCache, StoreResolver};
+use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
 use imgstore_fs::FsBackend;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{ChainId, LayerStore};
@@ -109,8 +109,9 @@ impl Store {
 
     /// Opens (creating if needed) the store at `root` with `options`.
     ///
-    /// Order: backends, layer store, image store (which takes each image's
-    /// layer reference), names, then the CRI cache rebuilt from every name
+    /// Order: backends; then, side by side, the layer store and the image
+    /// store (which takes each image's layer reference), and the names with
+    /// the manifests they lead to; then the CRI cache built from every name
     /// of the namespace.
     pub fn open_with(root: impl AsRef<Path>, options: Options) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
@@ -161,12 +162,37 @@ impl Store {
     ) -> Result<Store> {
         let lock = StoreLock::open(&root)?;
         let content = Arc::new(content);
-        let image_backend = Arc::new(image_backend);
         let (layers, images, refs, cache) = lock.load(|| {
-            let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
-            let images = imgstore_image::Store::open(image_backend, Arc::clone(&layers))?;
-            let refs = RefStore::open(Arc::clone(&content))?;
-            let cache = rebuild_cache(&namespace, &refs, &content, &images)?;
+            // Two strands that share nothing until the cache is built, run
+            // side by side: layers, then images (which take their layer
+            // references); names, then the manifests they lead to.
+            let (stores, names) = std::thread::scope(|scope| {
+                let stores = scope.spawn(|| -> Result<_> {
+                    let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
+                    let images =
+                        imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
+                    Ok((layers, images))
+                });
+                let names = (|| -> Result<_> {
+                    let refs = RefStore::open(Arc::clone(&content))?;
+                    let names: Vec<String> = refs
+                        .list(&namespace, &[])?
+                        .iter()
+                        .map(|record| record.name.clone())
+                        .collect();
+                    let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+                    let targets = read_names(&namespace, &refs, &*content, &listed)?;
+                    Ok((refs, names, targets))
+                })();
+                let stores = stores
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (stores, names)
+            });
+            let (layers, images) = stores?;
+            let (refs, names, targets) = names?;
+            let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+            let cache = RefCache::from_resolved(&listed, images_of(&images, &listed, targets)?)?;
             Ok((layers, images, refs, cache))
         })?;
         Ok(Store {
