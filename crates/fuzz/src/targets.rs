@@ -78,8 +78,11 @@ pub fn reference(data: &[u8]) {
         let looks_like_domain = first.contains(['.', ':'])
             || first == "localhost"
             || first.bytes().any(|b| b.is_ascii_uppercase());
-        if !(parsed.domain() == "docker.io" && looks_like_domain) {
-            let familiar = parsed.familiar_string();
+        let familiar = parsed.familiar_string();
+        // Nor is `library/<64 hex>`, whose familiar form reads as an image ID.
+        let is_id = familiar.len() == 64 && familiar.bytes().all(|b| b.is_ascii_hexdigit());
+        let ambiguous = (parsed.domain() == "docker.io" && looks_like_domain) || is_id;
+        if !ambiguous {
             let from_familiar = Reference::parse_normalized(&familiar);
             assert_eq!(
                 from_familiar.as_ref().ok(),

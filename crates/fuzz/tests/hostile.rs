@@ -524,3 +524,36 @@ fn a_million_and_one_members_are_refused() {
     }
     assert_eq!(store_state(&store), before);
 }
+
+#[test]
+fn a_gzip_bomb_tarball_is_refused_before_it_fills_the_disk() {
+    // `import` decompresses a gzipped tarball to a temporary file first:
+    // 1 GiB from 1 MiB is over 100 times its size (and over 256 MiB).
+    let bomb = gzip_bomb(1);
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = seeded(dir.path(), backend);
+        let before = store_state(&store);
+        let path = dir.path().join("bomb.tar.gz");
+        std::fs::write(&path, &bomb).expect("write");
+        let err = store.import(&path).expect_err("refused");
+        match &err {
+            Error::InvalidArchive { reason, .. } => assert_eq!(
+                reason,
+                &format!(
+                    "gzip-compressed, and it expands to more than {} bytes (100 times its size): \
+                     refused as a decompression bomb; decompress it first (gunzip) to import it",
+                    256u64 << 20
+                )
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(store_state(&store), before);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+            .expect("store dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}

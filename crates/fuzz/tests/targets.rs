@@ -80,3 +80,14 @@ fn mutation_loop_oci_json() {
 fn mutation_loop_archive() {
     mutation_loop(Target::Archive, 2_000);
 }
+
+#[test]
+fn reference_inputs_found_by_the_loop() {
+    // `library/<64 hex>` parses; its familiar form reads as an image ID
+    // (as in distribution): the target must not count that as a finding.
+    targets::reference(format!("library/{}", "b".repeat(64)).as_bytes());
+    targets::reference(b"docker.io/libraer.io/library/busybox:latest");
+    let id = "5".repeat(64);
+    assert!(imgstore::refs::reference::normalize(&format!("library/{id}")).is_ok());
+    assert!(imgstore::refs::reference::normalize(&id).is_err());
+}

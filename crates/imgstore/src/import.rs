@@ -210,6 +210,12 @@ impl PlatformChoice {
     }
 }
 
+/// A gzip-compressed tarball may expand to this many times its size ...
+const MAX_GZIP_RATIO: u64 = 100;
+/// ... or to this many bytes, whichever is more; beyond, it is refused as a
+/// decompression bomb before it fills the disk.
+const MIN_GZIP_LIMIT: u64 = 256 << 20;
+
 /// A temporary file removed when dropped.
 struct TempFile(PathBuf);
 
@@ -231,7 +237,9 @@ impl Store {
     /// oci-archive or `docker save` tar
     /// ([`import_archive`](Store::import_archive)), possibly
     /// gzip-compressed (`docker save | gzip`), in which case it is first
-    /// decompressed into a temporary file under the store's root.
+    /// decompressed into a temporary file under the store's root, up to 100
+    /// times its size (at least 256 MiB): beyond, it is refused
+    /// ([`Error::InvalidArchive`]) as a decompression bomb.
     /// Multi-platform indexes give the images `options.platform` chooses;
     /// when an index has none for a wanted platform, the import is refused
     /// with [`Error::NoMatchingPlatform`] listing what the index offers,
@@ -283,11 +291,29 @@ impl Store {
                 source,
             })?;
             let file = File::open(path).map_err(|e| io_error("open", e))?;
-            let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
-            io::copy(&mut decoder, &mut out).map_err(|source| Error::InvalidArchive {
-                path: path.to_path_buf(),
-                reason: format!("gzip-compressed, and it does not decompress: {source}"),
-            })?;
+            let decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+            // A gzip bomb must not fill the disk: the temporary tar may grow
+            // to MAX_GZIP_RATIO times the file (at least MIN_GZIP_LIMIT).
+            let limit = meta
+                .len()
+                .saturating_mul(MAX_GZIP_RATIO)
+                .max(MIN_GZIP_LIMIT);
+            let copied = io::copy(&mut decoder.take(limit.saturating_add(1)), &mut out).map_err(
+                |source| Error::InvalidArchive {
+                    path: path.to_path_buf(),
+                    reason: format!("gzip-compressed, and it does not decompress: {source}"),
+                },
+            )?;
+            if copied > limit {
+                return Err(Error::InvalidArchive {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "gzip-compressed, and it expands to more than {limit} bytes \
+                         ({MAX_GZIP_RATIO} times its size): refused as a decompression bomb; \
+                         decompress it first (gunzip) to import it"
+                    ),
+                });
+            }
             drop(out);
             return self.import_archive_with(&temp.0, options);
         }
