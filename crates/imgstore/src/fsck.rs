@@ -215,6 +215,36 @@ fn verify_stream(
     }
 }
 
+/// Re-hashes every blob of `backend`, counting them in `report`; returns
+/// each blob that failed and is still there (one deleted since the walk is
+/// no problem), with why.
+fn verify_all(
+    backend: &dyn StoreBackend,
+    report: &mut FsckReport,
+) -> Result<Vec<(Digest, String)>> {
+    let mut digests = Vec::new();
+    backend.walk(&mut |digest| {
+        digests.push(digest.clone());
+        Ok(())
+    })?;
+    let mut failed = Vec::new();
+    for digest in digests {
+        match verify_stream(backend, &digest)? {
+            Ok(size) => {
+                report.blobs_checked += 1;
+                report.bytes_checked += size;
+            }
+            Err(reason) => {
+                if backend.contains(&digest)? {
+                    report.blobs_checked += 1;
+                    failed.push((digest, reason));
+                }
+            }
+        }
+    }
+    Ok(failed)
+}
+
 impl Store {
     /// Re-verifies the whole store (see the module docs for what is
     /// checked). Without `repair` nothing changes. With `repair`: corrupt
@@ -279,29 +309,13 @@ impl Store {
 
     /// Re-hashes every content blob; returns the corrupt ones.
     fn check_content(&self, report: &mut FsckReport) -> Result<Vec<Digest>> {
-        let mut digests = Vec::new();
-        self.content.walk(&mut |digest| {
-            digests.push(digest.clone());
-            Ok(())
-        })?;
         let mut corrupt = Vec::new();
-        for digest in digests {
-            report.blobs_checked += 1;
-            match verify_stream(&*self.content, &digest)? {
-                Ok(size) => report.bytes_checked += size,
-                Err(reason) => {
-                    // Deleted since the walk: not a problem.
-                    if !self.content.contains(&digest)? {
-                        report.blobs_checked -= 1;
-                        continue;
-                    }
-                    report.problems.push(FsckProblem::CorruptBlob {
-                        digest: digest.clone(),
-                        reason,
-                    });
-                    corrupt.push(digest);
-                }
-            }
+        for (digest, reason) in verify_all(&*self.content, report)? {
+            report.problems.push(FsckProblem::CorruptBlob {
+                digest: digest.clone(),
+                reason,
+            });
+            corrupt.push(digest);
         }
         Ok(corrupt)
     }
@@ -323,46 +337,29 @@ impl Store {
     /// returns the images to delete on repair.
     fn check_configs(&self, report: &mut FsckReport) -> Result<Vec<ImageId>> {
         let backend = self.images.backend();
-        let mut digests = Vec::new();
-        backend.walk(&mut |digest| {
-            digests.push(digest.clone());
-            Ok(())
-        })?;
-        let skipped_images = self.images.skipped();
-        let skipped: HashMap<&ImageId, &str> = skipped_images
-            .iter()
-            .map(|s| (&s.id, s.reason.as_str()))
-            .collect();
         let mut to_delete = Vec::new();
-        for digest in digests {
-            let image = ImageId::from(digest.clone());
-            report.blobs_checked += 1;
-            match verify_stream(&**backend, &digest)? {
-                Ok(size) => report.bytes_checked += size,
-                Err(reason) => {
-                    if !backend.contains(&digest)? {
-                        report.blobs_checked -= 1;
-                        continue;
-                    }
-                    report.problems.push(FsckProblem::CorruptConfig {
-                        image: image.clone(),
-                        reason,
-                    });
-                    to_delete.push(image);
-                    continue;
-                }
+        for (digest, reason) in verify_all(&**backend, report)? {
+            let image = ImageId::from(digest);
+            report.problems.push(FsckProblem::CorruptConfig {
+                image: image.clone(),
+                reason,
+            });
+            to_delete.push(image);
+        }
+        for skipped in self.images.skipped() {
+            let digest = skipped.id.digest();
+            if to_delete.contains(&skipped.id) || !backend.contains(digest)? {
+                continue;
             }
-            if let Some(reason) = skipped.get(&image) {
-                report.problems.push(FsckProblem::SkippedImage {
-                    image: image.clone(),
-                    reason: (*reason).to_owned(),
-                });
-                // A healthy config skipped for a read that failed on open
-                // (EIO, EACCES) must not be deleted by repair.
-                if !self.whole_now(&**backend, &digest) {
-                    to_delete.push(image);
-                }
+            // A healthy config skipped for a read that failed on open
+            // (EIO, EACCES) must not be deleted by repair.
+            if !self.whole_now(&**backend, digest) {
+                to_delete.push(skipped.id.clone());
             }
+            report.problems.push(FsckProblem::SkippedImage {
+                image: skipped.id,
+                reason: skipped.reason,
+            });
         }
         Ok(to_delete)
     }
