@@ -33,6 +33,7 @@
 //! ```
 
 mod error;
+pub mod fault_point;
 mod hashing;
 mod keys;
 mod record;

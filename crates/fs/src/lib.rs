@@ -52,7 +52,7 @@
 
 mod atomic;
 mod backend;
-mod fault;
+use imgstore_backend::fault_point as fault;
 mod lock;
 mod records;
 mod sys;

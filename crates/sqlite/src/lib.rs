@@ -41,7 +41,7 @@
 mod backend;
 mod content;
 mod error;
-mod fault;
+use imgstore_backend::fault_point as fault;
 mod files;
 mod options;
 mod reader;
