@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use imgstore::{ImageUsage, Store};
+use imgstore::ImageUsage;
 use serde_json::Value;
 
 mod common;
 
-use common::{BACKENDS, corpus, json, open, strings};
+use common::{BACKENDS, corpus, import_corpus, json, open, strings};
 
 /// (id, repo tags, size, shared size, unique size)
 type Row = (String, Vec<String>, u64, u64, u64);
@@ -47,18 +47,6 @@ fn rows(usage: &[ImageUsage]) -> Vec<Row> {
             )
         })
         .collect()
-}
-
-fn import_corpus(store: &Store, corpus: &Path) {
-    store
-        .import_oci_layout(corpus.join("oci/main"))
-        .expect("import oci/main");
-    store
-        .import_oci_layout(corpus.join("oci/quirk-unterminated"))
-        .expect("import quirk");
-    store
-        .import_archive(corpus.join("docker/docker-save-multi.docker.tar"))
-        .expect("import docker save");
 }
 
 #[test]

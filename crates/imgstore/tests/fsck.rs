@@ -7,23 +7,11 @@ use imgstore::backend::StoreBackend;
 use imgstore::digest::Digest;
 use imgstore::layer::NewLayer;
 use imgstore::refs::{Descriptor, ImageRecord};
-use imgstore::{Backend, FsckProblem, Store};
+use imgstore::{Backend, FsckProblem};
 
 mod common;
 
-use common::{BACKENDS, corpus, expected_image, open};
-
-fn import_all(store: &Store, corpus: &Path) {
-    store
-        .import_oci_layout(corpus.join("oci/main"))
-        .expect("import oci/main");
-    store
-        .import_oci_layout(corpus.join("oci/quirk-unterminated"))
-        .expect("import quirk");
-    store
-        .import_archive(corpus.join("docker/docker-save-multi.docker.tar"))
-        .expect("import docker save");
-}
+use common::{BACKENDS, corpus, expected_image, import_corpus, open};
 
 fn count(backend: &dyn StoreBackend) -> usize {
     let mut n = 0;
@@ -104,7 +92,7 @@ fn fresh_imports_are_clean_and_every_blob_is_checked() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
-        import_all(&store, &corpus);
+        import_corpus(&store, &corpus);
         let report = store.fsck(false).expect("fsck");
         assert!(report.is_clean(), "{backend:?}: {:?}", report.problems);
         let blobs = count(&**store.content()) + count(&**store.image_store().backend());
@@ -128,7 +116,7 @@ fn corrupt_layer_blob_is_found_deleted_on_repair_and_restored_by_reimport() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = open(dir.path(), backend);
-            import_all(&store, &corpus);
+            import_corpus(&store, &corpus);
         }
         corrupt(dir.path(), backend, "content", &layer);
         let store = open(dir.path(), backend);
@@ -177,7 +165,7 @@ fn corrupt_config_skips_the_image_and_repair_removes_it_and_its_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = open(dir.path(), backend);
-            import_all(&store, &corpus);
+            import_corpus(&store, &corpus);
         }
         corrupt(dir.path(), backend, "images", &id);
         let store = open(dir.path(), backend);
@@ -247,7 +235,7 @@ fn name_without_target_is_dangling_and_repair_deletes_only_it() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
-        import_all(&store, &corpus);
+        import_corpus(&store, &corpus);
         let missing = Digest::from_bytes(b"no such manifest");
         store
             .refs()

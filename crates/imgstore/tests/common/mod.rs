@@ -43,6 +43,20 @@ pub fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Imports the corpus inputs the README's first command loads: `oci/main`,
+/// `oci/quirk-unterminated` and `docker/docker-save-multi.docker.tar`.
+pub fn import_corpus(store: &Store, corpus: &Path) {
+    store
+        .import_oci_layout(corpus.join("oci/main"))
+        .expect("import oci/main");
+    store
+        .import_oci_layout(corpus.join("oci/quirk-unterminated"))
+        .expect("import quirk");
+    store
+        .import_archive(corpus.join("docker/docker-save-multi.docker.tar"))
+        .expect("import docker save");
+}
+
 pub fn open(root: &Path, backend: Backend) -> Store {
     Store::open_with(
         root,
