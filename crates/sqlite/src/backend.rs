@@ -6,12 +6,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imgstore_backend::{Error, Result, Subject};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::error::{pool_error, sql_error};
 use crate::files::{BlobDir, sync_dir};
@@ -86,6 +86,29 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Sets `journal_mode=WAL` and returns the mode SQLite reports.
+///
+/// Leaving rollback mode needs an exclusive lock, and SQLite does not always
+/// call the busy handler for it (a connection that would deadlock gets
+/// `SQLITE_BUSY` at once), so several processes opening one old database at
+/// the same moment retry here until `timeout` has passed.
+fn switch_to_wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() + pause < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            result => return result,
+        }
+    }
+}
+
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path` with default options.
     /// See [`open_with`](Self::open_with).
@@ -117,8 +140,7 @@ impl SqliteBackend {
         // Before anything that writes (journal_mode does): a newer or foreign
         // database stays untouched.
         let version = schema::check_openable(&writer, &subject)?;
-        let journal_mode: String = writer
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        let journal_mode = switch_to_wal(&writer, options.busy_timeout)
             .map_err(|e| sql_error("switch to WAL", subject.clone(), e))?;
         if !journal_mode.eq_ignore_ascii_case("wal") {
             return Err(Error::FailedPrecondition {
