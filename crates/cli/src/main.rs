@@ -240,10 +240,32 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         },
         namespace: cli.namespace.clone(),
     };
-    let store = Store::open_with(&root, options)
-        .map_err(|e| format!("cannot open the store at {}: {e}", root.display()))?;
     let out = std::io::stdout();
     let mut out = out.lock();
+    // The common listing needs no open store: the catalog the last change
+    // left answers it (see `imgstore::list_images_cached`).
+    if let Command::Images {
+        all,
+        digests: false,
+        filters,
+        format,
+        quiet,
+    } = &cli.command
+    {
+        let query = ImageQuery {
+            all: *all,
+            filters: filters.clone(),
+        };
+        if let Some(listed) =
+            imgstore::list_images_cached(&root, &options, &query).map_err(|e| e.to_string())?
+        {
+            let result = print_images(&listed, &BTreeMap::new(), false, *format, *quiet, &mut out);
+            out.flush().map_err(output_error)?;
+            return result;
+        }
+    }
+    let store = Store::open_with(&root, options)
+        .map_err(|e| format!("cannot open the store at {}: {e}", root.display()))?;
     let result = match cli.command {
         Command::Load { inputs, platform } => {
             let platform = match platform.as_deref() {
@@ -413,17 +435,6 @@ fn images(
     let listed = store
         .list_images(&ImageQuery { all, filters })
         .map_err(|e| e.to_string())?;
-    let write =
-        |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
-    if format == OutputFormat::Json {
-        let mut text = String::new();
-        for summary in &listed {
-            text.push_str(&image_json(summary).to_string());
-            text.push('\n');
-        }
-        write(out, &text)?;
-        return Ok(ExitCode::SUCCESS);
-    }
     let targets: BTreeMap<String, String> = if digests {
         store
             .refs()
@@ -435,12 +446,36 @@ fn images(
     } else {
         BTreeMap::new()
     };
+    print_images(&listed, &targets, digests, format, ids_only, out)
+}
+
+/// Prints the listed images: JSON lines, IDs only, or Docker's table
+/// (with the DIGEST column, from `targets`, when `digests`).
+fn print_images(
+    listed: &[ImageSummary],
+    targets: &BTreeMap<String, String>,
+    digests: bool,
+    format: OutputFormat,
+    ids_only: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let write =
+        |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
+    if format == OutputFormat::Json {
+        let mut text = String::new();
+        for summary in listed {
+            text.push_str(&image_json(summary).to_string());
+            text.push('\n');
+        }
+        write(out, &text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let now = SystemTime::now();
     let mut rows = Vec::new();
     let mut ids = String::new();
-    for summary in &listed {
+    for summary in listed {
         let id = short_id(&summary.id);
-        for [repository, tag, digest] in image_rows(summary, &targets) {
+        for [repository, tag, digest] in image_rows(summary, targets) {
             if ids_only {
                 ids.push_str(&id);
                 ids.push('\n');

@@ -854,22 +854,18 @@ fn load_takes_a_platform_choice() {
 
 #[test]
 fn images_hides_nameless_parents_unless_all() {
-    use imgstore::image::ImageStore;
-
     let Some(corpus) = corpus() else { return };
     let root = loaded(&corpus);
     let base = image(&corpus, "base");
     let child = image(&corpus, "child");
     let base_id = base["image_id"].as_str().unwrap_or("?");
     let child_id = child["image_id"].as_str().unwrap_or("?");
-    {
-        // A parent link as a local build records it (the library's call).
-        let store = imgstore::Store::open(root.path()).expect("open the store");
-        let images = store.image_store();
-        let parent = images.search(base_id).expect("base is stored");
-        let kid = images.search(child_id).expect("child is stored");
-        images.set_parent(&kid, &parent).expect("set parent");
-    }
+    // The listing is now in the catalog; a parent link as a local build
+    // records it (the library's call) must reach the next listing.
+    ok(root.path(), &["images"]);
+    imgstore::Store::open(root.path())
+        .and_then(|store| store.set_parent(child_id, base_id))
+        .expect("set parent");
     let listed = json_lines(&ok(root.path(), &["images", "--format", "json"]));
     let child_line = listed
         .iter()

@@ -31,6 +31,18 @@ impl AnyBackend {
             AnyBackend::Faulty(b) => b.inner().as_sqlite(),
         }
     }
+
+    /// Makes every write that returned Ok durable against a power loss:
+    /// an SQLite checkpoint ([`SqliteBackend::checkpoint`]); nothing for
+    /// the filesystem backend, which syncs every write before returning.
+    pub fn make_durable(&self) -> Result<()> {
+        match self {
+            AnyBackend::Sqlite(b) => b.checkpoint(),
+            AnyBackend::Fs(_) => Ok(()),
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty(b) => b.inner().make_durable(),
+        }
+    }
 }
 
 macro_rules! forward {

@@ -573,7 +573,7 @@ impl Store {
     ) -> Result<ExportReport> {
         let dest = dest.as_ref();
         check_destination(dest, format)?;
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let mut items: Vec<Item> = Vec::new();
         for input in images {
             let item = self.export_item(input)?;
@@ -623,7 +623,8 @@ impl Store {
         }
         sink.finish()?;
         commit(&mut temp, dest, format)?;
-        Ok(report)
+        // Nothing in the store changed: the catalog holds for the new generation.
+        lock.finish(Ok(report))
     }
 
     /// What one input means: a name (its record), else an image.

@@ -256,15 +256,16 @@ impl Store {
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         let (corrupt_blobs, corrupt_images, dangling) = {
-            let _lock = self.lock_imports()?;
+            let lock = self.lock_imports()?;
             let corrupt_blobs = self.check_content(&mut report)?;
             let corrupt_images = self.check_configs(&mut report)?;
             self.check_layers(&mut report);
-            (
-                corrupt_blobs,
-                corrupt_images,
-                self.check_names(&mut report)?,
-            )
+            let dangling = self.check_names(&mut report)?;
+            // Checking changes nothing; repairs end with gc, which commits.
+            if !repair {
+                lock.commit();
+            }
+            (corrupt_blobs, corrupt_images, dangling)
         };
         if !repair {
             return Ok(report);

@@ -60,6 +60,7 @@
 
 mod any_backend;
 mod archive;
+mod catalog;
 mod error;
 mod export;
 mod fsck;
@@ -74,6 +75,7 @@ mod usage;
 mod view;
 
 pub use any_backend::AnyBackend;
+pub use catalog::list_images_cached;
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};

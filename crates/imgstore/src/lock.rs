@@ -44,6 +44,39 @@ pub(crate) struct ChangeGuard<'a> {
     _in_process: MutexGuard<'a, ()>,
 }
 
+/// A change of a [`Store`](crate::Store) in progress: the locks, and the
+/// store whose catalog [`commit`](Change::commit) rewrites.
+pub(crate) struct Change<'a> {
+    store: &'a crate::Store,
+    _guard: ChangeGuard<'a>,
+}
+
+impl<'a> Change<'a> {
+    pub(crate) fn new(store: &'a crate::Store, guard: ChangeGuard<'a>) -> Change<'a> {
+        Change {
+            store,
+            _guard: guard,
+        }
+    }
+
+    /// Called when the change succeeded: memory matches what is stored,
+    /// so the catalog is rewritten from it (after making the backends
+    /// durable), still under the lock. A change that fails, or forgets to
+    /// commit, leaves the old catalog, which the bumped generation already
+    /// made stale.
+    pub(crate) fn commit(self) {
+        self.store.after_change();
+    }
+
+    /// Commits when `result` is Ok, and passes it on.
+    pub(crate) fn finish<T>(self, result: crate::Result<T>) -> crate::Result<T> {
+        if result.is_ok() {
+            self.commit();
+        }
+        result
+    }
+}
+
 /// A held `flock`, released on drop.
 struct FileLock<'a>(&'a File);
 
@@ -90,6 +123,34 @@ impl StoreLock {
             loaded: AtomicU64::new(0),
             in_process: Mutex::new(()),
         })
+    }
+
+    /// Opens `<root>/store.lock` for reading when it exists: what a reader
+    /// that does not open the store (the catalog) locks. `None` when there
+    /// is no store at `root` (or the file cannot be opened).
+    pub(crate) fn open_existing(root: &Path) -> Option<StoreLock> {
+        let path = root.join("store.lock");
+        let file = File::open(&path).ok()?;
+        Some(StoreLock {
+            path,
+            file,
+            loaded: AtomicU64::new(0),
+            in_process: Mutex::new(()),
+        })
+    }
+
+    /// Runs `read` with the current generation under the shared lock, so no
+    /// change runs meanwhile; `None` when the lock or the generation cannot
+    /// be had.
+    pub(crate) fn with_shared<T>(&self, read: impl FnOnce(u64) -> Option<T>) -> Option<T> {
+        let _in_process = self.lock_in_process();
+        let _shared = flock(&self.file, libc::LOCK_SH).ok()?;
+        read(self.generation().ok()?)
+    }
+
+    /// The generation this process's memory reflects.
+    pub(crate) fn loaded(&self) -> u64 {
+        self.loaded.load(Ordering::SeqCst)
     }
 
     fn io_error(&self, operation: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -148,8 +209,12 @@ impl StoreLock {
             reload()?;
         }
         let next = generation.wrapping_add(1);
+        // Synced: after a power loss the generation is never older than
+        // changes that reached the disk, so no catalog of an older
+        // generation can pass for current.
         self.file
             .write_all_at(&next.to_le_bytes(), 0)
+            .and_then(|()| self.file.sync_data())
             .map_err(self.io_error("write"))?;
         self.loaded.store(next, Ordering::SeqCst);
         Ok(ChangeGuard {

@@ -158,7 +158,7 @@ impl Store {
     /// the image tagged.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
         let target = tag_name(target)?;
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let (id, descriptor) = match self.find_record(source) {
             Ok(record) => (self.resolve(&record.name)?, record.target.clone()),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
@@ -207,22 +207,35 @@ impl Store {
             let _ = self.cache.update(&self.resolver(), &target);
             return Err(e.into());
         }
-        Ok(id)
+        lock.finish(Ok(id))
+    }
+
+    /// Records `parent` as the parent image of `child` (each a name, a full
+    /// image ID or a unique prefix of one), as a local build does: `child`
+    /// then counts as a child image (`remove` of the parent is refused, and
+    /// an unnamed parent is an intermediate image). `NotFound` when either
+    /// is not stored.
+    pub fn set_parent(&self, child: &str, parent: &str) -> Result<()> {
+        let lock = self.lock_imports()?;
+        let child = self.resolve(child)?;
+        let parent = self.resolve(parent)?;
+        self.images.set_parent(&child, &parent)?;
+        lock.finish(Ok(()))
     }
 
     /// Removes the name (as stored, or as typed: `app:v1`), Docker's
     /// `Untagged:`; the image stays, even when no name is left. `NotFound`
     /// when there is no such name.
     pub fn untag(&self, name: &str) -> Result<Untagged> {
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let record = self.find_record(name)?;
         let image = self.cache.resolve(&record.name).ok();
         self.refs.delete(&self.namespace, &record.name, None)?;
         self.cache.update(&self.resolver(), &record.name)?;
-        Ok(Untagged {
+        lock.finish(Ok(Untagged {
             name: record.name.clone(),
             image,
-        })
+        }))
     }
 
     /// Docker's `rmi`.
@@ -247,8 +260,8 @@ impl Store {
     /// Manifest and index blobs no name uses any more stay until
     /// [`gc`](Store::gc). `NotFound` when nothing matches.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
-        let _lock = self.lock_imports()?;
-        match self.find_record(name_or_id) {
+        let lock = self.lock_imports()?;
+        let result = match self.find_record(name_or_id) {
             Ok(record) => {
                 if is_pinned(&record) && !force {
                     let image = self.cache.resolve(&record.name).ok();
@@ -268,7 +281,8 @@ impl Store {
                 self.remove_by_id(&id, force)
             }
             Err(e) => Err(e),
-        }
+        };
+        lock.finish(result)
     }
 
     fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {
@@ -368,7 +382,7 @@ impl Store {
     }
 
     fn set_pinned(&self, name_or_id: &str, pinned: bool) -> Result<Vec<String>> {
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let names = match self.find_record(name_or_id) {
             Ok(record) => vec![record.name.clone()],
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
@@ -401,7 +415,7 @@ impl Store {
             self.cache.update(&self.resolver(), &name)?;
             changed.push(name);
         }
-        Ok(changed)
+        lock.finish(Ok(changed))
     }
 
     /// True when any of the names is pinned.
@@ -420,7 +434,7 @@ impl Store {
     /// children remain (children go first, so a whole unpinned chain goes).
     /// Pinned images, and so their parents, are kept.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let mut report = PruneReport::default();
         loop {
             let mut progressed = false;
@@ -445,7 +459,7 @@ impl Store {
                 progressed = true;
             }
             if !progressed {
-                return Ok(report);
+                return lock.finish(Ok(report));
             }
         }
     }
@@ -464,7 +478,7 @@ impl Store {
     /// files interrupted writes left (`gc_orphan_files`). Runs while no
     /// import, tag or remove does; a second run removes nothing.
     pub fn gc(&self) -> Result<GcReport> {
-        let _lock = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let mut report = GcReport::default();
 
         // Layers nothing references: a persistent hold taken and dropped
@@ -566,7 +580,7 @@ impl Store {
                 report.bytes_freed += orphans.removed_bytes;
             }
         }
-        Ok(report)
+        lock.finish(Ok(report))
     }
 
     /// Marks a name's target and what it uses (manifests of an index, a

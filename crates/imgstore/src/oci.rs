@@ -775,7 +775,7 @@ impl Store {
 
     /// Applies a checked plan, all or nothing (see `import_oci_layout`).
     pub(crate) fn import_plan(&self, layout: &Layout<'_>, plan: &Plan) -> Result<Vec<Imported>> {
-        let _import = self.lock_imports()?;
+        let lock = self.lock_imports()?;
         let mut undo = Undo::default();
         match self.apply(layout, plan, &mut undo) {
             Ok(imported) => {
@@ -788,6 +788,7 @@ impl Store {
                         return Err(e.into());
                     }
                 }
+                lock.commit();
                 Ok(imported)
             }
             Err(e) => {

@@ -11,7 +11,7 @@ use imgstore_layer::{ChainId, LayerStore};
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
-use crate::lock::{ChangeGuard, StoreLock};
+use crate::lock::{Change, StoreLock};
 use crate::{AnyBackend, Error, Result};
 
 /// The CRI cache of every name of `namespace`.
@@ -195,7 +195,7 @@ impl Store {
             let cache = RefCache::from_resolved(&listed, images_of(&images, &listed, targets)?)?;
             Ok((layers, images, refs, cache))
         })?;
-        Ok(Store {
+        let store = Store {
             root,
             namespace,
             content,
@@ -204,7 +204,49 @@ impl Store {
             refs,
             cache,
             lock,
-        })
+        };
+        store.write_catalog_if_stale();
+        Ok(store)
+    }
+
+    /// After a full open: writes the catalog when the one at the root is
+    /// missing or stale and nothing changed since this process loaded,
+    /// under the shared lock (readers may race; they write the same bytes).
+    fn write_catalog_if_stale(&self) {
+        let loaded = self.lock.loaded();
+        self.lock.with_shared(|generation| {
+            if generation == loaded && !self.catalog_is_current(generation) {
+                let durable = self
+                    .content
+                    .make_durable()
+                    .and_then(|()| self.images.backend().make_durable());
+                if durable.is_ok() {
+                    self.write_catalog(generation);
+                }
+            }
+            Some(())
+        });
+    }
+
+    /// What a successful change does before it lets go of the lock (see
+    /// `Change::commit`).
+    pub(crate) fn after_change(&self) {
+        let durable = self
+            .content
+            .make_durable()
+            .and_then(|()| self.images.backend().make_durable());
+        if durable.is_ok() {
+            self.write_catalog(self.lock.loaded());
+        }
+    }
+
+    /// The kind of backend the store was opened with.
+    pub(crate) fn backend_kind(&self) -> Backend {
+        if self.content.as_sqlite().is_some() {
+            Backend::Sqlite
+        } else {
+            Backend::Fs
+        }
     }
 
     /// Re-reads every store from the backends: layers first (their
@@ -243,21 +285,41 @@ impl Store {
     }
 
     /// The content backend: every blob, layer records and names.
+    ///
+    /// For reading. A change made through it bypasses the facade's change
+    /// lock: other processes sharing the root, and the catalog that
+    /// `imgstore images` reads, do not see it until the next change through
+    /// the facade (which rewrites the catalog from this process's memory).
     pub fn content(&self) -> &Arc<AnyBackend> {
         &self.content
     }
 
     /// The layer store.
+    ///
+    /// For reading. A change made through it bypasses the facade's change
+    /// lock: other processes sharing the root, and the catalog that
+    /// `imgstore images` reads, do not see it until the next change through
+    /// the facade (which rewrites the catalog from this process's memory).
     pub fn layers(&self) -> &Arc<LayerStore<AnyBackend>> {
         &self.layers
     }
 
     /// The image store.
+    ///
+    /// For reading. A change made through it bypasses the facade's change
+    /// lock: other processes sharing the root, and the catalog that
+    /// `imgstore images` reads, do not see it until the next change through
+    /// the facade (which rewrites the catalog from this process's memory).
     pub fn image_store(&self) -> &Images {
         &self.images
     }
 
     /// The names (containerd's image records).
+    ///
+    /// For reading. A change made through it bypasses the facade's change
+    /// lock: other processes sharing the root, and the catalog that
+    /// `imgstore images` reads, do not see it until the next change through
+    /// the facade (which rewrites the catalog from this process's memory).
     pub fn refs(&self) -> &RefStore<AnyBackend> {
         &self.refs
     }
@@ -289,8 +351,9 @@ impl Store {
 
     /// Takes the locks every change holds: this process's, then the root's
     /// (reloading first when another process changed the store).
-    pub(crate) fn lock_imports(&self) -> Result<ChangeGuard<'_>> {
-        self.lock.change(|| self.reload())
+    pub(crate) fn lock_imports(&self) -> Result<Change<'_>> {
+        let guard = self.lock.change(|| self.reload())?;
+        Ok(Change::new(self, guard))
     }
 
     /// Every image, Docker's `images` view, sorted by ID: its ID, the names

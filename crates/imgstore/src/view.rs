@@ -18,6 +18,7 @@ use imgstore_refs::reference::{Reference, familiar_match};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog::CatalogEntry;
 use crate::{Error, ImageSummary, Result, Store};
 
 /// Docker's zero time, which `docker inspect` prints for a time not set.
@@ -134,7 +135,7 @@ pub struct LayerUsage {
 
 /// A parsed `--filter` list.
 #[derive(Default)]
-struct ImageFilters {
+pub(crate) struct ImageFilters {
     dangling: Option<bool>,
     references: Vec<String>,
     before: Option<SystemTime>,
@@ -167,71 +168,14 @@ fn created_time(created: Option<&str>) -> SystemTime {
     created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH)
 }
 
-fn labels_of(image: &Image) -> Option<&serde_json::Map<String, Value>> {
-    image.field("config")?.get("Labels")?.as_object()
-}
-
-impl Store {
-    /// Docker's `docker images`: every image (without `all`, not the
-    /// intermediate ones: no name and child images) that the filters keep,
-    /// newest first (by the config's `created`, then by ID). A `reference`
-    /// filter also narrows each image's references to those it matches.
-    /// A malformed filter is `InvalidArgument` naming it; an image named
-    /// by `before`/`since` that does not exist is `NotFound`.
-    pub fn list_images(&self, query: &ImageQuery) -> Result<Vec<ImageSummary>> {
-        let filters = self.parse_filters(&query.filters)?;
-        let mut listed = Vec::new();
-        for mut summary in self.images() {
-            let Ok(image) = self.images.get(&summary.id) else {
-                continue;
-            };
-            if !query.all
-                && summary.references.is_empty()
-                && !self.images.children(&summary.id).is_empty()
-            {
-                continue;
-            }
-            if let Some(dangling) = filters.dangling
-                && dangling != summary.references.is_empty()
-            {
-                continue;
-            }
-            if !filters.references.is_empty() {
-                let mut kept = Vec::new();
-                for reference in &summary.references {
-                    for pattern in &filters.references {
-                        if familiar_match(pattern, reference).map_err(|e| Error::InvalidInput {
-                            what: format!("filter \"reference={pattern}\""),
-                            reason: e.to_string(),
-                        })? {
-                            kept.push(reference.clone());
-                            break;
-                        }
-                    }
-                }
-                if kept.is_empty() {
-                    continue;
-                }
-                summary.references = kept;
-            }
-            let created = created_time(summary.created.as_deref());
-            if filters.before.is_some_and(|before| created >= before)
-                || filters.since.is_some_and(|since| created <= since)
-            {
-                continue;
-            }
-            if let Some(labels) = &filters.labels
-                && !labels.matches(&ConfigLabels(labels_of(&image)))
-            {
-                continue;
-            }
-            listed.push((created, summary));
-        }
-        listed.sort_by(|(a_time, a), (b_time, b)| b_time.cmp(a_time).then(a.id.cmp(&b.id)));
-        Ok(listed.into_iter().map(|(_, summary)| summary).collect())
-    }
-
-    fn parse_filters(&self, filters: &[String]) -> Result<ImageFilters> {
+impl ImageFilters {
+    /// Parses `docker images` filters; `created_of` gives the creation
+    /// time of the image a `before`/`since` filter names (`None`: the
+    /// caller cannot, and the filter is refused as unsupported there).
+    pub(crate) fn parse(
+        filters: &[String],
+        created_of: &dyn Fn(&str) -> Result<Option<SystemTime>>,
+    ) -> Result<ImageFilters> {
         let invalid = |raw: &str, reason: &str| Error::InvalidInput {
             what: format!("filter {raw:?}"),
             reason: reason.to_owned(),
@@ -252,9 +196,9 @@ impl Store {
                 }
                 "reference" => parsed.references.push(value.to_owned()),
                 "before" | "since" => {
-                    let id = self.resolve(value)?;
-                    let image = self.images.get(&id)?;
-                    let time = created_time(image.created());
+                    let Some(time) = created_of(value)? else {
+                        return Err(invalid(raw, "needs the opened store"));
+                    };
                     if key == "before" {
                         parsed.before = Some(time);
                     } else {
@@ -288,6 +232,92 @@ impl Store {
                 Some(Filter::parse(&joined).map_err(|e| invalid(&joined, &e.to_string()))?);
         }
         Ok(parsed)
+    }
+}
+
+/// The images of `entries` that `docker images` shows with these filters
+/// (without `all`, not the intermediate ones: no name and child images),
+/// newest first (by `created`, then by ID); `labels_match` decides the
+/// `label` filters. A `reference` filter also narrows each image's
+/// references to those it matches.
+pub(crate) fn select_images(
+    entries: Vec<CatalogEntry>,
+    all: bool,
+    filters: &ImageFilters,
+    labels_match: &dyn Fn(&ImageId) -> bool,
+) -> Result<Vec<ImageSummary>> {
+    let mut listed = Vec::new();
+    for CatalogEntry {
+        mut summary,
+        has_children,
+    } in entries
+    {
+        if !all && summary.references.is_empty() && has_children {
+            continue;
+        }
+        if let Some(dangling) = filters.dangling
+            && dangling != summary.references.is_empty()
+        {
+            continue;
+        }
+        if !filters.references.is_empty() {
+            let mut kept = Vec::new();
+            for reference in &summary.references {
+                for pattern in &filters.references {
+                    if familiar_match(pattern, reference).map_err(|e| Error::InvalidInput {
+                        what: format!("filter \"reference={pattern}\""),
+                        reason: e.to_string(),
+                    })? {
+                        kept.push(reference.clone());
+                        break;
+                    }
+                }
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            summary.references = kept;
+        }
+        let created = created_time(summary.created.as_deref());
+        if filters.before.is_some_and(|before| created >= before)
+            || filters.since.is_some_and(|since| created <= since)
+        {
+            continue;
+        }
+        if filters.labels.is_some() && !labels_match(&summary.id) {
+            continue;
+        }
+        listed.push((created, summary));
+    }
+    listed.sort_by(|(a_time, a), (b_time, b)| b_time.cmp(a_time).then(a.id.cmp(&b.id)));
+    Ok(listed.into_iter().map(|(_, summary)| summary).collect())
+}
+
+fn labels_of(image: &Image) -> Option<&serde_json::Map<String, Value>> {
+    image.field("config")?.get("Labels")?.as_object()
+}
+
+impl Store {
+    /// Docker's `docker images`: every image (without `all`, not the
+    /// intermediate ones: no name and child images) that the filters keep,
+    /// newest first (by the config's `created`, then by ID). A `reference`
+    /// filter also narrows each image's references to those it matches.
+    /// A malformed filter is `InvalidArgument` naming it; an image named
+    /// by `before`/`since` that does not exist is `NotFound`.
+    pub fn list_images(&self, query: &ImageQuery) -> Result<Vec<ImageSummary>> {
+        let filters = ImageFilters::parse(&query.filters, &|reference| {
+            let id = self.resolve(reference)?;
+            Ok(Some(created_time(self.images.get(&id)?.created())))
+        })?;
+        let entries = self.catalog_entries();
+        select_images(entries, query.all, &filters, &|id| {
+            let Some(labels) = &filters.labels else {
+                return true;
+            };
+            self.images
+                .get(id)
+                .is_ok_and(|image| labels.matches(&ConfigLabels(labels_of(&image))))
+        })
     }
 
     /// Docker's `docker inspect` of one image (a name, a full ID or a unique

@@ -362,12 +362,7 @@ fn campaign(backend: Backend) {
             .import_oci_layout(corpus.join("oci/main"))
             .expect("import");
         store.pin(BASE).expect("pin");
-        let base = store.resolve(BASE).expect("base");
-        let child = store.resolve(CHILD).expect("child");
-        store
-            .image_store()
-            .set_parent(&child, &base)
-            .expect("parent");
+        store.set_parent(CHILD, BASE).expect("parent");
     }
     let report = work.path().join("child-report");
     let started = Instant::now();

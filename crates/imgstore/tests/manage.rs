@@ -270,8 +270,7 @@ fn an_image_with_children_cannot_be_removed_by_id_even_forced() {
     let store = open(dir.path(), Backend::Sqlite);
     import_main(&store, &corpus);
     store
-        .image_store()
-        .set_parent(&child.id, &base.id)
+        .set_parent(child.id.as_str(), base.id.as_str())
         .expect("set parent");
     for force in [false, true] {
         let err = store.remove(&base.short, force).expect_err("children");

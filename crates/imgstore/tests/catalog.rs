@@ -1,0 +1,192 @@
+//! The catalog (`<root>/catalog/<namespace>`): `list_images_cached` answers
+//! exactly as `Store::list_images` does while the store is unchanged, follows
+//! every change made through any `Store` on the root, and refuses to answer
+//! (so the caller opens the store) whenever it could be wrong.
+
+use std::fs;
+use std::path::Path;
+
+use imgstore::backend::ErrorKind;
+use imgstore::{Backend, ImageQuery, Options, Store, list_images_cached};
+
+mod common;
+
+use common::{BACKENDS, corpus, import_corpus, open};
+
+const BASE: &str = "registry.demo.test/demo/base:v1";
+
+fn options(backend: Backend) -> Options {
+    Options {
+        backend,
+        ..Options::default()
+    }
+}
+
+fn query(all: bool, filters: &[&str]) -> ImageQuery {
+    ImageQuery {
+        all,
+        filters: filters.iter().map(|f| (*f).to_owned()).collect(),
+    }
+}
+
+/// The queries the catalog answers, each compared with the opened store.
+fn assert_cached_matches(root: &Path, backend: Backend, store: &Store) {
+    for q in [
+        query(false, &[]),
+        query(true, &[]),
+        query(true, &["dangling=true"]),
+        query(false, &["dangling=false", "reference=*/demo/*"]),
+        query(false, &["reference=registry.demo.test/demo/base"]),
+    ] {
+        let cached = list_images_cached(root, &options(backend), &q)
+            .expect("cached listing")
+            .unwrap_or_else(|| panic!("{backend:?}: the catalog did not answer {q:?}"));
+        assert_eq!(cached, store.list_images(&q).expect("list"), "{q:?}");
+    }
+}
+
+#[test]
+fn the_catalog_lists_what_the_store_lists_and_follows_every_change() {
+    let Some(corpus) = corpus() else { return };
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        assert_eq!(
+            list_images_cached(root, &options(backend), &query(false, &[])).expect("no store"),
+            None,
+            "no store, no catalog"
+        );
+        let store = open(root, backend);
+        import_corpus(&store, &corpus);
+        assert_eq!(
+            store.list_images(&query(false, &[])).expect("list").len(),
+            5
+        );
+        assert_cached_matches(root, backend, &store);
+
+        // Changes through a second store on the same root (another
+        // process: the filesystem backend lets one open at a time).
+        let first = (backend == Backend::Sqlite).then_some(store);
+        let other = open(root, backend);
+        other.tag(BASE, "app:v1").expect("tag");
+        other.remove(BASE, false).expect("untag base");
+        other
+            .set_parent("app:v1", "registry.demo.test/demo/child:v1")
+            .expect("parent");
+        assert_cached_matches(root, backend, &other);
+        let listed = list_images_cached(root, &options(backend), &query(false, &[]))
+            .expect("cached")
+            .expect("current");
+        assert!(
+            listed
+                .iter()
+                .any(|s| s.references == ["docker.io/library/app:v1"])
+        );
+        assert!(
+            !listed
+                .iter()
+                .any(|s| s.references.iter().any(|r| r == BASE))
+        );
+
+        // A store opened before catches up on its next change, then
+        // rewrites the catalog.
+        drop(other);
+        let store = first.unwrap_or_else(|| open(root, backend));
+        store.pin("app:v1").expect("pin");
+        assert_cached_matches(root, backend, &store);
+        assert!(
+            list_images_cached(root, &options(backend), &query(false, &[]))
+                .expect("cached")
+                .expect("current")
+                .iter()
+                .any(|s| s.pinned)
+        );
+    }
+}
+
+#[test]
+fn a_stale_torn_or_foreign_catalog_is_never_used() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let store = open(root, Backend::Sqlite);
+    import_corpus(&store, &corpus);
+    let default = query(false, &[]);
+    let cached = || list_images_cached(root, &options(Backend::Sqlite), &default).expect("read");
+    assert!(cached().is_some());
+
+    // Another backend or namespace has its own catalog (none here).
+    assert_eq!(
+        list_images_cached(root, &options(Backend::Fs), &default).expect("read"),
+        None
+    );
+    let other_namespace = Options {
+        namespace: "k8s.io".into(),
+        ..Options::default()
+    };
+    assert_eq!(
+        list_images_cached(root, &other_namespace, &default).expect("read"),
+        None
+    );
+
+    // A failed change bumped the generation and wrote no catalog.
+    let err = store
+        .tag("no-such-image", "x:1")
+        .expect_err("nothing to tag");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(cached(), None, "a failed change leaves the catalog stale");
+
+    // Opening the store writes it again.
+    drop(store);
+    let store = Store::open(root).expect("reopen");
+    assert_eq!(
+        cached().expect("rewritten on open"),
+        store.list_images(&default).expect("list")
+    );
+
+    // One flipped byte: refused, whatever it hit.
+    let path = root.join("catalog/default");
+    let mut bytes = fs::read(&path).expect("catalog");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(&path, &bytes).expect("damage");
+    assert_eq!(cached(), None);
+    fs::write(&path, b"").expect("empty");
+    assert_eq!(cached(), None);
+}
+
+#[test]
+fn queries_that_need_configs_open_the_store_and_bad_filters_are_refused() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let store = open(root, Backend::Sqlite);
+    import_corpus(&store, &corpus);
+    for filters in [
+        &["label=a=b"][..],
+        &["before="][..],
+        &["since=x"][..],
+        &["bogus=1"][..],
+    ] {
+        assert_eq!(
+            list_images_cached(root, &options(Backend::Sqlite), &query(false, filters))
+                .expect("not answered"),
+            None,
+            "{filters:?}"
+        );
+    }
+    let err = list_images_cached(
+        root,
+        &options(Backend::Sqlite),
+        &query(false, &["dangling=maybe"]),
+    )
+    .expect_err("malformed");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        store
+            .list_images(&query(false, &["dangling=maybe"]))
+            .expect_err("malformed")
+            .to_string()
+    );
+}
