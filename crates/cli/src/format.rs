@@ -27,24 +27,30 @@ fn go_format_g(value: f64, precision: usize) -> String {
         return "0".to_owned();
     }
     let precision = precision.max(1);
+    // One correctly rounded formatting gives the significant digits and the
+    // exponent; both of Go's forms are written from them.
     let scientific = format!("{:.*e}", precision - 1, value);
     let Some((mantissa, exponent)) = scientific.split_once('e') else {
         return scientific;
     };
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let trim = |s: String| -> String {
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_owned()
         } else {
-            s.to_owned()
+            s
         }
     };
     if exponent < -4 || exponent >= precision as i32 {
         let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
+        format!("{}e{sign}{:02}", trim(mantissa.to_owned()), exponent.abs())
+    } else if exponent < 0 {
+        let zeros = "0".repeat(exponent.unsigned_abs() as usize - 1);
+        trim(format!("0.{zeros}{digits}"))
     } else {
-        let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
-        trim(&format!("{value:.decimals$}"))
+        let (whole, fraction) = digits.split_at((exponent as usize + 1).min(digits.len()));
+        trim(format!("{whole}.{fraction}"))
     }
 }
 
@@ -109,22 +115,24 @@ pub fn ellipsis(text: &str, max: usize) -> String {
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len();
     let mut widths = vec![0usize; columns];
-    let all = std::iter::once(header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())
-        .chain(rows.iter().cloned())
-        .collect::<Vec<_>>();
-    for row in &all {
+    let all = || {
+        std::iter::once(header.to_vec()).chain(
+            rows.iter()
+                .map(|row| row.iter().map(String::as_str).collect()),
+        )
+    };
+    for row in all() {
         for (column, cell) in row.iter().enumerate().take(columns) {
             widths[column] = widths[column].max((cell.chars().count() + 3).max(10));
         }
     }
     let mut out = String::new();
-    for row in &all {
-        let mut line = String::new();
+    let mut line = String::new();
+    for row in all() {
+        line.clear();
         for (column, cell) in row.iter().enumerate().take(columns) {
-            if column + 1 == columns {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
+            line.push_str(cell);
+            if column + 1 < columns {
                 let pad = widths[column] - cell.chars().count();
                 line.extend(std::iter::repeat_n(' ', pad));
             }
@@ -150,6 +158,54 @@ mod tests {
         assert_eq!(human_size(7_130_000), "7.13MB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size(123_456_789), "123MB");
+    }
+
+    /// `%.*g` written the plain way: a second formatting in fixed form.
+    fn two_pass_g(value: f64, precision: usize) -> String {
+        if value == 0.0 {
+            return "0".to_owned();
+        }
+        let scientific = format!("{:.*e}", precision - 1, value);
+        let (mantissa, exponent) = scientific.split_once('e').expect("scientific form");
+        let exponent: i32 = exponent.parse().expect("exponent");
+        let trim = |s: &str| -> String {
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        if exponent < -4 || exponent >= precision as i32 {
+            let sign = if exponent < 0 { '-' } else { '+' };
+            format!("{}e{sign}{:02}", trim(mantissa), exponent.abs())
+        } else {
+            let decimals = (precision as i32 - 1 - exponent).max(0) as usize;
+            trim(&format!("{value:.decimals$}"))
+        }
+    }
+
+    #[test]
+    fn one_pass_g_agrees_with_two_passes_everywhere_sizes_land() {
+        let mut value = 1u64;
+        let mut checked = 0;
+        while value < 1 << 60 {
+            for bytes in [value, value + 1, value / 2 * 3 + 1, value / 1000 * 999 + 1] {
+                let size = bytes as f64 / 1000f64.powi((bytes as f64).log(1000.0).floor() as i32);
+                assert_eq!(go_format_g(size, 3), two_pass_g(size, 3), "{bytes}");
+                checked += 1;
+            }
+            value = value * 7 / 5 + 1;
+        }
+        for bytes in (0..2_000_000u64).step_by(97) {
+            let size = bytes as f64 / 1000.0;
+            assert_eq!(go_format_g(size, 3), two_pass_g(size, 3), "{bytes}");
+        }
+        for value in [0.00012345, 0.0012345, 0.5, 9.995, 99.95, 999.5, 0.000012] {
+            for precision in 1..6 {
+                assert_eq!(go_format_g(value, precision), two_pass_g(value, precision));
+            }
+        }
+        assert!(checked > 100);
     }
 
     #[test]

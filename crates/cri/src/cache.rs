@@ -129,6 +129,12 @@ impl RefCache {
         self.inner.read().index.get(id_or_prefix)
     }
 
+    /// The image with exactly this ID, without a prefix search: what a
+    /// caller walking every image asks.
+    pub fn get_by_id(&self, id: &ImageId) -> Option<Arc<CriImage>> {
+        self.inner.read().index.get_by_id(id)
+    }
+
     /// Every image, in no particular order.
     pub fn list(&self) -> Vec<Arc<CriImage>> {
         self.inner.read().index.list()

@@ -105,6 +105,11 @@ impl ImageIndex {
             .ok_or_else(|| not_found(id_or_prefix))
     }
 
+    /// The image with exactly this ID.
+    pub fn get_by_id(&self, id: &ImageId) -> Option<Arc<CriImage>> {
+        self.images.get(id).cloned()
+    }
+
     fn lookup(&self, id_or_prefix: &str) -> Result<ImageId, CriError> {
         match self.ids.lookup(id_or_prefix) {
             Ok(digest) => Ok(ImageId::from(digest)),

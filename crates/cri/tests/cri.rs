@@ -46,7 +46,11 @@ fn internal_store_get_by_truncated_ids_and_delete_by_reference() {
         assert_eq!(got.references, img.references);
         let bare = &full[7..];
         assert_eq!(index.get(truncate(bare)).unwrap().id, img.id);
+        let exact = img.id.clone().unwrap();
+        assert_eq!(index.get_by_id(&exact).unwrap().id, img.id);
     }
+    let absent: imgstore_image::ImageId = format!("sha256:{}", "f".repeat(64)).parse().unwrap();
+    assert!(index.get_by_id(&absent).is_none());
     assert!(matches!(
         index.get("sha256"),
         Err(CriError::NotFound { .. })

@@ -27,7 +27,7 @@ use imgstore_digest::Algorithm;
 use imgstore_image::{ImageId, ImageStore};
 
 use crate::lock::StoreLock;
-use crate::view::{ImageFilters, select_images};
+use crate::view::{ImageFilters, select_images, sort_for_listing};
 use crate::{Backend, ImageQuery, ImageSummary, Options, Result, Store};
 
 /// The first bytes of a catalog file.
@@ -239,10 +239,7 @@ fn write(root: &Path, namespace: &str, bytes: &[u8]) -> io::Result<()> {
 fn read_current(root: &Path, options: &Options) -> Option<Vec<CatalogEntry>> {
     let lock = StoreLock::open_existing(root)?;
     lock.with_shared(|generation| {
-        let mut bytes = Vec::new();
-        File::open(path_of(root, &options.namespace))
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .ok()?;
+        let bytes = fs::read(path_of(root, &options.namespace)).ok()?;
         decode(&bytes, generation, options.backend, &options.namespace)
     })
 }
@@ -304,14 +301,18 @@ impl Store {
     }
 
     /// Every image with whether it has children: the catalog's content.
+    /// Sorted as listed, so a listing from the catalog has nothing to move.
     pub(crate) fn catalog_entries(&self) -> Vec<CatalogEntry> {
-        self.images()
+        let mut entries: Vec<CatalogEntry> = self
+            .images()
             .into_iter()
             .map(|summary| CatalogEntry {
                 has_children: !self.images.children(&summary.id).is_empty(),
                 summary,
             })
-            .collect()
+            .collect();
+        sort_for_listing(&mut entries);
+        entries
     }
 }
 

@@ -367,7 +367,7 @@ impl Store {
             .map()
             .into_iter()
             .map(|(id, image)| {
-                let cri = self.cache.get(id.as_str()).ok();
+                let cri = self.cache.get_by_id(&id);
                 let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
                 let content_size = match &cri {
                     Some(cri) => cri.size,
@@ -392,14 +392,11 @@ impl Store {
     /// Docker's size and the stored blob size of a chain of layers.
     fn chain_sizes(&self, top: Option<&ChainId>) -> (u64, u64) {
         let (mut size, mut blobs) = (0, 0);
-        let mut current = top.cloned();
-        while let Some(chain) = current {
-            let Some(layer) = self.layers.layer(&chain) else {
-                break;
-            };
-            size += crate::usage::docker_layer_size(&layer);
-            blobs += layer.compressed_size().unwrap_or(0);
-            current = layer.parent().cloned();
+        if let Some(top) = top {
+            self.layers.walk_chain(top, |layer| {
+                size += crate::usage::docker_layer_size(layer);
+                blobs += layer.compressed_size().unwrap_or(0);
+            });
         }
         (size, blobs)
     }

@@ -289,8 +289,32 @@ pub(crate) fn select_images(
         }
         listed.push((created, summary));
     }
-    listed.sort_by(|(a_time, a), (b_time, b)| b_time.cmp(a_time).then(a.id.cmp(&b.id)));
-    Ok(listed.into_iter().map(|(_, summary)| summary).collect())
+    // Sorted by key, not in place: a summary is large to move, and entries
+    // usually arrive in this order already (the catalog is written so).
+    let mut order: Vec<usize> = (0..listed.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ((a_time, a), (b_time, b)) = (&listed[a], &listed[b]);
+        b_time.cmp(a_time).then(a.id.cmp(&b.id))
+    });
+    let mut slots: Vec<Option<ImageSummary>> = listed
+        .into_iter()
+        .map(|(_, summary)| Some(summary))
+        .collect();
+    Ok(order
+        .into_iter()
+        .filter_map(|index| slots.get_mut(index).and_then(Option::take))
+        .collect())
+}
+
+/// Sorts catalog entries as `docker images` lists them: newest first, then
+/// by ID.
+pub(crate) fn sort_for_listing(entries: &mut [CatalogEntry]) {
+    entries.sort_by_cached_key(|entry| {
+        (
+            std::cmp::Reverse(created_time(entry.summary.created.as_deref())),
+            entry.summary.id.clone(),
+        )
+    });
 }
 
 fn labels_of(image: &Image) -> Option<&serde_json::Map<String, Value>> {

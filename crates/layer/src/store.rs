@@ -594,6 +594,22 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             .map(|e| e.layer.clone())
     }
 
+    /// Calls `visit` for each layer of the chain ending at `top`, top
+    /// first, under one read lock and without copying the records; stops at
+    /// a chain ID that is not stored.
+    pub fn walk_chain(&self, top: &ChainId, mut visit: impl FnMut(&Layer)) {
+        let state = self.state.read();
+        let mut current = state.layers.get(top);
+        while let Some(entry) = current {
+            visit(&entry.layer);
+            current = entry
+                .layer
+                .parent
+                .as_ref()
+                .and_then(|p| state.layers.get(p));
+        }
+    }
+
     /// Every layer, by chain ID.
     pub fn map(&self) -> BTreeMap<ChainId, Layer> {
         self.state

@@ -31,6 +31,7 @@ imgstore_backend::backend_matrix!(
         restore_skips_and_reports_broken_records,
         concurrent_register_of_one_chain_gives_one_layer,
         files_size_is_kept_and_old_records_load_without_it,
+        walk_chain_visits_top_first_and_stops_at_the_bottom,
     ]
     sqlite => open_sqlite,
     fs => open_fs,
@@ -426,4 +427,34 @@ fn files_size_is_kept_and_old_records_load_without_it<B: StoreBackend + RecordSt
         layers.layer(&old.child(&diff(8))).unwrap().files_size(),
         Some(1234)
     );
+}
+
+fn walk_chain_visits_top_first_and_stops_at_the_bottom<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
+    let l1 = layers
+        .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()))
+        .unwrap();
+    let l2 = layers
+        .register(NewLayer::new(diff(2), 4), Some(l1.chain_id()))
+        .unwrap();
+    let mut seen = Vec::new();
+    layers.walk_chain(l2.chain_id(), |layer| {
+        seen.push((layer.chain_id().clone(), layer.size()))
+    });
+    assert_eq!(
+        seen,
+        vec![
+            (l2.chain_id().clone(), 4),
+            (l1.chain_id().clone(), 2),
+            (l0.chain_id().clone(), 1)
+        ]
+    );
+    let ghost = ChainId::of(&[diff(9)]).unwrap();
+    let mut visited = 0;
+    layers.walk_chain(&ghost, |_| visited += 1);
+    assert_eq!(visited, 0);
 }
