@@ -146,6 +146,8 @@ macro_rules! __testkit_cases {
             metadata::metadata_delete_missing_key_is_ok,
             metadata::metadata_bad_keys_refused_before_storage,
             blob::write_blob_32mib_round_trips,
+            blob::write_blob_across_write_back_chunks_round_trips,
+            blob::write_blob_failed_write_back_stores_nothing,
             blob::write_blob_matches_set,
             blob::write_blob_wrong_expected_is_corruption_and_stores_nothing,
             blob::write_blob_expected_of_other_algorithm,

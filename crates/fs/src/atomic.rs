@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use imgstore_backend::WriteBack;
+
 use crate::{fault, sys};
 
 /// The prefix of every temporary file; `walk` skips such names and `open`
@@ -38,6 +40,8 @@ pub(crate) struct TempFile<'a> {
     dir: &'a File,
     name: String,
     file: File,
+    /// Hands what is written to the disk as it grows (large blobs).
+    write_back: WriteBack,
     committed: bool,
 }
 
@@ -53,6 +57,7 @@ impl<'a> TempFile<'a> {
                         dir,
                         name,
                         file,
+                        write_back: WriteBack::new(),
                         committed: false,
                     });
                 }
@@ -62,9 +67,16 @@ impl<'a> TempFile<'a> {
         }
     }
 
-    /// The open file, for writing.
+    /// The open file (what is written through it is not written back early).
     pub(crate) fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// Appends `data`; a large file is written back to the disk as it
+    /// grows ([`WriteBack`]), so `commit` has little left to wait for.
+    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.write_back.wrote(&self.file, data.len())
     }
 
     /// fsync, rename over `target` (in the same directory), fsync the directory.
@@ -91,6 +103,6 @@ impl Drop for TempFile<'_> {
 /// Replaces `dir/target` with `data`, atomically and durably.
 pub(crate) fn write_file(dir: &File, target: &str, data: &[u8]) -> io::Result<()> {
     let mut temp = TempFile::create(dir)?;
-    temp.file().write_all(data)?;
+    temp.write_all(data)?;
     temp.commit(target)
 }

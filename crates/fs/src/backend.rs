@@ -1,14 +1,14 @@
 //! `FsBackend`: opening a root, and the content and metadata operations.
 
 use std::fs::{DirBuilder, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use imgstore_backend::{
-    Batch, BlobHasher, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend, Subject,
-    validate_bucket, validate_metadata_key, validate_record_key,
+    BLOB_BUFFER, Batch, BlobHasher, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend,
+    Subject, validate_bucket, validate_metadata_key, validate_record_key,
 };
 use imgstore_digest::{Algorithm, Digest, Digester};
 
@@ -341,7 +341,7 @@ impl StoreBackend for FsBackend {
         }
         let write = || -> io::Result<()> {
             let mut temp = TempFile::create(&self.content)?;
-            temp.file().write_all(data)?;
+            temp.write_all(data)?;
             temp.commit(hex)
         };
         write().map_err(|e| content_io("failed to write digest data for", &digest, e))?;
@@ -486,7 +486,7 @@ impl StoreBackend for FsBackend {
                 e,
             )
         })?;
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; BLOB_BUFFER];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
@@ -495,7 +495,7 @@ impl StoreBackend for FsBackend {
                 Err(e) => return Err(input_error(e)),
             };
             hasher.update(&buf[..n]);
-            temp.file().write_all(&buf[..n]).map_err(|e| {
+            temp.write_all(&buf[..n]).map_err(|e| {
                 Error::io(
                     "write a temporary file in",
                     Subject::Store(CONTENT_DIR.into()),

@@ -459,8 +459,8 @@ impl Records {
         let mut head = header(SNAPSHOT_MAGIC, generation);
         head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         head.extend_from_slice(&sha256(&payload));
-        snapshot.file().write_all(&head)?;
-        snapshot.file().write_all(&payload)?;
+        snapshot.write_all(&head)?;
+        snapshot.write_all(&payload)?;
         let mut log = TempFile::create(&self.dir)?;
         log.file().write_all(&header(LOG_MAGIC, generation))?;
         log.file().sync_all()?;

@@ -5,7 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 
 use imgstore_backend::{
-    BlobHasher, BlobInfo, BlobReader, Error, Result, StoreBackend, Subject, validate_metadata_key,
+    BLOB_BUFFER, BlobHasher, BlobInfo, BlobReader, Error, Result, StoreBackend, Subject,
+    validate_metadata_key,
 };
 use imgstore_digest::{Algorithm, Digest};
 use rusqlite::types::{Value, ValueRef};
@@ -702,7 +703,7 @@ impl StoreBackend for SqliteBackend {
         // Up to the inline limit in memory; past it, everything in a temp file.
         let mut head = Vec::new();
         let mut spill: Option<TempBlob> = None;
-        let mut chunk = vec![0u8; 64 * 1024];
+        let mut chunk = vec![0u8; BLOB_BUFFER];
         loop {
             let n = match reader.read(&mut chunk) {
                 Ok(0) => break,

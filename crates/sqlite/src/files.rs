@@ -16,6 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use imgstore_backend::WriteBack;
 use imgstore_digest::Digest;
 
 /// The directories of one database's blob files.
@@ -114,6 +115,7 @@ impl BlobDir {
                     return Ok(TempBlob {
                         file,
                         path,
+                        write_back: WriteBack::new(),
                         persisted: false,
                     });
                 }
@@ -206,11 +208,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A temp file being written: removed on drop unless persisted.
+/// A temp file being written: removed on drop unless persisted. What is
+/// written is handed to the disk as the file grows ([`WriteBack`]), so
+/// [`sync`](TempBlob::sync) has little left to wait for.
 #[derive(Debug)]
 pub(crate) struct TempBlob {
     file: File,
     path: PathBuf,
+    write_back: WriteBack,
     persisted: bool,
 }
 
@@ -230,10 +235,13 @@ impl TempBlob {
 
 impl Write for TempBlob {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        let n = self.file.write(buf)?;
+        self.write_back.wrote(&self.file, n)?;
+        Ok(n)
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        self.file.write_all(buf)?;
+        self.write_back.wrote(&self.file, buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()

@@ -1,11 +1,14 @@
 //! Streaming cases: `write_blob` and `open_blob`.
 
 use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
 
 use imgstore_digest::{Algorithm, Digest};
 
+use super::fault::{FaultClass, FaultError, FaultPlan, FaultyBackend};
 use super::{Generator, Harness, fails, ok, open, scratch, walked};
-use crate::{Error, ErrorKind, StoreBackend};
+use crate::{Error, ErrorKind, StoreBackend, WriteBack};
 
 /// Reads `reader` to the end, hashing instead of keeping the bytes.
 fn drain(reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
@@ -50,6 +53,110 @@ pub fn write_blob_32mib_round_trips<H: Harness>(harness: &H) {
         Err(e) => panic!("testkit: reading the blob back failed: {e}"),
     }
     assert_eq!(walked(&store), vec![expected]);
+}
+
+/// Hands out at most `limit` bytes per read, so boundaries fall anywhere.
+struct ShortReads<R> {
+    inner: R,
+    limit: usize,
+}
+
+impl<R: Read> Read for ShortReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.limit);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+/// The largest file anywhere under `dir` (0 when there is none).
+fn largest_file(dir: &Path) -> u64 {
+    let listed = std::fs::read_dir(dir).and_then(|entries| {
+        entries
+            .map(|entry| entry.and_then(|e| Ok((e.path(), std::fs::symlink_metadata(e.path())?))))
+            .collect::<io::Result<Vec<_>>>()
+    });
+    let entries = match listed {
+        Ok(entries) => entries,
+        Err(e) => panic!("testkit: listing {} failed: {e}", dir.display()),
+    };
+    entries
+        .iter()
+        .map(|(path, metadata)| {
+            if metadata.is_dir() {
+                largest_file(path)
+            } else {
+                metadata.len()
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// A blob over three early write-back chunks long ([`WriteBack::CHUNK`]),
+/// read in odd-sized pieces so chunk boundaries fall inside reads,
+/// round-trips byte for byte: write-back changes nothing a reader sees.
+pub fn write_blob_across_write_back_chunks_round_trips<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    let len = 3 * WriteBack::CHUNK + 4097;
+    let expected = match Algorithm::Sha256.from_reader(Generator::new(48, len)) {
+        Ok(d) => d,
+        Err(e) => panic!("testkit: hashing the generator failed: {e}"),
+    };
+    let mut reader = ShortReads {
+        inner: Generator::new(48, len),
+        limit: 300_007,
+    };
+    let info = ok(
+        store.write_blob(Some(&expected), &mut reader),
+        "write_blob of three write-back chunks and a bit",
+    );
+    assert_eq!(info.digest, expected);
+    assert_eq!(info.size, len);
+    assert_eq!(ok(store.size(&expected), "size"), len);
+    let mut reader = ok(store.open_blob(&expected), "open_blob");
+    match drain(&mut reader) {
+        Ok((digest, size)) => {
+            assert_eq!(digest, expected, "open_blob yields the bytes written");
+            assert_eq!(size, len);
+        }
+        Err(e) => panic!("testkit: reading the blob back failed: {e}"),
+    }
+}
+
+/// A write the disk reports as failed while a large blob is written back
+/// early (EIO waiting for a chunk) fails the `write_blob` with `Io`, even
+/// though the final fsync would not see the error again, and leaves
+/// nothing behind: no content, no temp file. The same write then succeeds.
+pub fn write_blob_failed_write_back_stores_nothing<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let plan = Arc::new(FaultPlan::new());
+    let store = FaultyBackend::new(open(harness, dir.path()), Arc::clone(&plan));
+    let len = 2 * WriteBack::CHUNK + 1;
+    plan.arm(FaultClass::Sync, 1, FaultError::Io);
+    let e = fails(
+        store.write_blob(None, &mut Generator::new(2, len)),
+        ErrorKind::Io,
+        "write_blob while a write-back fails",
+    );
+    if cfg!(target_os = "linux") {
+        assert_eq!(
+            plan.fired().as_deref(),
+            Some("sync #1 (write-back: wait for a written chunk)"),
+            "the write-back failed: {e}"
+        );
+    }
+    assert!(walked(&store).is_empty(), "nothing stored");
+    assert!(
+        largest_file(dir.path()) < WriteBack::CHUNK,
+        "the temp file is gone"
+    );
+    let info = ok(
+        store.write_blob(None, &mut Generator::new(2, len)),
+        "write_blob again",
+    );
+    assert_eq!(info.size, len);
+    assert_eq!(walked(&store), vec![info.digest]);
 }
 
 /// A streamed blob is the same content as one `set` whole: one entry, and
