@@ -1,30 +1,29 @@
 //! [`WriteBack`]: early write-back of a large file as it is written, so the
 //! disk writes while the writer keeps hashing instead of after it.
-//!
-//! A blob write ends with `fsync`. Left alone, the kernel keeps every byte
-//! dirty in the page cache until then (a machine with plenty of memory stays
-//! under its dirty thresholds), and the final `fsync` waits for the disk to
-//! write the whole blob: for a 1 GiB layer, a second of waiting after the
-//! hashing is done. With [`WriteBack::wrote`] called after each write, every
-//! [`CHUNK`](WriteBack::CHUNK) bytes the chunk just filled is handed to the
-//! disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait), and
-//! the chunk before it is waited for and dropped from the page cache
-//! (`posix_fadvise(POSIX_FADV_DONTNEED)`): the disk writes while the next
-//! chunk is hashed, at most two chunks are dirty at a time, and the final
-//! `fsync` has at most those to write.
-//!
-//! Durability is unchanged: the caller's final `fsync` still decides. The
-//! calls are hints, and a system without them (not Linux, a file system that
-//! refuses) simply skips them. One error is not a hint: when waiting for a
-//! chunk reports a failed write (`EIO`, `ENOSPC`), the kernel counts that
-//! error as seen by this file description and the final `fsync` would not
-//! report it again, so [`WriteBack::wrote`] returns it and the write fails.
 
 use std::fs::File;
 use std::io;
 
-/// Early write-back of one file being written from offset 0 onwards (see
-/// the [module docs](self)).
+/// Early write-back of one file being written from offset 0 onwards.
+///
+/// A blob write ends with `fsync`. Left alone, the kernel keeps every byte
+/// dirty in the page cache until then (a machine with plenty of memory stays
+/// under its dirty thresholds), and the final `fsync` waits for the disk to
+/// write the whole blob: for a 1 GiB layer, a second of waiting after the
+/// hashing is done. With [`WriteBack::wrote`] called after each write, every
+/// [`CHUNK`](WriteBack::CHUNK) bytes the chunk just filled is handed to the
+/// disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait), and
+/// the chunk before it is waited for and dropped from the page cache
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)`): the disk writes while the next
+/// chunk is hashed, at most two chunks are dirty at a time, and the final
+/// `fsync` has at most those to write.
+///
+/// Durability is unchanged: the caller's final `fsync` still decides. The
+/// calls are hints, and a system without them (not Linux, a file system that
+/// refuses) simply skips them. One error is not a hint: when waiting for a
+/// chunk reports a failed write (`EIO`, `ENOSPC`), the kernel counts that
+/// error as seen by this file description and the final `fsync` would not
+/// report it again, so [`WriteBack::wrote`] returns it and the write fails.
 ///
 /// ```
 /// use std::io::Write;
