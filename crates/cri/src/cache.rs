@@ -81,8 +81,9 @@ impl RefCache {
     }
 
     /// containerd's `update(ref, image)`: `None` drops the reference (and the
-    /// image with its last reference); the same image only reconciles the
-    /// pinned state; another image moves the reference to it.
+    /// image with its last reference); the same image reconciles the pinned
+    /// state and the size the reference reaches; another image moves the
+    /// reference to it.
     pub fn update_with(&self, reference: &str, image: Option<CriImage>) -> Result<(), CriError> {
         let mut inner = self.inner.write();
         let old = inner.refs.get(reference).cloned();
@@ -100,6 +101,10 @@ impl RefCache {
         };
         if let Some(old) = old {
             if old == id {
+                // The name may have moved to another manifest of the same
+                // config: its content size follows (containerd keeps the
+                // old one until a restart).
+                inner.index.resize(&id, reference, image.size);
                 return match (inner.index.is_pinned(&id, reference), image.pinned) {
                     (false, true) => inner.index.pin(&id, reference),
                     (true, false) => inner.index.unpin(&id, reference),

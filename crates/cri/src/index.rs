@@ -45,6 +45,13 @@ pub struct ImageIndex {
     images: HashMap<ImageId, Arc<CriImage>, BuildDigestHasher>,
     ids: DigestSet,
     pinned: HashMap<ImageId, BTreeSet<String>>,
+    /// The content size each reference of an image was added with: two
+    /// names may reach one config through different manifests (a
+    /// `docker save` manifest with plain layers, an OCI one with gzip
+    /// layers), and the image's size is the one of its first reference, so
+    /// it does not depend on the order of updates (containerd keeps the
+    /// last one added, which a restart changes).
+    sizes: HashMap<ImageId, HashMap<String, u64>>,
 }
 
 fn not_found(what: &str) -> CriError {
@@ -72,7 +79,11 @@ impl ImageIndex {
                 .or_default()
                 .extend(image.references.iter().cloned());
         }
-        let merged = match self.images.get(&id) {
+        let sizes = self.sizes.entry(id.clone()).or_default();
+        for reference in &image.references {
+            sizes.insert(reference.clone(), image.size);
+        }
+        let mut merged = match self.images.get(&id) {
             None => {
                 self.ids.add(id.digest());
                 CriImage {
@@ -91,8 +102,45 @@ impl ImageIndex {
                 ..image
             },
         };
+        merged.size = self.size_of(&id, &merged.references, merged.size);
         self.images.insert(id, Arc::new(merged));
         Ok(())
+    }
+
+    /// Records `size` as what `reference` of the image reaches (it may have
+    /// moved to another manifest of the same config) and recomputes the
+    /// image's size. Nothing happens for an image or reference not held.
+    pub fn resize(&mut self, id: &ImageId, reference: &str, size: u64) {
+        let Some(image) = self.images.get(id) else {
+            return;
+        };
+        if !image.references.iter().any(|r| r == reference) {
+            return;
+        }
+        self.sizes
+            .entry(id.clone())
+            .or_default()
+            .insert(reference.to_owned(), size);
+        let size = self.size_of(id, &image.references, image.size);
+        if size != image.size {
+            let updated = CriImage {
+                size,
+                ..(**image).clone()
+            };
+            self.images.insert(id.clone(), Arc::new(updated));
+        }
+    }
+
+    /// The size recorded for the first of `references` that has one;
+    /// `fallback` when none has.
+    fn size_of(&self, id: &ImageId, references: &[String], fallback: u64) -> u64 {
+        let Some(sizes) = self.sizes.get(id) else {
+            return fallback;
+        };
+        references
+            .iter()
+            .find_map(|reference| sizes.get(reference).copied())
+            .unwrap_or(fallback)
     }
 
     /// The image with this full ID or unique ID prefix (bare hex or
@@ -156,16 +204,22 @@ impl ImageIndex {
         if let Some(pinned) = self.pinned.get_mut(&id) {
             pinned.retain(|r| !names(r));
         }
+        if let Some(sizes) = self.sizes.get_mut(&id) {
+            sizes.retain(|r, _| !names(r));
+        }
         if references.is_empty() {
             self.images.remove(&id);
             self.pinned.remove(&id);
+            self.sizes.remove(&id);
             self.ids.remove(id.digest());
             return Ok(());
         }
         let pinned = self.pinned.get(&id).is_some_and(|p| !p.is_empty());
+        let size = self.size_of(&id, &references, image.size);
         let updated = CriImage {
             references,
             pinned,
+            size,
             ..(**image).clone()
         };
         self.images.insert(id, Arc::new(updated));

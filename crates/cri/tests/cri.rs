@@ -278,8 +278,11 @@ fn existing_reference_goes_away_with_its_image() {
     ));
 }
 
+/// containerd reconciles only the pinned state here; we also take the size
+/// the reference now reaches (it may be another manifest of the config),
+/// so a restart, which rebuilds the cache, does not change it.
 #[test]
-fn same_image_update_only_reconciles_pinned() {
+fn same_image_update_reconciles_pinned_and_size() {
     let cache = fake_store();
     let pinned = CriImage {
         pinned: true,
@@ -299,8 +302,8 @@ fn same_image_update_only_reconciles_pinned() {
     assert!(!img.pinned);
     assert_eq!(
         (img.chain_id.as_str(), img.size),
-        ("test-chain-id-1", 10),
-        "only pinning changes"
+        ("test-chain-id-1", 99),
+        "pinning and size change, nothing else"
     );
 }
 
@@ -357,4 +360,44 @@ fn concurrent_readers_and_a_writer() {
         r.join().unwrap();
     }
     assert_eq!(cache.get(id('1').as_str()).unwrap().references.len(), 201);
+}
+
+/// Two names of one config through manifests of different sizes: the
+/// image's size is the one of its first reference, whatever the order of
+/// updates (ours, not containerd's, which keeps the last one added).
+#[test]
+fn the_size_of_an_image_with_two_manifests_follows_its_first_reference() {
+    let (a, b) = ("docker.io/library/app:a", "docker.io/library/app:b");
+    for order in [[(a, 10), (b, 20)], [(b, 20), (a, 10)]] {
+        let mut index = ImageIndex::new();
+        for (reference, size) in order {
+            index
+                .add(image('1', "chain", reference, size))
+                .expect("add");
+        }
+        let got = index.get_by_id(&id('1')).expect("image");
+        assert_eq!(got.references, [a, b]);
+        assert_eq!(got.size, 10, "{order:?}");
+        index.delete(id('1').as_str(), a).expect("delete a");
+        assert_eq!(index.get_by_id(&id('1')).expect("image").size, 20);
+        index.add(image('1', "chain", a, 10)).expect("add a again");
+        assert_eq!(index.get_by_id(&id('1')).expect("image").size, 10);
+    }
+}
+
+/// A name that moves to another manifest of the same config (a `docker
+/// save` of an image first loaded from an OCI layout) takes that
+/// manifest's size along.
+#[test]
+fn a_name_moved_to_another_manifest_of_the_same_image_updates_its_size() {
+    let cache = RefCache::new();
+    let reference = "docker.io/library/app:v1";
+    cache
+        .update_with(reference, Some(image('1', "chain", reference, 3044)))
+        .expect("first manifest");
+    cache
+        .update_with(reference, Some(image('1', "chain", reference, 20599)))
+        .expect("second manifest");
+    let got = cache.get_by_id(&id('1')).expect("image");
+    assert_eq!((got.references.len(), got.size), (1, 20599));
 }

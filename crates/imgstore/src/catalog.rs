@@ -22,6 +22,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use imgstore_digest::Algorithm;
 use imgstore_image::{ImageId, ImageStore};
@@ -225,13 +226,41 @@ fn write(root: &Path, namespace: &str, bytes: &[u8]) -> io::Result<()> {
     let path = path_of(root, namespace);
     let dir = root.join("catalog");
     fs::create_dir_all(&dir)?;
-    let temp = dir.join(format!(".{namespace}.{}.tmp", std::process::id()));
+    // Unique per call: two stores of one process may write at once.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let temp = dir.join(format!(
+        ".{namespace}.{}.{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let written = File::create(&temp).and_then(|mut file| file.write_all(bytes));
     if let Err(e) = written.and_then(|()| fs::rename(&temp, &path)) {
         let _ = fs::remove_file(&temp);
         return Err(e);
     }
     Ok(())
+}
+
+/// Removes the temporary files of catalog writes a crash interrupted;
+/// returns how many files and bytes went. Called by gc, whose exclusive
+/// lock keeps every catalog writer out. Best effort.
+pub(crate) fn remove_leftovers(root: &Path) -> (usize, u64) {
+    let Ok(entries) = fs::read_dir(root.join("catalog")) else {
+        return (0, 0);
+    };
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let size = entry.metadata().map_or(0, |m| m.len());
+            if fs::remove_file(entry.path()).is_ok() {
+                files += 1;
+                bytes += size;
+            }
+        }
+    }
+    (files, bytes)
 }
 
 /// The current catalog's entries, read under the shared lock; `None` when

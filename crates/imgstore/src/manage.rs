@@ -580,6 +580,9 @@ impl Store {
                 report.bytes_freed += orphans.removed_bytes;
             }
         }
+        let (files, bytes) = crate::catalog::remove_leftovers(&self.root);
+        report.orphan_files_removed += files;
+        report.bytes_freed += bytes;
         lock.finish(Ok(report))
     }
 

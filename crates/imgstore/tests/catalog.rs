@@ -153,6 +153,17 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
     assert_eq!(cached(), None);
     fs::write(&path, b"").expect("empty");
     assert_eq!(cached(), None);
+
+    // What a crash in the middle of a catalog write leaves, gc removes.
+    let leftover = root.join("catalog/.default.4242.0.tmp");
+    fs::write(&leftover, b"half a catalog").expect("leftover");
+    let report = store.gc().expect("gc");
+    assert_eq!(report.orphan_files_removed, 1, "{report:?}");
+    assert!(!leftover.exists());
+    assert_eq!(
+        cached().expect("gc commits a catalog"),
+        store.list_images(&default).expect("list")
+    );
 }
 
 #[test]

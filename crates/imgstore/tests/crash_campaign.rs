@@ -477,19 +477,36 @@ fn campaign(backend: Backend) {
             report.in_flight += 1;
         }
 
-        let store = match Store::open_with(
-            &dir,
-            imgstore::Options {
-                backend,
-                ..imgstore::Options::default()
-            },
-        ) {
+        // What the killed child's catalog says, read before opening (which
+        // would write a fresh one): when it answers, it must be the truth.
+        let every = imgstore::ImageQuery {
+            all: true,
+            filters: Vec::new(),
+        };
+        let options = imgstore::Options {
+            backend,
+            ..imgstore::Options::default()
+        };
+        let cached = imgstore::list_images_cached(&dir, &options, &every);
+        let store = match Store::open_with(&dir, options) {
             Ok(store) => store,
             Err(e) => {
                 let w = work.take().expect("work dir");
                 fail(w, run, &[format!("the store does not open: {e}")]);
             }
         };
+        match (cached, store.list_images(&every)) {
+            (Ok(Some(cached)), Ok(listed)) if cached != listed => {
+                problems.push(format!(
+                    "the catalog lists {} images, the store {}: {cached:?} / {listed:?}",
+                    cached.len(),
+                    listed.len()
+                ));
+            }
+            (Err(e), _) => problems.push(format!("reading the catalog: {e}")),
+            (_, Err(e)) => problems.push(format!("listing: {e}")),
+            _ => {}
+        }
         let actual = Model::of(&store);
         let all: BTreeSet<&String> = model.names.keys().chain(actual.names.keys()).collect();
         for name in all {
