@@ -395,7 +395,28 @@ fn campaign(backend: Backend) {
             .push(format!("the second process failed: {status}"));
     }
     tally.add(&theirs);
+    // The catalog the last change of either process left, read before the
+    // open below rewrites it: when it answers, it is what the store lists.
+    let every = imgstore::ImageQuery {
+        all: true,
+        filters: Vec::new(),
+    };
+    let cached = imgstore::list_images_cached(
+        &root,
+        &imgstore::Options {
+            backend,
+            ..imgstore::Options::default()
+        },
+        &every,
+    );
     let store = open(&root, backend);
+    match (cached, store.list_images(&every)) {
+        (Ok(Some(cached)), Ok(listed)) if cached != listed => tally.problems.push(format!(
+            "the catalog lists {cached:?}, the store {listed:?}"
+        )),
+        (Err(e), _) | (_, Err(e)) => tally.problems.push(format!("listing: {e}")),
+        _ => {}
+    }
     tally.problems.extend(quiet_checks(&store, true));
     match store.gc() {
         Ok(_) => {}
