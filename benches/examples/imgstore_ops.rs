@@ -1,7 +1,8 @@
 //! A stand-in for the `imgstore` command with the subcommands the CLI timings
 //! of `cargo xtask bench cli` run, over the facade exactly as the command
 //! does (open, one operation, print): `images [-q]`, `rmi NAME...`,
-//! `load -i FILE...`, with `--root DIR` and `--backend sqlite|fs`.
+//! `load -i FILE...`, with `--root DIR` and `--backend sqlite|fs`; and
+//! `time-rmi NAME...`, the in-process time of each removal on the open store.
 //!
 //! `cargo run --release -p imgstore-benches --example imgstore_ops -- --root R images -q`
 
@@ -75,6 +76,25 @@ fn run(args: &[String]) -> Result<(), String> {
                     writeln!(out, "Deleted: {id}").map_err(w)?;
                 }
             }
+        }
+        Some("time-rmi") => {
+            // In-process: what a long-lived caller (a node agent, a daemon)
+            // pays per removal once the store is open.
+            let mut times = Vec::new();
+            for name in &rest[1..] {
+                let began = std::time::Instant::now();
+                store.remove(name, false).map_err(|e| e.to_string())?;
+                times.push(began.elapsed());
+            }
+            times.sort();
+            let median = times.get(times.len() / 2).ok_or("no names given")?;
+            writeln!(
+                out,
+                "remove on an open store: median {:.2} ms over {} names",
+                median.as_secs_f64() * 1e3,
+                times.len()
+            )
+            .map_err(w)?;
         }
         Some("load") => {
             let files: Vec<_> = rest[1..].iter().filter(|a| *a != "-i").collect();
