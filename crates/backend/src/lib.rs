@@ -44,7 +44,7 @@ mod writeback;
 pub mod testkit;
 
 pub use error::{Error, ErrorKind, Subject};
-pub use hashing::BlobHasher;
+pub use hashing::{BlobHasher, StreamError};
 pub use keys::{validate_bucket, validate_metadata_key, validate_record_key};
 pub use record::{Batch, Op, Precondition, RecordStore};
 pub use state::StateLock;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use imgstore_backend::{
-    BLOB_BUFFER, Batch, BlobHasher, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend,
+    Batch, BlobHasher, BlobInfo, BlobReader, Error, RecordStore, Result, StoreBackend, StreamError,
     Subject, validate_bucket, validate_metadata_key, validate_record_key,
 };
 use imgstore_digest::{Algorithm, Digest, Digester};
@@ -486,23 +486,16 @@ impl StoreBackend for FsBackend {
                 e,
             )
         })?;
-        let mut buf = vec![0u8; BLOB_BUFFER];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(input_error(e)),
-            };
-            hasher.update(&buf[..n]);
-            temp.write_all(&buf[..n]).map_err(|e| {
-                Error::io(
+        hasher
+            .stream(reader, &mut |bytes| temp.write_all(bytes))
+            .map_err(|e| match e {
+                StreamError::Read(e) => input_error(e),
+                StreamError::Write(e) => Error::io(
                     "write a temporary file in",
                     Subject::Store(CONTENT_DIR.into()),
                     e,
-                )
+                ),
             })?;
-        }
         let info = hasher.finish(expected)?;
         temp.commit(info.digest.encoded())
             .map_err(|e| content_io("failed to write digest data for", &info.digest, e))?;

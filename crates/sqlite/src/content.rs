@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 
 use imgstore_backend::{
-    BLOB_BUFFER, BlobHasher, BlobInfo, BlobReader, Error, Result, StoreBackend, Subject,
+    BlobHasher, BlobInfo, BlobReader, Error, Result, StoreBackend, StreamError, Subject,
     validate_metadata_key,
 };
 use imgstore_digest::{Algorithm, Digest};
@@ -703,21 +703,19 @@ impl StoreBackend for SqliteBackend {
         // Up to the inline limit in memory; past it, everything in a temp file.
         let mut head = Vec::new();
         let mut spill: Option<TempBlob> = None;
-        let mut chunk = vec![0u8; BLOB_BUFFER];
-        loop {
-            let n = match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(input_error(input(), e)),
-            };
-            let bytes = &chunk[..n];
-            hasher.update(bytes);
-            let size = hasher.size();
-            let written = match spill.as_mut() {
+        let mut size = 0u64;
+        // Why the temp file could not be created, if that is what failed.
+        let mut create_failed: Option<Error> = None;
+        let streamed = hasher.stream(reader, &mut |bytes| {
+            size += bytes.len() as u64;
+            match spill.as_mut() {
                 Some(temp) => temp.write_all(bytes),
                 None if size > limit => {
-                    let mut temp = self.new_temp()?;
+                    let mut temp = self.new_temp().map_err(|e| {
+                        let message = e.to_string();
+                        create_failed = Some(e);
+                        io::Error::other(message)
+                    })?;
                     let written = temp.write_all(&head).and_then(|()| temp.write_all(bytes));
                     head = Vec::new();
                     spill = Some(temp);
@@ -727,8 +725,16 @@ impl StoreBackend for SqliteBackend {
                     head.extend_from_slice(bytes);
                     Ok(())
                 }
-            };
-            written.map_err(|e| Error::io("write temp file for", input(), e))?;
+            }
+        });
+        match streamed {
+            Ok(()) => {}
+            Err(StreamError::Read(e)) => return Err(input_error(input(), e)),
+            Err(StreamError::Write(e)) => {
+                return Err(create_failed
+                    .take()
+                    .unwrap_or_else(|| Error::io("write temp file for", input(), e)));
+            }
         }
         let BlobInfo { digest, size } = hasher.finish(expected)?;
         match spill {
