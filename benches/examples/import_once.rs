@@ -5,14 +5,16 @@
 //! import_once gen-docker DIR MIB      # DIR/docker.tar, MIB MiB in 4 plain layers
 //! import_once gen-gzip DIR MIB        # DIR/gzip-layout/, 4 gzip layers
 //! import_once gen-many DIR FILE N OFFSET   # N small images, tags from OFFSET
-//! import_once fresh ROOT PATH         # empties ROOT, then imports PATH into it
-//! import_once into ROOT PATH          # imports PATH into the store at ROOT
+//! import_once fresh ROOT PATH [fs]    # empties ROOT, then imports PATH into it
+//! import_once into ROOT PATH [fs]     # imports PATH into the store at ROOT
 //! ```
+//!
+//! The store is SQLite, or the fs backend when `fs` follows the path.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use imgstore::Store;
+use imgstore::{Backend, Options, Store};
 use imgstore_benches::import_inputs;
 
 fn main() -> ExitCode {
@@ -43,7 +45,11 @@ fn main() -> ExitCode {
             if mode == "fresh" {
                 let _ = std::fs::remove_dir_all(root);
             }
-            let store = match Store::open(root) {
+            let mut options = Options::default();
+            if arg(3) == "fs" {
+                options.backend = Backend::Fs;
+            }
+            let store = match Store::open_with(root, options) {
                 Ok(store) => store,
                 Err(e) => {
                     eprintln!("open {}: {e}", root.display());
