@@ -110,8 +110,10 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     out.flush().map_err(w)?;
     drop(out);
-    // The process ends here: freeing 10k images one by one would only cost
-    // time (SQLite is consistent without a clean close).
+    // As the command does: the catalog for the next listing, then the
+    // process ends without freeing 10k images one by one (SQLite is
+    // consistent without a clean close).
+    store.flush_catalog();
     std::mem::forget(store);
     Ok(())
 }

@@ -312,6 +312,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
     };
     out.flush().map_err(output_error)?;
+    // The next `images` reads the catalog instead of opening the store.
+    store.flush_catalog();
     // Every change is durable and its locks are released by now; the
     // process ends next, and the kernel closes files and frees memory
     // faster than dropping 10k images' worth of state one by one (about

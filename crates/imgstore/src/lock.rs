@@ -45,9 +45,10 @@ pub(crate) struct ChangeGuard<'a> {
 }
 
 /// A change of a [`Store`](crate::Store) in progress: the locks, and the
-/// store whose catalog [`commit`](Change::commit) rewrites.
+/// store whose catalog a [`commit`](Change::commit) marks behind memory.
 pub(crate) struct Change<'a> {
     store: &'a crate::Store,
+    committed: bool,
     _guard: ChangeGuard<'a>,
 }
 
@@ -55,16 +56,15 @@ impl<'a> Change<'a> {
     pub(crate) fn new(store: &'a crate::Store, guard: ChangeGuard<'a>) -> Change<'a> {
         Change {
             store,
+            committed: false,
             _guard: guard,
         }
     }
 
-    /// Called when the change succeeded: memory matches what is stored,
-    /// so the catalog is rewritten from it (after making the backends
-    /// durable), still under the lock. A change that fails, or forgets to
-    /// commit, leaves the old catalog, which the bumped generation already
-    /// made stale.
-    pub(crate) fn commit(self) {
+    /// Called when the change succeeded: memory matches what is stored, and
+    /// the catalog is to be rewritten from it.
+    pub(crate) fn commit(mut self) {
+        self.committed = true;
         self.store.after_change();
     }
 
@@ -74,6 +74,17 @@ impl<'a> Change<'a> {
             self.commit();
         }
         result
+    }
+}
+
+impl Drop for Change<'_> {
+    /// A change that failed (or forgot to commit) leaves memory that the
+    /// undo should have put back, but the catalog does not rely on it: no
+    /// catalog is written from this memory until it is reloaded.
+    fn drop(&mut self) {
+        if !self.committed {
+            self.store.after_failed_change();
+        }
     }
 }
 

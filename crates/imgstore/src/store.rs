@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use imgstore_backend::ErrorKind;
 use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
@@ -88,6 +89,18 @@ pub struct Store {
     /// the root, so one's undo never meets another's changes and no change
     /// works from a stale view.
     lock: StoreLock,
+    /// Memory holds a state the catalog at the root does not show yet
+    /// (see [`Store::flush_catalog`]).
+    catalog_dirty: AtomicBool,
+    /// A change failed since memory was last loaded: the catalog is written
+    /// only after a reload.
+    catalog_blocked: AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flush_catalog();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -204,40 +217,64 @@ impl Store {
             refs,
             cache,
             lock,
+            catalog_dirty: AtomicBool::new(false),
+            catalog_blocked: AtomicBool::new(false),
         };
-        store.write_catalog_if_stale();
+        let loaded = store.lock.loaded();
+        if !store.catalog_is_current(loaded) {
+            store.catalog_dirty.store(true, Ordering::SeqCst);
+        }
         Ok(store)
     }
 
-    /// After a full open: writes the catalog when the one at the root is
-    /// missing or stale and nothing changed since this process loaded,
-    /// under the shared lock (readers may race; they write the same bytes).
-    fn write_catalog_if_stale(&self) {
-        let loaded = self.lock.loaded();
+    /// Writes the catalog (`<root>/catalog/<namespace>`, the list that
+    /// `imgstore images` reads instead of opening the store) when this
+    /// store's changes, or an open that found it missing or stale, left it
+    /// behind memory. Dropping the store does this; a long-lived process
+    /// calls it after a batch of changes so that other processes list
+    /// without opening the store. Best effort: a catalog not written is
+    /// only missing, never wrong. Under the shared lock, and only when no
+    /// other process changed the store since this one's memory was loaded
+    /// (it then writes its own); the backends are made durable first, so
+    /// no power loss leaves a catalog ahead of the databases. Costs about
+    /// 20 ms for 10k images, which is why changes do not write it each.
+    pub fn flush_catalog(&self) {
+        if !self.catalog_dirty.load(Ordering::SeqCst) {
+            return;
+        }
         self.lock.with_shared(|generation| {
-            if generation == loaded && !self.catalog_is_current(generation) {
-                let durable = self
-                    .content
-                    .make_durable()
-                    .and_then(|()| self.images.backend().make_durable());
-                if durable.is_ok() {
-                    self.write_catalog(generation);
-                }
+            if generation != self.lock.loaded() {
+                // Another process changed the store: its catalog is its own.
+                self.catalog_dirty.store(false, Ordering::SeqCst);
+                return Some(());
             }
+            // After a failed change memory is reloaded first rather than
+            // trusted (the undo should have restored it; the catalog does
+            // not rely on that).
+            if self.catalog_blocked.load(Ordering::SeqCst) {
+                self.reload().ok()?;
+            }
+            self.content
+                .make_durable()
+                .and_then(|()| self.images.backend().make_durable())
+                .ok()?;
+            self.write_catalog(generation);
+            self.catalog_dirty.store(false, Ordering::SeqCst);
             Some(())
         });
     }
 
     /// What a successful change does before it lets go of the lock (see
-    /// `Change::commit`).
+    /// `Change::commit`): memory matches what is stored and the catalog is
+    /// behind it.
     pub(crate) fn after_change(&self) {
-        let durable = self
-            .content
-            .make_durable()
-            .and_then(|()| self.images.backend().make_durable());
-        if durable.is_ok() {
-            self.write_catalog(self.lock.loaded());
-        }
+        self.catalog_dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// What a change that did not commit does (see `Change`'s drop).
+    pub(crate) fn after_failed_change(&self) {
+        self.catalog_blocked.store(true, Ordering::SeqCst);
+        self.catalog_dirty.store(true, Ordering::SeqCst);
     }
 
     /// The kind of backend the store was opened with.
@@ -253,6 +290,8 @@ impl Store {
     /// transient references start from zero), then images (which re-take
     /// them), names, and the CRI cache.
     fn reload(&self) -> Result<()> {
+        // Until the reload completes, memory is no base for a catalog.
+        self.catalog_blocked.store(true, Ordering::SeqCst);
         self.layers.reload()?;
         self.images.reload()?;
         self.refs.reload()?;
@@ -262,6 +301,8 @@ impl Store {
             &self.content,
             &self.images,
         )?);
+        self.catalog_blocked.store(false, Ordering::SeqCst);
+        self.catalog_dirty.store(true, Ordering::SeqCst);
         Ok(())
     }
 

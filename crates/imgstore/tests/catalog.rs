@@ -58,6 +58,12 @@ fn the_catalog_lists_what_the_store_lists_and_follows_every_change() {
         );
         let store = open(root, backend);
         import_corpus(&store, &corpus);
+        // Changes leave the catalog behind memory until a flush (or drop).
+        assert_eq!(
+            list_images_cached(root, &options(backend), &query(false, &[])).expect("read"),
+            None
+        );
+        store.flush_catalog();
         assert_eq!(
             store.list_images(&query(false, &[])).expect("list").len(),
             5
@@ -73,6 +79,7 @@ fn the_catalog_lists_what_the_store_lists_and_follows_every_change() {
         other
             .set_parent("app:v1", "registry.demo.test/demo/child:v1")
             .expect("parent");
+        other.flush_catalog();
         assert_cached_matches(root, backend, &other);
         let listed = list_images_cached(root, &options(backend), &query(false, &[]))
             .expect("cached")
@@ -93,6 +100,7 @@ fn the_catalog_lists_what_the_store_lists_and_follows_every_change() {
         drop(other);
         let store = first.unwrap_or_else(|| open(root, backend));
         store.pin("app:v1").expect("pin");
+        store.flush_catalog();
         assert_cached_matches(root, backend, &store);
         assert!(
             list_images_cached(root, &options(backend), &query(false, &[]))
@@ -111,6 +119,7 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
     let root = dir.path();
     let store = open(root, Backend::Sqlite);
     import_corpus(&store, &corpus);
+    store.flush_catalog();
     let default = query(false, &[]);
     let cached = || list_images_cached(root, &options(Backend::Sqlite), &default).expect("read");
     assert!(cached().is_some());
@@ -129,20 +138,26 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
         None
     );
 
-    // A failed change bumped the generation and wrote no catalog.
+    // A failed change bumped the generation: the catalog is stale until a
+    // flush, which reloads memory before trusting it.
     let err = store
         .tag("no-such-image", "x:1")
         .expect_err("nothing to tag");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(cached(), None, "a failed change leaves the catalog stale");
-
-    // Opening the store writes it again.
-    drop(store);
-    let store = Store::open(root).expect("reopen");
+    store.flush_catalog();
     assert_eq!(
-        cached().expect("rewritten on open"),
+        cached().expect("flushed after a reload"),
         store.list_images(&default).expect("list")
     );
+
+    // Written on drop; an open that finds it current leaves it alone.
+    store.tag(BASE, "y:1").expect("tag");
+    assert_eq!(cached(), None);
+    drop(store);
+    let written = cached().expect("written on drop");
+    let store = Store::open(root).expect("reopen");
+    assert_eq!(written, store.list_images(&default).expect("list"));
 
     // One flipped byte: refused, whatever it hit.
     let path = root.join("catalog/default");
@@ -160,6 +175,7 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
     let report = store.gc().expect("gc");
     assert_eq!(report.orphan_files_removed, 1, "{report:?}");
     assert!(!leftover.exists());
+    store.flush_catalog();
     assert_eq!(
         cached().expect("gc commits a catalog"),
         store.list_images(&default).expect("list")
@@ -173,6 +189,7 @@ fn queries_that_need_configs_open_the_store_and_bad_filters_are_refused() {
     let root = dir.path();
     let store = open(root, Backend::Sqlite);
     import_corpus(&store, &corpus);
+    store.flush_catalog();
     for filters in [
         &["label=a=b"][..],
         &["before="][..],
