@@ -246,7 +246,8 @@ pub(crate) fn select_images(
     filters: &ImageFilters,
     labels_match: &dyn Fn(&ImageId) -> bool,
 ) -> Result<Vec<ImageSummary>> {
-    let mut listed = Vec::new();
+    let mut listed = Vec::with_capacity(entries.len());
+    let mut times = Vec::with_capacity(entries.len());
     for CatalogEntry {
         mut summary,
         has_children,
@@ -287,19 +288,23 @@ pub(crate) fn select_images(
         if filters.labels.is_some() && !labels_match(&summary.id) {
             continue;
         }
-        listed.push((created, summary));
+        times.push(created);
+        listed.push(summary);
     }
-    // Sorted by key, not in place: a summary is large to move, and entries
-    // usually arrive in this order already (the catalog is written so).
+    // Newest first, then by ID. Entries usually arrive in that order (the
+    // catalog is written so): then nothing moves. Otherwise sorted by key,
+    // as a summary is large to move.
+    let before = |a: usize, b: usize| {
+        times[b]
+            .cmp(&times[a])
+            .then_with(|| listed[a].id.cmp(&listed[b].id))
+    };
+    if (1..listed.len()).all(|i| before(i - 1, i) != std::cmp::Ordering::Greater) {
+        return Ok(listed);
+    }
     let mut order: Vec<usize> = (0..listed.len()).collect();
-    order.sort_by(|&a, &b| {
-        let ((a_time, a), (b_time, b)) = (&listed[a], &listed[b]);
-        b_time.cmp(a_time).then(a.id.cmp(&b.id))
-    });
-    let mut slots: Vec<Option<ImageSummary>> = listed
-        .into_iter()
-        .map(|(_, summary)| Some(summary))
-        .collect();
+    order.sort_by(|&a, &b| before(a, b));
+    let mut slots: Vec<Option<ImageSummary>> = listed.into_iter().map(Some).collect();
     Ok(order
         .into_iter()
         .filter_map(|index| slots.get_mut(index).and_then(Option::take))
