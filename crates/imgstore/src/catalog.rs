@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use imgstore_digest::Algorithm;
 use imgstore_image::{ImageId, ImageStore};
+use imgstore_refs::validate_namespace;
 
 use crate::lock::StoreLock;
 use crate::view::{ImageFilters, select_images, sort_for_listing};
@@ -282,12 +283,14 @@ fn read_current(root: &Path, options: &Options) -> Option<Vec<CatalogEntry>> {
 /// current catalog for this backend and namespace, or the query filters by
 /// `label`, `before` or `since`, which need the configs. The caller then
 /// opens the store. A malformed `dangling` or `reference` filter is
-/// `InvalidInput`, as from [`Store::list_images`].
+/// `InvalidInput`, as from [`Store::list_images`]; an invalid namespace
+/// `InvalidArgument`, as from [`Store::open_with`].
 pub fn list_images_cached(
     root: impl AsRef<Path>,
     options: &Options,
     query: &ImageQuery,
 ) -> Result<Option<Vec<ImageSummary>>> {
+    validate_namespace(&options.namespace)?;
     let needs_configs = query.filters.iter().any(|raw| {
         !matches!(
             raw.split_once('=').map(|(key, _)| key),

@@ -217,4 +217,10 @@ fn queries_that_need_configs_open_the_store_and_bad_filters_are_refused() {
             .expect_err("malformed")
             .to_string()
     );
+    let escaping = Options {
+        namespace: "../../etc".into(),
+        ..Options::default()
+    };
+    let err = list_images_cached(root, &escaping, &query(false, &[])).expect_err("namespace");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
