@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use imgstore_backend::ErrorKind;
 use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
 use imgstore_fs::FsBackend;
-use imgstore_image::{ImageId, ImageStore};
+use imgstore_image::{Image, ImageId, ImageStore};
 use imgstore_layer::{ChainId, LayerStore};
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
@@ -407,27 +407,30 @@ impl Store {
         self.images
             .map()
             .into_iter()
-            .map(|(id, image)| {
-                let cri = self.cache.get_by_id(&id);
-                let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
-                let content_size = match &cri {
-                    Some(cri) => cri.size,
-                    None => image.raw().len() as u64 + layer_blobs,
-                };
-                ImageSummary {
-                    references: cri
-                        .as_ref()
-                        .map(|c| c.references.clone())
-                        .unwrap_or_default(),
-                    pinned: cri.as_ref().is_some_and(|c| c.pinned),
-                    size,
-                    content_size,
-                    created: image.created().map(str::to_owned),
-                    parent: self.images.get_parent(&id).ok(),
-                    id,
-                }
-            })
+            .map(|(id, image)| self.summary_of(id, &image))
             .collect()
+    }
+
+    /// One image's [`ImageSummary`] (see [`Store::images`]).
+    pub(crate) fn summary_of(&self, id: ImageId, image: &Image) -> ImageSummary {
+        let cri = self.cache.get_by_id(&id);
+        let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
+        let content_size = match &cri {
+            Some(cri) => cri.size,
+            None => image.raw().len() as u64 + layer_blobs,
+        };
+        ImageSummary {
+            references: cri
+                .as_ref()
+                .map(|c| c.references.clone())
+                .unwrap_or_default(),
+            pinned: cri.as_ref().is_some_and(|c| c.pinned),
+            size,
+            content_size,
+            created: image.created().map(str::to_owned),
+            parent: self.images.get_parent(&id).ok(),
+            id,
+        }
     }
 
     /// Docker's size and the stored blob size of a chain of layers.

@@ -354,13 +354,18 @@ impl Store {
     pub fn inspect(&self, name_or_id: &str) -> Result<InspectView> {
         let id = self.resolve(name_or_id)?;
         let image = self.images.get(&id)?;
-        let summary = self.images().into_iter().find(|s| s.id == id);
+        let summary = self.summary_of(id.clone(), &image);
         let mut repo_tags = Vec::new();
         let mut repo_digests = Vec::new();
-        for record in self.refs.list(&self.namespace, &[])? {
-            if self.cache.resolve(&record.name).ok().as_ref() != Some(&id) {
-                continue;
-            }
+        // The names resolving to it, in name order (not a scan of every name).
+        let mut names = summary.references.clone();
+        names.sort();
+        for name in &names {
+            let record = match self.refs.get(&self.namespace, name) {
+                Ok(record) => record,
+                Err(e) if e.kind() == imgstore_backend::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
             let Ok(reference) = Reference::parse_normalized(&record.name) else {
                 continue;
             };
@@ -401,7 +406,7 @@ impl Store {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             os: image.os().to_owned(),
-            size: summary.map_or(0, |s| s.size),
+            size: summary.size,
             root_fs: InspectRootFs {
                 kind: image
                     .rootfs()
