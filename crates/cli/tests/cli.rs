@@ -329,6 +329,41 @@ fn inspect_prints_a_docker_inspect_array() {
     );
 }
 
+/// Docker's `LastTagTime`: the zero time for a loaded image, the time of
+/// the last `tag` after one (moby's TagImage records it).
+#[test]
+fn tag_records_the_last_tag_time_inspect_shows() {
+    let Some(corpus) = corpus() else { return };
+    let root = loaded(&corpus);
+    let name = format!("{REPO}/base:v1");
+    let last_tag_time = |root: &Path| -> String {
+        let views: Value =
+            serde_json::from_str(&ok(root, &["inspect", &name])).expect("inspect prints JSON");
+        views[0]["Metadata"]["LastTagTime"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(last_tag_time(root.path()), "0001-01-01T00:00:00Z");
+    let now = |format: &str| {
+        let out = Command::new("date")
+            .args(["-u", format])
+            .output()
+            .expect("date");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let before = now("+%Y-%m-%dT%H:%M:%S");
+    ok(root.path(), &["tag", &name, "base:tagged"]);
+    let after = now("+%Y-%m-%dT%H:%M:%S");
+    let tagged = last_tag_time(root.path());
+    // RFC 3339 in UTC with nanoseconds: compares as text to the second.
+    assert!(tagged.ends_with('Z'), "{tagged}");
+    assert!(
+        tagged[..19] >= *before && tagged[..19] <= *after,
+        "{before} <= {tagged} <= {after}"
+    );
+}
+
 #[test]
 fn inspect_of_an_unknown_image_fails_after_printing_the_others() {
     let Some(corpus) = corpus() else { return };

@@ -155,7 +155,8 @@ impl Store {
     /// (`app` is `docker.io/library/app:latest`); an invalid name or a
     /// digest reference is refused (`InvalidArgument`). An image no name
     /// reaches has no manifest to point at: `FailedPrecondition`. Returns
-    /// the image tagged.
+    /// the image tagged, whose last tag time (`inspect`'s `LastTagTime`)
+    /// is now.
     pub fn tag(&self, source: &str, target: &str) -> Result<ImageId> {
         let target = tag_name(target)?;
         let lock = self.lock_imports()?;
@@ -207,6 +208,9 @@ impl Store {
             let _ = self.cache.update(&self.resolver(), &target);
             return Err(e.into());
         }
+        // Docker's `LastTagTime` (moby's TagImage sets it after adding the
+        // tag). Informational: the tag stands even if it cannot be written.
+        let _ = self.images.set_last_updated(&id);
         lock.finish(Ok(id))
     }
 
