@@ -813,7 +813,8 @@ fn save(
     };
     let images: Vec<&str> = images.iter().map(String::as_str).collect();
     with_progress(quiet, format!("Saving {}", output.display()), || {
-        store.export(&images, output, format)
+        // `docker save -o` replaces an existing file.
+        store.export_replacing(&images, output, format)
     })
     .map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)

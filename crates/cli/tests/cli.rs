@@ -853,11 +853,26 @@ fn save_then_load_gives_the_same_images_in_every_format() {
         assert_eq!(unnamed["references"], serde_json::json!([]), "{format}");
     }
 
-    // The destination must be new.
+    // As `docker save -o`: an existing file is replaced (whole, by a
+    // rename), here by a tar of base alone.
     let dest = out.path().join("save.tar");
+    let dest_str = dest.to_str().expect("UTF-8");
+    assert_eq!(ok(root.path(), &["save", "-o", dest_str, &base]), "");
+    let fresh = tempfile::tempdir().expect("temp dir");
+    assert_eq!(
+        ok(fresh.path(), &["load", "-i", dest_str]),
+        format!("Loaded image: {base}\n")
+    );
+    // A failed save leaves the old file as it was.
+    let before = std::fs::read(&dest).expect("saved tar");
+    let output = imgstore(root.path(), &["save", "-o", dest_str, "no-such-image"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(std::fs::read(&dest).expect("saved tar"), before);
+    // A directory is never replaced.
+    let layout = out.path().join("layout");
     let output = imgstore(
         root.path(),
-        &["save", "-o", dest.to_str().expect("UTF-8"), &base],
+        &["save", "-o", layout.to_str().expect("UTF-8"), &base],
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(

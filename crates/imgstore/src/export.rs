@@ -417,9 +417,11 @@ fn temp_beside(dest: &Path) -> PathBuf {
 
 /// Refuses a destination that exists, except an empty directory for a
 /// layout directory.
-fn check_destination(dest: &Path, format: ExportFormat) -> Result<()> {
+fn check_destination(dest: &Path, format: ExportFormat, replace: bool) -> Result<()> {
     match fs::symlink_metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // A file (or a link, itself replaced) that a tar may replace.
+        Ok(meta) if replace && format != ExportFormat::OciLayout && !meta.is_dir() => Ok(()),
         Err(source) => Err(Error::Io {
             operation: "stat",
             path: dest.to_path_buf(),
@@ -442,15 +444,21 @@ fn check_destination(dest: &Path, format: ExportFormat) -> Result<()> {
     }
 }
 
-/// Moves the finished output into place, never over existing content.
-fn commit(temp: &mut Temp, dest: &Path, format: ExportFormat) -> Result<()> {
+/// Moves the finished output into place, never over existing content unless
+/// `replace` (a tar over a file: one rename, so `dest` is the old file or
+/// the new one, never a mix).
+fn commit(temp: &mut Temp, dest: &Path, format: ExportFormat, replace: bool) -> Result<()> {
     let exists = |e: &io::Error| {
         matches!(
             e.kind(),
             io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
         )
     };
-    if format == ExportFormat::OciLayout {
+    if replace && format != ExportFormat::OciLayout {
+        check_destination(dest, format, true)?;
+        fs::rename(&temp.path, dest).map_err(io_error("rename into place", dest))?;
+        temp.keep = true;
+    } else if format == ExportFormat::OciLayout {
         // rename(2) replaces an empty directory and refuses a non-empty one.
         if let Err(e) = fs::rename(&temp.path, dest) {
             return Err(if exists(&e) || dest.exists() {
@@ -477,7 +485,7 @@ fn commit(temp: &mut Temp, dest: &Path, format: ExportFormat) -> Result<()> {
             }
             // A filesystem without hard links: check, then rename.
             Err(_) => {
-                check_destination(dest, format)?;
+                check_destination(dest, format, false)?;
                 fs::rename(&temp.path, dest).map_err(io_error("rename into place", dest))?;
                 temp.keep = true;
             }
@@ -571,8 +579,32 @@ impl Store {
         dest: impl AsRef<Path>,
         format: ExportFormat,
     ) -> Result<ExportReport> {
-        let dest = dest.as_ref();
-        check_destination(dest, format)?;
+        self.export_to(images, dest.as_ref(), format, false)
+    }
+
+    /// [`export`](Store::export) that, for the tar formats, replaces a file
+    /// already at `dest`, as `docker save -o` does: the new tar is written
+    /// beside it and renamed over it once complete, so a failure leaves the
+    /// old file as it was. A directory at `dest` is still refused
+    /// ([`Error::DestinationExists`]); for [`ExportFormat::OciLayout`] this
+    /// is `export`.
+    pub fn export_replacing(
+        &self,
+        images: &[&str],
+        dest: impl AsRef<Path>,
+        format: ExportFormat,
+    ) -> Result<ExportReport> {
+        self.export_to(images, dest.as_ref(), format, true)
+    }
+
+    fn export_to(
+        &self,
+        images: &[&str],
+        dest: &Path,
+        format: ExportFormat,
+        replace: bool,
+    ) -> Result<ExportReport> {
+        check_destination(dest, format, replace)?;
         let lock = self.lock_imports()?;
         let mut items: Vec<Item> = Vec::new();
         for input in images {
@@ -622,7 +654,7 @@ impl Store {
             ExportFormat::DockerSave => self.write_docker(&items, sink.as_mut(), &mut report)?,
         }
         sink.finish()?;
-        commit(&mut temp, dest, format)?;
+        commit(&mut temp, dest, format, replace)?;
         // Nothing in the store changed: the catalog holds for the new generation.
         lock.finish(Ok(report))
     }

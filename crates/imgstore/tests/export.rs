@@ -475,6 +475,56 @@ fn an_existing_destination_is_refused_and_left_alone() {
     assert_eq!(listing(dir.path()), ["empty", "full", "store", "taken"]);
 }
 
+#[test]
+fn export_replacing_replaces_a_file_with_a_tar_and_nothing_else() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir.path().join("store"), Backend::Sqlite);
+    store
+        .import_oci_layout(corpus.join("oci/main"))
+        .expect("import");
+    let base = ["registry.demo.test/demo/base:v1"];
+    for format in [ExportFormat::OciArchive, ExportFormat::DockerSave] {
+        let file = dir.path().join(format!("taken-{format:?}"));
+        std::fs::write(&file, b"precious").expect("write");
+        let fresh = dir.path().join(format!("fresh-{format:?}"));
+        store.export(&base, &fresh, format).expect("export");
+        store
+            .export_replacing(&base, &file, format)
+            .expect("replaces the file");
+        assert_eq!(
+            std::fs::read(&file).expect("read"),
+            std::fs::read(&fresh).expect("read"),
+            "{format:?}: the same bytes as an export to a new path"
+        );
+        // A failed export leaves the file as it was.
+        std::fs::write(&file, b"precious").expect("write");
+        let err = store
+            .export_replacing(&["no-such-image"], &file, format)
+            .expect_err("unknown");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_eq!(std::fs::read(&file).expect("read"), b"precious");
+    }
+    // Directories are never replaced; a layout goes only where export puts it.
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).expect("mkdir");
+    std::fs::write(full.join("keep"), b"x").expect("write");
+    for format in FORMATS {
+        let err = store
+            .export_replacing(&base, &full, format)
+            .expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{format:?}: {err}");
+        assert_eq!(listing(&full), ["keep"]);
+    }
+    let file = dir.path().join("taken-layout");
+    std::fs::write(&file, b"precious").expect("write");
+    let err = store
+        .export_replacing(&base, &file, ExportFormat::OciLayout)
+        .expect_err("a layout does not replace a file");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read(&file).expect("read"), b"precious");
+}
+
 /// The stored file of a content blob on the fs backend.
 fn fs_blob(root: &Path, hex: &str) -> PathBuf {
     let mut stack = vec![root.join("content")];
