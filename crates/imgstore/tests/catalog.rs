@@ -112,14 +112,22 @@ fn the_catalog_lists_what_the_store_lists_and_follows_every_change() {
     }
 }
 
-#[test]
-fn a_stale_torn_or_foreign_catalog_is_never_used() {
-    let Some(corpus) = corpus() else { return };
+/// An SQLite store holding the corpus images, its catalog written.
+fn flushed_corpus_store() -> Option<(tempfile::TempDir, Store)> {
+    let corpus = corpus()?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path();
-    let store = open(root, Backend::Sqlite);
+    let store = open(dir.path(), Backend::Sqlite);
     import_corpus(&store, &corpus);
     store.flush_catalog();
+    Some((dir, store))
+}
+
+#[test]
+fn a_stale_torn_or_foreign_catalog_is_never_used() {
+    let Some((dir, store)) = flushed_corpus_store() else {
+        return;
+    };
+    let root = dir.path();
     let default = query(false, &[]);
     let cached = || list_images_cached(root, &options(Backend::Sqlite), &default).expect("read");
     assert!(cached().is_some());
@@ -184,12 +192,10 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
 
 #[test]
 fn queries_that_need_configs_open_the_store_and_bad_filters_are_refused() {
-    let Some(corpus) = corpus() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((dir, store)) = flushed_corpus_store() else {
+        return;
+    };
     let root = dir.path();
-    let store = open(root, Backend::Sqlite);
-    import_corpus(&store, &corpus);
-    store.flush_catalog();
     for filters in [
         &["label=a=b"][..],
         &["before="][..],

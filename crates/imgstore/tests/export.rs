@@ -431,15 +431,25 @@ fn unknown_images_are_not_found_and_nothing_is_written() {
     assert_eq!(listing(dir.path()), ["store"]);
 }
 
-#[test]
-fn an_existing_destination_is_refused_and_left_alone() {
-    let Some(corpus) = corpus() else { return };
+const BASE: &str = "registry.demo.test/demo/base:v1";
+
+/// A store at `<dir>/store` holding the corpus's `oci/main`.
+fn store_with_main(backend: Backend) -> Option<(tempfile::TempDir, Store)> {
+    let corpus = corpus()?;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("store"), Backend::Fs);
+    let store = open(&dir.path().join("store"), backend);
     store
         .import_oci_layout(corpus.join("oci/main"))
         .expect("import");
-    let base = ["registry.demo.test/demo/base:v1"];
+    Some((dir, store))
+}
+
+#[test]
+fn an_existing_destination_is_refused_and_left_alone() {
+    let Some((dir, store)) = store_with_main(Backend::Fs) else {
+        return;
+    };
+    let base = [BASE];
 
     // A file, for every format.
     let file = dir.path().join("taken");
@@ -477,13 +487,10 @@ fn an_existing_destination_is_refused_and_left_alone() {
 
 #[test]
 fn export_replacing_replaces_a_file_with_a_tar_and_nothing_else() {
-    let Some(corpus) = corpus() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = open(&dir.path().join("store"), Backend::Sqlite);
-    store
-        .import_oci_layout(corpus.join("oci/main"))
-        .expect("import");
-    let base = ["registry.demo.test/demo/base:v1"];
+    let Some((dir, store)) = store_with_main(Backend::Sqlite) else {
+        return;
+    };
+    let base = [BASE];
     for format in [ExportFormat::OciArchive, ExportFormat::DockerSave] {
         let file = dir.path().join(format!("taken-{format:?}"));
         std::fs::write(&file, b"precious").expect("write");

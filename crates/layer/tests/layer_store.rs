@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use imgstore_backend::{Batch, ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
-use imgstore_layer::{BlobRef, ChainId, LayerError, LayerGetReleaser, LayerStore, NewLayer};
+use imgstore_layer::{BlobRef, ChainId, Layer, LayerError, LayerGetReleaser, LayerStore, NewLayer};
 
 fn open_sqlite(dir: &Path) -> Arc<imgstore_sqlite::SqliteBackend> {
     Arc::new(imgstore_sqlite::SqliteBackend::open(dir.join("store.db")).unwrap())
@@ -115,11 +115,8 @@ fn hold_is_idempotent_per_holder<B: StoreBackend + RecordStore>(open: fn(&Path) 
     ));
 }
 
-fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
-    open: fn(&Path) -> Arc<B>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let layers = LayerStore::open(open(dir.path())).unwrap();
+/// Layers of sizes 1, 2 and 3, each on the one before.
+fn chain_of_three<B: StoreBackend + RecordStore>(layers: &LayerStore<B>) -> [Layer; 3] {
     let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
     let l1 = layers
         .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()))
@@ -127,6 +124,15 @@ fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
     let l2 = layers
         .register(NewLayer::new(diff(2), 3), Some(l1.chain_id()))
         .unwrap();
+    [l0, l1, l2]
+}
+
+fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = LayerStore::open(open(dir.path())).unwrap();
+    let [l0, l1, l2] = chain_of_three(&layers);
     layers.get(l2.chain_id()).unwrap(); // the image's reference
     // The import lets go of everything; only the image's reference remains.
     for layer in [&l0, &l1, &l2] {
@@ -434,13 +440,7 @@ fn walk_chain_visits_top_first_and_stops_at_the_bottom<B: StoreBackend + RecordS
 ) {
     let dir = tempfile::tempdir().unwrap();
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
-    let l1 = layers
-        .register(NewLayer::new(diff(1), 2), Some(l0.chain_id()))
-        .unwrap();
-    let l2 = layers
-        .register(NewLayer::new(diff(2), 4), Some(l1.chain_id()))
-        .unwrap();
+    let [l0, l1, l2] = chain_of_three(&layers);
     let mut seen = Vec::new();
     layers.walk_chain(l2.chain_id(), |layer| {
         seen.push((layer.chain_id().clone(), layer.size()))
@@ -448,7 +448,7 @@ fn walk_chain_visits_top_first_and_stops_at_the_bottom<B: StoreBackend + RecordS
     assert_eq!(
         seen,
         vec![
-            (l2.chain_id().clone(), 4),
+            (l2.chain_id().clone(), 3),
             (l1.chain_id().clone(), 2),
             (l0.chain_id().clone(), 1)
         ]
