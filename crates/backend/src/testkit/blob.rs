@@ -28,6 +28,22 @@ fn drain(reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
     }
 }
 
+/// `info` is what writing `len` bytes hashing to `expected` returns, and the
+/// store gives those bytes back through the verifying reader.
+fn assert_stored(store: &dyn StoreBackend, info: &crate::BlobInfo, expected: &Digest, len: u64) {
+    assert_eq!(&info.digest, expected);
+    assert_eq!(info.size, len);
+    assert_eq!(ok(store.size(expected), "size"), len);
+    let mut reader = ok(store.open_blob(expected), "open_blob");
+    match drain(&mut reader) {
+        Ok((digest, size)) => {
+            assert_eq!(&digest, expected, "open_blob yields the bytes written");
+            assert_eq!(size, len);
+        }
+        Err(e) => panic!("testkit: reading the blob back failed: {e}"),
+    }
+}
+
 /// 32 MiB streamed in from a generator come back through the verifying reader.
 pub fn write_blob_32mib_round_trips<H: Harness>(harness: &H) {
     let dir = scratch();
@@ -41,17 +57,7 @@ pub fn write_blob_32mib_round_trips<H: Harness>(harness: &H) {
         store.write_blob(Some(&expected), &mut Generator::new(32, LEN)),
         "write_blob of 32 MiB",
     );
-    assert_eq!(info.digest, expected);
-    assert_eq!(info.size, LEN);
-    assert_eq!(ok(store.size(&expected), "size"), LEN);
-    let mut reader = ok(store.open_blob(&expected), "open_blob");
-    match drain(&mut reader) {
-        Ok((digest, size)) => {
-            assert_eq!(digest, expected, "open_blob yields the bytes written");
-            assert_eq!(size, LEN);
-        }
-        Err(e) => panic!("testkit: reading the blob back failed: {e}"),
-    }
+    assert_stored(&store, &info, &expected, LEN);
     assert_eq!(walked(&store), vec![expected]);
 }
 
@@ -111,17 +117,7 @@ pub fn write_blob_across_write_back_chunks_round_trips<H: Harness>(harness: &H) 
         store.write_blob(Some(&expected), &mut reader),
         "write_blob of three write-back chunks and a bit",
     );
-    assert_eq!(info.digest, expected);
-    assert_eq!(info.size, len);
-    assert_eq!(ok(store.size(&expected), "size"), len);
-    let mut reader = ok(store.open_blob(&expected), "open_blob");
-    match drain(&mut reader) {
-        Ok((digest, size)) => {
-            assert_eq!(digest, expected, "open_blob yields the bytes written");
-            assert_eq!(size, len);
-        }
-        Err(e) => panic!("testkit: reading the blob back failed: {e}"),
-    }
+    assert_stored(&store, &info, &expected, len);
 }
 
 /// A write the disk reports as failed while a large blob is written back
