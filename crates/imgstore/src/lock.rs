@@ -159,6 +159,19 @@ impl StoreLock {
         read(self.generation().ok()?)
     }
 
+    /// [`with_shared`](Self::with_shared) only if no change holds the locks
+    /// now (in this process or another): `None` at once otherwise, so
+    /// best-effort work never waits behind a long import.
+    pub(crate) fn try_with_shared<T>(&self, read: impl FnOnce(u64) -> Option<T>) -> Option<T> {
+        let _in_process = match self.in_process.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let _shared = flock(&self.file, libc::LOCK_SH | libc::LOCK_NB).ok()?;
+        read(self.generation().ok()?)
+    }
+
     /// The generation this process's memory reflects.
     pub(crate) fn loaded(&self) -> u64 {
         self.loaded.load(Ordering::SeqCst)

@@ -230,3 +230,34 @@ fn queries_that_need_configs_open_the_store_and_bad_filters_are_refused() {
     let err = list_images_cached(root, &escaping, &query(false, &[])).expect_err("namespace");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+/// Flushing is best effort and never waits: while another process holds
+/// the root's change lock it leaves the catalog marked for later.
+#[test]
+fn a_flush_while_another_process_changes_the_store_waits_for_nothing() {
+    use std::os::fd::AsRawFd;
+
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let store = open(root, Backend::Sqlite);
+    import_corpus(&store, &corpus);
+    let cached =
+        || list_images_cached(root, &options(Backend::Sqlite), &query(false, &[])).expect("read");
+
+    // Another process's change: its exclusive flock on store.lock.
+    let other = fs::File::open(root.join("store.lock")).expect("lock file");
+    // SAFETY: flock on a valid, open descriptor has no memory effects.
+    assert_eq!(unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let began = std::time::Instant::now();
+    store.flush_catalog();
+    assert!(began.elapsed() < std::time::Duration::from_secs(1));
+    drop(other); // the other process's change ends
+
+    assert_eq!(cached(), None, "nothing was written while it ran");
+    store.flush_catalog();
+    assert_eq!(
+        cached().expect("written once the lock is free"),
+        store.list_images(&query(false, &[])).expect("list")
+    );
+}
