@@ -1,4 +1,4 @@
-//! The catalog: the image list of one namespace as the last change left it,
+//! The catalog: the image list of one namespace as a store last flushed it,
 //! kept in `<root>/catalog/<namespace>` so that listing images does not
 //! have to open the store.
 //!
@@ -7,10 +7,12 @@
 //! nothing changed since the list was last computed. The catalog is derived
 //! state, like the CRI cache, never a source of truth:
 //!
-//! - it is written under the root's exclusive lock at the end of every
-//!   change that succeeded (after the backends are made durable, so a power
-//!   loss cannot leave a catalog that is ahead of the databases), and by any
-//!   open that finds it missing or stale, under the shared lock;
+//! - it is written from a store's memory by
+//!   [`Store::flush_catalog`](crate::Store::flush_catalog) (on drop, and by
+//!   the command before it exits) when a change or an open left it behind,
+//!   under the root's shared lock and only while the generation is still the
+//!   one that memory reflects, after the backends are made durable (so a
+//!   power loss cannot leave a catalog ahead of the databases);
 //! - it carries the `store.lock` generation it reflects; every change bumps
 //!   (and syncs) the generation before touching anything, so a catalog of an
 //!   older generation, a torn one (its SHA-256 trailer does not match), one

@@ -73,6 +73,14 @@ impl Default for Options {
 /// A local image store: content, layers, images, names and the CRI cache,
 /// composed as DESIGN.md's "How the facade composes the stores" says.
 ///
+/// Changes go through the methods of `Store`, which take the root's change
+/// lock. The sub-stores it hands out ([`content`](Store::content),
+/// [`layers`](Store::layers), [`image_store`](Store::image_store),
+/// [`refs`](Store::refs)) are for reading: a change made through one of
+/// them bypasses that lock, so other processes sharing the root do not
+/// reload for it, and the catalog (see [`flush_catalog`](Store::flush_catalog))
+/// shows it only after the next change through the facade is flushed.
+///
 /// Two backend instances: one for content (every blob: index, manifest,
 /// config, layer) and records (layer records, names), one dedicated to the
 /// image store, which restores by walking its backend's content and so must
@@ -328,41 +336,25 @@ impl Store {
     }
 
     /// The content backend: every blob, layer records and names.
-    ///
-    /// For reading. A change made through it bypasses the facade's change
-    /// lock: other processes sharing the root, and the catalog that
-    /// `imgstore images` reads, do not see it until the next change through
-    /// the facade (which rewrites the catalog from this process's memory).
+    /// For reading: see [`Store`] on changes made through it.
     pub fn content(&self) -> &Arc<AnyBackend> {
         &self.content
     }
 
     /// The layer store.
-    ///
-    /// For reading. A change made through it bypasses the facade's change
-    /// lock: other processes sharing the root, and the catalog that
-    /// `imgstore images` reads, do not see it until the next change through
-    /// the facade (which rewrites the catalog from this process's memory).
+    /// For reading: see [`Store`] on changes made through it.
     pub fn layers(&self) -> &Arc<LayerStore<AnyBackend>> {
         &self.layers
     }
 
     /// The image store.
-    ///
-    /// For reading. A change made through it bypasses the facade's change
-    /// lock: other processes sharing the root, and the catalog that
-    /// `imgstore images` reads, do not see it until the next change through
-    /// the facade (which rewrites the catalog from this process's memory).
+    /// For reading: see [`Store`] on changes made through it.
     pub fn image_store(&self) -> &Images {
         &self.images
     }
 
     /// The names (containerd's image records).
-    ///
-    /// For reading. A change made through it bypasses the facade's change
-    /// lock: other processes sharing the root, and the catalog that
-    /// `imgstore images` reads, do not see it until the next change through
-    /// the facade (which rewrites the catalog from this process's memory).
+    /// For reading: see [`Store`] on changes made through it.
     pub fn refs(&self) -> &RefStore<AnyBackend> {
         &self.refs
     }
