@@ -250,26 +250,34 @@ impl Store {
     /// checked). Without `repair` nothing changes. With `repair`: corrupt
     /// blobs are deleted, images with a corrupt config and entries skipped
     /// on open are deleted, dangling names are deleted, then [`gc`](Store::gc)
-    /// runs. Damage repair cannot undo (a layer blob lost) stays reported;
-    /// re-importing the image restores it. Runs while no import, tag or
-    /// remove of this `Store` does.
+    /// runs, all under one hold of the change lock. Damage repair cannot undo
+    /// (a layer blob lost) stays reported; re-importing the image restores
+    /// it. No other change runs meanwhile, in this process or another.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport> {
         let mut report = FsckReport::default();
-        let (corrupt_blobs, corrupt_images, dangling) = {
-            let lock = self.lock_imports()?;
-            let corrupt_blobs = self.check_content(&mut report)?;
-            let corrupt_images = self.check_configs(&mut report)?;
-            self.check_layers(&mut report);
-            let dangling = self.check_names(&mut report)?;
-            // Checking changes nothing; repairs end with gc, which commits.
-            if !repair {
-                lock.commit();
-            }
-            (corrupt_blobs, corrupt_images, dangling)
-        };
+        // Held through the repairs and their gc, so no other change (here or
+        // in another process) runs between what was checked and what is
+        // deleted.
+        let lock = self.lock_imports()?;
+        let corrupt_blobs = self.check_content(&mut report)?;
+        let corrupt_images = self.check_configs(&mut report)?;
+        self.check_layers(&mut report);
+        let dangling = self.check_names(&mut report)?;
         if !repair {
-            return Ok(report);
+            return lock.finish(Ok(report));
         }
+        let repaired = self.repair(&mut report, corrupt_blobs, corrupt_images, dangling);
+        lock.finish(repaired.map(|()| report))
+    }
+
+    /// Deletes what fsck found broken, then runs gc (the change lock held).
+    fn repair(
+        &self,
+        report: &mut FsckReport,
+        corrupt_blobs: Vec<Digest>,
+        corrupt_images: Vec<ImageId>,
+        dangling: Vec<(String, String)>,
+    ) -> Result<()> {
         for digest in corrupt_blobs {
             match self.content.delete(&digest) {
                 Ok(()) => report
@@ -304,8 +312,8 @@ impl Store {
                 .repairs
                 .push(format!("deleted dangling name {namespace}/{name}"));
         }
-        report.gc = Some(self.gc()?);
-        Ok(report)
+        report.gc = Some(self.gc_locked()?);
+        Ok(())
     }
 
     /// Re-hashes every content blob; returns the corrupt ones.

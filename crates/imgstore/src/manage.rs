@@ -483,6 +483,12 @@ impl Store {
     /// import, tag or remove does; a second run removes nothing.
     pub fn gc(&self) -> Result<GcReport> {
         let lock = self.lock_imports()?;
+        let report = self.gc_locked();
+        lock.finish(report)
+    }
+
+    /// [`gc`](Store::gc)'s work, for a caller that holds the change lock.
+    pub(crate) fn gc_locked(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
 
         // Layers nothing references: a persistent hold taken and dropped
@@ -587,7 +593,7 @@ impl Store {
         let (files, bytes) = crate::catalog::remove_leftovers(&self.root);
         report.orphan_files_removed += files;
         report.bytes_freed += bytes;
-        lock.finish(Ok(report))
+        Ok(report)
     }
 
     /// Marks a name's target and what it uses (manifests of an index, a
