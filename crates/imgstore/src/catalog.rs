@@ -418,6 +418,38 @@ mod tests {
         }
     }
 
+    /// Bodies of random bytes behind a valid header and a matching trailer
+    /// (what only a writer of the file could forge): decoded or refused,
+    /// never a panic or a huge allocation.
+    #[test]
+    fn random_bodies_with_a_valid_header_and_trailer_never_panic() {
+        let mut rng = imgstore_backend::testkit::Rng::new(0x6361_7461_6c6f_67);
+        let valid = encode(1, Backend::Sqlite, "default", &sample());
+        let header = MAGIC.len() + 4 + 8 + 1 + 8 + "default".len();
+        for round in 0..20_000 {
+            let mut body = valid[..valid.len() - TRAILER].to_vec();
+            match round % 3 {
+                // Flip a few bytes past the header.
+                0 => {
+                    for _ in 0..1 + rng.range(0, 4) {
+                        let at = header + rng.range(0, (body.len() - header) as u64) as usize;
+                        body[at] = rng.range(0, 256) as u8;
+                    }
+                }
+                // Cut the body short or extend it with noise.
+                1 => body.truncate(header + rng.range(0, (body.len() - header) as u64) as usize),
+                _ => {
+                    for _ in 0..rng.range(1, 64) {
+                        body.push(rng.range(0, 256) as u8);
+                    }
+                }
+            }
+            let trailer = Algorithm::Sha256.from_bytes(&body);
+            body.extend_from_slice(trailer.hash_bytes().as_ref());
+            let _ = decode(&body, 1, Backend::Sqlite, "default");
+        }
+    }
+
     #[test]
     fn a_forged_count_is_refused_without_allocating_it() {
         let mut body = Vec::new();
