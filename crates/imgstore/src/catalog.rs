@@ -423,7 +423,7 @@ mod tests {
     /// never a panic or a huge allocation.
     #[test]
     fn random_bodies_with_a_valid_header_and_trailer_never_panic() {
-        let mut rng = imgstore_backend::testkit::Rng::new(0x6361_7461_6c6f_67);
+        let mut rng = imgstore_backend::testkit::Rng::new(0x0063_6174_616c_6f67);
         let valid = encode(1, Backend::Sqlite, "default", &sample());
         let header = MAGIC.len() + 4 + 8 + 1 + 8 + "default".len();
         for round in 0..20_000 {
