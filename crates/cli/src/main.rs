@@ -251,7 +251,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     // left answers it (see `imgstore::list_images_cached`).
     if let Command::Images {
         all,
-        digests: false,
+        digests,
         filters,
         format,
         quiet,
@@ -261,10 +261,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             all: *all,
             filters: filters.clone(),
         };
-        if let Some(listed) =
-            imgstore::list_images_cached(&root, &options, &query).map_err(|e| e.to_string())?
+        if let Some((listed, targets)) =
+            imgstore::list_images_and_targets_cached(&root, &options, &query)
+                .map_err(|e| e.to_string())?
         {
-            let result = print_images(&listed, &BTreeMap::new(), false, *format, *quiet, &mut out);
+            let result = print_images(&listed, &targets, *digests, *format, *quiet, &mut out);
             out.flush().map_err(output_error)?;
             return result;
         }

@@ -283,6 +283,12 @@ fn images_digests_column_shows_the_manifest_digest() {
     );
     assert!(out.starts_with("REPOSITORY"), "{out}");
     assert!(out.lines().next().unwrap_or_default().contains("DIGEST"));
+
+    // The catalog answered; without it the opened store prints the same.
+    let every = ok(root.path(), &["images", "-a", "--digests"]);
+    std::fs::remove_dir_all(root.path().join("catalog")).expect("catalog");
+    assert_eq!(ok(root.path(), &["images", "-a", "--digests"]), every);
+    assert!(root.path().join("catalog/default").exists(), "rewritten");
 }
 
 #[test]

@@ -21,6 +21,7 @@
 //! - it is read under the shared lock, so no change runs between reading the
 //!   generation and reading the catalog.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,7 +38,7 @@ use crate::{Backend, ImageQuery, ImageSummary, Options, Result, Store};
 /// The first bytes of a catalog file.
 const MAGIC: &[u8] = b"imgstore catalog\n";
 /// The format version; a catalog of another version is ignored.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The length of the SHA-256 trailer.
 const TRAILER: usize = 32;
 
@@ -48,6 +49,9 @@ const TRAILER: usize = 32;
 pub(crate) struct CatalogEntry {
     pub(crate) summary: ImageSummary,
     pub(crate) has_children: bool,
+    /// The target digest of each of `summary.references`'s records, in the
+    /// same order (what `images --digests` shows).
+    pub(crate) targets: Vec<String>,
 }
 
 /// Where the catalog of `namespace` lives.
@@ -94,12 +98,14 @@ fn encode(generation: u64, backend: Backend, namespace: &str, entries: &[Catalog
     for CatalogEntry {
         summary,
         has_children,
+        targets,
     } in entries
     {
         put_str(&mut out, summary.id.as_str());
         put_u64(&mut out, summary.references.len() as u64);
-        for reference in &summary.references {
+        for (i, reference) in summary.references.iter().enumerate() {
             put_str(&mut out, reference);
+            put_str(&mut out, targets.get(i).map_or("", String::as_str));
         }
         put_u64(&mut out, summary.size);
         put_u64(&mut out, summary.content_size);
@@ -188,15 +194,18 @@ fn decode(
     if Algorithm::Sha256.from_bytes(body).hash_bytes().as_ref() != trailer {
         return None;
     }
-    // An entry takes at least 8 (id length) + 8 + 8 + 8 + 1 + 1 + 1 + 1 bytes.
+    // An entry takes at least 8 (id length) + 8 + 8 + 8 + 1 + 1 + 1 + 1
+    // bytes, and a reference 8 + 8 (name and target lengths).
     let count = r.count(36)?;
     let mut entries = Vec::with_capacity(count);
     for _ in 0..count {
         let id = r.id()?;
-        let n = r.count(8)?;
+        let n = r.count(16)?;
         let mut references = Vec::with_capacity(n);
+        let mut targets = Vec::with_capacity(n);
         for _ in 0..n {
             references.push(r.str()?.to_owned());
+            targets.push(r.str()?.to_owned());
         }
         let size = r.u64()?;
         let content_size = r.u64()?;
@@ -218,6 +227,7 @@ fn decode(
                 parent,
             },
             has_children,
+            targets,
         });
     }
     r.bytes.is_empty().then_some(entries)
@@ -292,6 +302,17 @@ pub fn list_images_cached(
     options: &Options,
     query: &ImageQuery,
 ) -> Result<Option<Vec<ImageSummary>>> {
+    Ok(list_images_and_targets_cached(root, options, query)?.map(|(images, _)| images))
+}
+
+/// [`list_images_cached`] with, for every name of the namespace that leads
+/// to a stored image, the digest its record targets (the manifest or index
+/// `images --digests` shows); `Ok(None)` in the same cases.
+pub fn list_images_and_targets_cached(
+    root: impl AsRef<Path>,
+    options: &Options,
+    query: &ImageQuery,
+) -> Result<Option<(Vec<ImageSummary>, BTreeMap<String, String>)>> {
     validate_namespace(&options.namespace)?;
     let needs_configs = query.filters.iter().any(|raw| {
         !matches!(
@@ -305,8 +326,20 @@ pub fn list_images_cached(
     let Some(entries) = read_current(root.as_ref(), options) else {
         return Ok(None);
     };
+    let targets: BTreeMap<String, String> = entries
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .summary
+                .references
+                .iter()
+                .cloned()
+                .zip(entry.targets.iter().cloned())
+        })
+        .collect();
     let filters = ImageFilters::parse(&query.filters, &|_| Ok(None))?;
-    select_images(entries, query.all, &filters, &|_| true).map(Some)
+    let images = select_images(entries, query.all, &filters, &|_| true)?;
+    Ok(Some((images, targets)))
 }
 
 impl Store {
@@ -342,6 +375,16 @@ impl Store {
             .into_iter()
             .map(|summary| CatalogEntry {
                 has_children: !self.images.children(&summary.id).is_empty(),
+                targets: summary
+                    .references
+                    .iter()
+                    .map(|name| {
+                        self.refs
+                            .get(&self.namespace, name)
+                            .map(|record| record.target.digest.to_string())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
                 summary,
             })
             .collect();
@@ -373,6 +416,7 @@ mod tests {
                     parent: None,
                 },
                 has_children: true,
+                targets: vec![format!("sha256:{}", "a".repeat(64)), String::new()],
             },
             CatalogEntry {
                 summary: ImageSummary {
@@ -385,6 +429,7 @@ mod tests {
                     parent: Some(id(1)),
                 },
                 has_children: false,
+                targets: vec![],
             },
         ]
     }

@@ -251,6 +251,7 @@ pub(crate) fn select_images(
     for CatalogEntry {
         mut summary,
         has_children,
+        ..
     } in entries
     {
         if !all && summary.references.is_empty() && has_children {

@@ -3,11 +3,14 @@
 //! every change made through any `Store` on the root, and refuses to answer
 //! (so the caller opens the store) whenever it could be wrong.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use imgstore::backend::ErrorKind;
-use imgstore::{Backend, ImageQuery, Options, Store, list_images_cached};
+use imgstore::{
+    Backend, ImageQuery, Options, Store, list_images_and_targets_cached, list_images_cached,
+};
 
 mod common;
 
@@ -42,6 +45,23 @@ fn assert_cached_matches(root: &Path, backend: Backend, store: &Store) {
             .expect("cached listing")
             .unwrap_or_else(|| panic!("{backend:?}: the catalog did not answer {q:?}"));
         assert_eq!(cached, store.list_images(&q).expect("list"), "{q:?}");
+    }
+    // `--digests`: every listed name's target, as its record has it.
+    let (listed, targets) =
+        list_images_and_targets_cached(root, &options(backend), &query(true, &[]))
+            .expect("cached listing")
+            .expect("current");
+    let records: BTreeMap<String, String> = store
+        .refs()
+        .list(store.namespace(), &[])
+        .expect("names")
+        .iter()
+        .map(|record| (record.name.clone(), record.target.digest.to_string()))
+        .collect();
+    let names: Vec<&String> = listed.iter().flat_map(|s| &s.references).collect();
+    assert!(!names.is_empty());
+    for name in names {
+        assert_eq!(targets.get(name), records.get(name), "{name}");
     }
 }
 
