@@ -305,6 +305,10 @@ pub fn list_images_cached(
     Ok(list_images_and_targets_cached(root, options, query)?.map(|(images, _)| images))
 }
 
+/// What [`list_images_and_targets_cached`] gives: the images, and each
+/// name's target digest by name.
+pub type ListingWithTargets = (Vec<ImageSummary>, BTreeMap<String, String>);
+
 /// [`list_images_cached`] with, for every name of the namespace that leads
 /// to a stored image, the digest its record targets (the manifest or index
 /// `images --digests` shows); `Ok(None)` in the same cases.
@@ -312,7 +316,7 @@ pub fn list_images_and_targets_cached(
     root: impl AsRef<Path>,
     options: &Options,
     query: &ImageQuery,
-) -> Result<Option<(Vec<ImageSummary>, BTreeMap<String, String>)>> {
+) -> Result<Option<ListingWithTargets>> {
     validate_namespace(&options.namespace)?;
     let needs_configs = query.filters.iter().any(|raw| {
         !matches!(

@@ -75,7 +75,7 @@ mod usage;
 mod view;
 
 pub use any_backend::AnyBackend;
-pub use catalog::{list_images_and_targets_cached, list_images_cached};
+pub use catalog::{ListingWithTargets, list_images_and_targets_cached, list_images_cached};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
