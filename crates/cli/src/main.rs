@@ -262,10 +262,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             all: *all,
             filters: filters.clone(),
         };
-        if let Some((listed, targets)) =
+        let cached = if *digests {
             imgstore::list_images_and_targets_cached(&root, &options, &query)
-                .map_err(|e| e.to_string())?
-        {
+        } else {
+            imgstore::list_images_cached(&root, &options, &query)
+                .map(|listed| listed.map(|listed| (listed, BTreeMap::new())))
+        };
+        if let Some((listed, targets)) = cached.map_err(|e| e.to_string())? {
             let result = print_images(&listed, &targets, *digests, *format, *quiet, &mut out);
             out.flush().map_err(output_error)?;
             return result;
