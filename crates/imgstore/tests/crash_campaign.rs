@@ -494,7 +494,7 @@ fn campaign(backend: Backend) {
             backend,
             ..imgstore::Options::default()
         };
-        let cached = imgstore::list_images_cached(&dir, &options, &every);
+        let cached = imgstore::list_images_and_targets_cached(&dir, &options, &every);
         let store = match Store::open_with(&dir, options) {
             Ok(store) => store,
             Err(e) => {
@@ -502,9 +502,27 @@ fn campaign(backend: Backend) {
                 fail(w, run, &[format!("the store does not open: {e}")]);
             }
         };
+        let targets: BTreeMap<String, String> = store
+            .refs()
+            .list(store.namespace(), &[])
+            .unwrap_or_default()
+            .iter()
+            .map(|record| (record.name.clone(), record.target.digest.to_string()))
+            .collect();
         match (cached, store.list_images(&every)) {
-            (Ok(Some(cached)), Ok(listed)) if cached == listed => report.catalogs_compared += 1,
-            (Ok(Some(cached)), Ok(listed)) => {
+            (Ok(Some((cached, cached_targets))), Ok(listed)) if cached == listed => {
+                report.catalogs_compared += 1;
+                for name in listed.iter().flat_map(|image| &image.references) {
+                    if cached_targets.get(name) != targets.get(name) {
+                        problems.push(format!(
+                            "the catalog says {name} targets {:?}, its record {:?}",
+                            cached_targets.get(name),
+                            targets.get(name)
+                        ));
+                    }
+                }
+            }
+            (Ok(Some((cached, _))), Ok(listed)) => {
                 problems.push(format!(
                     "the catalog lists {} images, the store {}: {cached:?} / {listed:?}",
                     cached.len(),
