@@ -24,7 +24,7 @@ mod reliability;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use common::{corpus, open};
 use imgstore::backend::ErrorKind;
 use imgstore::backend::testkit::Rng;
-use imgstore::backend::testkit::crash::self_test_command;
+use imgstore::backend::testkit::crash::{read_new_lines, self_test_command};
 use imgstore::{Backend, Imported, Store};
 
 const ENV_DIR: &str = "IMGSTORE_STORE_CRASH_DIR";
@@ -305,19 +305,6 @@ fn uncertain(
         _ => {}
     }
     out
-}
-
-fn read_new_lines(path: &Path, offset: &mut u64) -> Vec<String> {
-    let Ok(mut file) = File::open(path) else {
-        return Vec::new();
-    };
-    let mut text = String::new();
-    if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_string(&mut text).is_err() {
-        return Vec::new();
-    }
-    let complete = text.rfind('\n').map_or(0, |i| i + 1);
-    *offset += complete as u64;
-    text[..complete].lines().map(str::to_owned).collect()
 }
 
 fn env_number(name: &str, default: u64) -> u64 {

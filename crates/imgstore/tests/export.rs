@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use imgstore::backend::ErrorKind;
+use imgstore::digest::Digest;
 use imgstore::image::ImageStore;
 use imgstore::layer::ChainId;
 use imgstore::{Backend, Error, ExportFormat, Store};
@@ -578,6 +579,20 @@ fn corrupt_content_fails_the_export_and_leaves_no_output() {
 
 /// A copy of oci/main whose only name points at an index: base for this
 /// host, sibling for Windows (not imported, so not stored).
+/// A layout's `index.json` naming one descriptor as `name`.
+fn write_index_json(dir: &Path, media_type: &str, digest: &Digest, size: usize, name: &str) {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": media_type,
+            "digest": digest.to_string(),
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
+}
+
 fn index_layout(corpus: &Path, dir: &Path) -> (String, u64) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).expect("mkdir");
@@ -603,16 +618,13 @@ fn index_layout(corpus: &Path, dir: &Path) -> (String, u64) {
     .expect("index");
     let digest = imgstore::digest::Algorithm::Sha256.from_bytes(&index);
     std::fs::write(blobs.join(digest.encoded()), &index).expect("write");
-    let top = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.index.v1+json",
-            "digest": digest.to_string(),
-            "size": index.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "registry.demo.test/demo/multi:v1"},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), top.to_string()).expect("index.json");
+    write_index_json(
+        dir,
+        "application/vnd.oci.image.index.v1+json",
+        &digest,
+        index.len(),
+        "registry.demo.test/demo/multi:v1",
+    );
     (digest.to_string(), index.len() as u64)
 }
 
@@ -736,16 +748,13 @@ fn zstd_layout(corpus: &Path, dir: &Path) {
     .expect("manifest");
     let digest = write(&manifest);
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest.to_string(),
-            "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": "registry.demo.test/demo/zstd:v1"},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), index.to_string()).expect("write");
+    write_index_json(
+        dir,
+        "application/vnd.oci.image.manifest.v1+json",
+        &digest,
+        manifest.len(),
+        "registry.demo.test/demo/zstd:v1",
+    );
 }
 
 #[test]

@@ -614,8 +614,9 @@ impl Model {
     }
 }
 
-/// Reads the complete lines appended to the log since `offset`.
-fn read_new_lines(log: &Path, offset: &mut u64) -> Vec<String> {
+/// Reads the complete lines appended to the log since `offset` (a journal
+/// a killed child appends to), and moves `offset` past them.
+pub fn read_new_lines(log: &Path, offset: &mut u64) -> Vec<String> {
     let Ok(mut file) = File::open(log) else {
         return Vec::new();
     };
