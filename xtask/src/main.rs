@@ -189,6 +189,7 @@ fn tidy() -> Result<(), String> {
             }
         }
     }
+    problems.extend(msrv_problems()?);
     if problems.is_empty() {
         eprintln!("xtask tidy: {} crates checked, clean", crate_dirs.len());
         Ok(())
@@ -198,6 +199,46 @@ fn tidy() -> Result<(), String> {
         }
         Err(format!("tidy found {} problems", problems.len()))
     }
+}
+
+/// The workspace's `rust-version` must be true for the committed lock: no
+/// package the lock selects may need a newer Rust (`cargo install --locked`
+/// and every build from the lock would fail on the promised toolchain).
+fn msrv_problems() -> Result<Vec<String>, String> {
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(workspace_root())
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata --locked failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    let version = |v: &str| -> Vec<u64> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
+    let promised = packages
+        .iter()
+        .find(|p| p["name"] == "imgstore")
+        .and_then(|p| p["rust_version"].as_str())
+        .ok_or("the imgstore package has no rust-version")?
+        .to_owned();
+    Ok(packages
+        .iter()
+        .filter_map(|p| {
+            let needed = p["rust_version"].as_str()?;
+            (version(needed) > version(&promised)).then(|| {
+                format!(
+                    "Cargo.lock: {} {} needs Rust {needed}, above the workspace's rust-version {promised}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["version"].as_str().unwrap_or("?")
+                )
+            })
+        })
+        .collect())
 }
 
 /// Lines of a source file above its first `#[cfg(test)]`, skipping comments

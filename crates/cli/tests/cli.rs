@@ -1,6 +1,6 @@
 //! The `imgstore` binary run as a user runs it, against a temporary store
-//! loaded from the shared corpus (`../shared/corpus`; tests skip with a note
-//! when it is absent).
+//! loaded from the image corpus kept in `examples/images` (a missing
+//! fixture fails the test).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,14 +12,14 @@ const REPO: &str = "registry.demo.test/demo";
 /// Newest first, as `images` lists them (by the configs' `created`).
 const MAIN_AND_QUIRK: [&str; 5] = ["quirk", "withenv", "child", "sibling", "base"];
 
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("expected").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no image corpus at {}", dir.display());
-        None
-    }
+fn corpus() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
+    assert!(
+        dir.join("expected").is_dir(),
+        "the image corpus is missing at {}: it is part of the repository",
+        dir.display()
+    );
+    dir
 }
 
 fn expected(corpus: &Path, file: &str) -> Value {
@@ -98,7 +98,7 @@ fn years_ago(created: &str) -> String {
 
 #[test]
 fn load_prints_docker_load_lines() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let main = corpus.join("oci/main");
     let archive = corpus.join("docker/child.docker.tar");
@@ -124,7 +124,7 @@ fn load_prints_docker_load_lines() {
 
 #[test]
 fn load_of_a_broken_input_fails_with_exit_1_and_keeps_going() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let bad = corpus.join("bad/missing-oci-layout");
     let quirk = corpus.join("oci/quirk-unterminated");
@@ -149,7 +149,7 @@ fn load_of_a_broken_input_fails_with_exit_1_and_keeps_going() {
 
 #[test]
 fn images_json_has_one_object_per_image_with_the_expected_values() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let lines = json_lines(&ok(root.path(), &["images", "--format", "json"]));
     assert_eq!(lines.len(), 5);
@@ -167,7 +167,7 @@ fn images_json_has_one_object_per_image_with_the_expected_values() {
 
 #[test]
 fn images_quiet_prints_short_ids_newest_first() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let want: String = MAIN_AND_QUIRK
         .iter()
@@ -185,7 +185,7 @@ fn images_quiet_prints_short_ids_newest_first() {
 
 #[test]
 fn images_table_is_dockers() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let created = years_ago("2023-11-21T22:17:20Z");
     // Docker's SIZE (expected/docker-view.json): the files in the layers.
@@ -208,7 +208,7 @@ fn images_table_is_dockers() {
 
 #[test]
 fn images_filters_follow_docker() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let ids = |filters: &[&str]| -> Vec<String> {
         let mut args = vec!["images", "--format", "json"];
@@ -263,7 +263,7 @@ fn images_filters_follow_docker() {
 
 #[test]
 fn images_digests_column_shows_the_manifest_digest() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let out = ok(
         root.path(),
@@ -293,7 +293,7 @@ fn images_digests_column_shows_the_manifest_digest() {
 
 #[test]
 fn inspect_prints_a_docker_inspect_array() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let base = image(&corpus, "base");
     let short = base["image_id_short"].as_str().unwrap_or("?");
@@ -339,7 +339,7 @@ fn inspect_prints_a_docker_inspect_array() {
 /// the last `tag` after one (moby's TagImage records it).
 #[test]
 fn tag_records_the_last_tag_time_inspect_shows() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let name = format!("{REPO}/base:v1");
     let last_tag_time = |root: &Path| -> String {
@@ -372,7 +372,7 @@ fn tag_records_the_last_tag_time_inspect_shows() {
 
 #[test]
 fn inspect_of_an_unknown_image_fails_after_printing_the_others() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let output = imgstore(
         root.path(),
@@ -402,7 +402,7 @@ fn docker_view(corpus: &Path, name: &str) -> Value {
 
 #[test]
 fn history_is_newest_first_with_dockers_layer_sizes() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     for name in MAIN_AND_QUIRK {
         let want = image(&corpus, name);
@@ -451,7 +451,7 @@ fn history_is_newest_first_with_dockers_layer_sizes() {
 
 #[test]
 fn layers_json_counts_the_images_using_each_layer() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let main = corpus.join("oci/main");
     ok(root.path(), &["load", "-i", main.to_str().expect("UTF-8")]);
@@ -494,7 +494,7 @@ fn layers_json_counts_the_images_using_each_layer() {
 
 #[test]
 fn tag_and_rmi_print_and_exit_as_docker() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let base = image(&corpus, "base");
     let short = base["image_id_short"].as_str().unwrap_or("?");
@@ -556,7 +556,7 @@ fn tag_and_rmi_print_and_exit_as_docker() {
 
 #[test]
 fn rmi_force_removes_every_name_of_the_image() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let quirk = image(&corpus, "quirk");
     let short = quirk["image_id_short"].as_str().unwrap_or("?");
@@ -589,7 +589,7 @@ fn rmi_force_removes_every_name_of_the_image() {
 
 #[test]
 fn the_fs_backend_and_a_namespace_are_chosen_by_flags() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let quirk = corpus.join("oci/quirk-unterminated");
     let path = quirk.to_str().expect("UTF-8");
@@ -624,7 +624,7 @@ fn the_fs_backend_and_a_namespace_are_chosen_by_flags() {
 
 #[test]
 fn the_default_root_comes_from_the_environment() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let data = tempfile::tempdir().expect("temp dir");
     let quirk = corpus.join("oci/quirk-unterminated");
     let run = |args: &[&str], env: (&str, &Path)| {
@@ -671,7 +671,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn pin_keeps_an_image_from_prune_and_rmi() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let quirk = image(&corpus, "quirk");
     let short = quirk["image_id_short"].as_str().unwrap_or("?");
@@ -720,7 +720,7 @@ fn pin_keeps_an_image_from_prune_and_rmi() {
 
 #[test]
 fn fsck_reports_a_clean_store_and_a_corrupt_one() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let quirk = corpus.join("oci/quirk-unterminated");
     let fs = ["--backend", "fs"];
@@ -754,7 +754,7 @@ fn fsck_reports_a_clean_store_and_a_corrupt_one() {
 
 #[test]
 fn df_json_equals_real_dockers_figures() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let lines = json_lines(&ok(root.path(), &["df", "--format", "json"]));
     let view = expected(&corpus, "docker-view.json");
@@ -787,7 +787,7 @@ fn df_json_equals_real_dockers_figures() {
 
 #[test]
 fn save_then_load_gives_the_same_images_in_every_format() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let out = tempfile::tempdir().expect("temp dir");
     let quirk = image(&corpus, "quirk");
@@ -890,7 +890,7 @@ fn save_then_load_gives_the_same_images_in_every_format() {
 
 #[test]
 fn load_takes_a_platform_choice() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = tempfile::tempdir().expect("temp dir");
     let quirk = corpus.join("oci/quirk-unterminated");
     let quirk = quirk.to_str().expect("UTF-8");
@@ -910,7 +910,7 @@ fn load_takes_a_platform_choice() {
 
 #[test]
 fn images_hides_nameless_parents_unless_all() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let root = loaded(&corpus);
     let base = image(&corpus, "base");
     let child = image(&corpus, "child");

@@ -1,23 +1,23 @@
-//! The digests of the shared corpus (../shared/corpus): image IDs are the hash
+//! The digests of the image corpus (examples/images): image IDs are the hash
 //! of the config bytes, chain IDs follow from the diff IDs.
 
 use std::path::PathBuf;
 
 use imgstore_digest::{Digest, chain_ids};
 
-fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: {} is not present", dir.display());
-        None
-    }
+fn corpus() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
+    assert!(
+        dir.join("expected").is_dir(),
+        "the image corpus is missing at {}: it is part of the repository",
+        dir.display()
+    );
+    dir
 }
 
 #[test]
 fn expected_ids_and_chain_ids_hold_for_every_corpus_image() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let mut checked = 0;
     for entry in std::fs::read_dir(corpus.join("expected/images")).unwrap() {
         let expected: serde_json::Value =

@@ -1,6 +1,6 @@
-//! Importing image tarballs (docker save, oci-archive) of the shared corpus
-//! (`../shared/corpus` relative to the workspace root) and crafted unsafe
-//! tars, on both backends.
+//! Importing image tarballs (docker save, oci-archive) of the image corpus
+//! (`examples/images`, the repository's copy of the shared corpus) and
+//! crafted unsafe tars, on both backends.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -51,7 +51,7 @@ fn assert_image(store: &Store, corpus: &Path, name: &str, backend: Backend) {
 
 #[test]
 fn docker_archives_give_the_oci_ids_and_share_layers() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -105,7 +105,7 @@ fn docker_archives_give_the_oci_ids_and_share_layers() {
 
 #[test]
 fn oci_archive_gives_siblings_id_and_name() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -123,7 +123,7 @@ fn oci_archive_gives_siblings_id_and_name() {
 
 #[test]
 fn real_docker_save_of_several_images_imports_every_image_and_name() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let view = json(corpus.join("expected/docker-view.json"));
     let saved = strings(&view["saved_images"]);
     assert!(!saved.is_empty());
@@ -169,7 +169,7 @@ fn real_docker_save_of_several_images_imports_every_image_and_name() {
 
 #[test]
 fn truncated_docker_archive_is_refused_and_leaves_the_store_unchanged() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let bad = json(corpus.join("expected/bad.json"));
     let case = bad["cases"]
         .as_array()
@@ -402,7 +402,7 @@ fn rebuilt_base(corpus: &Path, path: &Path, tags: Value, compress: Option<&str>)
 
 #[test]
 fn untagged_gzip_docker_image_imports_without_names() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gzip.tar");
     rebuilt_base(&corpus, &path, Value::Null, Some("gzip"));
@@ -431,7 +431,7 @@ fn untagged_gzip_docker_image_imports_without_names() {
 
 #[test]
 fn zstd_docker_layers_import_with_the_oci_ids() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("zstd.tar");
     rebuilt_base(
@@ -471,7 +471,7 @@ fn zstd_docker_layers_import_with_the_oci_ids() {
 
 #[test]
 fn docker_image_with_two_tags_gets_both_names() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("two-tags.tar");
     rebuilt_base(
@@ -504,7 +504,7 @@ fn docker_image_with_two_tags_gets_both_names() {
 
 #[test]
 fn corrupt_docker_layer_is_refused_and_undone() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     // child.docker.tar with one byte of its last layer (the fourth member,
     // after three layers of base) flipped: that layer no longer hashes to

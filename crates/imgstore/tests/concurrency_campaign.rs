@@ -345,7 +345,7 @@ fn concurrency_child() {
 }
 
 fn campaign(backend: Backend) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let seconds: u64 = std::env::var("IMGSTORE_CONCURRENCY_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -327,7 +327,7 @@ struct Report {
 }
 
 fn campaign(backend: Backend) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let kills = env_number("IMGSTORE_CRASH_KILLS", 50);
     let budget = Duration::from_secs(env_number("IMGSTORE_CRASH_SECONDS", 40));
     let seed = env_number("IMGSTORE_CRASH_SEED", Rng::from_entropy().next_u64());

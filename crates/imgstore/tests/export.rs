@@ -1,4 +1,4 @@
-//! Export of the shared corpus (`../shared/corpus`) to an OCI layout, an
+//! Export of the image corpus (`examples/images`) to an OCI layout, an
 //! oci-archive and a docker save tar, re-imported into fresh stores; and the
 //! refusals (unknown image, existing destination, corrupt content), on both
 //! backends.
@@ -110,7 +110,7 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn every_corpus_image_round_trips_through_every_format() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir.path().join("store"), backend);
@@ -167,7 +167,7 @@ fn every_corpus_image_round_trips_through_every_format() {
 
 #[test]
 fn oci_layout_names_every_image_like_skopeo_and_containerd() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("store"), Backend::Sqlite);
     store
@@ -233,7 +233,7 @@ fn oci_layout_names_every_image_like_skopeo_and_containerd() {
 
 #[test]
 fn docker_save_holds_uncompressed_layers_named_by_diff_id() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("store"), Backend::Fs);
     store
@@ -321,7 +321,7 @@ fn docker_save_holds_uncompressed_layers_named_by_diff_id() {
 
 #[test]
 fn exports_are_byte_for_byte_reproducible() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("store"), Backend::Sqlite);
     load_corpus(&store, &corpus);
@@ -344,7 +344,7 @@ fn exports_are_byte_for_byte_reproducible() {
 
 #[test]
 fn an_image_given_by_id_is_exported_without_a_name() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir.path().join("store"), backend);
@@ -378,7 +378,7 @@ fn an_image_given_by_id_is_exported_without_a_name() {
 
 #[test]
 fn an_image_no_name_reaches_gets_a_manifest_written_for_it() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir.path().join("store"), backend);
@@ -408,7 +408,7 @@ fn an_image_no_name_reaches_gets_a_manifest_written_for_it() {
 
 #[test]
 fn unknown_images_are_not_found_and_nothing_is_written() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("store"), Backend::Sqlite);
     store
@@ -436,7 +436,7 @@ const BASE: &str = "registry.demo.test/demo/base:v1";
 
 /// A store at `<dir>/store` holding the corpus's `oci/main`.
 fn store_with_main(backend: Backend) -> Option<(tempfile::TempDir, Store)> {
-    let corpus = corpus()?;
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir.path().join("store"), backend);
     store
@@ -551,7 +551,7 @@ fn fs_blob(root: &Path, hex: &str) -> PathBuf {
 
 #[test]
 fn corrupt_content_fails_the_export_and_leaves_no_output() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("store");
     let store = open(&root, Backend::Fs);
@@ -630,7 +630,7 @@ fn index_layout(corpus: &Path, dir: &Path) -> (String, u64) {
 
 #[test]
 fn a_name_on_an_index_exports_the_index_and_its_stored_manifests() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let (index_digest, index_size) = index_layout(&corpus, &dir.path().join("in"));
     let base = expected_image(&corpus, "base");
@@ -759,7 +759,7 @@ fn zstd_layout(corpus: &Path, dir: &Path) {
 
 #[test]
 fn zstd_layers_are_decompressed_for_docker_save_and_kept_for_oci() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     zstd_layout(&corpus, &dir.path().join("in"));
     let base = expected_image(&corpus, "base");

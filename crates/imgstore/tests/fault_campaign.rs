@@ -285,7 +285,7 @@ impl Campaign {
 }
 
 fn campaign(backend: Backend) {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let read_step = std::env::var("IMGSTORE_FAULT_READ_STEP")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -355,7 +355,7 @@ fn every_fault_point_leaves_a_consistent_fs_store() {
 /// (EIO) was skipped, and `fsck --repair` then deleted the healthy image.
 #[test]
 fn fsck_repair_keeps_an_image_a_read_failure_skipped_on_open() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in [Backend::Sqlite, Backend::Fs] {
         let dir = tempfile::tempdir().expect("tempdir");
         import_main(&open(dir.path(), backend), &corpus).expect("import");

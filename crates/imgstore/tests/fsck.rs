@@ -88,7 +88,7 @@ fn flip_last_byte(path: &Path) {
 
 #[test]
 fn fresh_imports_are_clean_and_every_blob_is_checked() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -105,7 +105,7 @@ fn fresh_imports_are_clean_and_every_blob_is_checked() {
 
 #[test]
 fn corrupt_layer_blob_is_found_deleted_on_repair_and_restored_by_reimport() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let quirk = expected_image(&corpus, "quirk");
     let layer: Digest = quirk["layers"][0]["digest"]
         .as_str()
@@ -158,7 +158,7 @@ fn corrupt_layer_blob_is_found_deleted_on_repair_and_restored_by_reimport() {
 
 #[test]
 fn corrupt_config_skips_the_image_and_repair_removes_it_and_its_names() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let quirk = expected_image(&corpus, "quirk");
     let id: Digest = quirk["image_id"].as_str().expect("id").parse().expect("id");
     for backend in BACKENDS {
@@ -231,7 +231,7 @@ fn leftover_layer_is_reported_and_gc_makes_the_store_clean() {
 
 #[test]
 fn name_without_target_is_dangling_and_repair_deletes_only_it() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);

@@ -120,7 +120,7 @@ fn assert_images_readable(store: &Store, corpus: &Path) {
 
 #[test]
 fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let sibling = expected(&corpus, "sibling");
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -167,7 +167,7 @@ fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
 
 #[test]
 fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let [base, sibling, child, withenv] = MAIN_IMAGES.map(|n| expected(&corpus, n));
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -218,7 +218,7 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
 
 #[test]
 fn remove_by_short_id_with_two_names_needs_force() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let base = expected(&corpus, "base");
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -264,7 +264,7 @@ fn remove_by_short_id_with_two_names_needs_force() {
 
 #[test]
 fn an_image_with_children_cannot_be_removed_by_id_even_forced() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let [base, child] = ["base", "child"].map(|n| expected(&corpus, n));
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Backend::Sqlite);
@@ -292,7 +292,7 @@ fn an_image_with_children_cannot_be_removed_by_id_even_forced() {
 
 #[test]
 fn tag_and_untag_round_trip() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let [base, sibling] = ["base", "sibling"].map(|n| expected(&corpus, n));
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -357,7 +357,7 @@ fn tag_and_untag_round_trip() {
 
 #[test]
 fn gc_after_a_failed_import_removes_its_leftovers_and_nothing_else() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         // Alone: everything the failed import left goes.
         let dir = tempfile::tempdir().expect("tempdir");
@@ -406,7 +406,7 @@ fn gc_after_a_failed_import_removes_its_leftovers_and_nothing_else() {
 
 #[test]
 fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let base = expected(&corpus, "base");
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -458,7 +458,7 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
 
 #[test]
 fn gc_keeps_what_an_image_skipped_on_open_may_use() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let sibling = expected(&corpus, "sibling");
     let dir = tempfile::tempdir().expect("tempdir");
     {

@@ -1,4 +1,4 @@
-//! Importing the OCI layouts of the shared corpus (`../shared/corpus`
+//! Importing the OCI layouts of the image corpus (`examples/images`
 //! relative to the workspace root), on both backends.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,7 @@ use common::{BACKENDS, corpus, expected_image, json, open, snapshot, strings};
 
 #[test]
 fn import_of_main_gives_the_expected_images_names_and_layers() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -81,7 +81,7 @@ fn import_of_main_gives_the_expected_images_names_and_layers() {
 
 #[test]
 fn import_of_main_shares_layers_as_expected() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let sharing = json(corpus.join("expected/sharing.json"));
     // Each layer is held by the images whose top it is and by each distinct
     // layer stacked on it (moby's counting), which the expected chains give.
@@ -145,7 +145,7 @@ fn import_of_main_shares_layers_as_expected() {
 
 #[test]
 fn unterminated_umoci_layer_imports_with_its_expected_id() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let expected = expected_image(&corpus, "quirk");
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -164,7 +164,7 @@ fn unterminated_umoci_layer_imports_with_its_expected_id() {
 
 #[test]
 fn importing_twice_changes_nothing() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -183,7 +183,7 @@ fn importing_twice_changes_nothing() {
 
 #[test]
 fn reopening_gives_the_same_images_names_and_layers() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let before = {
@@ -206,7 +206,7 @@ fn reopening_gives_the_same_images_names_and_layers() {
 
 #[test]
 fn every_bad_layout_is_refused_and_leaves_the_store_unchanged() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let bad = json(corpus.join("expected/bad.json"));
     let cases: Vec<&Value> = bad["cases"]
         .as_array()

@@ -29,7 +29,7 @@ fn pinned(store: &Store, id: &str) -> bool {
 
 #[test]
 fn pin_labels_every_name_and_survives_reopen() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let base = id_of(&corpus, "base");
@@ -71,7 +71,7 @@ fn pin_labels_every_name_and_survives_reopen() {
 
 #[test]
 fn pinned_image_is_refused_by_remove_without_force() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -100,7 +100,7 @@ fn pinned_image_is_refused_by_remove_without_force() {
 
 #[test]
 fn pin_of_an_unnamed_image_is_a_precondition_failure() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), BACKENDS[0]);
     store
@@ -117,7 +117,7 @@ fn pin_of_an_unnamed_image_is_a_precondition_failure() {
 
 #[test]
 fn prune_deletes_dangling_images_only() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
@@ -158,7 +158,7 @@ fn prune_deletes_dangling_images_only() {
 
 #[test]
 fn prune_all_keeps_pinned_images() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);

@@ -12,15 +12,16 @@ use serde_json::Value;
 
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Fs];
 
-/// The corpus, or `None` (with a message) when this checkout has none.
-pub fn corpus() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.join("expected").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: no image corpus at {}", dir.display());
-        None
-    }
+/// The image corpus kept in the repository (`examples/images`, a copy of
+/// the shared corpus); a checkout without it fails, never skips.
+pub fn corpus() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
+    assert!(
+        dir.join("expected").is_dir(),
+        "the image corpus is missing at {}: it is part of the repository",
+        dir.display()
+    );
+    dir
 }
 
 pub fn json(path: PathBuf) -> Value {
