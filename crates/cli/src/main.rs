@@ -46,11 +46,18 @@ struct Cli {
     /// $XDG_DATA_HOME/imgstore, else ~/.local/share/imgstore]
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// The backend the store keeps its state in.
-    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Sqlite)]
-    backend: BackendArg,
+    /// The backend the store keeps its state in [default: the one the
+    /// root was created with; sqlite for a new root]
+    #[arg(long, global = true, value_enum, env = "IMGSTORE_BACKEND")]
+    backend: Option<BackendArg>,
     /// The namespace of the names (containerd's).
-    #[arg(long, global = true, value_name = "NS", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        env = "IMGSTORE_NAMESPACE",
+        default_value = "default"
+    )]
     namespace: String,
     /// No progress bars.
     #[arg(long)]
@@ -240,11 +247,15 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let root = cli.root.clone().unwrap_or_else(imgstore::default_root);
     let options = Options {
-        backend: match cli.backend {
+        backend: cli.backend.map(|backend| match backend {
             BackendArg::Sqlite => Backend::Sqlite,
             BackendArg::Fs => Backend::Fs,
-        },
+        }),
         namespace: cli.namespace.clone(),
+        // Only `load` makes a store; every other command on a root that
+        // holds none says so (a mistyped --root creates nothing).
+        create: matches!(cli.command, Command::Load { .. }),
+        ..Options::default()
     };
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -274,8 +285,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             return result;
         }
     }
-    let store = Store::open_with(&root, options)
-        .map_err(|e| format!("cannot open the store at {}: {e}", root.display()))?;
+    let store = Store::open_with(&root, options).map_err(|e| match e {
+        imgstore::Error::NoStore { .. } => e.to_string(),
+        e => format!("cannot open the store at {}: {e}", root.display()),
+    })?;
     let result = match cli.command {
         Command::Load { inputs, platform } => {
             let platform = match platform.as_deref() {

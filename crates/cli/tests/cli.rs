@@ -39,6 +39,8 @@ fn imgstore(root: &Path, args: &[&str]) -> Output {
         .arg(root)
         .args(args)
         .env_remove("IMGSTORE_ROOT")
+        .env_remove("IMGSTORE_BACKEND")
+        .env_remove("IMGSTORE_NAMESPACE")
         .output()
         .expect("run imgstore")
 }

@@ -487,7 +487,7 @@ impl Scratch {
         if self.store.is_none() {
             let root = self.path(&format!("store{}", self.generation));
             let options = Options {
-                backend: self.backend,
+                backend: Some(self.backend),
                 ..Options::default()
             };
             let Ok(store) = Store::open_with(&root, options) else {

@@ -22,7 +22,7 @@ fn seeded(dir: &Path, backend: Backend) -> Store {
     let store = Store::open_with(
         dir.join("store"),
         Options {
-            backend,
+            backend: Some(backend),
             ..Options::default()
         },
     )

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -243,7 +244,10 @@ fn decode(
 fn write(root: &Path, namespace: &str, bytes: &[u8]) -> io::Result<()> {
     let path = path_of(root, namespace);
     let dir = root.join("catalog");
-    fs::create_dir_all(&dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
     // Unique per call: two stores of one process may write at once.
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let temp = dir.join(format!(
@@ -251,7 +255,12 @@ fn write(root: &Path, namespace: &str, bytes: &[u8]) -> io::Result<()> {
         std::process::id(),
         WRITES.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = File::create(&temp).and_then(|mut file| file.write_all(bytes));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| file.write_all(bytes));
     if let Err(e) = written.and_then(|()| fs::rename(&temp, &path)) {
         let _ = fs::remove_file(&temp);
         return Err(e);
@@ -282,19 +291,30 @@ pub(crate) fn remove_leftovers(root: &Path) -> (usize, u64) {
 }
 
 /// The current catalog's entries, read under the shared lock; `None` when
-/// there is no usable catalog (or no store) at `root`.
-fn read_current(root: &Path, options: &Options, with_targets: bool) -> Option<Vec<CatalogEntry>> {
-    let lock = StoreLock::open_existing(root)?;
-    lock.with_shared(|generation| {
+/// there is no usable catalog (or no store) at `root`. The root is checked
+/// as [`Store::open_with`] checks it (owner, recorded backend), so a
+/// listing from the catalog fails where an open would.
+fn read_current(
+    root: &Path,
+    options: &Options,
+    with_targets: bool,
+) -> Result<Option<Vec<CatalogEntry>>> {
+    let Some(backend) = crate::root::check_existing(root, options)? else {
+        return Ok(None);
+    };
+    let Some(lock) = StoreLock::open_existing(root, options.lock_timeout) else {
+        return Ok(None);
+    };
+    Ok(lock.with_shared(|generation| {
         let bytes = fs::read(path_of(root, &options.namespace)).ok()?;
         decode(
             &bytes,
             generation,
-            options.backend,
+            backend,
             &options.namespace,
             with_targets,
         )
-    })
+    }))
 }
 
 /// Lists images as [`Store::list_images`] would, from the catalog the last
@@ -349,7 +369,7 @@ fn cached(
     if needs_configs {
         return Ok(None);
     }
-    let Some(entries) = read_current(root, options, with_targets) else {
+    let Some(entries) = read_current(root, options, with_targets)? else {
         return Ok(None);
     };
     let targets: BTreeMap<String, String> = entries

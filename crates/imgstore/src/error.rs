@@ -184,6 +184,58 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
+    /// The root holds no store, and the caller asked not to create one
+    /// ([`Options::create`](crate::Options::create) false).
+    #[error("no store at {}", .root.display())]
+    NoStore {
+        /// The root.
+        root: PathBuf,
+    },
+    /// The root was created with another backend than the one asked for.
+    #[error(
+        "{}: the store there uses the {recorded} backend, not {requested}",
+        .root.display()
+    )]
+    BackendMismatch {
+        /// The root.
+        root: PathBuf,
+        /// The backend `store.json` records.
+        recorded: crate::Backend,
+        /// The backend asked for.
+        requested: crate::Backend,
+    },
+    /// The root is not one this user may trust: owned by another user,
+    /// writable by others, or not a directory.
+    #[error("refusing the store root {}: {reason}", .root.display())]
+    UnsafeRoot {
+        /// The root.
+        root: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The root's record of itself (`store.json`) is unreadable, or the
+    /// root holds two stores and records neither.
+    #[error("{}: not a usable store root: {reason}", .root.display())]
+    InvalidRoot {
+        /// The root.
+        root: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process held the root's lock for longer than
+    /// [`Options::lock_timeout`](crate::Options::lock_timeout).
+    #[error(
+        "{}: gave up after waiting {waited:.1?} for the lock, held by {holders}",
+        .path.display()
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Who holds it (`process 1234 (imgstore)`), as the kernel says.
+        holders: String,
+    },
     /// Reading an input failed.
     #[error("{operation} {}: {source}", .path.display())]
     Io {
@@ -218,6 +270,11 @@ impl Error {
                 ErrorKind::FailedPrecondition
             }
             Error::DestinationExists { .. } => ErrorKind::AlreadyExists,
+            Error::NoStore { .. } => ErrorKind::NotFound,
+            Error::BackendMismatch { .. } => ErrorKind::InvalidArgument,
+            Error::UnsafeRoot { .. } | Error::InvalidRoot { .. } | Error::LockTimeout { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             Error::BlobNotFound { .. } | Error::NoMatchingPlatform { .. } => ErrorKind::NotFound,
             Error::SizeMismatch { .. }
             | Error::DigestMismatch { .. }

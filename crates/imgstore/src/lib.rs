@@ -24,7 +24,7 @@
 //! use imgstore::{Backend, Options, Store};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let store = Store::open_with(dir.path(), Options { backend: Backend::Fs, ..Options::default() })?;
+//! let store = Store::open_with(dir.path(), Options { backend: Some(Backend::Fs), ..Options::default() })?;
 //! assert!(store.images().is_empty());
 //!
 //! // A directory that is not an OCI layout is refused, naming the problem.

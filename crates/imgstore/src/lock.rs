@@ -16,10 +16,11 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
@@ -27,6 +28,8 @@ use crate::{Error, Result};
 pub(crate) struct StoreLock {
     path: PathBuf,
     file: File,
+    /// How long to wait for another process's hold of the file lock.
+    timeout: Duration,
     loaded: AtomicU64,
     in_process: Mutex<()>,
 }
@@ -113,15 +116,88 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<FileLock<'_>> {
     }
 }
 
+/// Why a wait for the lock ended without it.
+enum WaitError {
+    /// The lock was still held after the timeout.
+    TimedOut(Duration),
+    /// `flock` itself failed.
+    Io(io::Error),
+}
+
+/// `flock(operation)`, waiting at most `timeout` for other holders: a
+/// stranger (any process that can open the file) holding it forever must
+/// not hang every command.
+fn flock_within(
+    file: &File,
+    operation: libc::c_int,
+    timeout: Duration,
+) -> Result<FileLock<'_>, WaitError> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match flock(file, operation | libc::LOCK_NB) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(WaitError::Io(e)),
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(WaitError::TimedOut(waited));
+        }
+        std::thread::sleep(pause.min(timeout - waited));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The processes holding a lock on `file`, as the kernel lists them in
+/// `/proc/locks` (`process 1234 (imgstore)`); "an unknown process" where
+/// that list is not available.
+fn lock_holders(file: &File) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = file.metadata() else {
+        return "an unknown process".to_owned();
+    };
+    let dev = metadata.dev();
+    // /proc/locks writes the device as hex major:minor and the inode in decimal.
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let id = format!("{major:02x}:{minor:02x}:{}", metadata.ino());
+    let listed = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let holders: Vec<String> = listed
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // "1: FLOCK  ADVISORY  WRITE 2049 fe:00:1234 0 EOF"; a waiter's
+            // line has "->" after the number.
+            let at = fields.iter().position(|f| *f == id)?;
+            if fields.get(1) == Some(&"->") || at < 1 {
+                return None;
+            }
+            let pid = fields[at - 1];
+            let command = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            Some(match command.trim() {
+                "" => format!("process {pid}"),
+                command => format!("process {pid} ({command})"),
+            })
+        })
+        .collect();
+    if holders.is_empty() {
+        "an unknown process".to_owned()
+    } else {
+        holders.join(", ")
+    }
+}
+
 impl StoreLock {
-    /// Opens (creating) `<root>/store.lock`.
-    pub(crate) fn open(root: &Path) -> Result<StoreLock> {
+    /// Opens (creating, 0600) `<root>/store.lock`; waits for the file lock
+    /// will give up after `timeout`.
+    pub(crate) fn open(root: &Path, timeout: Duration) -> Result<StoreLock> {
         let path = root.join("store.lock");
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(|source| Error::Io {
                 operation: "open the lock file",
@@ -131,6 +207,7 @@ impl StoreLock {
         Ok(StoreLock {
             path,
             file,
+            timeout,
             loaded: AtomicU64::new(0),
             in_process: Mutex::new(()),
         })
@@ -139,12 +216,13 @@ impl StoreLock {
     /// Opens `<root>/store.lock` for reading when it exists: what a reader
     /// that does not open the store (the catalog) locks. `None` when there
     /// is no store at `root` (or the file cannot be opened).
-    pub(crate) fn open_existing(root: &Path) -> Option<StoreLock> {
+    pub(crate) fn open_existing(root: &Path, timeout: Duration) -> Option<StoreLock> {
         let path = root.join("store.lock");
         let file = File::open(&path).ok()?;
         Some(StoreLock {
             path,
             file,
+            timeout,
             loaded: AtomicU64::new(0),
             in_process: Mutex::new(()),
         })
@@ -155,7 +233,7 @@ impl StoreLock {
     /// be had.
     pub(crate) fn with_shared<T>(&self, read: impl FnOnce(u64) -> Option<T>) -> Option<T> {
         let _in_process = self.lock_in_process();
-        let _shared = flock(&self.file, libc::LOCK_SH).ok()?;
+        let _shared = flock_within(&self.file, libc::LOCK_SH, self.timeout).ok()?;
         read(self.generation().ok()?)
     }
 
@@ -185,6 +263,18 @@ impl StoreLock {
         }
     }
 
+    /// The file lock (`LOCK_SH` or `LOCK_EX`), waiting at most the timeout.
+    fn wait(&self, operation: libc::c_int) -> Result<FileLock<'_>> {
+        flock_within(&self.file, operation, self.timeout).map_err(|e| match e {
+            WaitError::TimedOut(waited) => Error::LockTimeout {
+                path: self.path.clone(),
+                waited,
+                holders: lock_holders(&self.file),
+            },
+            WaitError::Io(source) => self.io_error("lock")(source),
+        })
+    }
+
     fn generation(&self) -> io::Result<u64> {
         let mut bytes = [0u8; 8];
         let mut filled = 0;
@@ -201,7 +291,7 @@ impl StoreLock {
     /// loaded: what [`Store::open`](crate::Store::open) does.
     pub(crate) fn load<T>(&self, load: impl FnOnce() -> Result<T>) -> Result<T> {
         let _in_process = self.lock_in_process();
-        let _shared = flock(&self.file, libc::LOCK_SH).map_err(self.io_error("lock"))?;
+        let _shared = self.wait(libc::LOCK_SH)?;
         let generation = self.generation().map_err(self.io_error("read"))?;
         let loaded = load()?;
         self.loaded.store(generation, Ordering::SeqCst);
@@ -213,7 +303,7 @@ impl StoreLock {
     /// Returns whether it reloaded.
     pub(crate) fn refresh(&self, reload: impl FnOnce() -> Result<()>) -> Result<bool> {
         let _in_process = self.lock_in_process();
-        let _shared = flock(&self.file, libc::LOCK_SH).map_err(self.io_error("lock"))?;
+        let _shared = self.wait(libc::LOCK_SH)?;
         let generation = self.generation().map_err(self.io_error("read"))?;
         if generation == self.loaded.load(Ordering::SeqCst) {
             return Ok(false);
@@ -227,7 +317,7 @@ impl StoreLock {
     /// changed the store, then bumps the generation.
     pub(crate) fn change(&self, reload: impl FnOnce() -> Result<()>) -> Result<ChangeGuard<'_>> {
         let in_process = self.lock_in_process();
-        let file = flock(&self.file, libc::LOCK_EX).map_err(self.io_error("lock"))?;
+        let file = self.wait(libc::LOCK_EX)?;
         let generation = self.generation().map_err(self.io_error("read"))?;
         if generation != self.loaded.load(Ordering::SeqCst) {
             reload()?;

@@ -1,6 +1,25 @@
-//! Where a store lives when the user does not say.
+//! The store root: where it lives when the user does not say, which backend
+//! it was created with, and who may use it.
+//!
+//! A root records its backend in `<root>/store.json` when it is created, so
+//! later opens use that backend without being told and an explicit different
+//! one is refused (two stores of different backends in one directory would
+//! each look empty to the other). Roots made before the record existed are
+//! recognised by their files (`content.db`/`images.db` or
+//! `content/`/`imagedb/`) and get their record on the next open.
+//!
+//! Everything under a root is for its owner only: the root is created 0700
+//! whatever the umask, a root owned by another user or writable by group or
+//! others is refused (a stranger could plant a catalog, or hold the lock
+//! file forever), and an existing root of the owner's that others can read
+//! is narrowed to 0700.
 
-use std::path::PathBuf;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::{Backend, Error, Options, Result};
 
 /// The default store root: `$IMGSTORE_ROOT`, else `$XDG_DATA_HOME/imgstore`,
 /// else `~/.local/share/imgstore` (the XDG default for user data), else
@@ -21,4 +40,263 @@ pub fn default_root() -> PathBuf {
         .or_else(|| var("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
     data.join("imgstore")
+}
+
+/// The file naming a root's backend.
+const RECORD: &str = "store.json";
+
+/// What `<root>/store.json` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RootRecord {
+    backend: String,
+}
+
+/// Makes `root` ready for [`Store::open_with`](crate::Store::open_with):
+/// creates it (0700) when `options.create` allows, checks who may use it,
+/// and returns the backend it records (recording it for a new root or one
+/// made before roots recorded their backend).
+pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Backend> {
+    match fs::metadata(root) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !options.create {
+                return Err(Error::NoStore {
+                    root: root.to_path_buf(),
+                });
+            }
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .map_err(io_error("create store root", root))?;
+        }
+        Err(source) => return Err(io_error("read store root", root)(source)),
+    }
+    check_owner(root)?;
+    let backend = match recorded_backend(root)? {
+        Some(recorded) => recorded,
+        None => {
+            let found = found_backend(root)?;
+            if found.is_none() && !options.create {
+                return Err(Error::NoStore {
+                    root: root.to_path_buf(),
+                });
+            }
+            let backend = found.or(options.backend).unwrap_or_default();
+            record_backend(root, backend)?
+        }
+    };
+    matches_request(root, backend, options)
+}
+
+/// `backend`, unless `options` asked for another.
+fn matches_request(root: &Path, backend: Backend, options: &Options) -> Result<Backend> {
+    match options.backend {
+        Some(requested) if requested != backend => Err(Error::BackendMismatch {
+            root: root.to_path_buf(),
+            recorded: backend,
+            requested,
+        }),
+        _ => Ok(backend),
+    }
+}
+
+/// What a reader that does not open the store (the catalog) checks: the
+/// root's owner and mode as [`prepare`] does, and its backend against
+/// `options.backend`. `None` when there is no store at `root`; nothing is
+/// created or recorded.
+pub(crate) fn check_existing(root: &Path, options: &Options) -> Result<Option<Backend>> {
+    if !root.exists() {
+        return Ok(None);
+    }
+    check_owner(root)?;
+    let Some(backend) = recorded_backend(root)?.or(found_backend(root)?) else {
+        return Ok(None);
+    };
+    matches_request(root, backend, options).map(Some)
+}
+
+/// The backend `<root>/store.json` records; `None` when there is none.
+pub(crate) fn recorded_backend(root: &Path) -> Result<Option<Backend>> {
+    let path = root.join(RECORD);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(io_error("read", &path)(source)),
+    };
+    let invalid = |reason: String| Error::InvalidRoot {
+        root: root.to_path_buf(),
+        reason,
+    };
+    let record: RootRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(format!("{RECORD} is not the root's record: {e}")))?;
+    record.backend.parse().map(Some).map_err(|()| {
+        invalid(format!(
+            "{RECORD} names an unknown backend {:?}",
+            record.backend
+        ))
+    })
+}
+
+/// The backend whose files a root made before `store.json` existed holds.
+fn found_backend(root: &Path) -> Result<Option<Backend>> {
+    let has = |name: &str| root.join(name).exists();
+    let sqlite = has("content.db") || has("images.db");
+    let fs = has("content") || has("imagedb");
+    match (sqlite, fs) {
+        (true, true) => Err(Error::InvalidRoot {
+            root: root.to_path_buf(),
+            reason: "it holds both an SQLite store (content.db, images.db) and an fs store \
+                     (content/, imagedb/) and records neither; move one away"
+                .to_owned(),
+        }),
+        (true, false) => Ok(Some(Backend::Sqlite)),
+        (false, true) => Ok(Some(Backend::Fs)),
+        (false, false) => Ok(None),
+    }
+}
+
+/// Records `backend` durably, unless a concurrent open recorded one first:
+/// returns the backend the root records afterwards.
+fn record_backend(root: &Path, backend: Backend) -> Result<Backend> {
+    let path = root.join(RECORD);
+    let temp = root.join(format!(".{RECORD}.{}.tmp", std::process::id()));
+    let record = serde_json::to_vec(&RootRecord {
+        backend: backend.name().to_owned(),
+    })
+    .map_err(|e| io_error("encode", &path)(io::Error::other(e)))?;
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(&record)?;
+            file.sync_all()
+        });
+    if let Err(source) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(io_error("write", &temp)(source));
+    }
+    // A link never replaces: of two opens creating the root at once, the
+    // first record wins and the other reads it.
+    let linked = fs::hard_link(&temp, &path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            File::open(root)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error("sync", root))?;
+            Ok(backend)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            recorded_backend(root)?.ok_or_else(|| Error::InvalidRoot {
+                root: root.to_path_buf(),
+                reason: format!("{RECORD} vanished while the root was being created"),
+            })
+        }
+        Err(source) => Err(io_error("write", &path)(source)),
+    }
+}
+
+/// Refuses a root another user owns or others may write; narrows one of
+/// the user's own that others may read to 0700.
+fn check_owner(root: &Path) -> Result<()> {
+    let metadata = fs::metadata(root).map_err(io_error("read store root", root))?;
+    let unsafe_root = |reason: String| Error::UnsafeRoot {
+        root: root.to_path_buf(),
+        reason,
+    };
+    if !metadata.is_dir() {
+        return Err(unsafe_root("it is not a directory".to_owned()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let user = unsafe { libc::geteuid() };
+    if metadata.uid() != user {
+        return Err(unsafe_root(format!(
+            "it is owned by uid {}, not by this user (uid {user})",
+            metadata.uid()
+        )));
+    }
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_root(format!(
+            "it is writable by {} (mode {mode:04o}); `chmod 700` it after checking its contents",
+            if mode & 0o002 != 0 {
+                "others"
+            } else {
+                "its group"
+            }
+        )));
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(io_error("narrow the permissions of", root))?;
+    }
+    Ok(())
+}
+
+fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        operation,
+        path,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(backend: Option<Backend>, create: bool) -> Options {
+        Options {
+            backend,
+            create,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn a_new_root_records_the_backend_it_was_created_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store");
+        assert_eq!(
+            prepare(&root, &options(Some(Backend::Fs), true)).expect("prepare"),
+            Backend::Fs
+        );
+        assert_eq!(recorded_backend(&root).expect("read"), Some(Backend::Fs));
+        assert_eq!(
+            prepare(&root, &options(None, false)).expect("reopen"),
+            Backend::Fs
+        );
+        let mode = fs::metadata(&root).expect("stat").mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let record = fs::metadata(root.join(RECORD)).expect("stat").mode() & 0o777;
+        assert_eq!(record, 0o600);
+    }
+
+    #[test]
+    fn a_root_made_before_the_record_is_recognised_by_its_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("imagedb")).expect("mkdir");
+        assert_eq!(
+            prepare(dir.path(), &options(None, false)).expect("prepare"),
+            Backend::Fs
+        );
+        assert_eq!(
+            recorded_backend(dir.path()).expect("read"),
+            Some(Backend::Fs)
+        );
+    }
+
+    #[test]
+    fn a_garbage_record_is_an_invalid_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join(RECORD), b"{\"backend\":\"tape\"}").expect("write");
+        let err = prepare(dir.path(), &options(None, true)).expect_err("garbage");
+        assert!(matches!(err, Error::InvalidRoot { .. }), "{err}");
+        assert!(err.to_string().contains("\"tape\""), "{err}");
+    }
 }

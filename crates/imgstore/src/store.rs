@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use imgstore_backend::ErrorKind;
 use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
@@ -13,7 +14,7 @@ use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
 use crate::lock::{Change, StoreLock};
-use crate::{AnyBackend, Error, Result};
+use crate::{AnyBackend, Result};
 
 /// The CRI cache of every name of `namespace`.
 fn rebuild_cache(
@@ -52,20 +53,62 @@ pub enum Backend {
     Fs,
 }
 
+impl Backend {
+    /// The backend's name, as `store.json` and `--backend` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Fs => "fs",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = ();
+
+    /// `sqlite` or `fs`.
+    fn from_str(name: &str) -> std::result::Result<Backend, ()> {
+        match name {
+            "sqlite" => Ok(Backend::Sqlite),
+            "fs" => Ok(Backend::Fs),
+            _ => Err(()),
+        }
+    }
+}
+
 /// How [`Store::open_with`] opens a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// The backend (SQLite by default).
-    pub backend: Backend,
+    /// The backend. `None` (the default): the one the root records, or
+    /// SQLite for a new root. A backend other than the recorded one is
+    /// [`Error::BackendMismatch`](crate::Error::BackendMismatch).
+    pub backend: Option<Backend>,
     /// The namespace of the names (containerd's; `default` by default).
     pub namespace: String,
+    /// Create the store when the root holds none (the default). When
+    /// false, a missing store is [`Error::NoStore`](crate::Error::NoStore) and nothing is
+    /// created: what read-only commands want, so a mistyped root is an
+    /// error rather than a new empty store.
+    pub create: bool,
+    /// How long a change (or a read of the catalog) waits for another
+    /// process's change to finish before failing with
+    /// [`Error::LockTimeout`](crate::Error::LockTimeout) naming the holder (60 s by default).
+    pub lock_timeout: Duration,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
-            backend: Backend::default(),
+            backend: None,
             namespace: "default".to_owned(),
+            create: true,
+            lock_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -123,12 +166,20 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite store at `root`, namespace `default`.
+    /// Opens (creating if needed) the store at `root`, namespace `default`:
+    /// the backend the root records, SQLite for a new root.
     pub fn open(root: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(root, Options::default())
     }
 
-    /// Opens (creating if needed) the store at `root` with `options`.
+    /// Opens the store at `root` with `options` (see [`Options`]: the
+    /// backend, whether to create a missing store, the namespace).
+    ///
+    /// The root is checked first: created 0700 when missing (and
+    /// `options.create`), refused when another user owns it or others may
+    /// write it ([`Error::UnsafeRoot`](crate::Error::UnsafeRoot)); its recorded backend is used, and
+    /// recorded when it is new ([`Error::BackendMismatch`](crate::Error::BackendMismatch) when
+    /// `options.backend` says otherwise).
     ///
     /// Order: backends; then, side by side, the layer store and the image
     /// store (which takes each image's layer reference), and the names with
@@ -137,12 +188,8 @@ impl Store {
     pub fn open_with(root: impl AsRef<Path>, options: Options) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
         validate_namespace(&options.namespace)?;
-        std::fs::create_dir_all(&root).map_err(|source| Error::Io {
-            operation: "create store root",
-            path: root.clone(),
-            source,
-        })?;
-        let (content, image_backend) = match options.backend {
+        let backend = crate::root::prepare(&root, &options)?;
+        let (content, image_backend) = match backend {
             Backend::Sqlite => (
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("content.db"))?),
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("images.db"))?),
@@ -152,7 +199,13 @@ impl Store {
                 AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
             ),
         };
-        Store::assemble(root, options.namespace, content, image_backend)
+        Store::assemble(
+            root,
+            options.namespace,
+            options.lock_timeout,
+            content,
+            image_backend,
+        )
     }
 
     /// Opens a store over backends the caller opened (feature `testkit`:
@@ -170,6 +223,7 @@ impl Store {
         Store::assemble(
             root.as_ref().to_path_buf(),
             namespace.to_owned(),
+            Options::default().lock_timeout,
             content,
             images,
         )
@@ -178,10 +232,11 @@ impl Store {
     fn assemble(
         root: PathBuf,
         namespace: String,
+        lock_timeout: Duration,
         content: AnyBackend,
         image_backend: AnyBackend,
     ) -> Result<Store> {
-        let lock = StoreLock::open(&root)?;
+        let lock = StoreLock::open(&root, lock_timeout)?;
         let content = Arc::new(content);
         let (layers, images, refs, cache) = lock.load(|| {
             // Two strands that share nothing until the cache is built, run

@@ -20,7 +20,7 @@ const BASE: &str = "registry.demo.test/demo/base:v1";
 
 fn options(backend: Backend) -> Options {
     Options {
-        backend,
+        backend: Some(backend),
         ..Options::default()
     }
 }
@@ -152,10 +152,12 @@ fn a_stale_torn_or_foreign_catalog_is_never_used() {
     let cached = || list_images_cached(root, &options(Backend::Sqlite), &default).expect("read");
     assert!(cached().is_some());
 
-    // Another backend or namespace has its own catalog (none here).
-    assert_eq!(
-        list_images_cached(root, &options(Backend::Fs), &default).expect("read"),
-        None
+    // Another backend is refused as an open refuses it (the root records
+    // its backend); another namespace has its own catalog (none here).
+    let err = list_images_cached(root, &options(Backend::Fs), &default).expect_err("fs");
+    assert!(
+        matches!(err, imgstore::Error::BackendMismatch { .. }),
+        "{err}"
     );
     let other_namespace = Options {
         namespace: "k8s.io".into(),

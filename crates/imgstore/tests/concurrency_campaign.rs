@@ -240,7 +240,7 @@ fn open_store(root: &Path, backend: Backend) -> imgstore::Result<Store> {
         match Store::open_with(
             root,
             Options {
-                backend,
+                backend: Some(backend),
                 ..Options::default()
             },
         ) {
@@ -404,7 +404,7 @@ fn campaign(backend: Backend) {
     let cached = imgstore::list_images_cached(
         &root,
         &imgstore::Options {
-            backend,
+            backend: Some(backend),
             ..imgstore::Options::default()
         },
         &every,

@@ -134,7 +134,7 @@ fn crash_child() {
     let store = match Store::open_with(
         &dir,
         imgstore::Options {
-            backend,
+            backend: Some(backend),
             ..imgstore::Options::default()
         },
     ) {
@@ -478,7 +478,7 @@ fn campaign(backend: Backend) {
             filters: Vec::new(),
         };
         let options = imgstore::Options {
-            backend,
+            backend: Some(backend),
             ..imgstore::Options::default()
         };
         let cached = imgstore::list_images_and_targets_cached(&dir, &options, &every);

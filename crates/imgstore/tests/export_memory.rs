@@ -188,7 +188,7 @@ fn export_memory_does_not_grow_with_layer_size() {
         let store = Store::open_with(
             &root,
             Options {
-                backend,
+                backend: Some(backend),
                 ..Options::default()
             },
         )

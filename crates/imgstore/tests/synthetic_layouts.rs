@@ -122,7 +122,7 @@ fn each_backend(test: impl Fn(&Store, &Path)) {
         let store = Store::open_with(
             dir.path().join("store"),
             Options {
-                backend,
+                backend: Some(backend),
                 ..Options::default()
             },
         )

@@ -62,7 +62,7 @@ pub fn open(root: &Path, backend: Backend) -> Store {
     Store::open_with(
         root,
         Options {
-            backend,
+            backend: Some(backend),
             ..Options::default()
         },
     )
