@@ -1,6 +1,6 @@
 //! `cargo xtask interop`: our exports against a real Docker daemon.
 //!
-//! Loads the good inputs of `../shared/corpus` into a fresh store, exports
+//! Loads the good inputs of the image corpus (`examples/images`) into a fresh store, exports
 //! every name (plus a Docker Hub name, `interop-demo:v1`) as a `docker save`
 //! tar and starts a private `dockerd` (Debian's
 //! docker.io, installed with apt-get when missing; vfs storage, no iptables,
@@ -44,7 +44,7 @@ pub fn run() -> Result<(), String> {
     if !is_root() {
         return Err("interop runs dockerd, which needs root".to_owned());
     }
-    let corpus = crate::workspace_root().join("../shared/corpus");
+    let corpus = crate::workspace_root().join("examples/images");
     if !corpus.join("expected").is_dir() {
         return Err(format!("no image corpus at {}", corpus.display()));
     }
