@@ -51,11 +51,25 @@ struct RootRecord {
     backend: String,
 }
 
+/// What [`prepare`] decided about a root.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The backend to open.
+    pub(crate) backend: Backend,
+    /// The root records no backend yet: [`record`] it once the backend's
+    /// files exist (a crash in between leaves a root recognised by them).
+    pub(crate) unrecorded: bool,
+}
+
 /// Makes `root` ready for [`Store::open_with`](crate::Store::open_with):
 /// creates it (0700) when `options.create` allows, checks who may use it,
-/// and returns the backend it records (recording it for a new root or one
-/// made before roots recorded their backend).
-pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Backend> {
+/// and decides the backend: the recorded one, else the one whose files a
+/// root made before roots recorded their backend holds, else (a new
+/// store) the one asked for.
+///
+/// A store whose files are gone (a recorded SQLite root without
+/// `content.db`) is `InvalidRoot`, never silently replaced by an empty one.
+pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
     match fs::metadata(root) {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -73,20 +87,41 @@ pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Backend> {
         Err(source) => return Err(io_error("read store root", root)(source)),
     }
     check_owner(root)?;
-    let backend = match recorded_backend(root)? {
-        Some(recorded) => recorded,
-        None => {
-            let found = found_backend(root)?;
-            if found.is_none() && !options.create {
+    let (backend, unrecorded) = match recorded_backend(root)? {
+        Some(recorded) => (recorded, false),
+        None => match found_backend(root)? {
+            Some(found) => (found, true),
+            None if options.create => (options.backend.unwrap_or_default(), true),
+            None => {
                 return Err(Error::NoStore {
                     root: root.to_path_buf(),
                 });
             }
-            let backend = found.or(options.backend).unwrap_or_default();
-            record_backend(root, backend)?
-        }
+        },
     };
-    matches_request(root, backend, options)
+    let backend = matches_request(root, backend, options)?;
+    let new = unrecorded && found_backend(root)?.is_none();
+    if !new {
+        let missing: Vec<&str> = backend
+            .files()
+            .into_iter()
+            .filter(|name| !root.join(name).exists())
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::InvalidRoot {
+                root: root.to_path_buf(),
+                reason: format!(
+                    "the {backend} store there lacks {}: its data is gone or was moved; \
+                     refusing to start an empty store in its place",
+                    missing.join(" and ")
+                ),
+            });
+        }
+    }
+    Ok(Prepared {
+        backend,
+        unrecorded,
+    })
 }
 
 /// `backend`, unless `options` asked for another.
@@ -140,9 +175,8 @@ pub(crate) fn recorded_backend(root: &Path) -> Result<Option<Backend>> {
 
 /// The backend whose files a root made before `store.json` existed holds.
 fn found_backend(root: &Path) -> Result<Option<Backend>> {
-    let has = |name: &str| root.join(name).exists();
-    let sqlite = has("content.db") || has("images.db");
-    let fs = has("content") || has("imagedb");
+    let has = |backend: Backend| backend.files().iter().any(|name| root.join(name).exists());
+    let (sqlite, fs) = (has(Backend::Sqlite), has(Backend::Fs));
     match (sqlite, fs) {
         (true, true) => Err(Error::InvalidRoot {
             root: root.to_path_buf(),
@@ -158,7 +192,7 @@ fn found_backend(root: &Path) -> Result<Option<Backend>> {
 
 /// Records `backend` durably, unless a concurrent open recorded one first:
 /// returns the backend the root records afterwards.
-fn record_backend(root: &Path, backend: Backend) -> Result<Backend> {
+pub(crate) fn record(root: &Path, backend: Backend) -> Result<Backend> {
     let path = root.join(RECORD);
     let temp = root.join(format!(".{RECORD}.{}.tmp", std::process::id()));
     let record = serde_json::to_vec(&RootRecord {
@@ -262,15 +296,17 @@ mod tests {
     fn a_new_root_records_the_backend_it_was_created_with() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("store");
-        assert_eq!(
-            prepare(&root, &options(Some(Backend::Fs), true)).expect("prepare"),
-            Backend::Fs
-        );
+        let prepared = prepare(&root, &options(Some(Backend::Fs), true)).expect("prepare");
+        assert_eq!(prepared.backend, Backend::Fs);
+        assert!(prepared.unrecorded);
+        for name in Backend::Fs.files() {
+            fs::create_dir(root.join(name)).expect("what the backend creates");
+        }
+        record(&root, Backend::Fs).expect("record");
         assert_eq!(recorded_backend(&root).expect("read"), Some(Backend::Fs));
-        assert_eq!(
-            prepare(&root, &options(None, false)).expect("reopen"),
-            Backend::Fs
-        );
+        let reopened = prepare(&root, &options(None, false)).expect("reopen");
+        assert_eq!(reopened.backend, Backend::Fs);
+        assert!(!reopened.unrecorded);
         let mode = fs::metadata(&root).expect("stat").mode() & 0o777;
         assert_eq!(mode, 0o700);
         let record = fs::metadata(root.join(RECORD)).expect("stat").mode() & 0o777;
@@ -280,15 +316,26 @@ mod tests {
     #[test]
     fn a_root_made_before_the_record_is_recognised_by_its_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        fs::create_dir(dir.path().join("imagedb")).expect("mkdir");
-        assert_eq!(
-            prepare(dir.path(), &options(None, false)).expect("prepare"),
-            Backend::Fs
+        for name in ["content", "imagedb"] {
+            fs::create_dir(dir.path().join(name)).expect("mkdir");
+        }
+        let prepared = prepare(dir.path(), &options(None, false)).expect("prepare");
+        assert_eq!(prepared.backend, Backend::Fs);
+        assert!(prepared.unrecorded);
+    }
+
+    #[test]
+    fn a_recorded_store_whose_files_are_gone_is_not_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("images.db"), b"").expect("write");
+        record(dir.path(), Backend::Sqlite).expect("record");
+        let err = prepare(dir.path(), &options(None, true)).expect_err("content.db gone");
+        assert!(
+            err.to_string()
+                .contains("the sqlite store there lacks content.db"),
+            "{err}"
         );
-        assert_eq!(
-            recorded_backend(dir.path()).expect("read"),
-            Some(Backend::Fs)
-        );
+        assert!(!dir.path().join("content.db").exists());
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// What the backend keeps at the root, as [`Backend`]'s variants say.
+    pub(crate) fn files(self) -> [&'static str; 2] {
+        match self {
+            Backend::Sqlite => ["content.db", "images.db"],
+            Backend::Fs => ["content", "imagedb"],
+        }
+    }
+
     /// The backend's name, as `store.json` and `--backend` spell it.
     pub fn name(self) -> &'static str {
         match self {
@@ -188,8 +196,8 @@ impl Store {
     pub fn open_with(root: impl AsRef<Path>, options: Options) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
         validate_namespace(&options.namespace)?;
-        let backend = crate::root::prepare(&root, &options)?;
-        let (content, image_backend) = match backend {
+        let prepared = crate::root::prepare(&root, &options)?;
+        let (content, image_backend) = match prepared.backend {
             Backend::Sqlite => (
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("content.db"))?),
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("images.db"))?),
@@ -199,6 +207,17 @@ impl Store {
                 AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
             ),
         };
+        if prepared.unrecorded {
+            // Of two opens creating one root at once, the first record wins.
+            let recorded = crate::root::record(&root, prepared.backend)?;
+            if recorded != prepared.backend {
+                return Err(crate::Error::BackendMismatch {
+                    root,
+                    recorded,
+                    requested: prepared.backend,
+                });
+            }
+        }
         Store::assemble(
             root,
             options.namespace,

@@ -49,10 +49,10 @@ fn a_root_opens_with_the_backend_it_was_created_with() {
         drop(store);
         // No second store was made beside the first.
         let other = match backend {
-            Backend::Sqlite => ["content", "imagedb"],
-            Backend::Fs => ["content.db", "images.db"],
+            Backend::Sqlite => Backend::Fs,
+            Backend::Fs => Backend::Sqlite,
         };
-        for name in other {
+        for name in files(other) {
             assert!(!dir.path().join(name).exists(), "{backend:?}: {name}");
         }
     }
@@ -120,6 +120,37 @@ fn a_root_made_before_roots_recorded_their_backend_keeps_its_backend() {
         drop(store);
         let record = fs::read_to_string(dir.path().join("store.json")).expect("recorded again");
         assert!(record.contains(backend.name()), "{record}");
+    }
+}
+
+#[test]
+fn a_store_whose_database_was_moved_away_is_refused_not_recreated_empty() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        store_with_quirk(dir.path(), backend);
+        let content = dir.path().join(files(backend)[0]);
+        fs::rename(&content, dir.path().join("moved")).expect("rename");
+        let err = Store::open(dir.path()).expect_err("content gone");
+        assert!(
+            matches!(err, Error::InvalidRoot { .. }),
+            "{backend:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "the {backend} store there lacks {}",
+                files(backend)[0]
+            )),
+            "{err}"
+        );
+        assert!(!content.exists(), "{backend:?}: recreated");
+    }
+}
+
+/// What each backend keeps at the root (its content part first).
+fn files(backend: Backend) -> [&'static str; 2] {
+    match backend {
+        Backend::Sqlite => ["content.db", "images.db"],
+        Backend::Fs => ["content", "imagedb"],
     }
 }
 
