@@ -176,10 +176,11 @@ fn export_memory_does_not_grow_with_layer_size() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    if !reset_peak() || peak_kib().is_none() {
-        eprintln!("skipping: no /proc/self/clear_refs or VmHWM here");
-        return;
-    }
+    // Linux's /proc is part of what this test needs, as the store needs Linux.
+    assert!(
+        reset_peak() && peak_kib().is_some(),
+        "no /proc/self/clear_refs or VmHWM here"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let layout = dir.path().join("layout");
     big_layout(&layout, mib);
