@@ -33,9 +33,13 @@
 mod cache;
 mod error;
 mod index;
+pub mod platform;
 mod resolver;
 
 pub use cache::{ImageResolver, RefCache};
 pub use error::CriError;
 pub use index::{CriImage, ImageIndex};
-pub use resolver::{NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names};
+pub use platform::{Platform, PlatformError};
+pub use resolver::{
+    ManifestTarget, NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names,
+};

@@ -788,6 +788,13 @@ impl Store {
                         return Err(e.into());
                     }
                 }
+                // New images may be what other names of indexes prefer.
+                if !undo.created_images.is_empty()
+                    && let Err(e) = self.update_other_index_names(plan)
+                {
+                    self.undo(undo, plan);
+                    return Err(e);
+                }
                 lock.commit();
                 Ok(imported)
             }
@@ -915,6 +922,7 @@ impl Store {
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).
     fn undo(&self, undo: Undo, plan: &Plan) {
+        let created_images = !undo.created_images.is_empty();
         for name in undo.created_names.iter().rev() {
             let _ = self.refs.delete(&self.namespace, name, None);
         }
@@ -930,6 +938,15 @@ impl Store {
         for (name, _) in &plan.names {
             let _ = self.cache.update(&self.resolver(), name);
         }
+        if created_images {
+            let _ = self.update_other_index_names(plan);
+        }
+    }
+
+    /// Re-resolves the names of indexes this plan does not name.
+    fn update_other_index_names(&self, plan: &Plan) -> Result<()> {
+        let own: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+        self.update_cache_of(&self.other_index_names(&own)?)
     }
 }
 
