@@ -55,14 +55,17 @@ fn resolve_error(reference: &str, e: impl std::error::Error + Send + Sync + 'sta
     }
 }
 
-/// A blob's bytes as `get_many` gave them: `None` when absent.
+/// A blob's bytes as `get_many` gave them: `None` when absent, or corrupt
+/// (what the store holds for a name is what it can read back; the name
+/// then leads nowhere, which `fsck` reports, rather than failing every
+/// resolution and so the store's open).
 fn found(
     reference: &str,
     read: imgstore_backend::Result<Vec<u8>>,
 ) -> Result<Option<Vec<u8>>, CriError> {
     match read {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DataCorruption) => Ok(None),
         Err(e) => Err(resolve_error(reference, e)),
     }
 }

@@ -12,12 +12,9 @@ use imgstore_refs::{Descriptor, ImageRecord, RefStore};
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
+/// This host's architecture, by the one rule (`imgstore_cri::platform`).
+fn arch() -> String {
+    imgstore_cri::Platform::host().architecture
 }
 
 #[test]

@@ -373,3 +373,69 @@ fn storing_the_hosts_manifest_under_another_name_moves_what_the_index_name_means
         assert_eq!(sorted(&open(&root, backend)), expected);
     });
 }
+
+/// Flips the last byte of the content blob `digest` of the store at `root`.
+fn corrupt_content(root: &Path, backend: Backend, digest: &Digest) {
+    match backend {
+        Backend::Sqlite => {
+            let db = rusqlite::Connection::open(root.join("content.db")).expect("open db");
+            let mut data: Vec<u8> = db
+                .query_row(
+                    "SELECT data FROM content WHERE digest = ?1",
+                    [digest.as_str()],
+                    |row| row.get(0),
+                )
+                .expect("an inline blob");
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+            db.execute(
+                "UPDATE content SET data = ?1 WHERE digest = ?2",
+                rusqlite::params![data, digest.as_str()],
+            )
+            .expect("update");
+        }
+        Backend::Fs => {
+            // The content backend's own root is `<root>/content`.
+            let path = root.join("content/content/sha256").join(digest.encoded());
+            let mut bytes = std::fs::read(&path).expect("read blob");
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0xff;
+            std::fs::write(&path, bytes).expect("write blob");
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_manifest_is_not_what_the_name_means_and_the_store_still_opens() {
+    each_backend(|backend, tmp| {
+        let layout = tmp.join("layout");
+        let (ids, manifests) = multi_platform_layout(&layout);
+        let root = tmp.join("store");
+        let store = open(&root, backend);
+        store
+            .import_with(&layout, &ImportOptions::with_platform(PlatformChoice::All))
+            .expect("import all");
+        let meant = host_entry().unwrap_or(0);
+        drop(store);
+        let manifest: Digest = manifests[meant]["digest"]
+            .as_str()
+            .expect("digest")
+            .parse()
+            .expect("digest");
+        corrupt_content(&root, backend, &manifest);
+
+        // The next stored platform in index order is what the name means.
+        let next = if meant == 0 { 1 } else { 0 };
+        let store = open(&root, backend);
+        assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);
+        let fsck = store.fsck(true).expect("fsck");
+        let problems: Vec<String> = fsck.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            matches!(&fsck.problems[0], imgstore::FsckProblem::CorruptBlob { digest, .. } if digest == &manifest),
+            "{problems:?}"
+        );
+        assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);
+        assert!(store.fsck(false).expect("fsck").problems.is_empty());
+    });
+}
