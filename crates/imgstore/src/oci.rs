@@ -486,14 +486,33 @@ impl Plan {
                 follow[members[chosen]] = true;
             }
         }
+        // With several platforms under one name, the name goes to the one
+        // this host prefers (the host's, else the first in index order):
+        // the rule by which a name of an index means one of its manifests.
+        let host = Platform::host();
+        let mut holders: Vec<(&String, usize)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            if !follow[i] || holders.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let sharing: Vec<usize> = (i..descs.len())
+                .filter(|&j| follow[j] && names[j].as_ref() == Some(name))
+                .collect();
+            let platforms: Vec<Option<&Platform>> = sharing
+                .iter()
+                .map(|&j| descs[j].platform.as_ref())
+                .collect();
+            let preferred = host.preference_order(&platforms).first().copied();
+            holders.push((name, sharing[preferred.unwrap_or(0)]));
+        }
         let mut plan = Plan::default();
         for (i, desc) in descs.iter().enumerate() {
             if !follow[i] {
                 continue;
             }
             let names = match &names[i] {
-                // With several platforms under one name, the first keeps it.
-                Some(name) if !plan.names.iter().any(|(n, _)| n == name) => {
+                Some(name) if holders.contains(&(name, i)) => {
                     plan.names.push((name.clone(), desc.clone()));
                     vec![name.clone()]
                 }

@@ -439,3 +439,41 @@ fn a_corrupt_manifest_is_not_what_the_name_means_and_the_store_still_opens() {
         assert!(store.fsck(false).expect("fsck").problems.is_empty());
     });
 }
+
+#[test]
+fn one_name_on_several_platforms_of_index_json_goes_to_the_hosts() {
+    each_backend(|backend, tmp| {
+        // index.json itself lists the platforms' manifests, each with the
+        // name (as buildx and skopeo write an OCI layout); the host's last.
+        let layout = tmp.join("layout");
+        new_layout(&layout);
+        let order = [1, 2, 0];
+        let images: Vec<(Value, String)> = PLATFORMS
+            .iter()
+            .map(|p| platform_image(&layout, p))
+            .collect();
+        let entries: Vec<Value> = order
+            .iter()
+            .map(|&i| {
+                let mut entry = images[i].0.clone();
+                entry["annotations"] = json!({"org.opencontainers.image.ref.name": NAME});
+                entry
+            })
+            .collect();
+        write_index_json(&layout, entries);
+        let store = open(&tmp.join("store"), backend);
+        let imported = store
+            .import_with(&layout, &ImportOptions::with_platform(PlatformChoice::All))
+            .expect("import all");
+        assert_eq!(imported.len(), 3);
+        // Without a host entry, the first in index order.
+        let meant = host_entry().unwrap_or(order[0]);
+        let id = &images[meant].1;
+        assert_eq!(&store.resolve(NAME).expect("resolve").to_string(), id);
+        let named: Vec<&imgstore::Imported> =
+            imported.iter().filter(|i| !i.names.is_empty()).collect();
+        assert_eq!(named.len(), 1);
+        assert_eq!(&named[0].id.to_string(), id);
+        assert_eq!(named[0].names, [NAME]);
+    });
+}
