@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// crate that needs them: name resolution); re-exported here unchanged.
 pub use imgstore_cri::{Platform, PlatformError};
 
-use crate::oci::{Desc, Imported, Layout, Plan};
+use crate::oci::{Desc, INDEX_TYPES, Imported, Layout, Plan};
 use crate::{Error, Result, Store};
 
 impl From<PlatformError> for Error {
@@ -207,12 +207,6 @@ impl Store {
         self.import_archive_with(path, options)
     }
 }
-
-/// Media types of indexes, whose names the stored images decide.
-const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 impl Store {
     /// The names of the namespace, other than `except`, whose target is an
