@@ -18,6 +18,11 @@
 //! and then changes the cache in one short write. Readers (`resolve`, `get`,
 //! `list`) take a read lock only, so they never wait for a slow resolution.
 //!
+//! [`platform`] is the one rule for platforms: this host's ([`Platform::host`]),
+//! containerd's matching and normalisation, and the order in which a host
+//! prefers an index's entries. A name of an index means the first entry in
+//! that order whose manifest and image are stored ([`read_names`]).
+//!
 //! ```
 //! use imgstore_cri::{CriImage, RefCache};
 //!
@@ -33,9 +38,13 @@
 mod cache;
 mod error;
 mod index;
+pub mod platform;
 mod resolver;
 
 pub use cache::{ImageResolver, RefCache};
 pub use error::CriError;
 pub use index::{CriImage, ImageIndex};
-pub use resolver::{NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names};
+pub use platform::{Platform, PlatformError};
+pub use resolver::{
+    ManifestTarget, NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names,
+};

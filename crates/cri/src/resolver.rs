@@ -1,5 +1,7 @@
 //! `StoreResolver`: what a reference names, read from the stores themselves.
 
+use std::collections::{HashMap, HashSet};
+
 use imgstore_backend::{ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
@@ -7,7 +9,7 @@ use imgstore_refs::RefStore;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{CriError, CriImage, ImageResolver};
+use crate::{CriError, CriImage, ImageResolver, Platform};
 
 /// The label that pins an image's reference, as containerd's CRI plugin sets it.
 pub const PINNED_LABEL: &str = "io.cri-containerd.pinned";
@@ -16,13 +18,25 @@ const INDEX_TYPES: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
+const MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// Indexes nested deeper than this are not followed (as the facade's import).
+const MAX_INDEX_DEPTH: usize = 8;
+/// Index entries larger than this are not manifests (the facade's import
+/// refuses larger JSON blobs).
+const MAX_JSON_BLOB: u64 = 16 << 20;
+/// A name is followed to at most this many manifests: nested indexes
+/// cannot make one name cost more.
+const MAX_CANDIDATES: usize = 1024;
 
 /// Resolves a reference through the stores: the name's record in `refs`
-/// (namespace `namespace`) gives a manifest or index in `content`; for an
-/// index, the manifest of this host's platform (else the first); the manifest
-/// names the config, whose digest is the image ID in `images`. The size is
-/// containerd's: manifest + config + layer blobs. A name, manifest or image
-/// that is missing resolves to `None`.
+/// (namespace `namespace`) gives a manifest or index in `content`; an index
+/// is followed to the stored manifest the host prefers (see
+/// [`read_names`]); the manifest names the config, whose digest is the
+/// image ID in `images`. The size is containerd's: manifest + config + layer
+/// blobs. A name, manifest or image that is missing resolves to `None`.
 pub struct StoreResolver<'a, R, C: ?Sized, I> {
     /// Namespace of the names.
     pub namespace: &'a str,
@@ -41,14 +55,17 @@ fn resolve_error(reference: &str, e: impl std::error::Error + Send + Sync + 'sta
     }
 }
 
-/// A blob's bytes as `get_many` gave them: `None` when absent.
+/// A blob's bytes as `get_many` gave them: `None` when absent, or corrupt
+/// (what the store holds for a name is what it can read back; the name
+/// then leads nowhere, which `fsck` reports, rather than failing every
+/// resolution and so the store's open).
 fn found(
     reference: &str,
     read: imgstore_backend::Result<Vec<u8>>,
 ) -> Result<Option<Vec<u8>>, CriError> {
     match read {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::DataCorruption) => Ok(None),
         Err(e) => Err(resolve_error(reference, e)),
     }
 }
@@ -114,54 +131,177 @@ fn summarize_manifest(bytes: &[u8]) -> Result<ManifestSummary, serde_json::Error
     Ok(Some((config, config_size + layers_size)))
 }
 
-/// The manifest an index names for this host (else its first); `None` when
-/// it names none.
-fn manifest_of_index(index: &[u8]) -> Result<Option<Digest>, serde_json::Error> {
-    let index: Value = serde_json::from_slice(index)?;
-    let manifests = index
+/// A step on the way from a name to its manifests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Manifest(Digest),
+    Index(Digest),
+}
+
+/// The entries of an index worth following, in the order `host` prefers
+/// them ([`Platform::preference_order`]): manifests and nested indexes
+/// whose descriptor is well-formed. An index that is not JSON has none.
+fn index_entries(host: &Platform, index: &[u8]) -> Vec<Step> {
+    let Ok(index) = serde_json::from_slice::<Value>(index) else {
+        return Vec::new();
+    };
+    let entries = index
         .get("manifests")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let for_host = manifests.iter().find(|m| {
-        m.pointer("/platform/os").and_then(Value::as_str) == Some(std::env::consts::OS)
-            && m.pointer("/platform/architecture").and_then(Value::as_str) == Some(host_arch())
-    });
-    Ok(for_host.or(manifests.first()).and_then(digest_at))
+    let platforms: Vec<Option<Platform>> = entries
+        .iter()
+        .map(|entry| {
+            let platform = entry.get("platform")?;
+            let os = platform.get("os")?.as_str().filter(|os| !os.is_empty())?;
+            let architecture = platform
+                .get("architecture")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let variant = platform.get("variant").and_then(Value::as_str);
+            Some(Platform::new(os, architecture, variant))
+        })
+        .collect();
+    let platforms: Vec<Option<&Platform>> = platforms.iter().map(Option::as_ref).collect();
+    host.preference_order(&platforms)
+        .into_iter()
+        .filter_map(|i| {
+            let entry = &entries[i];
+            let digest = digest_at(entry)?;
+            let size = entry.get("size").and_then(Value::as_u64)?;
+            let media_type = entry.get("mediaType").and_then(Value::as_str)?;
+            if size > MAX_JSON_BLOB {
+                return None;
+            }
+            if INDEX_TYPES.contains(&media_type) {
+                Some(Step::Index(digest))
+            } else if MANIFEST_TYPES.contains(&media_type) {
+                Some(Step::Manifest(digest))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn digest_at(value: &Value) -> Option<Digest> {
     value.get("digest")?.as_str()?.parse().ok()
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+/// What each name may mean, as manifests in the order of preference: its
+/// target, or for an index (nested ones followed, up to
+/// [`MAX_INDEX_DEPTH`]) the entries this host prefers first. Every index
+/// of one level is read with one `get_many`.
+fn manifest_steps<C: StoreBackend + ?Sized>(
+    content: &C,
+    references: &[&str],
+    mut steps: Vec<Vec<Step>>,
+) -> Result<Vec<Vec<Digest>>, CriError> {
+    let host = Platform::host();
+    // Per name, the indexes already followed: one listed twice (or by
+    // two nested indexes) is followed once.
+    let mut followed: Vec<HashSet<Digest>> = vec![HashSet::new(); steps.len()];
+    for _ in 0..=MAX_INDEX_DEPTH {
+        let mut wanted: Vec<Digest> = Vec::new();
+        let mut first_asker: HashMap<Digest, usize> = HashMap::new();
+        for (i, name_steps) in steps.iter().enumerate() {
+            for step in name_steps {
+                if let Step::Index(digest) = step
+                    && !first_asker.contains_key(digest)
+                {
+                    first_asker.insert(digest.clone(), i);
+                    wanted.push(digest.clone());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+        let mut entries: HashMap<Digest, Vec<Step>> = HashMap::with_capacity(wanted.len());
+        for (digest, read) in wanted.iter().zip(content.get_many(&wanted)) {
+            let asker = first_asker.get(digest).copied().unwrap_or_default();
+            let listed = match found(references[asker], read)? {
+                Some(index) => index_entries(&host, &index),
+                None => Vec::new(),
+            };
+            entries.insert(digest.clone(), listed);
+        }
+        for (name_steps, followed) in steps.iter_mut().zip(&mut followed) {
+            let mut expanded = Vec::with_capacity(name_steps.len());
+            for step in name_steps.drain(..) {
+                match step {
+                    Step::Index(digest) => {
+                        if followed.insert(digest.clone())
+                            && let Some(listed) = entries.get(&digest)
+                        {
+                            expanded.extend(listed.iter().cloned());
+                        }
+                    }
+                    manifest => expanded.push(manifest),
+                }
+                expanded.truncate(MAX_CANDIDATES);
+            }
+            *name_steps = expanded;
+        }
     }
+    Ok(steps
+        .into_iter()
+        .map(|name_steps| {
+            let mut seen = HashSet::new();
+            name_steps
+                .into_iter()
+                .filter_map(|step| match step {
+                    // Nested deeper than followed: not an image.
+                    Step::Index(_) => None,
+                    Step::Manifest(digest) => seen.insert(digest.clone()).then_some(digest),
+                })
+                .collect()
+        })
+        .collect())
 }
 
-/// What a name says before the image store is asked: the image ID its
-/// manifest names, containerd's size and whether the name is pinned.
+/// What a name says before the image store is asked: the images its
+/// manifests name, most preferred first, and whether the name is pinned.
 /// [`read_names`] gives them; [`images_of`] completes them into
 /// [`CriImage`]s. Split so a caller may read names and manifests while the
 /// image store is still restoring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameTarget {
-    /// The config digest the manifest names.
-    pub id: ImageId,
-    /// Manifest + config + layer blobs, in bytes.
-    pub size: u64,
+    /// The stored manifests the name may mean, as the images they name,
+    /// most preferred first: the name's manifest, or for an index those of
+    /// its manifests that are stored, this host's first, then the others in
+    /// index order. The name means the first whose image is stored.
+    pub candidates: Vec<ManifestTarget>,
     /// True when the name carries the pinned label.
     pub pinned: bool,
 }
 
+/// One stored manifest a name may lead to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestTarget {
+    /// The config digest the manifest names: the image ID.
+    pub id: ImageId,
+    /// Manifest + config + layer blobs, in bytes.
+    pub size: u64,
+}
+
 /// For each of `references`, in order: what its record in `refs`
-/// (namespace `namespace`) leads to through `content` (for an index, the
-/// manifest of this host's platform, else the first), or `None` when the
-/// name, index or manifest is missing or names no config. Every index and
-/// manifest is read with one `get_many` (verified as every read is).
+/// (namespace `namespace`) leads to through `content`, or `None` when the
+/// name is missing or leads to no stored manifest naming a config.
+///
+/// What a name whose target is an index means is decided here, once, for
+/// every user of names (the CRI cache, and through it `images`, prune,
+/// rmi, inspect and export): the index's manifest for this host
+/// ([`Platform::host`]) when it is stored with its image, else the first
+/// of its manifests, in index order, that is. So a name loaded for another
+/// platform means what was stored for it, and the store's content is the
+/// record of that choice: no second record can disagree with it (a label
+/// would have to follow every tag, import and removal). moby's containerd
+/// image store picks the "best available platform" the same way.
+/// [`images_of`] takes the first candidate whose image is stored. Every
+/// index and manifest is read with one `get_many` per level of nesting
+/// (verified as every read is).
 pub fn read_names<R, C>(
     namespace: &str,
     refs: &RefStore<R>,
@@ -180,67 +320,70 @@ where
             Err(e) => return Err(resolve_error(reference, e)),
         });
     }
-    // What each name's manifest is: its target, or for an index the
-    // manifest the index names for this host.
-    let mut targets: Vec<Option<Digest>> = records
+    let steps: Vec<Vec<Step>> = records
         .iter()
-        .map(|r| r.as_ref().map(|r| r.target.digest.clone()))
-        .collect();
-    let is_index: Vec<usize> = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            r.as_ref()
-                .is_some_and(|r| INDEX_TYPES.contains(&r.target.media_type.as_str()))
+        .map(|record| match record {
+            None => Vec::new(),
+            Some(r) if INDEX_TYPES.contains(&r.target.media_type.as_str()) => {
+                vec![Step::Index(r.target.digest.clone())]
+            }
+            Some(r) => vec![Step::Manifest(r.target.digest.clone())],
         })
-        .map(|(i, _)| i)
         .collect();
-    if !is_index.is_empty() {
-        let digests: Vec<Digest> = is_index
-            .iter()
-            .filter_map(|&i| targets[i].clone())
-            .collect();
-        for (&i, read) in is_index.iter().zip(content.get_many(&digests)) {
-            targets[i] = match found(references[i], read)? {
-                None => None,
-                Some(index) => {
-                    manifest_of_index(&index).map_err(|e| resolve_error(references[i], e))?
-                }
-            };
+    let manifests = manifest_steps(content, references, steps)?;
+
+    // Every distinct manifest once, in one read.
+    let mut wanted: Vec<Digest> = Vec::new();
+    let mut first_asker: HashMap<&Digest, usize> = HashMap::new();
+    for (i, digests) in manifests.iter().enumerate() {
+        for digest in digests {
+            if !first_asker.contains_key(digest) {
+                first_asker.insert(digest, i);
+                wanted.push(digest.clone());
+            }
         }
     }
-    let wanted: Vec<usize> = (0..targets.len())
-        .filter(|&i| targets[i].is_some())
-        .collect();
-    let digests: Vec<Digest> = wanted.iter().filter_map(|&i| targets[i].clone()).collect();
-    let mut out: Vec<Option<NameTarget>> = references.iter().map(|_| None).collect();
-    for (&i, read) in wanted.iter().zip(content.get_many(&digests)) {
-        let reference = references[i];
-        let Some(manifest) = found(reference, read)? else {
+    let mut summaries: HashMap<&Digest, ManifestTarget> = HashMap::with_capacity(wanted.len());
+    for (digest, read) in wanted.iter().zip(content.get_many(&wanted)) {
+        let asker = first_asker.get(digest).copied().unwrap_or_default();
+        let Some(manifest) = found(references[asker], read)? else {
             continue;
         };
-        let Some((config, blobs_size)) =
-            summarize_manifest(&manifest).map_err(|e| resolve_error(reference, e))?
-        else {
-            continue;
-        };
-        let pinned = records[i].as_ref().is_some_and(|record| {
-            record
+        // A blob that is no manifest (not JSON, no config) is no image.
+        if let Ok(Some((config, blobs_size))) = summarize_manifest(&manifest) {
+            summaries.insert(
+                digest,
+                ManifestTarget {
+                    id: ImageId::from(config),
+                    size: manifest.len() as u64 + blobs_size,
+                },
+            );
+        }
+    }
+    Ok(records
+        .iter()
+        .zip(&manifests)
+        .map(|(record, digests)| {
+            let record = record.as_ref()?;
+            let candidates: Vec<ManifestTarget> = digests
+                .iter()
+                .filter_map(|digest| summaries.get(digest).cloned())
+                .collect();
+            if candidates.is_empty() {
+                return None;
+            }
+            let pinned = record
                 .labels
                 .get(PINNED_LABEL)
-                .is_some_and(|v| v == "pinned")
-        });
-        out[i] = Some(NameTarget {
-            id: ImageId::from(config),
-            size: manifest.len() as u64 + blobs_size,
-            pinned,
-        });
-    }
-    Ok(out)
+                .is_some_and(|v| v == "pinned");
+            Some(NameTarget { candidates, pinned })
+        })
+        .collect())
 }
 
-/// Completes what [`read_names`] gave with the images themselves: `None`
-/// where the name led nowhere or its image is not in `images`.
+/// Completes what [`read_names`] gave with the images themselves: each
+/// name means its first candidate whose image is in `images`; `None` where
+/// the name led nowhere or none of its images is stored.
 pub fn images_of<I: ImageStore>(
     images: &I,
     references: &[&str],
@@ -252,23 +395,28 @@ pub fn images_of<I: ImageStore>(
             out.push(None);
             continue;
         };
-        let image = match images.get(&target.id) {
-            Ok(image) => image,
-            Err(e) if e.is_not_found() => {
-                out.push(None);
-                continue;
+        let mut chosen = None;
+        for candidate in target.candidates {
+            match images.get(&candidate.id) {
+                Ok(image) => {
+                    chosen = Some((candidate, image));
+                    break;
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(resolve_error(reference, e)),
             }
-            Err(e) => return Err(resolve_error(reference, e)),
-        };
-        out.push(Some(CriImage {
-            chain_id: image
-                .top_chain_id()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            size: target.size,
-            spec: Some(image),
-            pinned: target.pinned,
-            ..CriImage::new(target.id, reference)
+        }
+        out.push(chosen.map(|(candidate, image)| {
+            CriImage {
+                chain_id: image
+                    .top_chain_id()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                size: candidate.size,
+                spec: Some(image),
+                pinned: target.pinned,
+                ..CriImage::new(candidate.id, reference)
+            }
         }));
     }
     Ok(out)

@@ -12,12 +12,9 @@ use imgstore_refs::{Descriptor, ImageRecord, RefStore};
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
-fn arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
+/// This host's architecture, by the one rule (`imgstore_cri::platform`).
+fn arch() -> String {
+    imgstore_cri::Platform::host().architecture
 }
 
 #[test]
@@ -159,4 +156,93 @@ fn resolves_names_through_manifests_and_indexes_and_rebuilds_the_cache() {
     );
     assert!(cached.pinned);
     assert_eq!(cache.resolve("docker.io/library/app:v1").unwrap(), id);
+}
+
+#[test]
+fn a_name_of_an_index_means_the_hosts_stored_manifest_else_the_first_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend =
+        Arc::new(imgstore_sqlite::SqliteBackend::open(dir.path().join("store.db")).unwrap());
+    let layers = Arc::new(LayerStore::open(backend.clone()).unwrap());
+    let images = Store::open(backend.clone(), layers).unwrap();
+    // Images without layers, told apart by their config; manifests stored
+    // (or not) beside them.
+    let manifest_of = |label: &str, store: bool| {
+        let config = format!(
+            r#"{{"os":"linux","config":{{"Labels":{{"which":"{label}"}}}},"rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        let id = images.create(config.as_bytes()).unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MANIFEST}","config":{{"digest":"{id}","size":{}}},"layers":[]}}"#,
+            config.len()
+        );
+        let digest = if store {
+            backend.set(manifest.as_bytes()).unwrap()
+        } else {
+            Digest::from_bytes(manifest.as_bytes())
+        };
+        (id, digest, manifest.len())
+    };
+    let entry = |(_, digest, size): &(_, Digest, usize), platform: Option<(&str, &str)>| {
+        let platform = platform.map_or(String::new(), |(os, arch)| {
+            format!(r#","platform":{{"os":"{os}","architecture":"{arch}"}}"#)
+        });
+        format!(r#"{{"mediaType":"{MANIFEST}","digest":"{digest}","size":{size}{platform}}}"#)
+    };
+    let store_index = |entries: &[String]| {
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{}]}}"#,
+            entries.join(",")
+        );
+        let digest = backend.set(index.as_bytes()).unwrap();
+        Descriptor::new(INDEX, digest, index.len() as i64)
+    };
+    let host = arch();
+    let elsewhere = manifest_of("elsewhere", true);
+    let host_missing = manifest_of("host, not stored", false);
+    let host_nested = manifest_of("host, nested", true);
+    let other = manifest_of("other, not stored", false);
+
+    // The host's own entry is missing; the host's manifest under a nested
+    // index (no platform) ranks before another platform's.
+    let nested = store_index(&[entry(&host_nested, Some(("linux", &host)))]);
+    let nested_entry = format!(
+        r#"{{"mediaType":"{INDEX}","digest":"{}","size":{}}}"#,
+        nested.digest, nested.size
+    );
+    let first = store_index(&[
+        entry(&elsewhere, Some(("plan9", "nowhere"))),
+        entry(&host_missing, Some(("linux", &host))),
+        nested_entry,
+    ]);
+    // No host entry: the first stored in index order.
+    let second = store_index(&[
+        entry(&other, Some(("plan9", "other"))),
+        entry(&elsewhere, Some(("plan9", "nowhere"))),
+    ]);
+    let refs = RefStore::open(backend.clone()).unwrap();
+    refs.create("default", ImageRecord::new("example.test/first:1", first))
+        .unwrap();
+    refs.create("default", ImageRecord::new("example.test/second:1", second))
+        .unwrap();
+
+    let resolver = StoreResolver {
+        namespace: "default",
+        refs: &refs,
+        content: backend.as_ref(),
+        images: &images,
+    };
+    use imgstore_cri::ImageResolver;
+    let resolved = resolver
+        .resolve_many(&["example.test/first:1", "example.test/second:1"])
+        .unwrap();
+    let ids: Vec<_> = resolved
+        .iter()
+        .map(|image| image.as_ref().and_then(|i| i.id.clone()))
+        .collect();
+    assert_eq!(ids, [Some(host_nested.0), Some(elsewhere.0.clone())]);
+
+    // A manifest whose image is gone is not what the name means either.
+    images.delete(&elsewhere.0).unwrap();
+    assert!(resolver.resolve("example.test/second:1").unwrap().is_none());
 }

@@ -20,7 +20,6 @@ use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::ChainId;
 
-use crate::manage::{MAX_INDEX_DEPTH, config_digest, descriptor_digests};
 use crate::{GcReport, Result, Store};
 
 /// One thing [`Store::fsck`] found wrong.
@@ -443,46 +442,42 @@ impl Store {
         }
     }
 
-    /// True when the manifest, or a manifest of the index, has its config
-    /// in the image store (whatever the platform).
-    fn leads_to_image(&self, digest: &Digest, depth: usize) -> Result<bool> {
-        if depth > MAX_INDEX_DEPTH {
-            return Ok(false);
-        }
-        let Some(json) = self.json_blob(digest)? else {
-            return Ok(false);
-        };
-        if let Some(config) = config_digest(&json) {
-            let id = ImageId::from(config);
-            // A whole image skipped on open stays (see check_configs), so
-            // its names are not dangling.
-            return Ok(self.images.get(&id).is_ok()
-                || (self.images.skipped().iter().any(|s| s.id == id)
-                    && self.whole_now(&**self.images.backend(), id.digest())));
-        }
-        for child in descriptor_digests(&json, "manifests") {
-            if self.leads_to_image(&child, depth + 1)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+    /// True when the image is stored: in the image store, or skipped on
+    /// open but whole now (such an image stays, see check_configs, so its
+    /// names are not dangling).
+    fn image_is_stored(&self, id: &ImageId) -> bool {
+        self.images.get(id).is_ok()
+            || (self.images.skipped().iter().any(|s| &s.id == id)
+                && self.whole_now(&**self.images.backend(), id.digest()))
     }
 
-    /// Checks every name of every namespace; returns the dangling ones.
+    /// Checks every name of every namespace; returns the dangling ones: a
+    /// name leads to a stored image when what it may mean (its manifest, or
+    /// the stored manifests of its index, as [`imgstore_cri::read_names`]
+    /// resolves every name) names one.
     fn check_names(&self, report: &mut FsckReport) -> Result<Vec<(String, String)>> {
         let mut dangling = Vec::new();
         for namespace in self.refs.namespaces() {
-            for record in self.refs.list(&namespace, &[])? {
+            let records = self.refs.list(&namespace, &[])?;
+            let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
+            let targets = imgstore_cri::read_names(&namespace, &self.refs, &*self.content, &names)?;
+            for (record, target) in records.iter().zip(targets) {
                 report.names_checked += 1;
-                let reason = if !self.content.contains(&record.target.digest)? {
+                let stored = target.is_some_and(|target| {
+                    target
+                        .candidates
+                        .iter()
+                        .any(|candidate| self.image_is_stored(&candidate.id))
+                });
+                let reason = if stored {
+                    None
+                } else if !self.content.contains(&record.target.digest)? {
                     Some(format!("target {} missing", record.target.digest))
-                } else if !self.leads_to_image(&record.target.digest, 0)? {
+                } else {
                     Some(format!(
                         "target {} leads to no stored image",
                         record.target.digest
                     ))
-                } else {
-                    None
                 };
                 if let Some(reason) = reason {
                     report.problems.push(FsckProblem::DanglingName {

@@ -1,130 +1,25 @@
 //! [`Store::import`]: one entry point for every input format, and the
 //! platform selection of multi-platform indexes ([`ImportOptions`]).
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use crate::oci::{Desc, Imported, Layout, Plan};
+/// The platform type and its rules live in `imgstore-cri` (the lowest
+/// crate that needs them: name resolution); re-exported here unchanged.
+pub use imgstore_cri::{Platform, PlatformError};
+
+use crate::oci::{Desc, INDEX_TYPES, Imported, Layout, Plan};
 use crate::{Error, Result, Store};
 
-/// A platform as OCI image indexes name it: `os/architecture[/variant]`
-/// with Go's names (`linux/amd64`, `linux/arm64`, `linux/arm/v7`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Platform {
-    /// The operating system (`linux`, `windows`).
-    pub os: String,
-    /// The CPU architecture, normalised (`amd64`, `arm64`, `arm`, `386`).
-    pub architecture: String,
-    /// The CPU variant (`v7` for `arm`), `None` when not given.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// A platform from its parts, normalised as [`FromStr`] does
-    /// (`x86_64` -> `amd64`, `aarch64` -> `arm64`, `arm64/v8` -> `arm64`).
-    pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        let os = os.to_ascii_lowercase();
-        let architecture = architecture.to_ascii_lowercase();
-        let variant = variant
-            .filter(|v| !v.is_empty())
-            .map(str::to_ascii_lowercase);
-        let (architecture, variant) = match (architecture.as_str(), variant) {
-            ("x86_64" | "x86-64", variant) => ("amd64".to_owned(), variant),
-            ("i386" | "i686" | "x86", variant) => ("386".to_owned(), variant),
-            ("aarch64" | "arm64", variant) => {
-                // containerd treats arm64 and arm64/v8 as one platform.
-                ("arm64".to_owned(), variant.filter(|v| v != "v8"))
-            }
-            ("armhf", None) => ("arm".to_owned(), Some("v7".to_owned())),
-            ("armel", None) => ("arm".to_owned(), Some("v6".to_owned())),
-            (_, variant) => (architecture, variant),
-        };
-        Platform {
-            os,
-            architecture,
-            variant,
+impl From<PlatformError> for Error {
+    /// A platform that does not parse is bad input, named as before:
+    /// `platform "linux": expected os/arch or os/arch/variant`.
+    fn from(e: PlatformError) -> Error {
+        Error::InvalidInput {
+            what: format!("platform {:?}", e.input),
+            reason: e.reason.to_owned(),
         }
-    }
-
-    /// The platform this program runs on, in Go's names (as containerd's
-    /// default platform): `linux/amd64` on an x86_64 Linux host.
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "x86" => "386",
-            "aarch64" => "arm64",
-            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-            "mips64" if cfg!(target_endian = "little") => "mips64le",
-            "mips" if cfg!(target_endian = "little") => "mipsle",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        let variant = if architecture == "arm" {
-            Some(if cfg!(target_feature = "v7") {
-                "v7"
-            } else if cfg!(target_feature = "v6") {
-                "v6"
-            } else {
-                "v5"
-            })
-        } else {
-            None
-        };
-        Platform::new(std::env::consts::OS, architecture, variant)
-    }
-
-    /// Whether an index entry for `offered` is one for this platform: same
-    /// OS and architecture, and the same variant, or no variant on either
-    /// side (containerd's matcher: an entry without a variant runs on every
-    /// variant; a wanted platform without one takes any).
-    pub fn matches(&self, offered: &Platform) -> bool {
-        self.os == offered.os
-            && self.architecture == offered.architecture
-            && match (&self.variant, &offered.variant) {
-                (Some(wanted), Some(offered)) => wanted == offered,
-                _ => true,
-            }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = Error;
-
-    /// Parses `os/arch[/variant]` (`linux/arm/v7`); parts must be non-empty
-    /// and made of ASCII letters, digits, `_`, `-` and `.`.
-    fn from_str(s: &str) -> Result<Platform> {
-        let invalid = |reason: &str| Error::InvalidInput {
-            what: format!("platform {s:?}"),
-            reason: reason.to_owned(),
-        };
-        let parts: Vec<&str> = s.split('/').collect();
-        if !(2..=3).contains(&parts.len()) {
-            return Err(invalid("expected os/arch or os/arch/variant"));
-        }
-        let good = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        };
-        if !parts.iter().all(|p| good(p)) {
-            return Err(invalid(
-                "each part must be non-empty ASCII letters, digits, '_', '-' or '.'",
-            ));
-        }
-        Ok(Platform::new(parts[0], parts[1], parts.get(2).copied()))
     }
 }
 
@@ -159,11 +54,6 @@ impl ImportOptions {
     }
 }
 
-/// Whether an entry is a build attestation (buildx's `unknown/unknown`).
-fn is_attestation(platform: &Platform) -> bool {
-    platform.os == "unknown" && platform.architecture == "unknown"
-}
-
 impl PlatformChoice {
     /// Picks among the entries of one index (`index` names it for errors):
     /// the positions to follow. Entries without a platform are always
@@ -176,7 +66,7 @@ impl PlatformChoice {
         for (i, entry) in entries.iter().enumerate() {
             match &entry.platform {
                 None => chosen.push(i),
-                Some(p) if is_attestation(p) => {}
+                Some(p) if p.is_attestation() => {}
                 Some(p) => candidates.push((i, p)),
             }
         }
@@ -192,12 +82,9 @@ impl PlatformChoice {
             PlatformChoice::Host => Platform::host(),
             PlatformChoice::Exact(platform) => platform.clone(),
         };
-        let exact = candidates
-            .iter()
-            .find(|(_, p)| wanted.matches(p) && p.variant == wanted.variant);
-        match exact.or_else(|| candidates.iter().find(|(_, p)| wanted.matches(p))) {
-            Some((i, _)) => {
-                chosen.push(*i);
+        match wanted.best_match(candidates.iter().map(|(_, p)| *p)) {
+            Some(best) => {
+                chosen.push(candidates[best].0);
                 chosen.sort_unstable();
                 Ok(chosen)
             }
@@ -321,56 +208,34 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Platform;
-
-    #[test]
-    fn platforms_parse_and_normalise() {
-        let p: Platform = "linux/arm/v7".parse().expect("parse");
-        assert_eq!(p, Platform::new("linux", "arm", Some("v7")));
-        assert_eq!(p.to_string(), "linux/arm/v7");
-        assert_eq!(
-            "linux/x86_64"
-                .parse::<Platform>()
-                .expect("parse")
-                .to_string(),
-            "linux/amd64"
-        );
-        assert_eq!(
-            "linux/arm64/v8"
-                .parse::<Platform>()
-                .expect("parse")
-                .to_string(),
-            "linux/arm64"
-        );
-        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
-            assert!(bad.parse::<Platform>().is_err(), "{bad}");
-        }
+impl Store {
+    /// The names of the namespace, other than `except`, whose target is an
+    /// index. A name of an index means the stored manifest this host
+    /// prefers ([`imgstore_cri::read_names`]), so an import that stores a
+    /// new image may change what another index listing the same manifest
+    /// means: the import re-resolves these (in one read) with
+    /// [`update_cache_of`](Store::update_cache_of).
+    pub(crate) fn other_index_names(&self, except: &[&str]) -> Result<Vec<String>> {
+        Ok(self
+            .refs
+            .list(&self.namespace, &[])?
+            .iter()
+            .filter(|record| INDEX_TYPES.contains(&record.target.media_type.as_str()))
+            .filter(|record| !except.contains(&record.name.as_str()))
+            .map(|record| record.name.clone())
+            .collect())
     }
 
-    #[test]
-    fn variants_match_when_equal_or_absent() {
-        let v7 = Platform::new("linux", "arm", Some("v7"));
-        let v6 = Platform::new("linux", "arm", Some("v6"));
-        let any_arm = Platform::new("linux", "arm", None);
-        assert!(v7.matches(&v7));
-        assert!(!v7.matches(&v6));
-        assert!(v7.matches(&any_arm));
-        assert!(any_arm.matches(&v6));
-        assert!(!v7.matches(&Platform::new("linux", "arm64", None)));
-        assert!(!v7.matches(&Platform::new("freebsd", "arm", Some("v7"))));
-    }
-
-    #[test]
-    fn the_host_is_named_as_go_names_it() {
-        let host = Platform::host();
-        assert_eq!(host.os, std::env::consts::OS);
-        if cfg!(target_arch = "x86_64") {
-            assert_eq!(host.to_string(), format!("{}/amd64", std::env::consts::OS));
+    /// Re-resolves `names` in one batch and updates the CRI cache.
+    pub(crate) fn update_cache_of(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
         }
-        if cfg!(target_arch = "aarch64") {
-            assert_eq!(host.to_string(), format!("{}/arm64", std::env::consts::OS));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let resolved = imgstore_cri::ImageResolver::resolve_many(&self.resolver(), &names)?;
+        for (name, image) in names.iter().zip(resolved) {
+            self.cache.update_with(name, image)?;
         }
+        Ok(())
     }
 }

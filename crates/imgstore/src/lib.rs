@@ -79,7 +79,7 @@ pub use catalog::{ListingWithTargets, list_images_and_targets_cached, list_image
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
-pub use import::{ImportOptions, Platform, PlatformChoice};
+pub use import::{ImportOptions, Platform, PlatformChoice, PlatformError};
 pub use manage::{GcReport, PruneReport, RemoveReport, Untagged};
 pub use oci::Imported;
 pub use root::default_root;

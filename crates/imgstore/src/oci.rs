@@ -37,7 +37,7 @@ const MANIFEST_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 /// Media types of indexes (followed to their manifests).
-const INDEX_TYPES: [&str; 2] = [
+pub(crate) const INDEX_TYPES: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
@@ -486,14 +486,33 @@ impl Plan {
                 follow[members[chosen]] = true;
             }
         }
+        // With several platforms under one name, the name goes to the one
+        // this host prefers (the host's, else the first in index order):
+        // the rule by which a name of an index means one of its manifests.
+        let host = Platform::host();
+        let mut holders: Vec<(&String, usize)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            if !follow[i] || holders.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let sharing: Vec<usize> = (i..descs.len())
+                .filter(|&j| follow[j] && names[j].as_ref() == Some(name))
+                .collect();
+            let platforms: Vec<Option<&Platform>> = sharing
+                .iter()
+                .map(|&j| descs[j].platform.as_ref())
+                .collect();
+            let preferred = host.preference_order(&platforms).first().copied();
+            holders.push((name, sharing[preferred.unwrap_or(0)]));
+        }
         let mut plan = Plan::default();
         for (i, desc) in descs.iter().enumerate() {
             if !follow[i] {
                 continue;
             }
             let names = match &names[i] {
-                // With several platforms under one name, the first keeps it.
-                Some(name) if !plan.names.iter().any(|(n, _)| n == name) => {
+                Some(name) if holders.contains(&(name, i)) => {
                     plan.names.push((name.clone(), desc.clone()));
                     vec![name.clone()]
                 }
@@ -788,6 +807,13 @@ impl Store {
                         return Err(e.into());
                     }
                 }
+                // New images may be what other names of indexes prefer.
+                if !undo.created_images.is_empty()
+                    && let Err(e) = self.update_other_index_names(plan)
+                {
+                    self.undo(undo, plan);
+                    return Err(e);
+                }
                 lock.commit();
                 Ok(imported)
             }
@@ -915,6 +941,7 @@ impl Store {
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).
     fn undo(&self, undo: Undo, plan: &Plan) {
+        let created_images = !undo.created_images.is_empty();
         for name in undo.created_names.iter().rev() {
             let _ = self.refs.delete(&self.namespace, name, None);
         }
@@ -930,6 +957,15 @@ impl Store {
         for (name, _) in &plan.names {
             let _ = self.cache.update(&self.resolver(), name);
         }
+        if created_images {
+            let _ = self.update_other_index_names(plan);
+        }
+    }
+
+    /// Re-resolves the names of indexes this plan does not name.
+    fn update_other_index_names(&self, plan: &Plan) -> Result<()> {
+        let own: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+        self.update_cache_of(&self.other_index_names(&own)?)
     }
 }
 
