@@ -100,7 +100,7 @@ fn open(root: &Path, backend: Backend) -> Store {
     Store::open_with(
         root,
         Options {
-            backend,
+            backend: Some(backend),
             ..Options::default()
         },
     )
@@ -209,7 +209,7 @@ fn a_name_loaded_for_another_platform_is_listed_resolved_saved_and_kept() {
         let cached = imgstore::list_images_cached(
             &root,
             &Options {
-                backend,
+                backend: Some(backend),
                 ..Options::default()
             },
             &ImageQuery::default(),
