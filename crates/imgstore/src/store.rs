@@ -142,6 +142,9 @@ impl Store {
             path: root.clone(),
             source,
         })?;
+        // Temporary files of interrupted imports; a root this process may
+        // not write (a read-only listing) keeps them, for gc.
+        let _ = crate::tmpdir::leftover_temp_files(&root, true);
         let (content, image_backend) = match options.backend {
             Backend::Sqlite => (
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("content.db"))?),
