@@ -541,9 +541,14 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
     let mut configs: HashMap<String, ReadConfig> = HashMap::new();
     let mut layer_members: HashMap<String, LayerMember> = HashMap::new();
     let mut images: HashMap<Digest, usize> = HashMap::new();
+    // The whole file counts before any member is read.
+    let listed = entries.iter().fold(0usize, |sum, entry| {
+        sum.saturating_add(1 + entry.layers.len())
+            .saturating_add(entry.repo_tags.as_ref().map_or(0, Vec::len))
+    });
+    plan.count_descriptors(listed, tar.path())?;
     for entry in entries {
         let repo_tags = entry.repo_tags.unwrap_or_default();
-        plan.count_descriptors(1 + entry.layers.len() + repo_tags.len(), tar.path())?;
         if entry.layers.len() > MAX_LAYERS {
             return Err(tar.invalid(format!(
                 "manifest.json entry {}: {} layers is more than the {MAX_LAYERS} allowed",
