@@ -219,8 +219,10 @@ impl TarIndex {
             let offset = position + BLOCK;
             let end = offset.checked_add(size).filter(|&end| end <= len);
             let Some(end) = end else {
+                let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
                 return Err(index.invalid(format!(
-                    "truncated: member at offset {position} needs {size} bytes, the file has {len}"
+                    "truncated: member {name:?} needs {size} bytes at offset {offset}, \
+                     the file has {len}"
                 )));
             };
             // The next header, after the data rounded up to a block (the
@@ -541,14 +543,8 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
     let mut configs: HashMap<String, ReadConfig> = HashMap::new();
     let mut layer_members: HashMap<String, LayerMember> = HashMap::new();
     let mut images: HashMap<Digest, usize> = HashMap::new();
-    // The whole file counts before any member is read.
-    let listed = entries.iter().fold(0usize, |sum, entry| {
-        sum.saturating_add(1 + entry.layers.len())
-            .saturating_add(entry.repo_tags.as_ref().map_or(0, Vec::len))
-    });
-    plan.count_descriptors(listed, tar.path())?;
-    for entry in entries {
-        let repo_tags = entry.repo_tags.unwrap_or_default();
+    // The whole file is checked and counted before any member is read.
+    for entry in &entries {
         if entry.layers.len() > MAX_LAYERS {
             return Err(tar.invalid(format!(
                 "manifest.json entry {}: {} layers is more than the {MAX_LAYERS} allowed",
@@ -556,6 +552,14 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
                 entry.layers.len()
             )));
         }
+    }
+    let listed = entries.iter().fold(0usize, |sum, entry| {
+        sum.saturating_add(1 + entry.layers.len())
+            .saturating_add(entry.repo_tags.as_ref().map_or(0, Vec::len))
+    });
+    plan.count_descriptors(listed, tar.path())?;
+    for entry in entries {
+        let repo_tags = entry.repo_tags.unwrap_or_default();
         let (config_member, _, _) = tar
             .resolve(&entry.config)?
             .ok_or_else(|| tar.invalid(format!("no member {:?}", entry.config)))?;
