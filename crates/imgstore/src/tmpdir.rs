@@ -118,9 +118,9 @@ pub(crate) fn leftover_temp_files(root: &Path, remove: bool) -> io::Result<Vec<(
             .open(&path)
         {
             Ok(file) => file,
-            // Removed meanwhile by its import.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+            // Removed meanwhile by its import; or not a file this store
+            // wrote (a symlink): left alone.
+            Err(_) => continue,
         };
         let meta = file.metadata()?;
         if !meta.is_file() || !try_lock(&file)? {

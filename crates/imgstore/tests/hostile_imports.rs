@@ -660,3 +660,80 @@ fn an_empty_docker_layer_member_is_refused_naming_it() {
         }
     });
 }
+
+/// Set in the child process of the kill test: the store root to load into.
+const KILL_CHILD_ROOT: &str = "IMGSTORE_TEST_KILLED_LOAD_ROOT";
+/// Set with it: the `.tar.gz` to load.
+const KILL_CHILD_INPUT: &str = "IMGSTORE_TEST_KILLED_LOAD_INPUT";
+/// Set with it: the backend (`sqlite` or `fs`).
+const KILL_CHILD_BACKEND: &str = "IMGSTORE_TEST_KILLED_LOAD_BACKEND";
+
+/// The child of the kill test: loads a gzip tarball (a no-op when the test
+/// binary runs normally).
+#[test]
+fn killed_load_child() {
+    let (Some(root), Some(input), Some(backend)) = (
+        std::env::var_os(KILL_CHILD_ROOT),
+        std::env::var_os(KILL_CHILD_INPUT),
+        std::env::var_os(KILL_CHILD_BACKEND),
+    ) else {
+        return;
+    };
+    let backend = if backend == "fs" {
+        imgstore::Backend::Fs
+    } else {
+        imgstore::Backend::Sqlite
+    };
+    let store = open(Path::new(&root), backend);
+    let _ = store.import(Path::new(&input));
+}
+
+#[test]
+fn a_gzip_load_killed_midway_leaves_a_temp_file_the_next_open_removes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 MiB of tar, a few hundred KiB gzip-compressed: decompressing it
+    // takes long enough to be killed at it.
+    let mut builder = tar::Builder::new(Vec::new());
+    append(&mut builder, "zeros", &vec![0u8; 64 << 20]);
+    let gz = dir.path().join("big.tar.gz");
+    std::fs::write(&gz, gzip(&builder.into_inner().expect("tar"))).expect("write");
+    for (backend, name) in [
+        (imgstore::Backend::Sqlite, "sqlite"),
+        (imgstore::Backend::Fs, "fs"),
+    ] {
+        let root = dir.path().join(name);
+        drop(open(&root, backend));
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args(["killed_load_child", "--exact", "--test-threads=1"])
+            .env(KILL_CHILD_ROOT, &root)
+            .env(KILL_CHILD_INPUT, &gz)
+            .env(KILL_CHILD_BACKEND, name)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // Kill it as soon as its temporary copy exists.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while tmp_files(&root).is_empty() {
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "{name}: the load ended without a temporary file in <root>/tmp"
+            );
+            assert!(std::time::Instant::now() < deadline, "{name}: no temp file");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let left = tmp_files(&root);
+        assert_eq!(left.len(), 1, "{name}: {left:?}");
+        // Nothing else of the load is in the root itself.
+        let stray: Vec<_> = std::fs::read_dir(&root)
+            .expect("root")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert_eq!(stray, Vec::<String>::new(), "{name}");
+        let store = open(&root, backend);
+        assert_eq!(tmp_files(&root), Vec::<PathBuf>::new(), "{name}");
+        assert!(store.fsck(false).expect("fsck").is_clean(), "{name}");
+    }
+}
