@@ -182,10 +182,6 @@ impl TarIndex {
             if block.iter().all(|&b| b == 0) {
                 break;
             }
-            count += 1;
-            if count > MAX_ARCHIVE_MEMBERS {
-                return Err(index.invalid(format!("more than {MAX_ARCHIVE_MEMBERS} members")));
-            }
             let header = tar::Header::from_byte_slice(&block);
             let stored_sum = header
                 .cksum()
@@ -259,6 +255,10 @@ impl TarIndex {
                     .map_err(|e| io_error("read", e))?;
                 *slot = Some(data);
                 continue;
+            }
+            count += 1;
+            if count > MAX_ARCHIVE_MEMBERS {
+                return Err(index.invalid(format!("more than {MAX_ARCHIVE_MEMBERS} members")));
             }
             let pax_records = pax.take();
             let pax_field = |key| pax_records.as_deref().and_then(|p| pax_value(p, key));

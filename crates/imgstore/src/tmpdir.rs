@@ -101,8 +101,72 @@ impl Drop for TempFile {
 
 /// The temporary files of `<root>/tmp/` no live process holds (leftovers of
 /// interrupted imports), with their sizes. With `remove`, they are removed
-/// (each while this process holds its lock).
+/// (each while this process holds its lock). Older versions left
+/// `<root>/import-<pid>-<nanos>.tar.tmp`, unlocked: those whose process is
+/// gone count too.
 pub(crate) fn leftover_temp_files(root: &Path, remove: bool) -> io::Result<Vec<(PathBuf, u64)>> {
+    let mut leftovers = legacy_leftovers(root, remove)?;
+    leftovers.extend(unlocked_temp_files(root, remove)?);
+    Ok(leftovers)
+}
+
+/// Whether process `pid` exists (on this machine; a root shared over a
+/// network file system would need more, which older versions did not do).
+fn process_exists(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    // EPERM: it exists, owned by another user.
+    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// `<root>/import-<pid>-<nanos>.tar.tmp` files of older versions whose
+/// process is gone.
+fn legacy_leftovers(root: &Path, remove: bool) -> io::Result<Vec<(PathBuf, u64)>> {
+    let mut leftovers = Vec::new();
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(leftovers),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("import-"))
+            .and_then(|n| n.strip_suffix(".tar.tmp"))
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, nanos)| {
+                nanos.parse::<u128>().ok()?;
+                pid.parse::<libc::pid_t>().ok()
+            })
+        else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        if !meta.is_file() || process_exists(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if remove {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        leftovers.push((path, meta.len()));
+    }
+    Ok(leftovers)
+}
+
+/// The files of `<root>/tmp/` nobody holds locked.
+fn unlocked_temp_files(root: &Path, remove: bool) -> io::Result<Vec<(PathBuf, u64)>> {
     let dir = root.join(TMP_DIR);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,

@@ -737,3 +737,29 @@ fn a_gzip_load_killed_midway_leaves_a_temp_file_the_next_open_removes() {
         assert!(store.fsck(false).expect("fsck").is_clean(), "{name}");
     }
 }
+
+#[test]
+fn copies_older_versions_left_in_the_root_are_removed_once_their_process_is_gone() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("store");
+        let store = open(&root, backend);
+        // A pid no process has (above the kernel's maximum), and ours.
+        let gone = root.join("import-2147483647-123.tar.tmp");
+        let ours = root.join(format!("import-{}-123.tar.tmp", std::process::id()));
+        std::fs::write(&gone, vec![0u8; 100]).expect("write");
+        std::fs::write(&ours, vec![0u8; 7]).expect("write");
+        let report = store.fsck(false).expect("fsck");
+        assert_eq!(
+            report.problems,
+            vec![FsckProblem::LeftoverTempFile {
+                path: gone.clone(),
+                size: 100,
+            }]
+        );
+        let gc = store.gc().expect("gc");
+        assert_eq!(gc.orphan_files_removed, 1);
+        assert!(!gone.exists());
+        assert!(ours.exists());
+    }
+}
