@@ -9,8 +9,8 @@
 //! from the archive into the content store. Links are resolved within the
 //! index only.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -543,6 +543,7 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
     let mut configs: HashMap<String, ReadConfig> = HashMap::new();
     let mut layer_members: HashMap<String, LayerMember> = HashMap::new();
     let mut images: HashMap<Digest, usize> = HashMap::new();
+    let mut named: HashSet<(String, Digest)> = HashSet::new();
     // The whole file is checked and counted before any member is read.
     for entry in &entries {
         if entry.layers.len() > MAX_LAYERS {
@@ -643,8 +644,13 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
         let mut names = Vec::new();
         for tag in repo_tags {
             let name = repo_tag_name(tar, &tag)?;
-            plan.names.push((name.clone(), manifest.clone()));
-            names.push(name);
+            // A name repeated for the same image is pointed once.
+            if named.insert((name.clone(), manifest.digest.clone())) {
+                plan.names.push((name.clone(), manifest.clone()));
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
         match images.get(&manifest.digest) {
             Some(&i) => plan.images[i].add_names(&names),
