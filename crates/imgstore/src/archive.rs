@@ -9,26 +9,26 @@
 //! from the archive into the content store. Links are resolved within the
 //! index only.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use imgstore_digest::{Algorithm, Digest, Digester};
 use serde::Deserialize;
 
+use crate::limits::{
+    MAX_ARCHIVE_MEMBERS, MAX_JSON_BLOB, MAX_LAYERS, MAX_LINK_HOPS, MAX_TAR_HEADER_RECORD,
+};
 use crate::oci::{
-    Compression, Desc, Layout, MAX_LAYERS, Plan, PlannedImage, PlannedLayer, RawConfig,
+    Compression, Desc, Layout, Plan, PlannedImage, PlannedLayer, RawConfig, count_verification,
 };
 use crate::{Error, ImportOptions, Imported, Result, Store};
 
-/// More members than this and an archive is refused.
-const MAX_ENTRIES: usize = 1_000_000;
-/// Links followed in a row before giving up (a loop).
-const MAX_LINK_HOPS: usize = 40;
-/// JSON members (manifest.json, configs) larger than this are refused.
-const MAX_JSON_MEMBER: u64 = 16 << 20;
+/// Size of a tar block.
+const BLOCK: u64 = 512;
 /// Media type of the manifests written for docker-save images.
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Media type of the configs of docker-save images.
@@ -59,6 +59,10 @@ enum Member {
 /// The members of one tar file, by normalised name.
 #[derive(Debug)]
 pub(crate) struct TarIndex {
+    /// The file read.
+    file: PathBuf,
+    /// The archive as the user named it, for messages (the gzip-compressed
+    /// file when `file` is its decompressed copy).
     path: PathBuf,
     members: HashMap<String, Member>,
 }
@@ -82,6 +86,21 @@ fn normalize(name: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// The value of the last `key` record of pax extended header data
+/// (`"<length> <key>=<value>\n"` records); `None` when absent or malformed.
+fn pax_value<'a>(records: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let mut found = None;
+    for record in tar::PaxExtensions::new(records) {
+        let Ok(record) = record else {
+            return None;
+        };
+        if record.key_bytes() == key.as_bytes() {
+            found = Some(record.value_bytes());
+        }
+    }
+    found
+}
+
 /// Where a symlink at `link` pointing at `target` leads, within the archive.
 fn symlink_target(link: &str, target: &str) -> Option<String> {
     if target.starts_with('/') {
@@ -103,22 +122,33 @@ impl TarIndex {
 
     /// Indexes the members of the tar file at `path`.
     pub(crate) fn open(path: &Path) -> Result<TarIndex> {
+        TarIndex::open_as(path, path)
+    }
+
+    /// Indexes the members of the tar file `file`, which messages call
+    /// `shown` (the user's file, when `file` is a decompressed copy).
+    ///
+    /// Headers are walked by seeking, as Go's `archive/tar` reads them:
+    /// GNU long names and links and pax extended headers apply to the next
+    /// member (pax `path`, `linkpath` and `size`); each such record is read
+    /// into memory, so one over [`MAX_TAR_HEADER_RECORD`] is refused.
+    pub(crate) fn open_as(file: &Path, shown: &Path) -> Result<TarIndex> {
         let mut index = TarIndex {
-            path: path.to_path_buf(),
+            file: file.to_path_buf(),
+            path: shown.to_path_buf(),
             members: HashMap::new(),
         };
         let io_error = |operation, source| Error::Io {
             operation,
-            path: path.to_path_buf(),
+            path: shown.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(|e| io_error("open", e))?;
-        let len = file.metadata().map_err(|e| io_error("stat", e))?.len();
+        let mut reader = File::open(file).map_err(|e| io_error("open", e))?;
+        let len = reader.metadata().map_err(|e| io_error("stat", e))?.len();
         let mut magic = [0u8; 2];
         if len >= 2 {
-            file.read_exact(&mut magic)
-                .map_err(|e| io_error("read", e))?;
-            file.seek(SeekFrom::Start(0))
+            reader
+                .read_exact(&mut magic)
                 .map_err(|e| io_error("read", e))?;
         }
         if magic == [0x1f, 0x8b] {
@@ -126,42 +156,150 @@ impl TarIndex {
                 index.invalid("the archive is gzip-compressed; decompress it first (gunzip)")
             );
         }
-        let mut archive = tar::Archive::new(file);
-        let entries = archive
-            .entries_with_seek()
-            .map_err(|e| index.invalid(format!("not a tar: {e}")))?;
+        let mut position: u64 = 0;
         let mut count = 0usize;
-        for entry in entries {
-            let entry = entry.map_err(|e| index.invalid(format!("unreadable tar: {e}")))?;
-            count += 1;
-            if count > MAX_ENTRIES {
-                return Err(index.invalid(format!("more than {MAX_ENTRIES} members")));
+        // Records applying to the next member.
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        let mut pax: Option<Vec<u8>> = None;
+        let mut block = [0u8; BLOCK as usize];
+        loop {
+            if position == len {
+                // No end-of-archive blocks (tolerated, as the tar crate does).
+                break;
             }
-            let raw_name = entry.path_bytes();
-            let raw_name = std::str::from_utf8(&raw_name)
-                .map_err(|_| index.invalid("a member name is not UTF-8"))?
-                .to_owned();
+            if position + BLOCK > len {
+                return Err(index.invalid(format!(
+                    "truncated: a header at offset {position} runs past the end ({len} bytes)"
+                )));
+            }
+            reader
+                .seek(SeekFrom::Start(position))
+                .map_err(|e| io_error("read", e))?;
+            reader
+                .read_exact(&mut block)
+                .map_err(|e| io_error("read", e))?;
+            if block.iter().all(|&b| b == 0) {
+                break;
+            }
+            let header = tar::Header::from_byte_slice(&block);
+            let stored_sum = header
+                .cksum()
+                .map_err(|e| index.invalid(format!("unreadable tar: {e}")))?;
+            let sum: u32 = block[..148]
+                .iter()
+                .chain(&block[156..])
+                .map(|&b| u32::from(b))
+                .sum::<u32>()
+                + 8 * 32;
+            if sum != stored_sum {
+                return Err(index.invalid(format!(
+                    "unreadable tar: header checksum mismatch at offset {position}"
+                )));
+            }
+            let kind = header.entry_type();
+            let is_record = kind.is_gnu_longname()
+                || kind.is_gnu_longlink()
+                || kind.is_pax_local_extensions()
+                || kind.is_pax_global_extensions();
+            let mut size = header
+                .entry_size()
+                .map_err(|e| index.invalid(format!("unreadable tar: {e}")))?;
+            if !is_record && let Some(pax_size) = pax.as_deref().and_then(|p| pax_value(p, "size"))
+            {
+                size = std::str::from_utf8(pax_size)
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| index.invalid("a pax size record is not a number"))?;
+            }
+            let offset = position + BLOCK;
+            let end = offset.checked_add(size).filter(|&end| end <= len);
+            let Some(end) = end else {
+                let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+                return Err(index.invalid(format!(
+                    "truncated: member {name:?} needs {size} bytes at offset {offset}, \
+                     the file has {len}"
+                )));
+            };
+            // The next header, after the data rounded up to a block (the
+            // padding of the last member may be missing).
+            position = end.div_ceil(BLOCK).saturating_mul(BLOCK).min(len);
+            if is_record {
+                if size > MAX_TAR_HEADER_RECORD {
+                    return Err(index.invalid(format!(
+                        "a tar header record (long name or pax header) at offset {} has {size} \
+                         bytes, more than the {MAX_TAR_HEADER_RECORD} allowed",
+                        offset - BLOCK
+                    )));
+                }
+                if kind.is_pax_global_extensions() {
+                    // Go does not apply them to later members either.
+                    continue;
+                }
+                let slot = if kind.is_gnu_longname() {
+                    &mut long_name
+                } else if kind.is_gnu_longlink() {
+                    &mut long_link
+                } else {
+                    &mut pax
+                };
+                if slot.is_some() {
+                    return Err(index.invalid("two header records describe the same member"));
+                }
+                let mut data = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+                reader
+                    .seek(SeekFrom::Start(offset))
+                    .map_err(|e| io_error("read", e))?;
+                reader
+                    .read_exact(&mut data)
+                    .map_err(|e| io_error("read", e))?;
+                *slot = Some(data);
+                continue;
+            }
+            count += 1;
+            if count > MAX_ARCHIVE_MEMBERS {
+                return Err(index.invalid(format!("more than {MAX_ARCHIVE_MEMBERS} members")));
+            }
+            let pax_records = pax.take();
+            let pax_field = |key| pax_records.as_deref().and_then(|p| pax_value(p, key));
+            let raw_name = match long_name.take() {
+                Some(mut name) => {
+                    if name.last() == Some(&0) {
+                        name.pop();
+                    }
+                    name
+                }
+                None => match pax_field("path") {
+                    Some(path) => path.to_vec(),
+                    None => header.path_bytes().into_owned(),
+                },
+            };
+            let raw_link = match long_link.take() {
+                Some(mut link) => {
+                    if link.last() == Some(&0) {
+                        link.pop();
+                    }
+                    Some(link)
+                }
+                None => match pax_field("linkpath") {
+                    Some(link) => Some(link.to_vec()),
+                    None => header.link_name_bytes().map(|l| l.into_owned()),
+                },
+            };
+            let raw_name = String::from_utf8(raw_name)
+                .map_err(|_| index.invalid("a member name is not UTF-8"))?;
             let name = normalize(&raw_name).ok_or_else(|| {
                 index.invalid(format!("member {raw_name:?} is outside the archive"))
             })?;
             let link_target = || -> Result<String> {
-                let target = entry
-                    .link_name_bytes()
+                let target = raw_link
+                    .clone()
                     .ok_or_else(|| index.invalid(format!("link {raw_name:?} has no target")))?;
-                Ok(std::str::from_utf8(&target)
-                    .map_err(|_| index.invalid(format!("link {raw_name:?}: target not UTF-8")))?
-                    .to_owned())
+                String::from_utf8(target)
+                    .map_err(|_| index.invalid(format!("link {raw_name:?}: target not UTF-8")))
             };
-            let member = match entry.header().entry_type() {
+            let member = match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let offset = entry.raw_file_position();
-                    let size = entry.size();
-                    if offset.checked_add(size).is_none_or(|end| end > len) {
-                        return Err(index.invalid(format!(
-                            "truncated: member {raw_name:?} needs {size} bytes at offset \
-                             {offset}, the file has {len}"
-                        )));
-                    }
                     Member::File { offset, size }
                 }
                 tar::EntryType::Directory => Member::Dir,
@@ -183,10 +321,6 @@ impl TarIndex {
                     })?;
                     Member::Hardlink(resolved)
                 }
-                tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink => continue,
                 other => {
                     return Err(index.invalid(format!(
                         "member {raw_name:?} is a {other:?} entry, not a file, directory or link"
@@ -209,6 +343,9 @@ impl TarIndex {
                     }
                 }
             }
+        }
+        if long_name.is_some() || long_link.is_some() || pax.is_some() {
+            return Err(index.invalid("a header record describes a member that is not there"));
         }
         Ok(index)
     }
@@ -259,7 +396,7 @@ impl TarIndex {
             path: self.path.clone(),
             source,
         };
-        let mut file = File::open(&self.path).map_err(io_error)?;
+        let mut file = File::open(&self.file).map_err(io_error)?;
         file.seek(SeekFrom::Start(offset)).map_err(io_error)?;
         Ok(Some((file.take(size), size)))
     }
@@ -269,9 +406,9 @@ impl TarIndex {
         let Some((mut reader, size)) = self.open_member(name)? else {
             return Ok(None);
         };
-        if size > MAX_JSON_MEMBER {
+        if size > MAX_JSON_BLOB {
             return Err(self.invalid(format!(
-                "member {name:?}: {size} bytes is more than the {MAX_JSON_MEMBER} allowed"
+                "member {name:?}: {size} bytes is more than the {MAX_JSON_BLOB} allowed"
             )));
         }
         let mut bytes = Vec::new();
@@ -312,9 +449,86 @@ fn sha256_desc(media_type: &str, bytes: &[u8]) -> Desc {
     )
 }
 
+/// A config member read by the planner: its descriptor, bytes and diff IDs.
+type ReadConfig = (Desc, Arc<Vec<u8>>, Vec<Digest>);
+
+/// What planning learnt of one layer member, kept so a member that many
+/// entries name is read and hashed once.
+#[derive(Clone)]
+enum LayerMember {
+    /// Uncompressed: the blob is the diff, named by the config's diff ID.
+    Plain,
+    /// Compressed: its media type, decompression and digest.
+    Compressed(&'static str, Compression, Digest),
+}
+
+/// Reads a layer member's first bytes to tell its compression, and hashes a
+/// compressed one (its blob digest).
+fn inspect_layer_member(tar: &TarIndex, member: &str) -> Result<LayerMember> {
+    let (mut reader, _) = tar
+        .open_member(member)?
+        .ok_or_else(|| tar.invalid(format!("no layer member {member:?}")))?;
+    let read_error = |source| Error::Io {
+        operation: "read",
+        path: tar.path().to_path_buf(),
+        source,
+    };
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        let n = reader.read(&mut magic[got..]).map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let (media_type, compression) = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
+        (OCI_LAYER_TAR_GZIP, Compression::Gzip)
+    } else if got == 4 && magic == ZSTD_MAGIC {
+        (OCI_LAYER_TAR_ZSTD, Compression::Zstd)
+    } else {
+        return Ok(LayerMember::Plain);
+    };
+    count_verification();
+    let mut digester = Digester::new(Algorithm::Sha256);
+    digester.update(&magic[..got]);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        digester.update(&buf[..n]);
+    }
+    Ok(LayerMember::Compressed(
+        media_type,
+        compression,
+        digester.finish(),
+    ))
+}
+
+/// The full form of a `RepoTags` entry; a digest reference is refused, as
+/// `docker load` refuses it (a tag is what it creates).
+fn repo_tag_name(tar: &TarIndex, tag: &str) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidName {
+        name: tag.to_owned(),
+        reason: format!("{}: RepoTags: {reason}", tar.path().display()),
+    };
+    let reference = imgstore_refs::reference::Reference::parse_normalized(tag)
+        .map_err(|e| invalid(e.to_string()))?;
+    if reference.digest().is_some() {
+        return Err(invalid(
+            "a digest reference is not a tag (docker load refuses it too)".to_owned(),
+        ));
+    }
+    imgstore_refs::reference::normalize(tag).map_err(|e| invalid(e.to_string()))
+}
+
 /// Plans the import of a docker-save archive: each image gets an OCI
 /// manifest (written by this store) over its config and layers. Returns the
-/// plan and the archive member of each layer blob.
+/// plan and the archive member of each layer blob. Each member (config or
+/// layer) is read and hashed once however many entries name it; entries
+/// giving the same image are planned once, with the names of all.
 fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
     let manifest_json = tar.require_member("manifest.json")?;
     let entries: Vec<DockerEntry> =
@@ -324,7 +538,14 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
         })?;
     let mut plan = Plan::default();
     let mut blobs: HashMap<Digest, String> = HashMap::new();
-    for entry in entries {
+    // By resolved member name: configs (descriptor, bytes, diff IDs) and
+    // layers already read; by manifest digest: the images planned.
+    let mut configs: HashMap<String, ReadConfig> = HashMap::new();
+    let mut layer_members: HashMap<String, LayerMember> = HashMap::new();
+    let mut images: HashMap<Digest, usize> = HashMap::new();
+    let mut named: HashSet<(String, Digest)> = HashSet::new();
+    // The whole file is checked and counted before any member is read.
+    for entry in &entries {
         if entry.layers.len() > MAX_LAYERS {
             return Err(tar.invalid(format!(
                 "manifest.json entry {}: {} layers is more than the {MAX_LAYERS} allowed",
@@ -332,14 +553,34 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
                 entry.layers.len()
             )));
         }
-        let config_bytes = tar.require_member(&entry.config)?;
-        let config = sha256_desc(OCI_CONFIG, &config_bytes);
-        let rootfs: RawConfig =
-            serde_json::from_slice(&config_bytes).map_err(|source| Error::InvalidJson {
-                file: format!("config {} ({})", config.digest, entry.config),
-                source,
-            })?;
-        let diff_ids = rootfs.diff_ids()?;
+    }
+    let listed = entries.iter().fold(0usize, |sum, entry| {
+        sum.saturating_add(1 + entry.layers.len())
+            .saturating_add(entry.repo_tags.as_ref().map_or(0, Vec::len))
+    });
+    plan.count_descriptors(listed, tar.path())?;
+    for entry in entries {
+        let repo_tags = entry.repo_tags.unwrap_or_default();
+        let (config_member, _, _) = tar
+            .resolve(&entry.config)?
+            .ok_or_else(|| tar.invalid(format!("no member {:?}", entry.config)))?;
+        let (config, config_bytes, diff_ids) = match configs.get(&config_member) {
+            Some(known) => known.clone(),
+            None => {
+                let bytes = tar.require_member(&config_member)?;
+                plan.count_json_bytes(bytes.len() as u64, tar.path())?;
+                count_verification();
+                let config = sha256_desc(OCI_CONFIG, &bytes);
+                let rootfs: RawConfig =
+                    serde_json::from_slice(&bytes).map_err(|source| Error::InvalidJson {
+                        file: format!("config {} ({})", config.digest, entry.config),
+                        source,
+                    })?;
+                let known = (config, Arc::new(bytes), rootfs.diff_ids()?);
+                configs.insert(config_member, known.clone());
+                known
+            }
+        };
         if diff_ids.len() != entry.layers.len() {
             return Err(Error::InvalidInput {
                 what: format!(
@@ -360,50 +601,27 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
             let (resolved, _, size) = tar
                 .resolve(member)?
                 .ok_or_else(|| tar.invalid(format!("no layer member {member:?}")))?;
-            let (mut reader, _) = tar
-                .open_member(&resolved)?
-                .ok_or_else(|| tar.invalid(format!("no layer member {member:?}")))?;
-            let read_error = |source| Error::Io {
-                operation: "read",
-                path: tar.path().to_path_buf(),
-                source,
-            };
-            let mut magic = [0u8; 4];
-            let mut got = 0;
-            while got < magic.len() {
-                let n = reader.read(&mut magic[got..]).map_err(read_error)?;
-                if n == 0 {
-                    break;
-                }
-                got += n;
+            if size == 0 {
+                return Err(Error::EmptyLayer { layer: diff_id });
             }
-            let compressed = if got >= 2 && magic[..2] == [0x1f, 0x8b] {
-                Some((OCI_LAYER_TAR_GZIP, Compression::Gzip))
-            } else if got == 4 && magic == ZSTD_MAGIC {
-                Some((OCI_LAYER_TAR_ZSTD, Compression::Zstd))
-            } else {
-                None
-            };
-            let (desc, compression) = if let Some((media_type, compression)) = compressed {
-                // Compressed: the blob digest is the hash of the member.
-                let mut digester = Digester::new(Algorithm::Sha256);
-                digester.update(&magic[..got]);
-                let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    let n = reader.read(&mut buf).map_err(read_error)?;
-                    if n == 0 {
-                        break;
-                    }
-                    digester.update(&buf[..n]);
+            let inspected = match layer_members.get(&resolved) {
+                Some(known) => known.clone(),
+                None => {
+                    let inspected = inspect_layer_member(tar, &resolved)?;
+                    layer_members.insert(resolved.clone(), inspected.clone());
+                    inspected
                 }
-                (Desc::new(media_type, digester.finish(), size), compression)
-            } else {
-                // Uncompressed: the blob is the diff, named by its diff ID;
-                // storing it verifies that.
-                (
+            };
+            let (desc, compression) = match inspected {
+                LayerMember::Compressed(media_type, compression, digest) => {
+                    (Desc::new(media_type, digest, size), compression)
+                }
+                // The blob is the diff, named by its diff ID; storing it
+                // verifies that.
+                LayerMember::Plain => (
                     Desc::new(OCI_LAYER_TAR, diff_id.clone(), size),
                     Compression::None,
-                )
+                ),
             };
             blobs.insert(desc.digest.clone(), resolved);
             layers.push(PlannedLayer {
@@ -424,22 +642,29 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
         })?;
         let manifest = sha256_desc(OCI_MANIFEST, &manifest_bytes);
         let mut names = Vec::new();
-        for tag in entry.repo_tags.unwrap_or_default() {
-            let name =
-                imgstore_refs::reference::normalize(&tag).map_err(|e| Error::InvalidInput {
-                    what: format!("{}: RepoTags {tag:?}", tar.path().display()),
-                    reason: e.to_string(),
-                })?;
-            plan.names.push((name.clone(), manifest.clone()));
-            names.push(name);
+        for tag in repo_tags {
+            let name = repo_tag_name(tar, &tag)?;
+            // A name repeated for the same image is pointed once.
+            if named.insert((name.clone(), manifest.digest.clone())) {
+                plan.names.push((name.clone(), manifest.clone()));
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
-        plan.images.push(PlannedImage {
-            manifest,
-            manifest_bytes,
-            config_bytes,
-            layers,
-            names,
-        });
+        match images.get(&manifest.digest) {
+            Some(&i) => plan.images[i].add_names(&names),
+            None => {
+                images.insert(manifest.digest.clone(), plan.images.len());
+                plan.images.push(PlannedImage {
+                    manifest,
+                    manifest_bytes,
+                    config_bytes,
+                    layers,
+                    names,
+                });
+            }
+        }
     }
     Ok((plan, blobs))
 }
@@ -475,15 +700,25 @@ impl Store {
         options: &ImportOptions,
     ) -> Result<Vec<Imported>> {
         let tar = TarIndex::open(path.as_ref())?;
+        self.import_tar(&tar, options)
+    }
+
+    /// Imports the archive `tar` indexed (see
+    /// [`import_archive`](Store::import_archive)).
+    pub(crate) fn import_tar(
+        &self,
+        tar: &TarIndex,
+        options: &ImportOptions,
+    ) -> Result<Vec<Imported>> {
         // Docker 25+ archives hold both; their manifest.json carries the
         // full names (their index.json's ref.name is only the tag).
         if tar.contains("manifest.json") {
-            let (plan, blobs) = plan_docker(&tar)?;
-            let layout = Layout::Archive { tar: &tar, blobs };
+            let (plan, blobs) = plan_docker(tar)?;
+            let layout = Layout::Archive { tar, blobs };
             self.import_plan(&layout, &plan)
         } else if tar.contains("oci-layout") {
             let layout = Layout::Archive {
-                tar: &tar,
+                tar,
                 blobs: HashMap::new(),
             };
             let plan = Plan::from_layout(&layout, &options.platform)?;

@@ -130,8 +130,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// A name given to `tag` (or `untag`) is not a valid name for a tag:
-    /// it does not parse, or it is a digest reference.
+    /// A name given to `tag` (or `untag`), or a `RepoTags` entry of a
+    /// `docker save` archive, is not a valid name for a tag: it does not
+    /// parse, or it is a digest reference.
     #[error("invalid name {name:?}: {reason}")]
     InvalidName {
         /// The name as given.
@@ -236,6 +237,34 @@ pub enum Error {
         /// Who holds it (`process 1234 (imgstore)`), as the kernel says.
         holders: String,
     },
+    /// A name carries a digest (`nginx@sha256:…`, from an OCI
+    /// `org.opencontainers.image.ref.name`) that is not the digest of the
+    /// manifest or index it would point at.
+    #[error("name {name:?} carries a digest, but its target is {target}")]
+    NameDigestMismatch {
+        /// The name (normalised).
+        name: String,
+        /// The digest of the manifest or index the name would point at.
+        target: Digest,
+    },
+    /// An import needs more than one of the limits of an import allows
+    /// (descriptors and names listed, JSON bytes read): refused before
+    /// anything is written.
+    #[error("{}: refused: the import lists more than {max} {limit}", .input.display())]
+    ImportTooLarge {
+        /// The layout directory or archive.
+        input: PathBuf,
+        /// What is counted ("descriptors and names", "bytes of JSON").
+        limit: &'static str,
+        /// The limit.
+        max: u64,
+    },
+    /// A layer blob is empty (0 bytes): not a tar, compressed or not.
+    #[error("layer {layer}: empty (0 bytes), not a tar")]
+    EmptyLayer {
+        /// The layer blob (for an uncompressed `docker save` layer, its diff ID).
+        layer: Digest,
+    },
     /// Reading an input failed.
     #[error("{operation} {}: {source}", .path.display())]
     Io {
@@ -264,6 +293,9 @@ impl Error {
             | Error::InvalidJson { .. }
             | Error::InvalidInput { .. }
             | Error::InvalidName { .. }
+            | Error::NameDigestMismatch { .. }
+            | Error::ImportTooLarge { .. }
+            | Error::EmptyLayer { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
             Error::ImageConflict { .. } => ErrorKind::Conflict,
             Error::NoManifest { .. } | Error::Unnamed { .. } | Error::NotExportable { .. } => {

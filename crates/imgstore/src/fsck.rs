@@ -99,6 +99,24 @@ pub enum FsckProblem {
         /// The layer.
         chain_id: ChainId,
     },
+    /// A temporary file an interrupted import left in `<root>/tmp/` (no
+    /// live process holds it). `gc` (and repair) removes it.
+    LeftoverTempFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A name carrying a digest (`repo@sha256:…`) that is not the digest of
+    /// its target. Repair deletes the name.
+    NameDigestMismatch {
+        /// The namespace.
+        namespace: String,
+        /// The name.
+        name: String,
+        /// The digest of its target.
+        target: Digest,
+    },
     /// A name whose target blob is absent, or which resolves to no stored
     /// image. Repair deletes the name.
     DanglingName {
@@ -152,6 +170,19 @@ impl fmt::Display for FsckProblem {
                 name,
                 reason,
             } => write!(f, "name {namespace}/{name}: {reason}"),
+            FsckProblem::LeftoverTempFile { path, size } => write!(
+                f,
+                "temporary file {} ({size} bytes): left by an interrupted import (gc removes it)",
+                path.display()
+            ),
+            FsckProblem::NameDigestMismatch {
+                namespace,
+                name,
+                target,
+            } => write!(
+                f,
+                "name {namespace}/{name}: its digest is not that of its target {target}"
+            ),
         }
     }
 }
@@ -262,6 +293,19 @@ impl Store {
         let corrupt_images = self.check_configs(&mut report)?;
         self.check_layers(&mut report);
         let dangling = self.check_names(&mut report)?;
+        let leftovers =
+            crate::tmpdir::leftover_temp_files(&self.root, false).map_err(|source| {
+                crate::Error::Io {
+                    operation: "list temporary files in",
+                    path: self.root.join("tmp"),
+                    source,
+                }
+            })?;
+        for (path, size) in leftovers {
+            report
+                .problems
+                .push(FsckProblem::LeftoverTempFile { path, size });
+        }
         if !repair {
             return lock.finish(Ok(report));
         }
@@ -463,6 +507,19 @@ impl Store {
             let targets = imgstore_cri::read_names(&namespace, &self.refs, &*self.content, &names)?;
             for (record, target) in records.iter().zip(targets) {
                 report.names_checked += 1;
+                // A digest name must name its target (an older import
+                // stored such names unchecked).
+                if let Err(crate::Error::NameDigestMismatch { .. }) =
+                    crate::oci::check_name_digest(&record.name, &record.target.digest)
+                {
+                    report.problems.push(FsckProblem::NameDigestMismatch {
+                        namespace: namespace.clone(),
+                        name: record.name.clone(),
+                        target: record.target.digest.clone(),
+                    });
+                    dangling.push((namespace.clone(), record.name.clone()));
+                    continue;
+                }
                 let stored = target.is_some_and(|target| {
                     target
                         .candidates

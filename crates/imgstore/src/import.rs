@@ -2,14 +2,16 @@
 //! platform selection of multi-platform indexes ([`ImportOptions`]).
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// The platform type and its rules live in `imgstore-cri` (the lowest
 /// crate that needs them: name resolution); re-exported here unchanged.
 pub use imgstore_cri::{Platform, PlatformError};
 
+use crate::archive::TarIndex;
 use crate::oci::{Desc, INDEX_TYPES, Imported, Layout, Plan};
+use crate::tmpdir::TempFile;
 use crate::{Error, Result, Store};
 
 impl From<PlatformError> for Error {
@@ -103,13 +105,50 @@ const MAX_GZIP_RATIO: u64 = 100;
 /// decompression bomb before it fills the disk.
 const MIN_GZIP_LIMIT: u64 = 256 << 20;
 
-/// A temporary file removed when dropped.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Decompresses the gzip stream `file` (the user's `path`) into `out`,
+/// stopping after `limit + 1` bytes: the bytes written. A stream that does
+/// not decompress is [`Error::InvalidArchive`]; a failure to read the file
+/// or to write the copy (a full disk) stays an [`Error::Io`] naming `path`.
+fn decompress_into(path: &Path, file: File, mut out: &File, limit: u64) -> Result<u64> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied: u64 = 0;
+    while copied <= limit {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // flate2 reports bad compressed data as these kinds; anything
+            // else comes from reading the file.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Err(Error::InvalidArchive {
+                    path: path.to_path_buf(),
+                    reason: format!("gzip-compressed, and it does not decompress: {e}"),
+                });
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    operation: "read",
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        out.write_all(&buf[..n]).map_err(|source| Error::Io {
+            operation: "write the decompressed copy of",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        copied += n as u64;
     }
+    Ok(copied)
 }
 
 impl Store {
@@ -124,7 +163,9 @@ impl Store {
     /// oci-archive or `docker save` tar
     /// ([`import_archive`](Store::import_archive)), possibly
     /// gzip-compressed (`docker save | gzip`), in which case it is first
-    /// decompressed into a temporary file under the store's root, up to 100
+    /// decompressed into a temporary file in `<root>/tmp/` (locked while
+    /// the import runs; one an interrupted import leaves is removed by the
+    /// next open and by `gc`, and reported by `fsck`), up to 100
     /// times its size (at least 256 MiB): beyond, it is refused
     /// ([`Error::InvalidArchive`]) as a decompression bomb.
     /// Multi-platform indexes give the images `options.platform` chooses;
@@ -165,32 +206,19 @@ impl Store {
             }
         }
         if got == 2 && magic == [0x1f, 0x8b] {
-            let temp = TempFile(self.root().join(format!(
-                "import-{}-{}.tar.tmp",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            )));
-            let mut out = File::create(&temp.0).map_err(|source| Error::Io {
-                operation: "create",
-                path: temp.0.clone(),
+            let temp = TempFile::create(self.root(), "import").map_err(|source| Error::Io {
+                operation: "create a temporary file for",
+                path: path.to_path_buf(),
                 source,
             })?;
             let file = File::open(path).map_err(|e| io_error("open", e))?;
-            let decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
             // A gzip bomb must not fill the disk: the temporary tar may grow
             // to MAX_GZIP_RATIO times the file (at least MIN_GZIP_LIMIT).
             let limit = meta
                 .len()
                 .saturating_mul(MAX_GZIP_RATIO)
                 .max(MIN_GZIP_LIMIT);
-            let copied = io::copy(&mut decoder.take(limit.saturating_add(1)), &mut out).map_err(
-                |source| Error::InvalidArchive {
-                    path: path.to_path_buf(),
-                    reason: format!("gzip-compressed, and it does not decompress: {source}"),
-                },
-            )?;
+            let copied = decompress_into(path, file, temp.file(), limit)?;
             if copied > limit {
                 return Err(Error::InvalidArchive {
                     path: path.to_path_buf(),
@@ -201,8 +229,9 @@ impl Store {
                     ),
                 });
             }
-            drop(out);
-            return self.import_archive_with(&temp.0, options);
+            // Errors name the user's file, not the temporary copy.
+            let tar = TarIndex::open_as(temp.path(), path)?;
+            return self.import_tar(&tar, options);
         }
         self.import_archive_with(path, options)
     }

@@ -75,8 +75,9 @@ pub struct GcReport {
     /// Bytes of the blobs deleted (those above and the blobs of the layers
     /// removed) plus those of orphan files of interrupted writes.
     pub bytes_freed: u64,
-    /// Files of interrupted writes removed by the SQLite backend (temp
-    /// files, content files no row names); always 0 on the fs backend.
+    /// Files of interrupted writes removed: the SQLite backend's (temp
+    /// files, content files no row names), and on both backends temporary
+    /// files of interrupted imports (`<root>/tmp/`) and catalog leftovers.
     pub orphan_files_removed: usize,
     /// What gc left alone because the store opened with entries it skipped
     /// (an image config or layer record that did not load): such an entry
@@ -593,6 +594,15 @@ impl Store {
         let (files, bytes) = crate::catalog::remove_leftovers(&self.root);
         report.orphan_files_removed += files;
         report.bytes_freed += bytes;
+        // Temporary files of interrupted imports (`<root>/tmp/`).
+        let leftovers =
+            crate::tmpdir::leftover_temp_files(&self.root, true).map_err(|source| Error::Io {
+                operation: "remove leftover temporary files in",
+                path: self.root.join("tmp"),
+                source,
+            })?;
+        report.orphan_files_removed += leftovers.len();
+        report.bytes_freed += leftovers.iter().map(|(_, size)| size).sum::<u64>();
         Ok(report)
     }
 

@@ -12,10 +12,12 @@
 //! and layer records it made; blobs it had already stored stay, unreferenced,
 //! for `gc` to remove (they are valid content under their own digest).
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::write::MultiGzDecoder;
 use imgstore_backend::{ErrorKind, StoreBackend};
@@ -28,6 +30,9 @@ use serde_json::Value;
 
 use crate::archive::TarIndex;
 use crate::import::{ImportOptions, Platform, PlatformChoice};
+use crate::limits::{
+    MAX_IMPORT_DESCRIPTORS, MAX_IMPORT_JSON_BYTES, MAX_INDEX_DEPTH, MAX_JSON_BLOB, MAX_LAYERS,
+};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
@@ -58,14 +63,6 @@ const PLAIN_LAYER_TYPES: [&str; 2] = [
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.nondistributable.v1.tar",
 ];
-/// Manifests, indexes and configs larger than this are refused rather than
-/// read into memory.
-const MAX_JSON_BLOB: u64 = 16 << 20;
-/// Nested indexes deeper than this are refused.
-const MAX_INDEX_DEPTH: usize = 8;
-/// An image with more layers than this is refused (moby stops at 125 for
-/// overlay; each layer costs a record write on import).
-pub(crate) const MAX_LAYERS: usize = 1000;
 /// The annotation that names an image in an OCI layout.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -225,9 +222,21 @@ pub(crate) struct PlannedLayer {
 pub(crate) struct PlannedImage {
     pub(crate) manifest: Desc,
     pub(crate) manifest_bytes: Vec<u8>,
-    pub(crate) config_bytes: Vec<u8>,
+    /// Shared by the images of manifests over one config (read once).
+    pub(crate) config_bytes: Arc<Vec<u8>>,
     pub(crate) layers: Vec<PlannedLayer>,
     pub(crate) names: Vec<String>,
+}
+
+impl PlannedImage {
+    /// Adds the names not listed yet.
+    pub(crate) fn add_names(&mut self, names: &[String]) {
+        for name in names {
+            if !self.names.contains(name) {
+                self.names.push(name.clone());
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -237,6 +246,94 @@ pub(crate) struct Plan {
     pub(crate) images: Vec<PlannedImage>,
     /// Names and the descriptor each points at (manifest or index).
     pub(crate) names: Vec<(String, Desc)>,
+    /// Each distinct blob is read and verified once however many paths
+    /// reach it: indexes read (with the images below them), manifests
+    /// planned (their image), configs read, layer blobs checked.
+    indexes_seen: HashMap<Digest, Vec<usize>>,
+    manifests_seen: HashMap<Digest, usize>,
+    configs_seen: HashMap<Digest, Arc<Vec<u8>>>,
+    layers_seen: HashSet<Digest>,
+    /// What the plan listed and read so far, against the limits.
+    descriptors: usize,
+    json_bytes: u64,
+}
+
+thread_local! {
+    /// Blobs and archive members imports on this thread read and hashed
+    /// while planning (see [`blob_verifications_on_this_thread`]).
+    static BLOB_VERIFICATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one blob (or archive member) hashed by the planner.
+pub(crate) fn count_verification() {
+    BLOB_VERIFICATIONS.with(|count| count.set(count.get() + 1));
+}
+
+/// How many blobs (manifests, indexes, configs, `docker save` layer
+/// members) the imports run on the calling thread have read and hashed
+/// while planning, since the thread started. Tests use it to check that an
+/// import reads each distinct blob once however many paths reach it.
+#[doc(hidden)]
+pub fn blob_verifications_on_this_thread() -> u64 {
+    BLOB_VERIFICATIONS.with(Cell::get)
+}
+
+/// Refuses a name whose digest is not that of its target: a name
+/// `repo@sha256:<d>` may only point at `<d>` (what `imgstore tag` and
+/// containerd's resolver assume). A name without a digest passes.
+pub(crate) fn check_name_digest(name: &str, target: &Digest) -> Result<()> {
+    let reference = imgstore_refs::reference::Reference::parse_normalized(name).map_err(|e| {
+        Error::InvalidName {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    match reference.digest() {
+        Some(digest) if digest != target => Err(Error::NameDigestMismatch {
+            name: name.to_owned(),
+            target: target.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Plan {
+    /// Counts `count` more descriptors (or names) listed by the input,
+    /// refusing the import past [`MAX_IMPORT_DESCRIPTORS`].
+    pub(crate) fn count_descriptors(&mut self, count: usize, input: &Path) -> Result<()> {
+        self.descriptors = self.descriptors.saturating_add(count);
+        if self.descriptors > MAX_IMPORT_DESCRIPTORS {
+            return Err(Error::ImportTooLarge {
+                input: input.to_path_buf(),
+                limit: "descriptors and names",
+                max: MAX_IMPORT_DESCRIPTORS as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` more JSON read by the plan, refusing the import past
+    /// [`MAX_IMPORT_JSON_BYTES`].
+    pub(crate) fn count_json_bytes(&mut self, bytes: u64, input: &Path) -> Result<()> {
+        self.json_bytes = self.json_bytes.saturating_add(bytes);
+        if self.json_bytes > MAX_IMPORT_JSON_BYTES {
+            return Err(Error::ImportTooLarge {
+                input: input.to_path_buf(),
+                limit: "bytes of JSON (indexes, manifests, configs)",
+                max: MAX_IMPORT_JSON_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    /// A JSON blob of the layout, read and verified once, against the limits.
+    fn read_json(&mut self, layout: &Layout<'_>, desc: &Desc) -> Result<Vec<u8>> {
+        // A blob over the per-blob limit is refused by `read_json_blob`.
+        if desc.size <= MAX_JSON_BLOB {
+            self.count_json_bytes(desc.size, layout.location())?;
+        }
+        layout.read_json_blob(desc)
+    }
 }
 
 /// What apply changed, to undo on failure.
@@ -367,6 +464,7 @@ impl Layout<'_> {
                 actual: bytes.len() as u64,
             });
         }
+        count_verification();
         let actual = desc.digest.algorithm().from_bytes(&bytes);
         if actual != desc.digest {
             return Err(Error::DigestMismatch {
@@ -460,6 +558,8 @@ impl Plan {
     /// `platform` among those with the same `ref.name` (or none).
     pub(crate) fn from_layout(layout: &Layout<'_>, platform: &PlatformChoice) -> Result<Plan> {
         let descs = read_layout_index(layout)?;
+        let mut plan = Plan::default();
+        plan.count_descriptors(descs.len(), layout.location())?;
         let mut names = Vec::with_capacity(descs.len());
         for desc in &descs {
             names.push(match desc.annotations.get(REF_NAME) {
@@ -506,13 +606,13 @@ impl Plan {
             let preferred = host.preference_order(&platforms).first().copied();
             holders.push((name, sharing[preferred.unwrap_or(0)]));
         }
-        let mut plan = Plan::default();
         for (i, desc) in descs.iter().enumerate() {
             if !follow[i] {
                 continue;
             }
             let names = match &names[i] {
                 Some(name) if holders.contains(&(name, i)) => {
+                    check_name_digest(name, &desc.digest)?;
                     plan.names.push((name.clone(), desc.clone()));
                     vec![name.clone()]
                 }
@@ -524,7 +624,9 @@ impl Plan {
     }
 
     /// Follows one descriptor: a manifest becomes a planned image; an index
-    /// is stored and its manifests followed.
+    /// is stored and its manifests followed. Returns the positions of the
+    /// images it reaches. A blob reached again is not read again: the images
+    /// planned for it take `names` too.
     fn follow(
         &mut self,
         layout: &Layout<'_>,
@@ -532,35 +634,49 @@ impl Plan {
         names: &[String],
         depth: usize,
         platform: &PlatformChoice,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
         if INDEX_TYPES.contains(&desc.media_type.as_str()) {
+            if let Some(reached) = self.indexes_seen.get(&desc.digest) {
+                let reached = reached.clone();
+                for &i in &reached {
+                    self.images[i].add_names(names);
+                }
+                return Ok(reached);
+            }
             if depth >= MAX_INDEX_DEPTH {
                 return Err(Error::InvalidInput {
                     what: format!("index {}", desc.digest),
                     reason: format!("indexes nested more than {MAX_INDEX_DEPTH} deep"),
                 });
             }
-            let bytes = layout.read_json_blob(desc)?;
+            let bytes = self.read_json(layout, desc)?;
             let index: RawIndex = parse_json(&bytes, format!("index {}", desc.digest))?;
+            self.count_descriptors(index.manifests.len(), layout.location())?;
             self.indexes.push(bytes);
-            let images_before = self.images.len();
             let children = index
                 .manifests
                 .into_iter()
                 .map(|raw| Desc::from_raw(raw, "index"))
                 .collect::<Result<Vec<_>>>()?;
+            let mut reached: Vec<usize> = Vec::new();
             // Like moby and containerd, the host's platform by default;
             // other platforms' manifests are not followed.
             for chosen in platform.select(&format!("index {}", desc.digest), &children)? {
-                self.follow(layout, &children[chosen], names, depth + 1, platform)?;
+                for i in self.follow(layout, &children[chosen], names, depth + 1, platform)? {
+                    if !reached.contains(&i) {
+                        reached.push(i);
+                    }
+                }
             }
-            if self.images.len() == images_before {
+            if reached.is_empty() {
                 return Err(Error::InvalidInput {
                     what: format!("index {}", desc.digest),
                     reason: "it holds no image manifest".to_owned(),
                 });
             }
-            return Ok(());
+            self.indexes_seen
+                .insert(desc.digest.clone(), reached.clone());
+            return Ok(reached);
         }
         if !MANIFEST_TYPES.contains(&desc.media_type.as_str()) {
             return Err(Error::UnsupportedMediaType {
@@ -568,7 +684,11 @@ impl Plan {
                 media_type: desc.media_type.clone(),
             });
         }
-        let manifest_bytes = layout.read_json_blob(desc)?;
+        if let Some(&i) = self.manifests_seen.get(&desc.digest) {
+            self.images[i].add_names(names);
+            return Ok(vec![i]);
+        }
+        let manifest_bytes = self.read_json(layout, desc)?;
         let manifest_file = format!("manifest {}", desc.digest);
         let manifest: RawManifest = parse_json(&manifest_bytes, manifest_file.clone())?;
         if let Some(own) = &manifest.media_type
@@ -591,8 +711,17 @@ impl Plan {
                 ),
             });
         }
+        self.count_descriptors(1 + manifest.layers.len(), layout.location())?;
         let config = Desc::from_raw(manifest.config, "config")?;
-        let config_bytes = layout.read_json_blob(&config)?;
+        let config_bytes = match self.configs_seen.get(&config.digest) {
+            Some(bytes) => Arc::clone(bytes),
+            None => {
+                let bytes = Arc::new(self.read_json(layout, &config)?);
+                self.configs_seen
+                    .insert(config.digest.clone(), Arc::clone(&bytes));
+                bytes
+            }
+        };
         let rootfs: RawConfig = parse_json(&config_bytes, format!("config {}", config.digest))?;
         let diff_ids = rootfs.diff_ids()?;
         if diff_ids.len() != manifest.layers.len() {
@@ -621,8 +750,16 @@ impl Plan {
                     media_type: desc.media_type.clone(),
                 });
             };
+            if desc.size == 0 {
+                return Err(Error::EmptyLayer {
+                    layer: desc.digest.clone(),
+                });
+            }
             // Present with the right length; content is verified while stored.
-            layout.open_blob(&desc)?;
+            if !self.layers_seen.contains(&desc.digest) {
+                layout.open_blob(&desc)?;
+                self.layers_seen.insert(desc.digest.clone());
+            }
             layers.push(PlannedLayer {
                 desc,
                 compression,
@@ -636,7 +773,9 @@ impl Plan {
             layers,
             names: names.to_vec(),
         });
-        Ok(())
+        let position = self.images.len() - 1;
+        self.manifests_seen.insert(desc.digest.clone(), position);
+        Ok(vec![position])
     }
 }
 

@@ -197,6 +197,9 @@ impl Store {
         let root = root.as_ref().to_path_buf();
         validate_namespace(&options.namespace)?;
         let prepared = crate::root::prepare(&root, &options)?;
+        // Temporary files of interrupted imports; a root this process may
+        // not write (a read-only listing) keeps them, for gc.
+        let _ = crate::tmpdir::leftover_temp_files(&root, true);
         let (content, image_backend) = match prepared.backend {
             Backend::Sqlite => (
                 AnyBackend::Sqlite(SqliteBackend::open(root.join("content.db"))?),

@@ -14,8 +14,12 @@
 //! archive ends at its first zero block or at the end of the stream right
 //! after an entry's data (umoci writes tars without end blocks or final
 //! padding); a stream cut inside a header or inside file data is truncated.
+//! A header record (long name or link, pax header) over 1 MiB is refused,
+//! as Go's reader refuses it.
 
 use std::io;
+
+use crate::limits::MAX_TAR_HEADER_RECORD;
 
 /// Size of a tar block.
 const BLOCK: u64 = 512;
@@ -46,6 +50,17 @@ pub(crate) enum TarScanError {
         index: u64,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A GNU long name or link, or a pax header, is larger than Go's
+    /// `archive/tar` (Docker's reader) accepts.
+    #[error("tar header {index}: a {size}-byte header record is more than the {max} allowed")]
+    HeaderRecordTooLong {
+        /// Which header block.
+        index: u64,
+        /// The record's size.
+        size: u64,
+        /// The limit.
+        max: u64,
     },
     /// The stream ends inside a header block.
     #[error("tar truncated inside a header ({got} of 512 bytes)")]
@@ -315,6 +330,13 @@ impl TarScanner {
             index,
             field: "size",
         })?;
+        if matches!(typeflag, b'x' | b'g' | b'L' | b'K') && header_size > MAX_TAR_HEADER_RECORD {
+            return Err(TarScanError::HeaderRecordTooLong {
+                index,
+                size: header_size,
+                max: MAX_TAR_HEADER_RECORD,
+            });
+        }
         // A pax `size` applies to the entry right after its header.
         let size = match typeflag {
             b'x' | b'g' | b'L' | b'K' => header_size,
@@ -461,6 +483,29 @@ mod tests {
             assert_eq!(scan(tar, chunk), whole, "fed {chunk} bytes at a time");
         }
         whole
+    }
+
+    #[test]
+    fn header_records_over_one_mib_are_refused_as_go_refuses_them() {
+        for typeflag in [b'x', b'g', b'L', b'K'] {
+            // Only the header: the scanner refuses before any data comes.
+            let tar = header("././@LongLink", typeflag, (1 << 20) + 1);
+            assert_eq!(
+                scan(&tar, 512),
+                Err(TarScanError::HeaderRecordTooLong {
+                    index: 0,
+                    size: (1 << 20) + 1,
+                    max: 1 << 20,
+                }),
+                "typeflag {}",
+                typeflag as char
+            );
+        }
+        // 1 MiB exactly is allowed.
+        let mut tar = Vec::new();
+        entry(&mut tar, "././@LongLink", b'L', &vec![b'a'; 1 << 20]);
+        entry(&mut tar, "short", b'0', b"12");
+        assert_eq!(scan(&tar, 4096), Ok(2));
     }
 
     #[test]
