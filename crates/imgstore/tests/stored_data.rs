@@ -30,8 +30,8 @@ fn write_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
 }
 
 /// A one-layer OCI layout named `name`, its config built from `config`
-/// (rootfs added) and its layer one file of `content`.
-fn write_layout(layout: &Path, name: &str, mut config: Value, content: &[u8]) {
+/// (rootfs added) and its layer one file of `content`; returns the config.
+fn write_layout(layout: &Path, name: &str, mut config: Value, content: &[u8]) -> Vec<u8> {
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
     std::fs::write(
         layout.join("oci-layout"),
@@ -49,7 +49,8 @@ fn write_layout(layout: &Path, name: &str, mut config: Value, content: &[u8]) {
     let tar = builder.into_inner().expect("tar");
     config["rootfs"] =
         json!({"type": "layers", "diff_ids": [Digest::from_bytes(&tar).to_string()]});
-    let config = write_blob(layout, CONFIG, &serde_json::to_vec(&config).expect("json"));
+    let config_bytes = serde_json::to_vec(&config).expect("json");
+    let config = write_blob(layout, CONFIG, &config_bytes);
     let layer = write_blob(layout, TAR, &tar);
     let manifest = json!({
         "schemaVersion": 2,
@@ -69,6 +70,7 @@ fn write_layout(layout: &Path, name: &str, mut config: Value, content: &[u8]) {
         serde_json::to_vec(&index).expect("json"),
     )
     .expect("index.json");
+    config_bytes
 }
 
 fn host_config() -> Value {
@@ -119,7 +121,7 @@ fn a_multibyte_character_in_created_breaks_no_reader() {
             {"created": BAD_TIME, "created_by": "ADD file /"},
             {"created": "2024-01-01T00:00:00Z", "created_by": "CMD [\"sh\"]", "empty_layer": true},
         ]);
-        write_layout(&layout, "bad-time:latest", config, b"hello");
+        let _ = write_layout(&layout, "bad-time:latest", config, b"hello");
         let root = dir.path().join("store");
         let name = "bad-time:latest";
         let id = {
@@ -141,7 +143,7 @@ fn garbage_last_updated_is_reported_by_fsck_and_repaired() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = dir.path().join("layout");
-        write_layout(&layout, "app:v1", host_config(), b"hello");
+        let _ = write_layout(&layout, "app:v1", host_config(), b"hello");
         let store = open(&dir.path().join("store"), backend);
         store.import_oci_layout(&layout).expect("import");
         let id = store.resolve("app:v1").expect("resolve");
@@ -198,7 +200,7 @@ fn a_parent_cycle_on_disk_is_reported_and_set_parent_returns() {
                 let layout = dir.path().join(format!("layout{i}"));
                 let mut config = host_config();
                 config["comment"] = json!(name);
-                write_layout(&layout, name, config, name.as_bytes());
+                let _ = write_layout(&layout, name, config, name.as_bytes());
                 store.import_oci_layout(&layout).expect("import");
                 ids.push(store.resolve(name).expect("resolve"));
             }
@@ -258,4 +260,33 @@ fn a_parent_cycle_on_disk_is_reported_and_set_parent_returns() {
             a.clone()
         );
     }
+}
+
+/// The fs backend refuses symlinks in the store: an image whose config
+/// path is a symlink (to the right bytes, outside the store) is stored for
+/// real, not skipped because "present", and is there after reopen.
+#[test]
+fn an_image_created_over_a_symlinked_config_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = dir.path().join("layout");
+    let config = write_layout(&layout, "app:v1", host_config(), b"hello");
+    let id = ImageId::of_config(&config);
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, &config).expect("outside");
+    let root = dir.path().join("store");
+    drop(open(&root, imgstore::Backend::Fs));
+    let link = root
+        .join("imagedb/content/sha256")
+        .join(id.digest().encoded());
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+    {
+        let store = open(&root, imgstore::Backend::Fs);
+        store.import_oci_layout(&layout).expect("import");
+        assert_eq!(store.resolve("app:v1").expect("resolve"), id);
+    }
+    assert!(std::fs::symlink_metadata(&link).expect("stat").is_file());
+    let store = open(&root, imgstore::Backend::Fs);
+    assert_eq!(store.resolve("app:v1").expect("resolve after reopen"), id);
+    assert_eq!(store.images().len(), 1);
+    assert!(store.fsck(false).expect("fsck").is_clean());
 }
