@@ -9,8 +9,8 @@
 //! child layers and holders; every name's target blob is present and leads
 //! (directly, or through an index, whatever the platform) to a stored image;
 //! entries skipped on open are listed; every image's `lastUpdated` reads
-//! as a time, and `parent` links restore ignored (cycles) are listed. Leftovers `gc` removes (layers without references) are reported
-//! as such.
+//! as a time, and `parent` links restore ignored (cycles) are listed.
+//! Leftovers `gc` removes (layers without references) are reported as such.
 
 use std::collections::HashMap;
 use std::fmt;
