@@ -1,6 +1,8 @@
 //! Stored data that is odd or damaged never takes the store down: every
 //! parser of what is on disk is total, and what cannot be read is reported
-//! (issue 12, items 3, 14 and 15), on both backends.
+//! (issue 12, items 3, 13, 14 and 15), on both backends; and a dropped
+//! SQLite store leaves nothing running that could write to its root again
+//! (item 16).
 
 use std::path::Path;
 
@@ -289,4 +291,48 @@ fn an_image_created_over_a_symlinked_config_survives_reopen() {
     assert_eq!(store.resolve("app:v1").expect("resolve after reopen"), id);
     assert_eq!(store.images().len(), 1);
     assert!(store.fsck(false).expect("fsck").is_clean());
+}
+
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn a_dropped_sqlite_store_never_recreates_its_deleted_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = dir.path().join("layout");
+    let _ = write_layout(&layout, "app:v1", host_config(), b"hello");
+    let root = dir.path().join("store");
+    for round in 0..20 {
+        {
+            let store = open(&root, imgstore::Backend::Sqlite);
+            store.import_oci_layout(&layout).expect("import");
+            // Readers on several threads, so the pools open more connections.
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        let listed = store.list_images(&ImageQuery::default());
+                        assert_eq!(listed.expect("images").len(), 1);
+                        assert_eq!(store.inspect("app:v1").expect("inspect").os, "linux");
+                        assert_eq!(store.disk_usage().expect("df").images.len(), 1);
+                    });
+                }
+            });
+            // The pools open their connections on one shared thread, not
+            // on three r2d2 workers per database.
+            assert_eq!(threads_named("r2d2-worker"), 0);
+            assert_eq!(threads_named("imgstore-sqlite"), 1);
+        }
+        std::fs::remove_dir_all(&root).expect("remove the root");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            !root.exists(),
+            "round {round}: something recreated the root"
+        );
+    }
 }
