@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [target|all] [--execs N | --seconds S] [--seed X]`: the
 //! stable-toolchain fuzz loop (`crates/fuzz`, binary `imgstore-fuzz`) in a
-//! release build. Targets: digest, reference, filter, oci_json, archive
+//! release build. Targets: digest, reference, filter, time, oci_json, archive
 //! (default: all, 10 million executions each). Findings (panics, inputs
 //! over 1 s) are saved under `fuzz-findings/`; a heap over 1 GiB aborts.
 //! With a nightly toolchain and cargo-fuzz, `fuzz/` holds the same targets

@@ -268,17 +268,40 @@ impl FsBackend {
         Ok(Some(data))
     }
 
-    /// The metadata directory of `hex`, created (and made durable) if missing.
+    /// The metadata directory of `hex`, created (and made durable) if
+    /// missing. A symlink in its place is not followed: it is replaced by
+    /// a directory, as `set` replaces a symlinked content file.
     fn metadata_dir(&self, digest: &Digest, hex: &str) -> Result<File> {
-        let created = sys::mkdir(&self.metadata, hex)
+        let mut created = sys::mkdir(&self.metadata, hex)
             .map_err(|e| content_io("create metadata directory of", digest, e))?;
+        let dir = match sys::open_dir(&self.metadata, hex) {
+            Err(_) if matches!(sys::stat(&self.metadata, hex), Ok(Some(stat)) if stat.is_symlink) =>
+            {
+                sys::unlink(&self.metadata, hex).map_err(|e| {
+                    content_io(
+                        "remove the symlink in place of the metadata directory of",
+                        digest,
+                        e,
+                    )
+                })?;
+                created = sys::mkdir(&self.metadata, hex)
+                    .map_err(|e| content_io("create metadata directory of", digest, e))?;
+                sys::open_dir(&self.metadata, hex)
+            }
+            opened => opened,
+        };
         if created {
             fault::sync("fs: fsync metadata directory")
                 .and_then(|()| self.metadata.sync_all())
                 .map_err(|e| content_io("fsync metadata directory of", digest, e))?;
         }
-        sys::open_dir(&self.metadata, hex)
-            .map_err(|e| content_io("open metadata directory of", digest, e))
+        dir.map_err(|e| content_io("open metadata directory of", digest, e))
+    }
+
+    /// True when the metadata directory of `hex` is a real directory (not
+    /// a symlink, which is not followed).
+    fn metadata_dir_is_real(&self, hex: &str) -> bool {
+        matches!(sys::stat(&self.metadata, hex), Ok(Some(stat)) if stat.is_dir)
     }
 }
 
@@ -398,8 +421,17 @@ impl StoreBackend for FsBackend {
         name[65..65 + key.len()].copy_from_slice(key.as_bytes());
         let name = std::str::from_utf8(&name[..65 + key.len()]).unwrap_or_default();
         // Metadata exists only beside content (set_metadata checks, delete
-        // removes metadata first), so a hit needs no second look at the content.
-        match sys::open_read(&self.metadata, name) {
+        // removes metadata first), so a hit needs no second look at the
+        // content; only at the directory, which must not be a symlink
+        // (the open follows one there, in the path's middle).
+        let opened = sys::open_read(&self.metadata, name).and_then(|file| {
+            if self.metadata_dir_is_real(hex) {
+                Ok(file)
+            } else {
+                Err(sys::not_regular("a symlinked metadata directory"))
+            }
+        });
+        match opened {
             Ok(file) => sys::read_regular(&file, 256)
                 .map_err(|e| Error::io("read", metadata_subject(digest, key), e)),
             Err(e)
@@ -424,6 +456,7 @@ impl StoreBackend for FsBackend {
         };
         let dir = match sys::open_dir(&self.metadata, hex) {
             Ok(dir) => dir,
+            // Nothing there, or a file or symlink (not followed): no metadata.
             Err(e)
                 if matches!(
                     e.kind(),

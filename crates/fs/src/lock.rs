@@ -34,6 +34,8 @@ impl RootLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            // Never write the pid through a symlink.
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io("open lock file", subject(), e))?;
         let started = Instant::now();

@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -206,7 +206,18 @@ impl State {
     }
 }
 
+/// The bytes of the record file `name`, `None` when absent. Anything but a
+/// regular file there (a symlink, which is not followed) is an error, not
+/// "absent": treating it as absent would start an empty record store.
 fn read_file(dir: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
+    if let Some(stat) = sys::stat(dir, name)?
+        && !stat.is_file
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("records/{name} is not a regular file (symlinks are not followed)"),
+        ));
+    }
     match sys::open_read(dir, name) {
         Ok(mut file) => {
             let mut bytes = Vec::new();
@@ -240,6 +251,7 @@ fn open_log(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path.join(LOG))
 }
 
@@ -249,7 +261,11 @@ impl Records {
         let subject = || store_subject(path);
         let dir = File::open(path).map_err(|e| Error::io("open", subject(), e))?;
         let mut state = State::default();
-        let snapshot = read_file(&dir, SNAPSHOT).map_err(|e| Error::io("read", subject(), e))?;
+        let read_error = |e: io::Error| match e.kind() {
+            io::ErrorKind::InvalidData => corrupt(path, e.to_string()),
+            _ => Error::io("read", subject(), e),
+        };
+        let snapshot = read_file(&dir, SNAPSHOT).map_err(read_error)?;
         let generation = match snapshot {
             None => 0,
             Some(bytes) => {
@@ -268,7 +284,7 @@ impl Records {
                 generation
             }
         };
-        let log_bytes = read_file(&dir, LOG).map_err(|e| Error::io("read", subject(), e))?;
+        let log_bytes = read_file(&dir, LOG).map_err(read_error)?;
         let mut log_len = LOG_HEADER;
         let log = match log_bytes {
             // No log, or one that the snapshot already holds: start a new one.

@@ -2,6 +2,14 @@
 //! directory (fewer path walks on the hot paths, and no path is ever built
 //! from more than a digest and a validated key), `flock`, and `fsync` of a
 //! directory.
+//!
+//! One rule for links: the store's own entries (content files, metadata
+//! directories and keys, record files, the lock) are never reached through
+//! a symlink. Every open here passes `O_NOFOLLOW`, and a read opens only a
+//! regular file, so `get` agrees with `walk` and `contains`, which list
+//! regular files only; writes rename over whatever is there, which
+//! replaces a symlink rather than writing through it. (The root and its
+//! fixed directories may be symlinks: a relocated `/var/lib/docker`.)
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -50,22 +58,44 @@ fn retry<F: FnMut() -> libc::c_int>(mut call: F) -> io::Result<libc::c_int> {
     }
 }
 
-/// Opens `name` (relative to `dir`) for reading.
+/// The error for an entry that is there but is not what the store keeps
+/// (a symlink, a FIFO, a device, a directory where a file belongs): kind
+/// `NotFound`, as `walk` and `contains` see it, with the reason.
+pub(crate) fn not_regular(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{what} (symlinks are not followed)"),
+    )
+}
+
+/// Opens the regular file `name` (relative to `dir`) for reading. A symlink
+/// in its last component is not followed and anything but a regular file is
+/// refused (see [`not_regular`]); `O_NONBLOCK` keeps a FIFO from blocking
+/// the open (it has no effect on regular files).
 pub(crate) fn open_read(dir: &File, name: &str) -> io::Result<File> {
-    let name = CName::new(name)?;
+    let cname = CName::new(name)?;
     // SAFETY: a valid directory fd and a NUL-terminated name; the returned fd is owned here.
     let fd = retry(|| unsafe {
         libc::openat(
             dir.as_raw_fd(),
-            name.as_c_str().as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
+            cname.as_c_str().as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
         )
+    })
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => not_regular("a symlink"),
+        _ => e,
     })?;
     // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let file = unsafe { File::from_raw_fd(fd) };
+    if !file.metadata()?.file_type().is_file() {
+        return Err(not_regular("not a regular file"));
+    }
+    Ok(file)
 }
 
-/// Opens the directory `name` (relative to `dir`).
+/// Opens the directory `name` (relative to `dir`); a symlink in its last
+/// component is not followed (`ENOTDIR`, as for a file there).
 pub(crate) fn open_dir(dir: &File, name: &str) -> io::Result<File> {
     let name = CName::new(name)?;
     // SAFETY: as in `open_read`.
@@ -73,14 +103,15 @@ pub(crate) fn open_dir(dir: &File, name: &str) -> io::Result<File> {
         libc::openat(
             dir.as_raw_fd(),
             name.as_c_str().as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
         )
     })?;
     // SAFETY: `fd` was just opened and nothing else owns it.
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Creates `name` (relative to `dir`) exclusively, write-only, mode 0600.
+/// Creates `name` (relative to `dir`) exclusively, write-only, mode 0600
+/// (`O_EXCL` never follows a symlink).
 pub(crate) fn create_new(dir: &File, name: &str) -> io::Result<File> {
     let name = CName::new(name)?;
     // SAFETY: as in `open_read`; the mode is passed as the variadic argument O_CREAT needs.
@@ -151,6 +182,8 @@ pub(crate) fn stat(dir: &File, name: &str) -> io::Result<Option<Stat>> {
             let st = unsafe { st.assume_init() };
             Ok(Some(Stat {
                 is_file: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+                is_dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                is_symlink: st.st_mode & libc::S_IFMT == libc::S_IFLNK,
                 size: st.st_size as u64,
             }))
         }
@@ -163,6 +196,8 @@ pub(crate) fn stat(dir: &File, name: &str) -> io::Result<Option<Stat>> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stat {
     pub(crate) is_file: bool,
+    pub(crate) is_dir: bool,
+    pub(crate) is_symlink: bool,
     pub(crate) size: u64,
 }
 

@@ -305,3 +305,19 @@ pub fn filters() -> Vec<Vec<u8>> {
     .map(|s| s.as_bytes().to_vec())
     .collect()
 }
+
+/// Seeds for the time target: what configs, history entries and
+/// `lastUpdated` hold, and the multibyte offset that once panicked.
+pub fn times() -> Vec<Vec<u8>> {
+    [
+        "2024-01-01T00:00:00Z",
+        "2023-11-14T22:13:20.123456789Z",
+        "2023-11-14T23:13:20.5+01:00",
+        "2000-02-29T00:00:00-10:30",
+        "0001-01-01T00:00:00Z",
+        "2024-01-01T00:00:00+0\u{e9}00",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}

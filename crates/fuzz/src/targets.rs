@@ -108,6 +108,22 @@ pub fn reference(data: &[u8]) {
     let _ = reference::sort_references(text.lines().map(str::to_owned));
 }
 
+/// Parses `data` as an RFC 3339 timestamp, as configs' `created`, history
+/// entries and `lastUpdated` metadata are read: a bad value is `None`, never
+/// a panic; a time that parses formats to a string that parses back to it.
+pub fn time(data: &[u8]) {
+    use imgstore::image::time::{format_rfc3339_nanos, parse_rfc3339};
+    let text = String::from_utf8_lossy(data);
+    if let Some(parsed) = parse_rfc3339(&text) {
+        let formatted = format_rfc3339_nanos(parsed);
+        assert_eq!(
+            parse_rfc3339(&formatted),
+            Some(parsed),
+            "{text:?} formats as {formatted:?}"
+        );
+    }
+}
+
 /// Records the filter target matches against.
 fn filter_records() -> Vec<ImageRecord> {
     let target = Descriptor::new(seeds::OCI_MANIFEST, seeds::sha256(b"x"), 1);
@@ -185,6 +201,8 @@ pub enum Target {
     Reference,
     /// [`filter()`].
     Filter,
+    /// [`time()`].
+    Time,
     /// An OCI layout whose `index.json`, a manifest, a config or the
     /// `oci-layout` file are the input (first byte chooses which; blobs are
     /// named by the input's digest so parsing is reached).
@@ -196,10 +214,11 @@ pub enum Target {
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Digest,
         Target::Reference,
         Target::Filter,
+        Target::Time,
         Target::OciJson,
         Target::Archive,
     ];
@@ -210,6 +229,7 @@ impl Target {
             Target::Digest => "digest",
             Target::Reference => "reference",
             Target::Filter => "filter",
+            Target::Time => "time",
             Target::OciJson => "oci_json",
             Target::Archive => "archive",
         }
@@ -223,7 +243,7 @@ impl Target {
     /// The largest input the loop generates.
     pub fn max_len(self) -> usize {
         match self {
-            Target::Digest | Target::Reference | Target::Filter => 4096,
+            Target::Digest | Target::Reference | Target::Filter | Target::Time => 4096,
             Target::OciJson => 64 << 10,
             Target::Archive => 256 << 10,
         }
@@ -235,6 +255,7 @@ impl Target {
             Target::Digest => seeds::digests(),
             Target::Reference => seeds::references(),
             Target::Filter => seeds::filters(),
+            Target::Time => seeds::times(),
             Target::OciJson => {
                 let image = SeedImage::new(b"seed");
                 let nested = serde_json::json!({
@@ -324,6 +345,27 @@ impl Target {
                 "\\x",
                 "\\u1234",
                 "\\",
+            ],
+            Target::Time => &[
+                "2024",
+                "-",
+                ":",
+                "T",
+                "t",
+                "Z",
+                "z",
+                "+",
+                ".",
+                "00",
+                "59",
+                "60",
+                "29",
+                "02",
+                "+01:00",
+                "-23:59",
+                ".123456789",
+                "\u{e9}",
+                "\u{1f600}",
             ],
             Target::OciJson | Target::Archive => &[],
         };
@@ -623,6 +665,7 @@ impl Runner {
             (Target::Digest, _) => digest(data),
             (Target::Reference, _) => reference(data),
             (Target::Filter, _) => filter(data),
+            (Target::Time, _) => time(data),
             (Target::OciJson, Some(scratch)) => scratch.run_oci_json(data),
             (Target::Archive, Some(scratch)) => scratch.run_archive(data),
             _ => {}

@@ -30,6 +30,16 @@ proptest! {
     }
 
     #[test]
+    fn time_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+        targets::time(&data);
+    }
+
+    #[test]
+    fn time_shaped(s in "[0-9]{0,5}-?[0-9]{0,3}-?[0-9]{0,3}[Tt ]?[0-9]{0,3}:?[0-9]{0,3}:?[0-9]{0,3}(\\.[0-9]{0,12})?([Zz]|[+-][0-9\u{e9}]{0,3}:?[0-9\u{e9}]{0,3})?\\PC{0,2}") {
+        targets::time(s.as_bytes());
+    }
+
+    #[test]
     fn filter_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
         targets::filter(&data);
     }
@@ -66,7 +76,12 @@ fn mutation_loop(target: Target, execs: usize) {
 
 #[test]
 fn mutation_loop_stateless_targets() {
-    for target in [Target::Digest, Target::Reference, Target::Filter] {
+    for target in [
+        Target::Digest,
+        Target::Reference,
+        Target::Filter,
+        Target::Time,
+    ] {
         mutation_loop(target, 20_000);
     }
 }

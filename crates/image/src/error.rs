@@ -41,6 +41,17 @@ pub enum ImageError {
         /// The proposed parent.
         parent: ImageId,
     },
+    /// A metadata value of the image is stored but unreadable (a
+    /// `lastUpdated` that is not an RFC 3339 time).
+    #[error("image {id}: metadata {key:?} is corrupt: {reason}")]
+    CorruptMetadata {
+        /// The image.
+        id: ImageId,
+        /// The metadata key (moby's name).
+        key: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
     /// The config bytes are not a usable image config.
     #[error("{reason}")]
     InvalidConfig {
@@ -72,6 +83,7 @@ impl ImageError {
             | ImageError::ParentCycle { .. }
             | ImageError::InvalidConfig { .. }
             | ImageError::UnsupportedOs { .. } => ErrorKind::InvalidArgument,
+            ImageError::CorruptMetadata { .. } => ErrorKind::DataCorruption,
             ImageError::Layer(e) => e.kind(),
             ImageError::Backend(e) => e.kind(),
         }

@@ -12,7 +12,9 @@
 //! and parses every config, takes each image's (transient) layer reference
 //! and relinks children from `parent` metadata. An image whose
 //! config is corrupt or unparsable, whose OS is foreign or whose layer is
-//! missing is skipped and reported ([`Store::skipped`]), never deleted.
+//! missing is skipped and reported ([`Store::skipped`]), never deleted; a
+//! stored `parent` link that closes a cycle is not followed and is reported
+//! ([`Store::ignored_parents`]). Every walk of the parent graph is bounded.
 //!
 //! Everything a reader asks (`get`, `search`, `children`, `heads`, `map`,
 //! `len`) is served from memory under a read lock; readers never block each
@@ -31,4 +33,4 @@ pub mod time;
 
 pub use error::ImageError;
 pub use image::{History, Image, ImageId, RootFs};
-pub use store::{ImageStore, SkippedImage, Store};
+pub use store::{IgnoredParent, ImageStore, SkippedImage, Store};

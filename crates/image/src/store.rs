@@ -70,6 +70,18 @@ pub struct SkippedImage {
     pub reason: String,
 }
 
+/// A `parent` link stored on disk that [`Store::open`] did not follow
+/// because it closes a cycle (`a -> b -> a`, or `a -> a`, as a moby imagedb
+/// can hold). Both images stay loaded and nothing is deleted; the child
+/// reads as having no parent until [`ImageStore::set_parent`] gives it one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredParent {
+    /// The image whose stored `parent` was not followed.
+    pub id: ImageId,
+    /// The parent it names.
+    pub parent: ImageId,
+}
+
 /// Images by the raw 32 bytes of their sha256 ID: the key costs 32 bytes
 /// instead of a second copy of the 88-byte `ImageId` each image already has.
 #[derive(Default)]
@@ -119,6 +131,24 @@ impl State {
         self.images.insert(image);
     }
 
+    /// True when making `parent` the parent of `id` closes a cycle: `id` is
+    /// `parent` or one of its ancestors. The walk is bounded by the number
+    /// of links, so even a cycle already in memory cannot make it loop; a
+    /// walk that runs out is taken as a cycle.
+    fn would_close_cycle(&self, id: &ImageId, parent: &ImageId) -> bool {
+        let mut current = parent;
+        for _ in 0..=self.parents.len() {
+            if current == id {
+                return true;
+            }
+            match self.parents.get(current) {
+                Some(next) => current = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
     fn link(&mut self, child: &ImageId, parent: &ImageId) {
         if let Some(old) = self.parents.insert(child.clone(), parent.clone())
             && let Some(siblings) = self.children.get_mut(&old)
@@ -142,6 +172,7 @@ pub struct Store<B, L> {
     /// readers never take it.
     writer: Mutex<()>,
     skipped: StateLock<Vec<SkippedImage>>,
+    ignored_parents: StateLock<Vec<IgnoredParent>>,
 }
 
 /// What restore found for one walked digest.
@@ -192,9 +223,18 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
             }
             state.insert(Arc::new(image));
         }
+        // In ID order, so which link of a cycle is ignored does not depend
+        // on the order the backend walks.
+        parents.sort();
+        let mut ignored_parents = Vec::new();
         for (child, parent) in parents {
             // A parent that is not loaded is ignored, as in moby.
-            if state.images.contains(&parent) {
+            if !state.images.contains(&parent) {
+                continue;
+            }
+            if state.would_close_cycle(&child, &parent) {
+                ignored_parents.push(IgnoredParent { id: child, parent });
+            } else {
                 state.link(&child, &parent);
             }
         }
@@ -204,6 +244,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
             state: StateLock::new(state),
             writer: Mutex::new(()),
             skipped: StateLock::new(skipped),
+            ignored_parents: StateLock::new(ignored_parents),
         })
     }
 
@@ -217,6 +258,7 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         *self.state.write() = fresh.state.into_inner();
         *self.skipped.write() = fresh.skipped.into_inner();
+        *self.ignored_parents.write() = fresh.ignored_parents.into_inner();
         Ok(())
     }
 
@@ -279,6 +321,12 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
     /// [`reload`](Self::reload) skipped.
     pub fn skipped(&self) -> Vec<SkippedImage> {
         self.skipped.read().clone()
+    }
+
+    /// Stored `parent` links that the last [`open`](Self::open) or
+    /// [`reload`](Self::reload) did not follow because they close a cycle.
+    pub fn ignored_parents(&self) -> Vec<IgnoredParent> {
+        self.ignored_parents.read().clone()
     }
 
     /// The backend holding configs and metadata.
@@ -446,16 +494,11 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
                     parent: parent.clone(),
                 });
             }
-            // Walk up from the proposed parent; meeting `id` means a cycle.
-            let mut ancestor = Some(parent);
-            while let Some(current) = ancestor {
-                if current == id {
-                    return Err(ImageError::ParentCycle {
-                        id: id.clone(),
-                        parent: parent.clone(),
-                    });
-                }
-                ancestor = state.parents.get(current);
+            if state.would_close_cycle(id, parent) {
+                return Err(ImageError::ParentCycle {
+                    id: id.clone(),
+                    parent: parent.clone(),
+                });
             }
         }
         self.backend
@@ -488,11 +531,27 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
 
     fn get_last_updated(&self, id: &ImageId) -> Result<Option<SystemTime>> {
         self.require(id)?;
-        match self.backend.get_metadata(id.digest(), LAST_UPDATED) {
-            Ok(bytes) => Ok(std::str::from_utf8(&bytes).ok().and_then(parse_rfc3339)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+        let bytes = match self.backend.get_metadata(id.digest(), LAST_UPDATED) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // moby reads an empty value as "never set" too.
+        if bytes.is_empty() {
+            return Ok(None);
         }
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(parse_rfc3339)
+            .map(Some)
+            .ok_or_else(|| ImageError::CorruptMetadata {
+                id: id.clone(),
+                key: LAST_UPDATED,
+                reason: format!(
+                    "{:?} is not an RFC 3339 time",
+                    imgstore_digest::shorten(&String::from_utf8_lossy(&bytes))
+                ),
+            })
     }
 
     fn set_built_locally(&self, id: &ImageId) -> Result<()> {

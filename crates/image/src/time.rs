@@ -21,57 +21,116 @@ pub fn format_rfc3339_nanos(t: SystemTime) -> String {
 }
 
 /// Parses what [`format_rfc3339_nanos`] writes, plus offsets (`+02:00`) and any
-/// number of fraction digits, as Go's `time.RFC3339Nano` accepts.
+/// number of fraction digits (beyond nine they are truncated), as Go's
+/// `time.RFC3339Nano` accepts. Total: any other input, including
+/// multibyte characters anywhere, a day past the month's end or a time
+/// before 1970, is `None` ("unknown"), never a panic.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Works on bytes only: every field is ASCII, so no index can fall
+    // inside a multibyte character.
+    let mut cursor = Cursor(s.as_bytes());
+    let year = cursor.number(4)?;
+    cursor.literal(b"-")?;
+    let month = cursor.number(2)?;
+    cursor.literal(b"-")?;
+    let day = cursor.number(2)?;
+    cursor.literal(b"Tt")?;
+    let hour = cursor.number(2)?;
+    cursor.literal(b":")?;
+    let minute = cursor.number(2)?;
+    cursor.literal(b":")?;
+    let second = cursor.number(2)?;
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || day < 1
+        || day > days_in_month(year, month)
         || hour > 23
         || minute > 59
-        || second > 60
+        || second > 59
     {
         return None;
     }
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 9 {
+    let mut nanos = 0u64;
+    if cursor.literal(b".").is_some() {
+        let digits = cursor.digits();
+        if digits.is_empty() {
             return None;
         }
-        nanos = fraction[..digits].parse::<u32>().ok()? * 10u32.pow(9 - digits as u32);
-        rest = &fraction[digits..];
-    }
-    let offset_secs: i64 = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[3..4], ":") => {
-            let sign = match &rest[..1] {
-                "+" => 1,
-                "-" => -1,
-                _ => return None,
-            };
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            sign * (h * 3600 + m * 60)
+        for position in 0..9 {
+            let digit = digits.get(position).map_or(0, |d| u64::from(d - b'0'));
+            nanos = nanos * 10 + digit;
         }
-        _ => return None,
+    }
+    let offset_secs: i64 = if cursor.literal(b"Zz").is_some() {
+        0
+    } else {
+        let sign = match cursor.literal(b"+-")? {
+            b'+' => 1,
+            _ => -1,
+        };
+        let offset_hours = cursor.number(2)?;
+        cursor.literal(b":")?;
+        let offset_minutes = cursor.number(2)?;
+        if offset_hours > 23 || offset_minutes > 59 {
+            return None;
+        }
+        sign * (offset_hours * 3600 + offset_minutes * 60) as i64
     };
+    if !cursor.0.is_empty() {
+        return None;
+    }
     let days = days_from_civil(year as i64, month as u32, day as u32);
     let secs = days * 86_400 + (hour * 3600 + minute * 60 + second) as i64 - offset_secs;
     let secs = u64::try_from(secs).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+    Some(UNIX_EPOCH + Duration::new(secs, u32::try_from(nanos).ok()?))
+}
+
+/// The unread rest of a timestamp, read field by field.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    /// Exactly `width` ASCII digits as a number.
+    fn number(&mut self, width: usize) -> Option<u64> {
+        let field = self.0.get(..width)?;
+        let mut value = 0u64;
+        for &byte in field {
+            if !byte.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(byte - b'0');
+        }
+        self.0 = &self.0[width..];
+        Some(value)
+    }
+
+    /// One byte that is any of `allowed`, returned.
+    fn literal(&mut self, allowed: &[u8]) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        if !allowed.contains(&first) {
+            return None;
+        }
+        self.0 = rest;
+        Some(first)
+    }
+
+    /// The run of ASCII digits that starts here (maybe empty).
+    fn digits(&mut self) -> &'a [u8] {
+        let count = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (digits, rest) = self.0.split_at(count);
+        self.0 = rest;
+        digits
+    }
+}
+
+/// Days in `month` (1-12) of `year`, proleptic Gregorian.
+fn days_in_month(year: u64, month: u64) -> u64 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
@@ -124,6 +183,18 @@ mod tests {
     }
 
     #[test]
+    fn keeps_nine_fraction_digits_of_more_as_go_does() {
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.1234567891234Z"),
+            Some(UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00-00:30"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_709_166_600))
+        );
+    }
+
+    #[test]
     fn refuses_garbage() {
         for s in [
             "",
@@ -131,6 +202,19 @@ mod tests {
             "2023-11-14 22:13:20Z",
             "2023-11-14T22:13:20",
             "2023-11-14T22:13:20.Z",
+            "2024-01-01T00:00:00+0é00",
+            "2024-01-01T00:00:00é",
+            "2024-01-01T00:00:00.5é",
+            "é24-01-01T00:00:00Z",
+            "+024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00+01:00x",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+01:60",
+            "2024-01-01T00:00:60Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "0001-01-01T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(s), None, "{s}");
         }

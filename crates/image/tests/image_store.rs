@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use imgstore_backend::{ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
-use imgstore_image::{ImageError, ImageId, ImageStore, Store};
+use imgstore_image::{IgnoredParent, ImageError, ImageId, ImageStore, Store};
 use imgstore_layer::{ChainId, LayerGetReleaser, LayerStore, NewLayer};
 
 fn open_sqlite(dir: &Path) -> Arc<imgstore_sqlite::SqliteBackend> {
@@ -26,6 +26,8 @@ imgstore_backend::backend_matrix!(
         delete_of_a_missing_image_is_not_found,
         set_parent_moves_the_child,
         set_parent_refuses_self_and_cycles,
+        restore_ignores_and_reports_parent_cycles_on_disk,
+        garbage_last_updated_is_data_corruption,
         last_updated_is_none_until_set_and_survives_reopen,
         built_locally_is_a_flag,
         len_counts_every_image,
@@ -231,6 +233,126 @@ fn set_parent_refuses_self_and_cycles<B: StoreBackend + RecordStore>(open: fn(&P
         matches!(store.get_parent(&a), Err(ImageError::NoParent { .. })),
         "refused change left nothing behind"
     );
+}
+
+/// Runs `call` on another thread; panics if it does not return within ten
+/// seconds (a hang would otherwise stall the whole test run).
+fn within_ten_seconds<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(call());
+    });
+    receive
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the call returned within ten seconds")
+}
+
+fn restore_ignores_and_reports_parent_cycles_on_disk<B: StoreBackend + RecordStore + 'static>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let store = open_store(backend.clone());
+    let mut ids: Vec<ImageId> = (1..=4)
+        .map(|i| store.create(abc(i).as_bytes()).unwrap())
+        .collect();
+    ids.sort();
+    let [a, b, c, d] = <[ImageId; 4]>::try_from(ids).unwrap();
+    // What a moby imagedb can hold: a <-> b, c -> c; d -> a is fine.
+    for (child, parent) in [(&a, &b), (&b, &a), (&c, &c), (&d, &a)] {
+        backend
+            .set_metadata(child.digest(), "parent", parent.as_str().as_bytes())
+            .unwrap();
+    }
+    drop(store);
+    let store = Arc::new(open_store(backend.clone()));
+    assert_eq!(store.len(), 4, "every image loads");
+    assert!(store.skipped().is_empty());
+    // Links are taken in ID order: a -> b holds, b -> a would close the cycle.
+    assert_eq!(
+        store.ignored_parents(),
+        vec![
+            IgnoredParent {
+                id: b.clone(),
+                parent: a.clone()
+            },
+            IgnoredParent {
+                id: c.clone(),
+                parent: c.clone()
+            },
+        ]
+    );
+    assert_eq!(store.get_parent(&a).unwrap(), b);
+    assert_eq!(store.get_parent(&d).unwrap(), a);
+    assert!(matches!(
+        store.get_parent(&b),
+        Err(ImageError::NoParent { .. })
+    ));
+    assert!(matches!(
+        store.get_parent(&c),
+        Err(ImageError::NoParent { .. })
+    ));
+    assert_eq!(store.children(&b), vec![a.clone()]);
+    // Nothing was deleted: the stored links are still there.
+    for (child, parent) in [(&b, &a), (&c, &c)] {
+        assert_eq!(
+            backend.get_metadata(child.digest(), "parent").unwrap(),
+            parent.as_str().as_bytes()
+        );
+    }
+    // set_parent returns (it used to loop forever holding the writer lock)
+    // and refuses what would close a cycle with a typed error.
+    let writer = Arc::clone(&store);
+    let (c2, d2, b2) = (c.clone(), d.clone(), b.clone());
+    let (moved, cycle) =
+        within_ten_seconds(move || (writer.set_parent(&c2, &d2), writer.set_parent(&b2, &d2)));
+    moved.unwrap();
+    let cycle = cycle.unwrap_err();
+    assert!(
+        matches!(&cycle, ImageError::ParentCycle { id, parent } if id == &b && parent == &d),
+        "{cycle}"
+    );
+    assert_eq!(cycle.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(store.get_parent(&c).unwrap(), d);
+    // c's link is whole now; b's stays ignored on the next open.
+    drop(store);
+    let store = open_store(backend);
+    assert_eq!(
+        store.ignored_parents(),
+        vec![IgnoredParent {
+            id: b.clone(),
+            parent: a.clone()
+        }]
+    );
+}
+
+fn garbage_last_updated_is_data_corruption<B: StoreBackend + RecordStore>(
+    open: fn(&Path) -> Arc<B>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let store = open_store(backend.clone());
+    let id = store.create(abc(1).as_bytes()).unwrap();
+    for garbage in [
+        &b"yesterday"[..],
+        b"2024-01-01T00:00:00+0\xc3\xa900",
+        b"\xff\xfe",
+    ] {
+        backend
+            .set_metadata(id.digest(), "lastUpdated", garbage)
+            .unwrap();
+        let err = store.get_last_updated(&id).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DataCorruption, "{err}");
+        assert!(
+            matches!(&err, ImageError::CorruptMetadata { id: of, key: "lastUpdated", .. } if of == &id),
+            "{err}"
+        );
+    }
+    // An empty value is "never set", as in moby.
+    backend
+        .set_metadata(id.digest(), "lastUpdated", b"")
+        .unwrap();
+    assert_eq!(store.get_last_updated(&id).unwrap(), None);
 }
 
 fn last_updated_is_none_until_set_and_survives_reopen<B: StoreBackend + RecordStore>(

@@ -8,8 +8,9 @@
 //! exists; every layer's reference count equals the recount from images,
 //! child layers and holders; every name's target blob is present and leads
 //! (directly, or through an index, whatever the platform) to a stored image;
-//! entries skipped on open are listed. Leftovers `gc` removes (layers without references) are reported
-//! as such.
+//! entries skipped on open are listed; every image's `lastUpdated` reads
+//! as a time, and `parent` links restore ignored (cycles) are listed.
+//! Leftovers `gc` removes (layers without references) are reported as such.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -51,6 +52,25 @@ pub enum FsckProblem {
         image: ImageId,
         /// Why it was skipped.
         reason: String,
+    },
+    /// A per-image metadata value that cannot be read (a `lastUpdated`
+    /// that is not a time). Repair deletes the value (the image then
+    /// reads as never tagged, as moby reads an absent one).
+    CorruptMetadata {
+        /// The image.
+        image: ImageId,
+        /// The metadata key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stored `parent` link that closes a cycle, not followed when the
+    /// store opened. Repair deletes the link (the image keeps no parent).
+    ParentCycle {
+        /// The image whose link was not followed.
+        image: ImageId,
+        /// The parent it names.
+        parent: ImageId,
     },
     /// A layer record the store skipped when it opened (kept, not repaired:
     /// a record is not content and cannot be re-derived).
@@ -141,6 +161,13 @@ impl fmt::Display for FsckProblem {
             FsckProblem::SkippedImage { image, reason } => {
                 write!(f, "image {image}: skipped on open: {reason}")
             }
+            FsckProblem::CorruptMetadata { image, key, reason } => {
+                write!(f, "image {image}: metadata {key:?} corrupt: {reason}")
+            }
+            FsckProblem::ParentCycle { image, parent } => write!(
+                f,
+                "image {image}: parent {parent} closes a cycle (link ignored)"
+            ),
             FsckProblem::SkippedLayer { key, reason } => {
                 write!(f, "layer record {key}: skipped on open: {reason}")
             }
@@ -291,6 +318,7 @@ impl Store {
         let lock = self.lock_imports()?;
         let corrupt_blobs = self.check_content(&mut report)?;
         let corrupt_images = self.check_configs(&mut report)?;
+        let bad_metadata = self.check_image_metadata(&mut report)?;
         self.check_layers(&mut report);
         let dangling = self.check_names(&mut report)?;
         let leftovers =
@@ -309,7 +337,13 @@ impl Store {
         if !repair {
             return lock.finish(Ok(report));
         }
-        let repaired = self.repair(&mut report, corrupt_blobs, corrupt_images, dangling);
+        let repaired = self.repair(
+            &mut report,
+            corrupt_blobs,
+            corrupt_images,
+            bad_metadata,
+            dangling,
+        );
         lock.finish(repaired.map(|()| report))
     }
 
@@ -319,6 +353,7 @@ impl Store {
         report: &mut FsckReport,
         corrupt_blobs: Vec<Digest>,
         corrupt_images: Vec<ImageId>,
+        bad_metadata: Vec<(ImageId, &'static str)>,
         dangling: Vec<(String, String)>,
     ) -> Result<()> {
         for digest in corrupt_blobs {
@@ -341,6 +376,16 @@ impl Store {
                 }
             }
             report.repairs.push(format!("deleted image {image}"));
+        }
+        for (image, key) in bad_metadata {
+            match self.images.backend().delete_metadata(image.digest(), key) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            report
+                .repairs
+                .push(format!("deleted metadata {key:?} of image {image}"));
         }
         for (namespace, name) in dangling {
             match self.refs.delete(&namespace, &name, None) {
@@ -414,6 +459,40 @@ impl Store {
             });
         }
         Ok(to_delete)
+    }
+
+    /// Reads every image's `lastUpdated` and lists the `parent` links
+    /// restore ignored (cycles); returns the metadata keys to delete on
+    /// repair.
+    fn check_image_metadata(
+        &self,
+        report: &mut FsckReport,
+    ) -> Result<Vec<(ImageId, &'static str)>> {
+        let mut bad = Vec::new();
+        for id in self.images.map().into_keys() {
+            match self.images.get_last_updated(&id) {
+                Ok(_) => {}
+                Err(imgstore_image::ImageError::CorruptMetadata { key, reason, .. }) => {
+                    report.problems.push(FsckProblem::CorruptMetadata {
+                        image: id.clone(),
+                        key: key.to_owned(),
+                        reason,
+                    });
+                    bad.push((id, key));
+                }
+                // Deleted since the listing: nothing to check.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for ignored in self.images.ignored_parents() {
+            report.problems.push(FsckProblem::ParentCycle {
+                image: ignored.id.clone(),
+                parent: ignored.parent,
+            });
+            bad.push((ignored.id, "parent"));
+        }
+        Ok(bad)
     }
 
     /// Checks every layer record against its parent, its blob and the

@@ -176,7 +176,6 @@ fn opening_without_create_makes_nothing_where_there_is_no_store() {
 }
 
 #[test]
-#[ignore = "until the backends create their files 0600 (lands with the backend fixes)"]
 fn everything_under_a_new_root_is_the_owners_alone_whatever_the_umask() {
     // umask is per process: a child process (this test binary's own
     // `load`) runs under umask 0 and the test checks what it left.

@@ -2,16 +2,20 @@
 //! the writer connection; and the maintenance calls on a whole store.
 
 use std::fmt;
-use std::fs;
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use imgstore_backend::{Error, Result, Subject};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use crate::error::{pool_error, sql_error};
 use crate::files::{BlobDir, sync_dir};
@@ -109,6 +113,45 @@ fn switch_to_wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<Strin
     }
 }
 
+/// The one thread every reader pool of the process opens its connections
+/// on. r2d2 starts three threads per pool unless given one; a pool only
+/// opens connections there (no reaper runs: see `open_with`), which takes
+/// a millisecond, so one shared thread is plenty.
+fn pool_thread() -> Arc<ScheduledThreadPool> {
+    static THREAD: OnceLock<Arc<ScheduledThreadPool>> = OnceLock::new();
+    Arc::clone(THREAD.get_or_init(|| {
+        Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("imgstore-sqlite-pool")
+                .build(),
+        )
+    }))
+}
+
+/// Creates the database file, mode 0600, unless it exists, and its missing
+/// parent directories, mode 0700, whatever the umask. SQLite creates the
+/// `-wal` and `-shm` files with the database file's mode, so they are 0600
+/// too.
+fn create_private(path: &Path) -> io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl SqliteBackend {
     /// Opens (creating if needed) the database at `path` with default options.
     /// See [`open_with`](Self::open_with).
@@ -128,10 +171,7 @@ impl SqliteBackend {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
         let subject = store_subject(&path);
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)
-                .map_err(|e| Error::io("create the directory of", subject.clone(), e))?;
-        }
+        create_private(&path).map_err(|e| Error::io("create", subject.clone(), e))?;
         let mut writer =
             Connection::open(&path).map_err(|e| sql_error("open", subject.clone(), e))?;
         writer
@@ -165,13 +205,23 @@ impl SqliteBackend {
         })?;
 
         let init_options = options.clone();
+        // Readers never create the database: a connection the pool opens on
+        // its thread after this backend is dropped (and the database
+        // deleted) must fail, not leave an empty database behind.
+        let reader_flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
         let manager = SqliteConnectionManager::file(&path)
+            .with_flags(reader_flags)
             .with_init(move |conn| configure(conn, &init_options));
         let readers = Pool::builder()
             .max_size(options.pool_size)
             .min_idle(Some(1))
             // A checkout test is a round trip per read; SQLite connections do not go stale.
             .test_on_check_out(false)
+            // Nor do they need replacing: without these two r2d2 schedules
+            // no reaper, which would outlive the pool on the shared thread.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .thread_pool(pool_thread())
             .connection_timeout(options.busy_timeout.max(Duration::from_millis(100)))
             .build(manager)
             .map_err(|e| pool_error(subject.clone(), e))?;
