@@ -18,11 +18,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use flate2::write::MultiGzDecoder;
-use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_backend::StoreBackend;
 use imgstore_digest::{Algorithm, Digest, Digester};
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{BlobRef, ChainId, LayerGetReleaser, NewLayer};
-use imgstore_refs::{Descriptor, ImageRecord};
+use imgstore_refs::{Descriptor, ImageRecord, TargetChange};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -782,11 +782,10 @@ impl Store {
                 // Committed: the CRI cache follows (derived state). If it
                 // cannot (a read fails), the import is undone, so a failed
                 // call changes nothing and memory never disagrees with disk.
-                for (name, _) in &plan.names {
-                    if let Err(e) = self.cache.update(&self.resolver(), name) {
-                        self.undo(undo, plan);
-                        return Err(e.into());
-                    }
+                let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+                if let Err(e) = self.cache.update_many(&self.resolver(), &names) {
+                    self.undo(undo, plan);
+                    return Err(e.into());
                 }
                 lock.commit();
                 Ok(imported)
@@ -853,8 +852,24 @@ impl Store {
         for index in &plan.indexes {
             self.content.set(index)?;
         }
-        for (name, target) in &plan.names {
-            self.point_name(name, target.to_descriptor()?, undo)?;
+        // Every name in one batch: one commit however many names.
+        let targets = plan
+            .names
+            .iter()
+            .map(|(name, target)| Ok((name.clone(), target.to_descriptor()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let changes = self.refs.set_targets(&self.namespace, &targets)?;
+        let mut distinct = std::collections::HashSet::new();
+        let names = targets
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| distinct.insert(name.as_str()));
+        for (name, change) in names.zip(changes) {
+            match change {
+                TargetChange::Created => undo.created_names.push(name.clone()),
+                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
+                TargetChange::Unchanged => {}
+            }
         }
         // The images hold their layers now; drop the import's own references.
         while let Some(chain_id) = undo.taken.pop() {
@@ -886,31 +901,6 @@ impl Store {
         tee.finish(&layer.desc.digest).map_err(decompress_error)
     }
 
-    /// Creates the name, or moves it to `target` when it points elsewhere.
-    fn point_name(&self, name: &str, target: Descriptor, undo: &mut Undo) -> Result<()> {
-        match self.refs.get(&self.namespace, name) {
-            Ok(existing) => {
-                if existing.target.digest == target.digest
-                    && existing.target.media_type == target.media_type
-                {
-                    return Ok(());
-                }
-                let old = ImageRecord::clone(&existing);
-                let mut moved = old.clone();
-                moved.target = target;
-                self.refs.update(&self.namespace, moved, &["target"])?;
-                undo.moved_names.push(old);
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.refs
-                    .create(&self.namespace, ImageRecord::new(name, target))?;
-                undo.created_names.push(name.to_owned());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
-    }
-
     /// Undoes what a failed apply changed, newest first. Failures here are
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).
@@ -927,8 +917,13 @@ impl Store {
         for chain_id in undo.taken.iter().rev() {
             let _ = self.layers.release(chain_id);
         }
-        for (name, _) in &plan.names {
-            let _ = self.cache.update(&self.resolver(), name);
+        let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+        if self.cache.update_many(&self.resolver(), &names).is_err() {
+            // Best effort, name by name: one that cannot be read does not
+            // keep the others stale.
+            for name in names {
+                let _ = self.cache.update(&self.resolver(), name);
+            }
         }
     }
 }
