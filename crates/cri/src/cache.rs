@@ -155,6 +155,20 @@ impl RefCache {
         self.inner.read().index.get_by_id(id)
     }
 
+    /// Every reference the cache holds with the image ID it names, sorted
+    /// by reference (what `fsck` compares with a fresh rebuild).
+    pub fn references(&self) -> Vec<(String, ImageId)> {
+        let mut all: Vec<(String, ImageId)> = self
+            .inner
+            .read()
+            .refs
+            .iter()
+            .map(|(reference, id)| (reference.clone(), id.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
     /// How many references name the image with exactly this ID (0 when
     /// none), without building its reference list.
     pub fn reference_count(&self, id: &ImageId) -> usize {

@@ -67,6 +67,7 @@ mod fsck;
 mod import;
 mod lock;
 mod manage;
+mod namespaces;
 mod oci;
 mod root;
 mod store;

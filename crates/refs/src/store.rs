@@ -26,6 +26,9 @@ const MAX_KEY_LEN: usize = 4096;
 
 type Result<T, E = RefsError> = std::result::Result<T, E>;
 
+/// A stored record with the bytes a compare-and-swap requires.
+type StoredEntry = (Arc<ImageRecord>, Vec<u8>);
+
 /// What [`RefStore::set_targets`] did to one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetChange {
@@ -449,8 +452,7 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
         let _writer = self.lock_writer();
         // Per distinct name: the stored entry (bytes, record) and the new record.
         let mut order: Vec<String> = Vec::new();
-        let mut planned: HashMap<String, (Option<(Arc<ImageRecord>, Vec<u8>)>, ImageRecord)> =
-            HashMap::new();
+        let mut planned: HashMap<String, (Option<StoredEntry>, ImageRecord)> = HashMap::new();
         {
             let state = self.read();
             for (name, target) in targets {
