@@ -27,6 +27,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use imgstore_backend::StoreBackend;
 use imgstore_digest::Algorithm;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_refs::validate_namespace;
@@ -389,9 +390,27 @@ impl Store {
     /// holds, computed from memory. Best effort: a catalog that cannot be
     /// written is only missing, and the next listing opens the store.
     pub(crate) fn write_catalog(&self, generation: u64) {
+        if !self.holds_every_record() {
+            // A catalog from this memory would miss what open skipped.
+            return;
+        }
         let entries = self.catalog_entries();
         let bytes = encode(generation, self.backend_kind(), &self.namespace, &entries);
         let _ = write(&self.root, &self.namespace, &bytes);
+    }
+
+    /// Whether memory holds every stored record: no image config, layer
+    /// record or name was skipped on open (an image skipped and deleted
+    /// since, by `fsck` repair, no longer counts). Only then is a listing
+    /// derived from memory what the records give.
+    pub(crate) fn holds_every_record(&self) -> bool {
+        let backend = self.images.backend();
+        self.images
+            .skipped()
+            .iter()
+            .all(|skipped| !backend.contains(skipped.id.digest()).unwrap_or(true))
+            && self.layers.restore_problems().is_empty()
+            && self.refs.restore_problems().is_empty()
     }
 
     /// Whether the catalog at the root is current for `generation`.
