@@ -84,11 +84,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let store = Store::open_with(&root, options)?;
     time("reopen", started);
+    let names = store.names()?.len();
+    let started = Instant::now();
+    let removed = store.remove(&view.id, true)?;
+    time("rmi -f ID", started);
     println!(
-        "{} tags in inspect, {} images listed, {} names stored",
+        "{} tags in inspect, {} images listed, {names} names stored, {} untagged by rmi -f",
         view.repo_tags.len(),
         listed.len(),
-        store.names()?.len()
+        removed.untagged.len()
     );
     Ok(())
 }

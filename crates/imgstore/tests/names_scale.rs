@@ -109,5 +109,14 @@ fn one_image_with_ten_thousand_names() {
         let fsck = store.fsck(false).expect("fsck");
         assert!(fsck.is_clean(), "{backend:?}: {:?}", fsck.problems);
         assert_eq!(fsck.names_checked, NAMES - 1);
+
+        // `rmi -f` by ID: every name in one batch, then the image.
+        let report = store.remove(&base_id, true).expect("rmi -f");
+        assert_eq!(report.untagged.len(), NAMES - 1, "{backend:?}");
+        assert_eq!(report.deleted.len(), 1);
+        assert_eq!(store.images(), []);
+        assert_eq!(store.names().expect("names"), Vec::<String>::new());
+        drop(store);
+        assert_eq!(open(&root, backend).images(), []);
     }
 }

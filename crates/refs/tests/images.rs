@@ -57,7 +57,7 @@ imgstore_backend::backend_matrix!(
         labels_of_4096_bytes_pass_and_4097_fail_on_create_and_update,
         list_with_a_bad_filter_is_invalid_argument,
         name_too_long_for_a_record_key_is_invalid_argument,
-        set_targets_creates_moves_and_keeps_in_one_batch,
+        set_targets_and_delete_many_change_many_names_at_once,
     ]
     sqlite => open_sqlite,
     fs => open_fs,
@@ -879,7 +879,7 @@ fn a_store_works_over_a_trait_object() {
 /// names created, a name elsewhere moved with its labels kept, a name
 /// already there untouched, a name given twice at its last target; all of
 /// it stored (a reopen sees it).
-fn set_targets_creates_moves_and_keeps_in_one_batch<B: RecordStore>(open: Open<B>) {
+fn set_targets_and_delete_many_change_many_names_at_once<B: RecordStore>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
     let refs = RefStore::open(backend.clone()).unwrap();
@@ -915,6 +915,26 @@ fn set_targets_creates_moves_and_keeps_in_one_batch<B: RecordStore>(open: Open<B
         assert_eq!(store.get(NS, "twice").unwrap().target, elsewhere);
         assert_eq!(store.get(NS, "new-0999").unwrap().target, elsewhere);
     }
+    // delete_many: all of them in one batch, or none when one is missing.
+    let news: Vec<String> = (0..1000).map(|i| format!("new-{i:04}")).collect();
+    let mut with_missing = news.clone();
+    with_missing.push("absent".to_owned());
+    assert_eq!(
+        refs.delete_many(NS, &with_missing).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(refs.len(NS).unwrap(), 1003);
+    let removed = refs.delete_many(NS, &news).unwrap();
+    assert_eq!(removed.len(), 1000);
+    assert_eq!(removed[0].name, "new-0000");
+    assert_eq!(refs.len(NS).unwrap(), 3);
+    assert_eq!(
+        RefStore::open(refs.backend().clone())
+            .unwrap()
+            .len(NS)
+            .unwrap(),
+        3
+    );
     // An invalid name among them: nothing written.
     let bad = vec![
         ("fine".to_owned(), elsewhere.clone()),
