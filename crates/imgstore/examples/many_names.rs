@@ -52,8 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
 
     let root = dir.path().join("store");
+    // `.into()`: main's `Options::backend` is an `Option<Backend>`.
+    #[allow(clippy::useless_conversion)]
     let options = Options {
-        backend,
+        backend: backend.into(),
         ..Options::default()
     };
     let time = |what: &str, started: Instant| {
