@@ -25,7 +25,7 @@ use crate::namespaces::short_id;
 use crate::{Error, Result, Store};
 
 /// JSON blobs (manifests, indexes) larger than this are not parsed.
-const MAX_JSON_BLOB: u64 = 16 << 20;
+pub(crate) const MAX_JSON_BLOB: u64 = 16 << 20;
 /// Nested indexes deeper than this are not followed.
 pub(crate) const MAX_INDEX_DEPTH: usize = 8;
 /// The holder name `gc` uses to drop unreferenced layers.

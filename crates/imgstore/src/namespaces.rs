@@ -24,11 +24,8 @@ use imgstore_image::{ImageError, ImageId, ImageStore};
 use imgstore_refs::RefStore;
 use serde_json::Value;
 
-use crate::manage::{MAX_INDEX_DEPTH, config_digest, descriptor_digests};
+use crate::manage::{MAX_INDEX_DEPTH, MAX_JSON_BLOB, config_digest, descriptor_digests};
 use crate::{AnyBackend, Error, Result, Store};
-
-/// JSON blobs (manifests, indexes) larger than this are not followed.
-const MAX_JSON_BLOB: u64 = 16 << 20;
 
 /// For each image the names of other namespaces reach, those namespaces
 /// (sorted). A name reaches every image of every manifest its target leads
