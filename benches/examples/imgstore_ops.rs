@@ -21,8 +21,8 @@ fn run(args: &[String]) -> Result<(), String> {
             "--root" => root = it.next().cloned(),
             "--backend" => {
                 options.backend = match it.next().map(String::as_str) {
-                    Some("fs") => Backend::Fs,
-                    Some("sqlite") => Backend::Sqlite,
+                    Some("fs") => Some(Backend::Fs),
+                    Some("sqlite") => Some(Backend::Sqlite),
                     other => return Err(format!("unknown backend {other:?}")),
                 }
             }

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
             }
             let mut options = Options::default();
             if arg(3) == "fs" {
-                options.backend = Backend::Fs;
+                options.backend = Some(Backend::Fs);
             }
             let store = match Store::open_with(root, options) {
                 Ok(store) => store,

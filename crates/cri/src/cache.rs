@@ -80,6 +80,21 @@ impl RefCache {
         self.update_with(reference, image)
     }
 
+    /// [`update`](Self::update) for many references: asked of the resolver
+    /// in one [`ImageResolver::resolve_many`] (an import naming one image
+    /// 10k times reads its manifest in one pass), then applied in order.
+    pub fn update_many(
+        &self,
+        resolver: &dyn ImageResolver,
+        references: &[&str],
+    ) -> Result<(), CriError> {
+        let images = resolver.resolve_many(references)?;
+        for (reference, image) in references.iter().zip(images) {
+            self.update_with(reference, image)?;
+        }
+        Ok(())
+    }
+
     /// containerd's `update(ref, image)`: `None` drops the reference (and the
     /// image with its last reference); the same image reconciles the pinned
     /// state and the size the reference reaches; another image moves the
@@ -138,6 +153,26 @@ impl RefCache {
     /// caller walking every image asks.
     pub fn get_by_id(&self, id: &ImageId) -> Option<Arc<CriImage>> {
         self.inner.read().index.get_by_id(id)
+    }
+
+    /// Every reference the cache holds with the image ID it names, sorted
+    /// by reference (what `fsck` compares with a fresh rebuild).
+    pub fn references(&self) -> Vec<(String, ImageId)> {
+        let mut all: Vec<(String, ImageId)> = self
+            .inner
+            .read()
+            .refs
+            .iter()
+            .map(|(reference, id)| (reference.clone(), id.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// How many references name the image with exactly this ID (0 when
+    /// none), without building its reference list.
+    pub fn reference_count(&self, id: &ImageId) -> usize {
+        self.inner.read().index.reference_count(id)
     }
 
     /// Every image, in no particular order.

@@ -1,11 +1,12 @@
 //! `ImageIndex`: images by ID, their references and pinned references.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
 
 use imgstore_digest::BuildDigestHasher;
 use imgstore_digestset::{DigestSet, LookupError};
 use imgstore_image::{Image, ImageId};
+use imgstore_refs::reference::{AnyReference, ReferenceRank};
 
 use crate::CriError;
 
@@ -14,8 +15,9 @@ use crate::CriError;
 pub struct CriImage {
     /// The image ID (config digest).
     pub id: Option<ImageId>,
-    /// Every reference naming it, most informative first (see
-    /// `imgstore_refs::reference::sort_references`), without duplicates.
+    /// Every reference naming it, most informative first (containerd's
+    /// rank, then the normalised form), as given (not normalised), without
+    /// duplicates.
     pub references: Vec<String>,
     /// Chain ID of the top layer (containerd keeps it as a string).
     pub chain_id: String,
@@ -38,20 +40,90 @@ impl CriImage {
     }
 }
 
+/// Where a reference sorts among an image's references: containerd's rank
+/// (most informative first), then its normalised form, then the string
+/// itself. The string is kept exactly: `app:v1` and `app:V1`, or `busybox`
+/// and `docker.io/library/busybox`, are two references (two names of the
+/// cache), never merged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RankKey {
+    rank: ReferenceRank,
+    normalized: String,
+    reference: String,
+}
+
+impl RankKey {
+    fn of(reference: &str) -> RankKey {
+        let (rank, normalized) = match AnyReference::parse(reference) {
+            Ok(parsed) => (parsed.rank(), parsed.to_string()),
+            Err(_) => (ReferenceRank::Unparsable, reference.to_owned()),
+        };
+        RankKey {
+            rank,
+            normalized,
+            reference: reference.to_owned(),
+        }
+    }
+}
+
+/// One image of the index. References are kept ranked in a tree, so adding
+/// or removing one costs O(log n) however many the image has; the
+/// [`CriImage`] readers get is built from them on first read after a
+/// change.
+struct Entry {
+    id: ImageId,
+    chain_id: String,
+    spec: Option<Arc<Image>>,
+    /// Every reference, ranked, with the content size it was added with:
+    /// two names may reach one config through manifests of different sizes
+    /// (a `docker save` manifest with plain layers, an OCI one with gzip
+    /// layers), and the image's size is its first reference's, so it does
+    /// not depend on the order of updates (containerd keeps the last one
+    /// added, which a restart changes).
+    references: BTreeMap<RankKey, u64>,
+    /// The pinned references; the image is pinned while any is.
+    pinned: BTreeSet<String>,
+    /// The image as readers see it, built lazily.
+    view: OnceLock<Arc<CriImage>>,
+}
+
+impl Entry {
+    fn view(&self) -> Arc<CriImage> {
+        Arc::clone(self.view.get_or_init(|| {
+            Arc::new(CriImage {
+                id: Some(self.id.clone()),
+                references: self
+                    .references
+                    .keys()
+                    .map(|key| key.reference.clone())
+                    .collect(),
+                chain_id: self.chain_id.clone(),
+                size: self.references.values().next().copied().unwrap_or(0),
+                spec: self.spec.clone(),
+                pinned: !self.pinned.is_empty(),
+            })
+        }))
+    }
+
+    /// Forgets the built view after a change.
+    fn changed(&mut self) {
+        self.view = OnceLock::new();
+    }
+}
+
 /// Images by ID with their references; containerd's inner CRI store.
 /// Not synchronised itself: [`RefCache`](crate::RefCache) wraps it.
+///
+/// Two deliberate differences from containerd: references are kept as
+/// given (containerd re-emits them normalised, so `busybox` and
+/// `docker.io/library/busybox` collapse into one and removing either drops
+/// both), and [`delete`](Self::delete) compares exactly (containerd ignores
+/// case, but Docker tags are case-sensitive: `app:v1` and `app:V1` are two
+/// names). Otherwise a cache keyed by names would lose a name still stored.
 #[derive(Default)]
 pub struct ImageIndex {
-    images: HashMap<ImageId, Arc<CriImage>, BuildDigestHasher>,
+    images: HashMap<ImageId, Entry, BuildDigestHasher>,
     ids: DigestSet,
-    pinned: HashMap<ImageId, BTreeSet<String>>,
-    /// The content size each reference of an image was added with: two
-    /// names may reach one config through different manifests (a
-    /// `docker save` manifest with plain layers, an OCI one with gzip
-    /// layers), and the image's size is the one of its first reference, so
-    /// it does not depend on the order of updates (containerd keeps the
-    /// last one added, which a restart changes).
-    sizes: HashMap<ImageId, HashMap<String, u64>>,
 }
 
 fn not_found(what: &str) -> CriError {
@@ -67,43 +139,38 @@ impl ImageIndex {
     }
 
     /// Adds an image, or merges it into the one with the same ID: references
-    /// are united, deduplicated and ranked; pinned if either side is; the
-    /// added image's references become pinned when it is pinned.
+    /// are united, deduplicated and ranked (each with the added image's
+    /// size); pinned if either side is; the added image's references become
+    /// pinned when it is pinned. O(log n) per reference added.
     pub fn add(&mut self, image: CriImage) -> Result<(), CriError> {
         let Some(id) = image.id.clone() else {
             return Err(not_found("image without an ID"));
         };
-        if image.pinned {
-            self.pinned
-                .entry(id.clone())
-                .or_default()
-                .extend(image.references.iter().cloned());
-        }
-        let sizes = self.sizes.entry(id.clone()).or_default();
-        for reference in &image.references {
-            sizes.insert(reference.clone(), image.size);
-        }
-        let mut merged = match self.images.get(&id) {
-            None => {
+        let entry = match self.images.entry(id.clone()) {
+            std::collections::hash_map::Entry::Occupied(occupied) => occupied.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
                 self.ids.add(id.digest());
-                CriImage {
-                    references: imgstore_refs::reference::sort_references(dedup(
-                        image.references.iter(),
-                    )),
-                    ..image
-                }
+                vacant.insert(Entry {
+                    id,
+                    chain_id: String::new(),
+                    spec: None,
+                    references: BTreeMap::new(),
+                    pinned: BTreeSet::new(),
+                    view: OnceLock::new(),
+                })
             }
-            Some(old) => CriImage {
-                references: imgstore_refs::reference::sort_references(dedup(
-                    old.references.iter().chain(&image.references),
-                )),
-                pinned: old.pinned || image.pinned,
-                spec: image.spec.or_else(|| old.spec.clone()),
-                ..image
-            },
         };
-        merged.size = self.size_of(&id, &merged.references, merged.size);
-        self.images.insert(id, Arc::new(merged));
+        entry.chain_id = image.chain_id;
+        if image.spec.is_some() {
+            entry.spec = image.spec;
+        }
+        for reference in &image.references {
+            entry.references.insert(RankKey::of(reference), image.size);
+            if image.pinned {
+                entry.pinned.insert(reference.clone());
+            }
+        }
+        entry.changed();
         Ok(())
     }
 
@@ -111,36 +178,15 @@ impl ImageIndex {
     /// moved to another manifest of the same config) and recomputes the
     /// image's size. Nothing happens for an image or reference not held.
     pub fn resize(&mut self, id: &ImageId, reference: &str, size: u64) {
-        let Some(image) = self.images.get(id) else {
+        let Some(entry) = self.images.get_mut(id) else {
             return;
         };
-        if !image.references.iter().any(|r| r == reference) {
-            return;
+        if let Some(recorded) = entry.references.get_mut(&RankKey::of(reference))
+            && *recorded != size
+        {
+            *recorded = size;
+            entry.changed();
         }
-        self.sizes
-            .entry(id.clone())
-            .or_default()
-            .insert(reference.to_owned(), size);
-        let size = self.size_of(id, &image.references, image.size);
-        if size != image.size {
-            let updated = CriImage {
-                size,
-                ..(**image).clone()
-            };
-            self.images.insert(id.clone(), Arc::new(updated));
-        }
-    }
-
-    /// The size recorded for the first of `references` that has one;
-    /// `fallback` when none has.
-    fn size_of(&self, id: &ImageId, references: &[String], fallback: u64) -> u64 {
-        let Some(sizes) = self.sizes.get(id) else {
-            return fallback;
-        };
-        references
-            .iter()
-            .find_map(|reference| sizes.get(reference).copied())
-            .unwrap_or(fallback)
     }
 
     /// The image with this full ID or unique ID prefix (bare hex or
@@ -149,13 +195,21 @@ impl ImageIndex {
         let id = self.lookup(id_or_prefix)?;
         self.images
             .get(&id)
-            .cloned()
+            .map(Entry::view)
             .ok_or_else(|| not_found(id_or_prefix))
     }
 
     /// The image with exactly this ID.
     pub fn get_by_id(&self, id: &ImageId) -> Option<Arc<CriImage>> {
-        self.images.get(id).cloned()
+        self.images.get(id).map(Entry::view)
+    }
+
+    /// How many references the image with exactly this ID has (0 when it is
+    /// not held), without building its reference list.
+    pub fn reference_count(&self, id: &ImageId) -> usize {
+        self.images
+            .get(id)
+            .map_or(0, |entry| entry.references.len())
     }
 
     fn lookup(&self, id_or_prefix: &str) -> Result<ImageId, CriError> {
@@ -170,7 +224,7 @@ impl ImageIndex {
 
     /// Every image, in no particular order.
     pub fn list(&self) -> Vec<Arc<CriImage>> {
-        self.images.values().cloned().collect()
+        self.images.values().map(Entry::view).collect()
     }
 
     /// Number of images.
@@ -183,106 +237,51 @@ impl ImageIndex {
         self.images.is_empty()
     }
 
-    /// Removes `reference` (compared without regard to case, or in its
-    /// normalised form) from the image
-    /// and from its pinned references; the image goes with its last reference.
+    /// Removes `reference` (exactly that string: see the type's docs) from
+    /// the image and from its pinned references; the image goes with its
+    /// last reference. O(log n).
     pub fn delete(&mut self, id_or_prefix: &str, reference: &str) -> Result<(), CriError> {
         let id = self.lookup(id_or_prefix)?;
-        let Some(image) = self.images.get(&id) else {
+        let Some(entry) = self.images.get_mut(&id) else {
             return Err(not_found(id_or_prefix));
         };
-        let normalized = normalized(reference);
-        let names = |stored: &String| {
-            stored.eq_ignore_ascii_case(reference) || normalized.as_ref() == Some(stored)
-        };
-        let references: Vec<String> = image
-            .references
-            .iter()
-            .filter(|r| !names(r))
-            .cloned()
-            .collect();
-        if let Some(pinned) = self.pinned.get_mut(&id) {
-            pinned.retain(|r| !names(r));
-        }
-        if let Some(sizes) = self.sizes.get_mut(&id) {
-            sizes.retain(|r, _| !names(r));
-        }
-        if references.is_empty() {
+        entry.references.remove(&RankKey::of(reference));
+        entry.pinned.remove(reference);
+        if entry.references.is_empty() {
             self.images.remove(&id);
-            self.pinned.remove(&id);
-            self.sizes.remove(&id);
             self.ids.remove(id.digest());
-            return Ok(());
+        } else {
+            entry.changed();
         }
-        let pinned = self.pinned.get(&id).is_some_and(|p| !p.is_empty());
-        let size = self.size_of(&id, &references, image.size);
-        let updated = CriImage {
-            references,
-            pinned,
-            size,
-            ..(**image).clone()
-        };
-        self.images.insert(id, Arc::new(updated));
         Ok(())
     }
 
     /// Pins `reference` of the image; the image is then pinned.
     pub fn pin(&mut self, id: &ImageId, reference: &str) -> Result<(), CriError> {
-        let Some(image) = self.images.get(id) else {
+        let Some(entry) = self.images.get_mut(id) else {
             return Err(not_found(id.as_str()));
         };
-        self.pinned
-            .entry(id.clone())
-            .or_default()
-            .insert(reference.to_owned());
-        if !image.pinned {
-            let updated = CriImage {
-                pinned: true,
-                ..(**image).clone()
-            };
-            self.images.insert(id.clone(), Arc::new(updated));
+        if entry.pinned.insert(reference.to_owned()) {
+            entry.changed();
         }
         Ok(())
     }
 
     /// Unpins `reference`; the image stays pinned while another reference is.
     pub fn unpin(&mut self, id: &ImageId, reference: &str) -> Result<(), CriError> {
-        let Some(image) = self.images.get(id) else {
+        let Some(entry) = self.images.get_mut(id) else {
             return Err(not_found(id.as_str()));
         };
-        let still = match self.pinned.get_mut(id) {
-            Some(pinned) => {
-                pinned.remove(reference);
-                !pinned.is_empty()
-            }
-            None => false,
-        };
-        if image.pinned != still {
-            let updated = CriImage {
-                pinned: still,
-                ..(**image).clone()
-            };
-            self.images.insert(id.clone(), Arc::new(updated));
+        if entry.pinned.remove(reference) {
+            entry.changed();
         }
         Ok(())
     }
 
     /// Whether `reference` of the image is pinned.
     pub fn is_pinned(&self, id: &ImageId, reference: &str) -> bool {
-        self.pinned.get(id).is_some_and(|p| p.contains(reference))
+        self.images
+            .get(id)
+            .is_some_and(|entry| entry.pinned.contains(reference))
     }
-}
-
-/// The form `sort_references` stores a reference in (`busybox` ->
-/// `docker.io/library/busybox`), so a reference given short still matches.
-fn normalized(reference: &str) -> Option<String> {
-    imgstore_refs::reference::AnyReference::parse(reference)
-        .ok()
-        .map(|r| r.to_string())
-}
-
-/// Unique strings, first occurrence kept.
-fn dedup<'a>(references: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
-    let mut seen = BTreeSet::new();
-    references.filter(|r| seen.insert(r.as_str())).collect()
 }

@@ -129,49 +129,114 @@ fn internal_store_image_is_pinned_while_any_reference_is() {
     assert!(!index.is_pinned(&id, ref2));
 }
 
+/// Docker tags are case-sensitive: unlike containerd's store, deleting a
+/// reference compares exactly, so a name differing only in case stays.
 #[test]
-fn delete_compares_references_without_case() {
+fn delete_compares_references_exactly() {
     let mut index = ImageIndex::new();
     index
-        .add(image('1', "c", "containerd.io/ref-1", 1))
+        .add(image('1', "c", "docker.io/library/app:v1", 1))
         .unwrap();
     index
-        .add(image('1', "c", "containerd.io/ref-2", 1))
+        .add(image('1', "c", "docker.io/library/app:V1", 1))
         .unwrap();
     index
-        .delete(id('1').as_str(), "CONTAINERD.IO/REF-1")
+        .delete(id('1').as_str(), "DOCKER.IO/LIBRARY/APP:V1")
+        .unwrap();
+    assert_eq!(index.get(id('1').as_str()).unwrap().references.len(), 2);
+    index
+        .delete(id('1').as_str(), "docker.io/library/app:V1")
         .unwrap();
     assert_eq!(
         index.get(id('1').as_str()).unwrap().references,
-        ["containerd.io/ref-2"]
+        ["docker.io/library/app:v1"]
     );
 }
 
+/// References are ranked as containerd ranks them (most informative first,
+/// then by normalised form) but kept as given: `busybox` and
+/// `docker.io/library/busybox` are two references.
 #[test]
-fn references_are_ranked_most_informative_first() {
+fn references_are_ranked_most_informative_first_and_kept_as_given() {
     let mut index = ImageIndex::new();
+    let digest = "sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     let refs = [
-        "not a reference",
-        "busybox",
-        "sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        "busybox:1.36@sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        "busybox:1.36",
-        "busybox@sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "not a reference".to_owned(),
+        "busybox".to_owned(),
+        "docker.io/library/busybox".to_owned(),
+        digest.to_owned(),
+        format!("busybox:1.36@{digest}"),
+        "busybox:1.36".to_owned(),
+        format!("busybox@{digest}"),
     ];
-    for r in refs {
+    for r in &refs {
         index.add(CriImage::new(id('1'), r)).unwrap();
     }
-    let digest = "sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     assert_eq!(
         index.get(id('1').as_str()).unwrap().references,
         [
-            format!("docker.io/library/busybox:1.36@{digest}"),
-            "docker.io/library/busybox:1.36".to_string(),
-            format!("docker.io/library/busybox@{digest}"),
+            format!("busybox:1.36@{digest}"),
+            "busybox:1.36".to_string(),
+            format!("busybox@{digest}"),
+            "busybox".to_string(),
             "docker.io/library/busybox".to_string(),
             digest.to_string(),
             "not a reference".to_string(),
         ]
+    );
+    index.delete(id('1').as_str(), "busybox").unwrap();
+    let left = index.get(id('1').as_str()).unwrap();
+    assert!(
+        left.references
+            .contains(&"docker.io/library/busybox".to_owned())
+    );
+    assert_eq!(left.references.len(), 6);
+}
+
+/// Two cache keys that normalise alike stay two: removing one leaves the
+/// other resolving to an image `get` finds.
+#[test]
+fn keys_that_normalise_alike_are_two_references() {
+    let cache = RefCache::new();
+    for key in ["busybox", "docker.io/library/busybox"] {
+        cache
+            .update_with(key, Some(image('1', "c", key, 10)))
+            .unwrap();
+    }
+    cache.update_with("busybox", None).unwrap();
+    let id = cache.resolve("docker.io/library/busybox").unwrap();
+    assert_eq!(
+        cache.get(id.as_str()).unwrap().references,
+        ["docker.io/library/busybox"]
+    );
+    cache
+        .update_with("docker.io/library/busybox", None)
+        .unwrap();
+    assert!(cache.is_empty());
+}
+
+/// One image with many references: each update is a tree insert, and the
+/// counts and order come out right.
+#[test]
+fn ten_thousand_references_on_one_image() {
+    let cache = RefCache::new();
+    let names: Vec<String> = (0..10_000)
+        .map(|i| format!("docker.io/library/app:t{i:05}"))
+        .collect();
+    for name in &names {
+        cache
+            .update_with(name, Some(image('1', "c", name, 10)))
+            .unwrap();
+    }
+    let got = cache.get_by_id(&id('1')).unwrap();
+    assert_eq!(got.references, names);
+    assert_eq!(cache.reference_count(&id('1')), 10_000);
+    for name in &names[..9_999] {
+        cache.update_with(name, None).unwrap();
+    }
+    assert_eq!(
+        cache.get_by_id(&id('1')).unwrap().references,
+        [names[9_999].clone()]
     );
 }
 

@@ -28,13 +28,16 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use imgstore_backend::StoreBackend;
 use imgstore_digest::Algorithm;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_refs::validate_namespace;
 
 use crate::lock::StoreLock;
+use crate::namespaces::Elsewhere;
 use crate::view::{ImageFilters, select_images, sort_for_listing};
 use crate::{Backend, ImageQuery, ImageSummary, Options, Result, Store};
+use imgstore_cri::RefCache;
 
 /// The first bytes of a catalog file.
 const MAGIC: &[u8] = b"imgstore catalog\n";
@@ -317,6 +320,19 @@ fn read_current(
     }))
 }
 
+/// The entries (with targets) of the catalog of `namespace` at `root` when
+/// it is intact and of exactly `generation` and `backend`; `None` otherwise
+/// (what `fsck` compares with a fresh derivation).
+pub(crate) fn read_catalog(
+    root: &Path,
+    generation: u64,
+    backend: Backend,
+    namespace: &str,
+) -> Option<Vec<CatalogEntry>> {
+    let bytes = fs::read(path_of(root, namespace)).ok()?;
+    decode(&bytes, generation, backend, namespace, true)
+}
+
 /// Lists images as [`Store::list_images`] would, from the catalog the last
 /// change (or open) left at `root`, without opening the store: for a
 /// command-line `images` on a large store this is the difference between
@@ -394,9 +410,27 @@ impl Store {
     /// holds, computed from memory. Best effort: a catalog that cannot be
     /// written is only missing, and the next listing opens the store.
     pub(crate) fn write_catalog(&self, generation: u64) {
+        if !self.holds_every_record() {
+            // A catalog from this memory would miss what open skipped.
+            return;
+        }
         let entries = self.catalog_entries();
         let bytes = encode(generation, self.backend_kind(), &self.namespace, &entries);
         let _ = write(&self.root, &self.namespace, &bytes);
+    }
+
+    /// Whether memory holds every stored record: no image config, layer
+    /// record or name was skipped on open (an image skipped and deleted
+    /// since, by `fsck` repair, no longer counts). Only then is a listing
+    /// derived from memory what the records give.
+    pub(crate) fn holds_every_record(&self) -> bool {
+        let backend = self.images.backend();
+        self.images
+            .skipped()
+            .iter()
+            .all(|skipped| !backend.contains(skipped.id.digest()).unwrap_or(true))
+            && self.layers.restore_problems().is_empty()
+            && self.refs.restore_problems().is_empty()
     }
 
     /// Whether the catalog at the root is current for `generation`.
@@ -417,8 +451,20 @@ impl Store {
     /// Every image with whether it has children: the catalog's content.
     /// Sorted as listed, so a listing from the catalog has nothing to move.
     pub(crate) fn catalog_entries(&self) -> Vec<CatalogEntry> {
+        self.catalog_entries_with(&self.namespace, &self.cache, &self.elsewhere.read())
+    }
+
+    /// The catalog of `namespace` as its CRI cache `cache` and what the
+    /// other namespaces reach, `elsewhere`, give it (what `fsck` derives
+    /// afresh to compare with the catalog at the root).
+    pub(crate) fn catalog_entries_with(
+        &self,
+        namespace: &str,
+        cache: &RefCache,
+        elsewhere: &Elsewhere,
+    ) -> Vec<CatalogEntry> {
         let mut entries: Vec<CatalogEntry> = self
-            .images()
+            .images_with(cache, elsewhere)
             .into_iter()
             .map(|summary| CatalogEntry {
                 has_children: !self.images.children(&summary.id).is_empty(),
@@ -427,7 +473,7 @@ impl Store {
                     .iter()
                     .map(|name| {
                         self.refs
-                            .get(&self.namespace, name)
+                            .get(namespace, name)
                             .map(|record| record.target.digest.to_string())
                             .unwrap_or_default()
                     })

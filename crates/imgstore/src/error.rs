@@ -154,6 +154,20 @@ pub enum Error {
         /// What stands in the way.
         reason: &'static str,
     },
+    /// `remove` by ID of an image that names in other namespaces reach: it
+    /// is in use there (namespaces share images), so it is never deleted
+    /// from this one, with or without `force`. Its names here, if any, go
+    /// with `remove` by name.
+    #[error(
+        "conflict: unable to delete {short_id} (cannot be forced) - image is in use by names in namespace(s) {}",
+        namespaces.join(", ")
+    )]
+    InUseInOtherNamespaces {
+        /// The image's short ID (12 hex characters).
+        short_id: String,
+        /// The other namespaces whose names reach it, sorted.
+        namespaces: Vec<String>,
+    },
     /// The image has no manifest a name could point at: no name of the
     /// namespace reaches it.
     #[error(
@@ -297,7 +311,9 @@ impl Error {
             | Error::ImportTooLarge { .. }
             | Error::EmptyLayer { .. }
             | Error::UnsupportedMediaType { .. } => ErrorKind::InvalidArgument,
-            Error::ImageConflict { .. } => ErrorKind::Conflict,
+            Error::ImageConflict { .. } | Error::InUseInOtherNamespaces { .. } => {
+                ErrorKind::Conflict
+            }
             Error::NoManifest { .. } | Error::Unnamed { .. } | Error::NotExportable { .. } => {
                 ErrorKind::FailedPrecondition
             }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The platform type and its rules live in `imgstore-cri` (the lowest
 /// crate that needs them: name resolution); re-exported here unchanged.
@@ -245,26 +245,20 @@ impl Store {
     /// means: the import re-resolves these (in one read) with
     /// [`update_cache_of`](Store::update_cache_of).
     pub(crate) fn other_index_names(&self, except: &[&str]) -> Result<Vec<String>> {
+        let except: std::collections::HashSet<&str> = except.iter().copied().collect();
         Ok(self
             .refs
             .list(&self.namespace, &[])?
             .iter()
             .filter(|record| INDEX_TYPES.contains(&record.target.media_type.as_str()))
-            .filter(|record| !except.contains(&record.name.as_str()))
+            .filter(|record| !except.contains(record.name.as_str()))
             .map(|record| record.name.clone())
             .collect())
     }
 
     /// Re-resolves `names` in one batch and updates the CRI cache.
     pub(crate) fn update_cache_of(&self, names: &[String]) -> Result<()> {
-        if names.is_empty() {
-            return Ok(());
-        }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let resolved = imgstore_cri::ImageResolver::resolve_many(&self.resolver(), &names)?;
-        for (name, image) in names.iter().zip(resolved) {
-            self.cache.update_with(name, image)?;
-        }
-        Ok(())
+        Ok(self.cache.update_many(&self.resolver(), &names)?)
     }
 }

@@ -68,6 +68,7 @@ mod import;
 mod limits;
 mod lock;
 mod manage;
+mod namespaces;
 mod oci;
 mod root;
 mod store;

@@ -25,8 +25,9 @@ pub(crate) const MAX_LAYERS: usize = 1000;
 /// entries, their configs and layers) and names one import may list in
 /// total, counted over every distinct index, manifest and entry read. Each
 /// distinct blob is read and verified once however many paths reach it, so
-/// this bounds the work of the plan, not of the blobs it stores.
-pub(crate) const MAX_IMPORT_DESCRIPTORS: usize = 10_000;
+/// this bounds the work of the plan, not of the blobs it stores. Room for
+/// one image with tens of thousands of names (a registry mirror's tags).
+pub(crate) const MAX_IMPORT_DESCRIPTORS: usize = 100_000;
 
 /// The JSON bytes (indexes, manifests, configs) one import may read and
 /// keep in memory in total, over its distinct blobs.

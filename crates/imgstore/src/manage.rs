@@ -15,16 +15,17 @@ use std::sync::Arc;
 use imgstore_backend::{ErrorKind, StoreBackend};
 use imgstore_cri::PINNED_LABEL;
 use imgstore_digest::Digest;
-use imgstore_image::{ImageError, ImageId, ImageStore};
+use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::LayerMetadata;
 use imgstore_refs::reference::{Reference, normalize};
 use imgstore_refs::{Descriptor, ImageRecord};
 use serde_json::Value;
 
+use crate::namespaces::short_id;
 use crate::{Error, Result, Store};
 
 /// JSON blobs (manifests, indexes) larger than this are not parsed.
-const MAX_JSON_BLOB: u64 = 16 << 20;
+pub(crate) const MAX_JSON_BLOB: u64 = 16 << 20;
 /// Nested indexes deeper than this are not followed.
 pub(crate) const MAX_INDEX_DEPTH: usize = 8;
 /// The holder name `gc` uses to drop unreferenced layers.
@@ -143,11 +144,6 @@ fn is_pinned(record: &ImageRecord) -> bool {
         .is_some_and(|value| value == PINNED_VALUE)
 }
 
-/// The 12-character short form of an image ID, as Docker prints it.
-fn short_id(id: &ImageId) -> String {
-    id.digest().encoded().chars().take(12).collect()
-}
-
 impl Store {
     /// Points the name `target` at the image `source` (a name, a full image
     /// ID or a unique prefix of one), Docker's `tag`: the new name gets the
@@ -164,7 +160,7 @@ impl Store {
         let (id, descriptor) = match self.find_record(source) {
             Ok(record) => (self.resolve(&record.name)?, record.target.clone()),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
-                let id = self.search_image(source)?;
+                let id = self.search_visible(source)?;
                 let descriptor = match self.names_of(&id)?.first() {
                     Some(name) => self.refs.get(&self.namespace, name)?.target.clone(),
                     None => self
@@ -262,6 +258,11 @@ impl Store {
     /// A pinned name, or an image one of whose names is pinned, is refused
     /// without `force` (`Conflict`, "image is pinned").
     ///
+    /// Namespaces share images: by name, the image is deleted only when no
+    /// name of any namespace reaches it any more; by ID, an image names of
+    /// another namespace reach is refused, even with `force`
+    /// ([`Error::InUseInOtherNamespaces`], naming them).
+    ///
     /// Manifest and index blobs no name uses any more stay until
     /// [`gc`](Store::gc). `NotFound` when nothing matches.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
@@ -282,7 +283,7 @@ impl Store {
                 self.remove_by_name(&record)
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
-                let id = self.search_image(name_or_id)?;
+                let id = self.search_for_removal(name_or_id)?;
                 self.remove_by_id(&id, force)
             }
             Err(e) => Err(e),
@@ -299,9 +300,11 @@ impl Store {
             .update(&self.resolver(), &record.name)
             .map_err(|e| self.restore_names(&untagged, e.into()))?;
         report.untagged.push(record.name.clone());
+        // The image goes with its last name in any namespace.
         if let Some(id) = image
             && self.images.get(&id).is_ok()
-            && self.names_of(&id)?.is_empty()
+            && self.cache.reference_count(&id) == 0
+            && self.namespaces_elsewhere(&id).is_empty()
             && self.images.children(&id).is_empty()
         {
             let released = self
@@ -315,6 +318,7 @@ impl Store {
     }
 
     fn remove_by_id(&self, id: &ImageId, force: bool) -> Result<RemoveReport> {
+        self.check_not_in_use_elsewhere(id)?;
         if !self.images.children(id).is_empty() {
             return Err(Error::ImageConflict {
                 short_id: short_id(id),
@@ -338,18 +342,18 @@ impl Store {
             });
         }
         let mut report = RemoveReport::default();
-        let mut untagged: Vec<ImageRecord> = Vec::new();
-        for name in names {
-            let record = self.refs.get(&self.namespace, &name)?;
-            self.refs
-                .delete(&self.namespace, &name, None)
-                .map_err(|e| self.restore_names(&untagged, e.into()))?;
-            untagged.push(ImageRecord::clone(&record));
-            self.cache
-                .update(&self.resolver(), &name)
-                .map_err(|e| self.restore_names(&untagged, e.into()))?;
-            report.untagged.push(name);
-        }
+        // Every name in one batch and one cache pass (an image may have 10k).
+        let untagged: Vec<ImageRecord> = self
+            .refs
+            .delete_many(&self.namespace, &names)?
+            .iter()
+            .map(|record| ImageRecord::clone(record))
+            .collect();
+        let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.cache
+            .update_many(&self.resolver(), &listed)
+            .map_err(|e| self.restore_names(&untagged, e.into()))?;
+        report.untagged = names;
         let released = self
             .images
             .delete(id)
@@ -391,7 +395,7 @@ impl Store {
         let names = match self.find_record(name_or_id) {
             Ok(record) => vec![record.name.clone()],
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
-                let id = self.search_image(name_or_id)?;
+                let id = self.search_visible(name_or_id)?;
                 let names = self.names_of(&id)?;
                 if names.is_empty() {
                     return Err(Error::Unnamed { image: id });
@@ -437,7 +441,8 @@ impl Store {
     /// them) that have no child images; with `all`, every image without
     /// child images, names included, repeating until only images with
     /// children remain (children go first, so a whole unpinned chain goes).
-    /// Pinned images, and so their parents, are kept.
+    /// Pinned images, and so their parents, are kept; so are images names
+    /// of another namespace reach (in use there), with their names here.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
         let lock = self.lock_imports()?;
         let mut report = PruneReport::default();
@@ -446,14 +451,18 @@ impl Store {
             let mut names_by_image = self.names_by_image()?;
             for id in self.images.heads().into_keys() {
                 let names = names_by_image.remove(&id).unwrap_or_default();
-                if (!all && !names.is_empty()) || self.any_pinned(&names)? {
+                // In use in another namespace: neither the image nor its
+                // names here go (as Docker's prune skips an image in use).
+                if (!all && !names.is_empty())
+                    || self.any_pinned(&names)?
+                    || !self.namespaces_elsewhere(&id).is_empty()
+                {
                     continue;
                 }
-                for name in names {
-                    self.refs.delete(&self.namespace, &name, None)?;
-                    self.cache.update(&self.resolver(), &name)?;
-                    report.untagged.push(name);
-                }
+                self.refs.delete_many(&self.namespace, &names)?;
+                let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+                self.cache.update_many(&self.resolver(), &listed)?;
+                report.untagged.extend(names);
                 let released = self.images.delete(&id)?;
                 report.released_layers += released.len();
                 report.space_reclaimed += released
@@ -656,20 +665,6 @@ impl Store {
         Ok(self.refs.get(&self.namespace, &normalized)?)
     }
 
-    /// An image by full ID or unique prefix; `NotFound` naming the term.
-    fn search_image(&self, term: &str) -> Result<ImageId> {
-        match self.images.search(term) {
-            Ok(id) => Ok(id),
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
-                Err(ImageError::NotFound {
-                    term: term.to_owned(),
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Every name of the namespace, grouped by the image it resolves to.
     fn names_by_image(&self) -> Result<HashMap<ImageId, Vec<String>>> {
         let mut by_image: HashMap<ImageId, Vec<String>> = HashMap::new();
@@ -681,13 +676,16 @@ impl Store {
         Ok(by_image)
     }
 
-    /// The names of the namespace that resolve to the image, sorted.
+    /// The names of the namespace that resolve to the image, sorted: the
+    /// cache's references of it (O(k) for k names, not a scan of all).
     fn names_of(&self, id: &ImageId) -> Result<Vec<String>> {
-        Ok(self
-            .names()?
-            .into_iter()
-            .filter(|name| self.cache.resolve(name).is_ok_and(|found| &found == id))
-            .collect())
+        let mut names = self
+            .cache
+            .get_by_id(id)
+            .map(|image| image.references.clone())
+            .unwrap_or_default();
+        names.sort();
+        Ok(names)
     }
 
     /// A descriptor of the image's manifest, found through the names of the

@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::write::MultiGzDecoder;
-use imgstore_backend::{ErrorKind, StoreBackend};
+use imgstore_backend::StoreBackend;
 use imgstore_digest::{Algorithm, Digest, Digester};
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{BlobRef, ChainId, LayerGetReleaser, NewLayer};
-use imgstore_refs::{Descriptor, ImageRecord};
+use imgstore_refs::{Descriptor, ImageRecord, TargetChange};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -231,8 +231,11 @@ pub(crate) struct PlannedImage {
 impl PlannedImage {
     /// Adds the names not listed yet.
     pub(crate) fn add_names(&mut self, names: &[String]) {
+        // A set of what is there: an image may gather tens of thousands
+        // of names, and a scan per name would be quadratic.
+        let mut present: std::collections::HashSet<String> = self.names.iter().cloned().collect();
         for name in names {
-            if !self.names.contains(name) {
+            if present.insert(name.clone()) {
                 self.names.push(name.clone());
             }
         }
@@ -590,22 +593,28 @@ impl Plan {
         // this host prefers (the host's, else the first in index order):
         // the rule by which a name of an index means one of its manifests.
         let host = Platform::host();
-        let mut holders: Vec<(&String, usize)> = Vec::new();
+        // The followed entries of each name, in index order (a map: a
+        // layout may carry tens of thousands of names).
+        let mut sharing: std::collections::HashMap<&String, Vec<usize>> =
+            std::collections::HashMap::new();
         for (i, name) in names.iter().enumerate() {
-            let Some(name) = name else { continue };
-            if !follow[i] || holders.iter().any(|(n, _)| *n == name) {
-                continue;
+            if let Some(name) = name
+                && follow[i]
+            {
+                sharing.entry(name).or_default().push(i);
             }
-            let sharing: Vec<usize> = (i..descs.len())
-                .filter(|&j| follow[j] && names[j].as_ref() == Some(name))
-                .collect();
-            let platforms: Vec<Option<&Platform>> = sharing
-                .iter()
-                .map(|&j| descs[j].platform.as_ref())
-                .collect();
-            let preferred = host.preference_order(&platforms).first().copied();
-            holders.push((name, sharing[preferred.unwrap_or(0)]));
         }
+        let holders: std::collections::HashSet<(&String, usize)> = sharing
+            .iter()
+            .map(|(name, entries)| {
+                let platforms: Vec<Option<&Platform>> = entries
+                    .iter()
+                    .map(|&j| descs[j].platform.as_ref())
+                    .collect();
+                let preferred = host.preference_order(&platforms).first().copied();
+                (*name, entries[preferred.unwrap_or(0)])
+            })
+            .collect();
         for (i, desc) in descs.iter().enumerate() {
             if !follow[i] {
                 continue;
@@ -940,11 +949,10 @@ impl Store {
                 // Committed: the CRI cache follows (derived state). If it
                 // cannot (a read fails), the import is undone, so a failed
                 // call changes nothing and memory never disagrees with disk.
-                for (name, _) in &plan.names {
-                    if let Err(e) = self.cache.update(&self.resolver(), name) {
-                        self.undo(undo, plan);
-                        return Err(e.into());
-                    }
+                let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+                if let Err(e) = self.cache.update_many(&self.resolver(), &names) {
+                    self.undo(undo, plan);
+                    return Err(e.into());
                 }
                 // New images may be what other names of indexes prefer.
                 if !undo.created_images.is_empty()
@@ -1018,8 +1026,24 @@ impl Store {
         for index in &plan.indexes {
             self.content.set(index)?;
         }
-        for (name, target) in &plan.names {
-            self.point_name(name, target.to_descriptor()?, undo)?;
+        // Every name in one batch: one commit however many names.
+        let targets = plan
+            .names
+            .iter()
+            .map(|(name, target)| Ok((name.clone(), target.to_descriptor()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let changes = self.refs.set_targets(&self.namespace, &targets)?;
+        let mut distinct = std::collections::HashSet::new();
+        let names = targets
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| distinct.insert(name.as_str()));
+        for (name, change) in names.zip(changes) {
+            match change {
+                TargetChange::Created => undo.created_names.push(name.clone()),
+                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
+                TargetChange::Unchanged => {}
+            }
         }
         // The images hold their layers now; drop the import's own references.
         while let Some(chain_id) = undo.taken.pop() {
@@ -1051,31 +1075,6 @@ impl Store {
         tee.finish(&layer.desc.digest).map_err(decompress_error)
     }
 
-    /// Creates the name, or moves it to `target` when it points elsewhere.
-    fn point_name(&self, name: &str, target: Descriptor, undo: &mut Undo) -> Result<()> {
-        match self.refs.get(&self.namespace, name) {
-            Ok(existing) => {
-                if existing.target.digest == target.digest
-                    && existing.target.media_type == target.media_type
-                {
-                    return Ok(());
-                }
-                let old = ImageRecord::clone(&existing);
-                let mut moved = old.clone();
-                moved.target = target;
-                self.refs.update(&self.namespace, moved, &["target"])?;
-                undo.moved_names.push(old);
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.refs
-                    .create(&self.namespace, ImageRecord::new(name, target))?;
-                undo.created_names.push(name.to_owned());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
-    }
-
     /// Undoes what a failed apply changed, newest first. Failures here are
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).
@@ -1093,8 +1092,13 @@ impl Store {
         for chain_id in undo.taken.iter().rev() {
             let _ = self.layers.release(chain_id);
         }
-        for (name, _) in &plan.names {
-            let _ = self.cache.update(&self.resolver(), name);
+        let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
+        if self.cache.update_many(&self.resolver(), &names).is_err() {
+            // Best effort, name by name: one that cannot be read does not
+            // keep the others stale.
+            for name in names {
+                let _ = self.cache.update(&self.resolver(), name);
+            }
         }
         if created_images {
             let _ = self.update_other_index_names(plan);

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use imgstore_backend::ErrorKind;
 use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
 use imgstore_fs::FsBackend;
 use imgstore_image::{Image, ImageId, ImageStore};
@@ -14,10 +13,12 @@ use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
 use crate::lock::{Change, StoreLock};
+use crate::namespaces::{Elsewhere, reached_elsewhere};
 use crate::{AnyBackend, Result};
+use imgstore_backend::StateLock;
 
-/// The CRI cache of every name of `namespace`.
-fn rebuild_cache(
+/// The CRI cache of every name of `namespace`, derived afresh.
+pub(crate) fn rebuild_cache(
     namespace: &str,
     refs: &RefStore<AnyBackend>,
     content: &AnyBackend,
@@ -98,6 +99,10 @@ pub struct Options {
     /// [`Error::BackendMismatch`](crate::Error::BackendMismatch).
     pub backend: Option<Backend>,
     /// The namespace of the names (containerd's; `default` by default).
+    /// Images are shared by every namespace: one is in use while a name of
+    /// any namespace reaches it (never deleted from another), and a
+    /// namespace sees the images its names reach plus those no name of any
+    /// namespace reaches.
     pub namespace: String,
     /// Create the store when the root holds none (the default). When
     /// false, a missing store is [`Error::NoStore`](crate::Error::NoStore) and nothing is
@@ -144,6 +149,9 @@ pub struct Store {
     pub(crate) images: Images,
     pub(crate) refs: RefStore<AnyBackend>,
     pub(crate) cache: RefCache,
+    /// What the names of the other namespaces reach (see `namespaces.rs`):
+    /// images in use there, never deleted from here.
+    pub(crate) elsewhere: StateLock<Elsewhere>,
     /// Serialises changes, in this process and between processes sharing
     /// the root, so one's undo never meets another's changes and no change
     /// works from a stale view.
@@ -260,7 +268,7 @@ impl Store {
     ) -> Result<Store> {
         let lock = StoreLock::open(&root, lock_timeout)?;
         let content = Arc::new(content);
-        let (layers, images, refs, cache) = lock.load(|| {
+        let (layers, images, refs, cache, elsewhere) = lock.load(|| {
             // Two strands that share nothing until the cache is built, run
             // side by side: layers, then images (which take their layer
             // references); names, then the manifests they lead to.
@@ -280,7 +288,8 @@ impl Store {
                         .collect();
                     let listed: Vec<&str> = names.iter().map(String::as_str).collect();
                     let targets = read_names(&namespace, &refs, &*content, &listed)?;
-                    Ok((refs, names, targets))
+                    let elsewhere = reached_elsewhere(&refs, &content, &namespace)?;
+                    Ok((refs, names, targets, elsewhere))
                 })();
                 let stores = stores
                     .join()
@@ -288,10 +297,10 @@ impl Store {
                 (stores, names)
             });
             let (layers, images) = stores?;
-            let (refs, names, targets) = names?;
+            let (refs, names, targets, elsewhere) = names?;
             let listed: Vec<&str> = names.iter().map(String::as_str).collect();
             let cache = RefCache::from_resolved(&listed, images_of(&images, &listed, targets)?)?;
-            Ok((layers, images, refs, cache))
+            Ok((layers, images, refs, cache, elsewhere))
         })?;
         let store = Store {
             root,
@@ -301,6 +310,7 @@ impl Store {
             images,
             refs,
             cache,
+            elsewhere: StateLock::new(elsewhere),
             lock,
             catalog_dirty: AtomicBool::new(false),
             catalog_blocked: AtomicBool::new(false),
@@ -364,6 +374,11 @@ impl Store {
         self.catalog_dirty.store(true, Ordering::SeqCst);
     }
 
+    /// The generation of the root this store's memory reflects.
+    pub(crate) fn loaded_generation(&self) -> u64 {
+        self.lock.loaded()
+    }
+
     /// The kind of backend the store was opened with.
     pub(crate) fn backend_kind(&self) -> Backend {
         if self.content.as_sqlite().is_some() {
@@ -388,6 +403,7 @@ impl Store {
             &self.content,
             &self.images,
         )?);
+        self.reload_elsewhere()?;
         self.catalog_blocked.store(false, Ordering::SeqCst);
         self.catalog_dirty.store(true, Ordering::SeqCst);
         Ok(())
@@ -468,23 +484,37 @@ impl Store {
         Ok(Change::new(self, guard))
     }
 
-    /// Every image, Docker's `images` view, sorted by ID: its ID, the names
+    /// Every image visible in the namespace (its names reach it, or no name
+    /// of any namespace does; see [`Options::namespace`]), Docker's
+    /// `images` view, sorted by ID: its ID, the names of the namespace
     /// pointing at it (most informative first), Docker's SIZE (the bytes of
     /// the regular files of its layers, see [`Store::disk_usage`]),
     /// containerd's content size (the sum of manifest, config and layer
     /// blobs; for an image no name reaches, of config and layer blobs), the
     /// creation time from the config, whether it is pinned, and its parent.
     pub fn images(&self) -> Vec<ImageSummary> {
+        self.images_with(&self.cache, &self.elsewhere.read())
+    }
+
+    /// [`images`](Store::images) as a namespace whose CRI cache is `cache`
+    /// and whose other namespaces reach `elsewhere` sees them (what `fsck`
+    /// derives afresh to compare).
+    pub(crate) fn images_with(&self, cache: &RefCache, elsewhere: &Elsewhere) -> Vec<ImageSummary> {
         self.images
             .map()
             .into_iter()
-            .map(|(id, image)| self.summary_of(id, &image))
+            .filter(|(id, _)| cache.reference_count(id) > 0 || !elsewhere.contains_key(id))
+            .map(|(id, image)| self.summary_with(cache, id, &image))
             .collect()
     }
 
     /// One image's [`ImageSummary`] (see [`Store::images`]).
     pub(crate) fn summary_of(&self, id: ImageId, image: &Image) -> ImageSummary {
-        let cri = self.cache.get_by_id(&id);
+        self.summary_with(&self.cache, id, image)
+    }
+
+    fn summary_with(&self, cache: &RefCache, id: ImageId, image: &Image) -> ImageSummary {
+        let cri = cache.get_by_id(&id);
         let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
         let content_size = match &cri {
             Some(cri) => cri.size,
@@ -516,9 +546,11 @@ impl Store {
         (size, blobs)
     }
 
-    /// The image a user means: a name exactly as stored, a name as typed
-    /// (`busybox` is `docker.io/library/busybox:latest`), a full image ID or
-    /// a unique prefix of one (with or without `sha256:`).
+    /// The image a user means: a name of the namespace exactly as stored, a
+    /// name as typed (`busybox` is `docker.io/library/busybox:latest`), a
+    /// full image ID or a unique prefix of one (with or without `sha256:`)
+    /// among the images visible in the namespace: an image only other
+    /// namespaces' names reach is `NotFound` here.
     pub fn resolve(&self, name_or_id: &str) -> Result<ImageId> {
         if let Ok(id) = self.cache.resolve(name_or_id) {
             return Ok(id);
@@ -528,16 +560,7 @@ impl Store {
         {
             return Ok(id);
         }
-        match self.images.search(name_or_id) {
-            Ok(id) => Ok(id),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                Err(imgstore_image::ImageError::NotFound {
-                    term: name_or_id.to_owned(),
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.search_visible(name_or_id)
     }
 }
 

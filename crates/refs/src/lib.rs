@@ -65,4 +65,4 @@ pub use labels::{
     validate_label, validate_namespace,
 };
 pub use record::{Descriptor, ImageRecord};
-pub use store::{BUCKET, RefStore, RestoreProblem};
+pub use store::{BUCKET, RefStore, RestoreProblem, TargetChange};

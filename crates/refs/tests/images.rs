@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use imgstore_backend::{Batch, ErrorKind, RecordStore};
 use imgstore_digest::Digest;
-use imgstore_refs::{BUCKET, Descriptor, ImageRecord, RefStore, RefsError};
+use imgstore_refs::{BUCKET, Descriptor, ImageRecord, RefStore, RefsError, TargetChange};
 
 const NS: &str = "testing";
 
@@ -57,6 +57,7 @@ imgstore_backend::backend_matrix!(
         labels_of_4096_bytes_pass_and_4097_fail_on_create_and_update,
         list_with_a_bad_filter_is_invalid_argument,
         name_too_long_for_a_record_key_is_invalid_argument,
+        set_targets_and_delete_many_change_many_names_at_once,
     ]
     sqlite => open_sqlite,
     fs => open_fs,
@@ -872,4 +873,79 @@ fn a_store_works_over_a_trait_object() {
     let created = refs.create(NS, simple("a")).unwrap();
     let filter = imgstore_refs::filters::Filter::parse("labels.foo==bar").unwrap();
     assert_eq!(*refs.list_filtered(NS, &filter).unwrap()[0], created);
+}
+
+/// `set_targets` (what an import naming one image 10k times uses): new
+/// names created, a name elsewhere moved with its labels kept, a name
+/// already there untouched, a name given twice at its last target; all of
+/// it stored (a reopen sees it).
+fn set_targets_and_delete_many_change_many_names_at_once<B: RecordStore>(open: Open<B>) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = open(dir.path());
+    let refs = RefStore::open(backend.clone()).unwrap();
+    let kept = refs.create(NS, simple("kept")).unwrap();
+    let moved = refs.create(NS, simple("moved")).unwrap();
+    let elsewhere = target(
+        Digest::from_bytes(b"elsewhere"),
+        3,
+        "application/vnd.oci.blab",
+        &[],
+    );
+    let mut targets: Vec<(String, Descriptor)> = vec![
+        ("kept".to_owned(), kept.target.clone()),
+        ("moved".to_owned(), elsewhere.clone()),
+        ("twice".to_owned(), kept.target.clone()),
+    ];
+    targets.extend((0..1000).map(|i| (format!("new-{i:04}"), elsewhere.clone())));
+    targets.push(("twice".to_owned(), elsewhere.clone()));
+    let changes = refs.set_targets(NS, &targets).unwrap();
+    assert_eq!(changes.len(), 1003);
+    assert_eq!(changes[0], TargetChange::Unchanged);
+    assert_eq!(changes[1], TargetChange::Moved(Arc::new(moved.clone())));
+    assert!(changes[2..].iter().all(|c| *c == TargetChange::Created));
+    let reopened = RefStore::open(backend).unwrap();
+    for store in [&refs, &reopened] {
+        assert_eq!(store.len(NS).unwrap(), 1003);
+        assert_eq!(*store.get(NS, "kept").unwrap(), kept);
+        let now_moved = store.get(NS, "moved").unwrap();
+        assert_eq!(now_moved.target, elsewhere);
+        assert_eq!(now_moved.labels, moved.labels);
+        assert_eq!(now_moved.created_at, moved.created_at);
+        assert!(now_moved.updated_at > moved.updated_at);
+        assert_eq!(store.get(NS, "twice").unwrap().target, elsewhere);
+        assert_eq!(store.get(NS, "new-0999").unwrap().target, elsewhere);
+    }
+    // delete_many: all of them in one batch, or none when one is missing.
+    let news: Vec<String> = (0..1000).map(|i| format!("new-{i:04}")).collect();
+    let mut with_missing = news.clone();
+    with_missing.push("absent".to_owned());
+    assert_eq!(
+        refs.delete_many(NS, &with_missing).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(refs.len(NS).unwrap(), 1003);
+    let removed = refs.delete_many(NS, &news).unwrap();
+    assert_eq!(removed.len(), 1000);
+    assert_eq!(removed[0].name, "new-0000");
+    assert_eq!(refs.len(NS).unwrap(), 3);
+    assert_eq!(
+        RefStore::open(refs.backend().clone())
+            .unwrap()
+            .len(NS)
+            .unwrap(),
+        3
+    );
+    // An invalid name among them: nothing written.
+    let bad = vec![
+        ("fine".to_owned(), elsewhere.clone()),
+        (String::new(), elsewhere.clone()),
+    ];
+    assert_eq!(
+        refs.set_targets(NS, &bad).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        refs.get(NS, "fine").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
