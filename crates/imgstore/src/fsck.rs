@@ -761,13 +761,7 @@ impl Store {
     /// Rebuilds what drifted (and, after the repairs before it deleted
     /// names or images, the derived state of memory in any case).
     fn repair_derived(&self, report: &mut FsckReport, drifted: Drifted) -> Result<()> {
-        self.cache.replace(rebuild_cache(
-            &self.namespace,
-            &self.refs,
-            &self.content,
-            &self.images,
-        )?);
-        self.reload_elsewhere()?;
+        self.rebuild_derived()?;
         if drifted.memory {
             report.repairs.push(format!(
                 "rebuilt the CRI cache of namespace {} from the records",

@@ -397,16 +397,22 @@ impl Store {
         self.layers.reload()?;
         self.images.reload()?;
         self.refs.reload()?;
+        self.rebuild_derived()?;
+        self.catalog_blocked.store(false, Ordering::SeqCst);
+        self.catalog_dirty.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Rebuilds what memory derives from the records: this namespace's CRI
+    /// cache and what the other namespaces' names reach.
+    pub(crate) fn rebuild_derived(&self) -> Result<()> {
         self.cache.replace(rebuild_cache(
             &self.namespace,
             &self.refs,
             &self.content,
             &self.images,
         )?);
-        self.reload_elsewhere()?;
-        self.catalog_blocked.store(false, Ordering::SeqCst);
-        self.catalog_dirty.store(true, Ordering::SeqCst);
-        Ok(())
+        self.reload_elsewhere()
     }
 
     /// Brings this process's view up to date with changes other processes

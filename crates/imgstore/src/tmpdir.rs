@@ -152,15 +152,7 @@ fn legacy_leftovers(root: &Path, remove: bool) -> io::Result<Vec<(PathBuf, u64)>
         if !meta.is_file() || process_exists(pid) {
             continue;
         }
-        let path = entry.path();
-        if remove {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        leftovers.push((path, meta.len()));
+        take_leftover(entry.path(), meta.len(), remove, &mut leftovers)?;
     }
     Ok(leftovers)
 }
@@ -190,14 +182,26 @@ fn unlocked_temp_files(root: &Path, remove: bool) -> io::Result<Vec<(PathBuf, u6
         if !meta.is_file() || !try_lock(&file)? {
             continue;
         }
-        if remove {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        leftovers.push((path, meta.len()));
+        take_leftover(path, meta.len(), remove, &mut leftovers)?;
     }
     Ok(leftovers)
+}
+
+/// Lists a leftover (removing it first when asked); one another cleanup
+/// removed meanwhile is not listed.
+fn take_leftover(
+    path: PathBuf,
+    size: u64,
+    remove: bool,
+    leftovers: &mut Vec<(PathBuf, u64)>,
+) -> io::Result<()> {
+    if remove {
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    leftovers.push((path, size));
+    Ok(())
 }
