@@ -1,21 +1,25 @@
-//! The command line's arguments: clap's derive types for every command.
+//! The command line's arguments: clap's derive types for every command,
+//! under Docker's names (`images`, `rmi`, `df`) and its command tree
+//! (`image ls`, `image rm`, `system df`); [`Command::canonical`] maps the
+//! second onto the first. A library so that `cargo xtask dist` writes the
+//! man pages from the same definitions.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// A local container image store.
 #[derive(Debug, Parser)]
 #[command(name = "imgstore", version, about, max_term_width = 100)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// The store's directory [default: $IMGSTORE_ROOT, else
     /// $XDG_DATA_HOME/imgstore, else ~/.local/share/imgstore]
     #[arg(long, global = true, value_name = "DIR")]
-    pub(crate) root: Option<PathBuf>,
+    pub root: Option<PathBuf>,
     /// The backend the store keeps its state in [default: the one the
     /// root was created with; sqlite for a new root]
     #[arg(long, global = true, value_enum, env = "IMGSTORE_BACKEND")]
-    pub(crate) backend: Option<BackendArg>,
+    pub backend: Option<BackendArg>,
     /// The namespace of the names (containerd's).
     #[arg(
         long,
@@ -24,32 +28,36 @@ pub(crate) struct Cli {
         env = "IMGSTORE_NAMESPACE",
         default_value = "default"
     )]
-    pub(crate) namespace: String,
-    /// No progress bars.
+    pub namespace: String,
+    /// No progress bars (as `load -q`, `save -q`).
     #[arg(long)]
-    pub(crate) quiet: bool,
+    pub quiet: bool,
+    /// The command to run.
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub command: Command,
 }
 
+/// `--backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum BackendArg {
+pub enum BackendArg {
     /// SQLite databases (content.db, images.db).
     Sqlite,
     /// Files in moby's layout (content/, imagedb/).
     Fs,
 }
 
+/// `--format` of the listings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutputFormat {
+pub enum OutputFormat {
     /// A table for people.
     Table,
     /// One JSON object per line.
     Json,
 }
 
+/// `save --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum SaveFormat {
+pub enum SaveFormat {
     /// A `docker save` tar (`docker load` reads it).
     Docker,
     /// An oci-archive: an OCI image layout in a tar.
@@ -58,55 +66,18 @@ pub(crate) enum SaveFormat {
     OciLayout,
 }
 
+/// The commands, under Docker's short names, plus `image` and `system`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
+pub enum Command {
     /// Load images from OCI layouts, oci-archive or `docker save` tarballs
-    /// (also gzip-compressed).
-    Load {
-        /// An OCI layout directory or an image tarball (repeatable).
-        #[arg(short, long = "input", value_name = "FILE|DIR", required = true)]
-        inputs: Vec<PathBuf>,
-        /// From multi-platform indexes: `all`, or OS/ARCH[/VARIANT]
-        /// [default: this host's]
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-    },
+    /// (also gzip-compressed), or from STDIN.
+    Load(LoadArgs),
     /// List images.
-    Images {
-        /// Show all images (also intermediate ones).
-        #[arg(short, long)]
-        all: bool,
-        /// Show digests.
-        #[arg(long)]
-        digests: bool,
-        /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE,
-        /// since=IMAGE, label=KEY[=VALUE] (repeatable).
-        #[arg(short, long = "filter", value_name = "FILTER")]
-        filters: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-        /// Only show image IDs.
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Images(ImagesArgs),
     /// Show images as JSON, as `docker inspect` does.
-    Inspect {
-        /// Names or (short) IDs.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Inspect(InspectArgs),
     /// Show the history of an image.
-    History {
-        /// A name or (short) ID.
-        image: String,
-        /// Do not truncate CREATED BY.
-        #[arg(long)]
-        no_trunc: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
+    History(HistoryArgs),
     /// List stored layers and how many images use each.
     Layers {
         /// Output format.
@@ -114,42 +85,14 @@ pub(crate) enum Command {
         format: OutputFormat,
     },
     /// Create a name TARGET that refers to SOURCE.
-    Tag {
-        /// A name or (short) ID.
-        source: String,
-        /// The new name.
-        target: String,
-    },
-    /// Save images to a `docker save` tar, an oci-archive or an OCI layout.
-    Save {
-        /// The file (or, for oci-layout, directory) to write; must not exist.
-        #[arg(short, long, value_name = "FILE", required = true)]
-        output: PathBuf,
-        /// What to write.
-        #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
-        format: SaveFormat,
-        /// Names or (short) IDs; a name keeps its name.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Tag(TagArgs),
+    /// Save images to a `docker save` tar, an oci-archive or an OCI layout
+    /// (a tar to STDOUT by default).
+    Save(SaveArgs),
     /// Show disk usage: layer bytes, shared and unique per image.
-    Df {
-        /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Output format (json: one object per image).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
+    Df(DfArgs),
     /// Remove names and images, as `docker rmi`.
-    Rmi {
-        /// Remove an image several names point at, by ID.
-        #[arg(short, long)]
-        force: bool,
-        /// Names or (short) IDs.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
+    Rmi(RmiArgs),
     /// Pin images (the CRI's pinned label): prune keeps them, rmi needs -f.
     Pin {
         /// Names or (short) IDs; an ID pins every name of the image.
@@ -164,14 +107,7 @@ pub(crate) enum Command {
     },
     /// Remove unused images: dangling ones, or with -a every image without
     /// child images (pinned images are kept).
-    Prune {
-        /// Remove all unused images, not just dangling ones.
-        #[arg(short, long)]
-        all: bool,
-        /// Do not prompt for confirmation.
-        #[arg(short, long)]
-        force: bool,
-    },
+    Prune(PruneArgs),
     /// Remove unreferenced layers and unreachable blobs.
     Gc,
     /// Re-verify every blob, layer record and name; report (and repair).
@@ -180,4 +116,219 @@ pub(crate) enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Manage images (Docker's `docker image` commands).
+    Image {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Manage the store (Docker's `docker system` commands).
+    System {
+        /// What to do.
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// Print a shell completion script (`source <(imgstore completion bash)`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `imgstore image ...`: Docker's canonical names of the image commands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Show images as JSON, as `docker image inspect` does.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Create a name TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Remove names and images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Save images to a tar (STDOUT by default) or an OCI layout.
+    Save(SaveArgs),
+    /// Load images from tarballs, OCI layouts or STDIN.
+    Load(LoadArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+}
+
+/// `imgstore system ...`.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage.
+    Df(DfArgs),
+}
+
+impl Command {
+    /// The command under its short name: `image ls` is `images`, `image rm`
+    /// is `rmi`, `system df` is `df`, and so on (one dispatch for both).
+    pub fn canonical(self) -> Command {
+        match self {
+            Command::Image { command } => match command {
+                ImageCommand::Ls(args) => Command::Images(args),
+                ImageCommand::Inspect(args) => Command::Inspect(args),
+                ImageCommand::History(args) => Command::History(args),
+                ImageCommand::Tag(args) => Command::Tag(args),
+                ImageCommand::Rm(args) => Command::Rmi(args),
+                ImageCommand::Save(args) => Command::Save(args),
+                ImageCommand::Load(args) => Command::Load(args),
+                ImageCommand::Prune(args) => Command::Prune(args),
+            },
+            Command::System {
+                command: SystemCommand::Df(args),
+            } => Command::Df(args),
+            other => other,
+        }
+    }
+}
+
+/// `load`'s arguments.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from an image tarball or an OCI layout directory instead of
+    /// STDIN; `-` is STDIN (repeatable).
+    #[arg(short, long = "input", value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// From multi-platform indexes: `all`, or OS/ARCH[/VARIANT]
+    /// [default: this host's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `images`' arguments.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only images with this name (a reference filter; `*` matches within
+    /// a path component).
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Show all images (also intermediate ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE,
+    /// since=IMAGE, until=TIMESTAMP, label=KEY[=VALUE] (repeatable).
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Don't truncate output (full image IDs).
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `inspect`'s arguments.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Names or (short) IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `history`'s arguments.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A name or (short) ID.
+    pub image: String,
+    /// Print sizes and dates in human readable format (`--human=false`:
+    /// bytes and RFC 3339 times).
+    #[arg(
+        short = 'H',
+        long,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub human: bool,
+    /// Don't truncate output (full IDs and CREATED BY).
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tag`'s arguments.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// A name or (short) ID.
+    pub source: String,
+    /// The new name.
+    pub target: String,
+}
+
+/// `save`'s arguments.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file (or, for oci-layout, a directory), instead of STDOUT;
+    /// `-` is STDOUT. A file is replaced.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    pub format: SaveFormat,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Names or (short) IDs; a name keeps its name.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `df`'s arguments.
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Output format (json: one object per image).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `rmi`'s arguments.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove an image several names point at, by ID.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Names or (short) IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `prune`'s arguments.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
