@@ -68,7 +68,8 @@ pub enum ExportFormat {
 /// What [`Store::export`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
-    /// The destination, as given.
+    /// The destination, as given (for
+    /// [`export_to_writer`](Store::export_to_writer), the stream's name).
     pub path: PathBuf,
     /// The format written.
     pub format: ExportFormat,

@@ -228,7 +228,7 @@ impl Store {
             path: name.to_path_buf(),
             source,
         })?;
-        let mut spool = io::BufWriter::with_capacity(1 << 20, temp.file());
+        let mut spool = temp.file();
         let mut buf = vec![0u8; 1 << 20];
         let mut len: u64 = 0;
         loop {
@@ -251,12 +251,6 @@ impl Store {
             })?;
             len += n as u64;
         }
-        spool.flush().map_err(|source| Error::Io {
-            operation: "write the temporary copy of",
-            path: name.to_path_buf(),
-            source,
-        })?;
-        drop(spool);
         self.import_tar_file(temp.path(), name, len, options)
     }
 
