@@ -11,7 +11,12 @@
 //! imgstore load -i corpus/oci/main -i corpus/docker/child.docker.tar
 //! imgstore images --format json
 //! imgstore rmi registry.demo.test/demo/sibling:v1
+//! imgstore save registry.demo.test/demo/base:v1 | ssh host imgstore load
+//! imgstore image ls --no-trunc; imgstore system df
 //! ```
+//!
+//! The arguments are defined in the crate's library (`args.rs`), shared
+//! with `imgstore completion` and the man pages of `cargo xtask dist`.
 
 mod format;
 
