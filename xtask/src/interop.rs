@@ -9,7 +9,9 @@
 //! RepoTags and layer diff IDs; that `docker save` of those images imports
 //! into a fresh store of ours with the same IDs, names and diff IDs; and that
 //! Docker's `/system/df` (what `docker system df -v` shows) reports the sizes
-//! our `disk_usage` does. The daemon is always stopped at the end. Prints
+//! our `disk_usage` does; and both directions again through pipes
+//! (`docker save | import_reader`, `export_to_writer | docker load`). The
+//! daemon is always stopped at the end. Prints
 //! one line per check and a summary; fails on any mismatch.
 
 use std::collections::BTreeMap;
@@ -260,6 +262,84 @@ fn check_daemon(
             theirs.len()
         ),
     );
+    check_pipes(daemon, store, &tags, &theirs, tmp, checks)
+}
+
+/// `docker save | imgstore load` and `imgstore save | docker load`, through
+/// pipes (the facade's `import_reader` and `export_to_writer`, what the CLI
+/// calls without `-i` / `-o`).
+fn check_pipes(
+    daemon: &Daemon,
+    store: &Store,
+    tags: &[String],
+    theirs: &View,
+    tmp: &Path,
+    checks: &mut Checks,
+) -> Result<(), String> {
+    let mut save = daemon
+        .command()
+        .arg("save")
+        .args(tags)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run docker save: {e}"))?;
+    let piped = open(&tmp.join("piped"))?;
+    let stdout = save.stdout.take().ok_or("docker save: no stdout")?;
+    let imported = piped.import_reader(stdout, "docker save", &Default::default());
+    let status = save
+        .wait()
+        .map_err(|e| format!("wait for docker save: {e}"))?;
+    checks.check(
+        status.success() && imported.is_ok() && view(&piped)? == *theirs,
+        format!(
+            "pipe  docker save | import_reader: {} images, the same as from the file ({})",
+            imported.as_ref().map_or(0, Vec::len),
+            imported
+                .err()
+                .map_or_else(|| status.to_string(), |e| e.to_string())
+        ),
+    );
+
+    // Into a daemon with none of them: remove what the checks above loaded.
+    let ids: Vec<String> = theirs.keys().cloned().collect();
+    let mut rmi = vec!["rmi", "-f"];
+    rmi.extend(ids.iter().map(String::as_str));
+    daemon.cli(&rmi)?;
+    let mut load = daemon
+        .command()
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run docker load: {e}"))?;
+    let stdin = load.stdin.take().ok_or("docker load: no stdin")?;
+    let names = store.names().map_err(|e| e.to_string())?;
+    let inputs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let exported = store.export_to_writer(&inputs, stdin, "docker load", ExportFormat::DockerSave);
+    let output = load
+        .wait_with_output()
+        .map_err(|e| format!("wait for docker load: {e}"))?;
+    let loaded = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("Loaded image"))
+        .count();
+    let listed = daemon.get("/images/json")?;
+    let mut docker_ids: Vec<String> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|image| image["Id"].as_str().map(str::to_owned))
+        .collect();
+    docker_ids.sort();
+    checks.check(
+        output.status.success() && exported.is_ok() && docker_ids == ids,
+        format!(
+            "pipe  export_to_writer | docker load: {loaded} names loaded, {} images, docker {} ({})",
+            ids.len(),
+            docker_ids.len(),
+            exported.err().map_or_else(|| output.status.to_string(), |e| e.to_string())
+        ),
+    );
     Ok(())
 }
 
@@ -460,11 +540,19 @@ impl Daemon {
         serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// The docker client, set to talk to this daemon.
+    fn command(&self) -> Command {
+        let mut command = Command::new(self.cli);
+        command
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()));
+        command
+    }
+
     /// Runs the docker client against this daemon; its stdout.
     fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let host = format!("unix://{}", self.socket.display());
-        let output = Command::new(self.cli)
-            .args(["-H", &host])
+        let output = self
+            .command()
             .args(args)
             .output()
             .map_err(|e| format!("run docker: {e}"))?;

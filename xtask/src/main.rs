@@ -14,6 +14,8 @@
 //! - `interop`: our exports and imports against a real Docker daemon (as
 //!   root; not part of CI).
 //! - `fuzz [target] [--execs N | --seconds S]`: the hostile-input fuzz loop.
+//! - `dist [--out DIR]`: man pages and shell completions of the `imgstore`
+//!   command, in `target/dist` (see `dist.rs`).
 //! - `fixtures [--out DIR] [--start S] [N...]`: `docker save` archives of N
 //!   small distinct images for the CLI timings (generated, never committed).
 
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod cli_bench;
+mod dist;
 mod fixtures;
 mod fuzz;
 mod interop;
@@ -35,10 +38,11 @@ fn main() -> ExitCode {
         Some("stress") => stress::run(&args[1..]),
         Some("interop") => interop::run(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("dist") => dist::run(&args[1..], workspace_root().join("target/dist")),
         Some("fixtures") => fixtures::run(&args[1..], workspace_root().join("target/fixtures")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | fixtures [N...]>"
+                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | dist [--out DIR] | fixtures [N...]>"
             );
             return ExitCode::from(2);
         }

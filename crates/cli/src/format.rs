@@ -2,7 +2,7 @@
 //! durations (`HumanDuration`), the tab-aligned tables of the Docker CLI
 //! and its ellipsis.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use imgstore::image::time::parse_rfc3339;
 
@@ -98,6 +98,39 @@ pub fn created_since(created: Option<&str>, now: SystemTime) -> String {
     }
 }
 
+/// An RFC 3339 time to the second in UTC (`2023-11-21T22:20:20Z`), as
+/// Docker's CREATED AT column prints it (Go's `time.RFC3339`, in the UTC
+/// zone); an unset or unreadable time is the zero Unix time, as Docker
+/// reads a missing `created`.
+pub fn created_at(created: Option<&str>) -> String {
+    let seconds = created
+        .and_then(parse_rfc3339)
+        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
 /// The Docker CLI's `Ellipsis`: at most `max` characters, the last one `…`
 /// when cut.
 pub fn ellipsis(text: &str, max: usize) -> String {
@@ -111,7 +144,7 @@ pub fn ellipsis(text: &str, max: usize) -> String {
 
 /// A table as the Docker CLI prints one (Go's tabwriter with minimum width
 /// 10 and padding 3): every column but the last padded to its widest cell
-/// plus 3.
+/// plus 3; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len();
     let mut widths = vec![0usize; columns];
@@ -137,7 +170,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        // Cells before the last are padded even when the last is empty, as
+        // tabwriter does (`docker history`'s empty COMMENT).
+        out.push_str(&line);
         out.push('\n');
     }
     out
@@ -224,6 +259,24 @@ mod tests {
         assert_eq!(human_duration(d(20 * 86_400)), "2 weeks");
         assert_eq!(human_duration(d(100 * 86_400)), "3 months");
         assert_eq!(human_duration(d(3 * 365 * 86_400 + 7 * 86_400)), "3 years");
+    }
+
+    #[test]
+    fn created_at_is_rfc3339_to_the_second_in_utc() {
+        assert_eq!(
+            created_at(Some("2023-11-21T22:20:20.123456789Z")),
+            "2023-11-21T22:20:20Z"
+        );
+        assert_eq!(
+            created_at(Some("2024-02-29T01:02:03+02:00")),
+            "2024-02-28T23:02:03Z"
+        );
+        assert_eq!(
+            created_at(Some("2000-03-01T00:00:00Z")),
+            "2000-03-01T00:00:00Z"
+        );
+        assert_eq!(created_at(None), "1970-01-01T00:00:00Z");
+        assert_eq!(created_at(Some("yesterday")), "1970-01-01T00:00:00Z");
     }
 
     #[test]

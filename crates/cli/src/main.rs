@@ -11,7 +11,12 @@
 //! imgstore load -i corpus/oci/main -i corpus/docker/child.docker.tar
 //! imgstore images --format json
 //! imgstore rmi registry.demo.test/demo/sibling:v1
+//! imgstore save registry.demo.test/demo/base:v1 | ssh host imgstore load
+//! imgstore image ls --no-trunc; imgstore system df
 //! ```
+//!
+//! The arguments are defined in the crate's library (`args.rs`), shared
+//! with `imgstore completion` and the man pages of `cargo xtask dist`.
 
 mod format;
 
@@ -21,200 +26,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use imgstore::refs::reference::Reference;
 use imgstore::{
     Backend, ExportFormat, ImageQuery, ImageSummary, ImportOptions, Options, Platform,
-    PlatformChoice, Store,
+    PlatformChoice, RemoveOptions, Store,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::format::{created_since, ellipsis, human_size, table};
+use imgstore_cli::args::{
+    BackendArg, Cli, Command, HistoryArgs, ImagesArgs, OutputFormat, RmiArgs, SaveArgs, SaveFormat,
+};
+
+use crate::format::{created_at, created_since, ellipsis, human_size, table};
 
 /// mimalloc: a listing or an open of 10k images makes some 100k small
 /// allocations; with it the whole `images -q` process took 13 ms instead
 /// of 22 ms.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A local container image store.
-#[derive(Debug, Parser)]
-#[command(name = "imgstore", version, about, max_term_width = 100)]
-struct Cli {
-    /// The store's directory [default: $IMGSTORE_ROOT, else
-    /// $XDG_DATA_HOME/imgstore, else ~/.local/share/imgstore]
-    #[arg(long, global = true, value_name = "DIR")]
-    root: Option<PathBuf>,
-    /// The backend the store keeps its state in [default: the one the
-    /// root was created with; sqlite for a new root]
-    #[arg(long, global = true, value_enum, env = "IMGSTORE_BACKEND")]
-    backend: Option<BackendArg>,
-    /// The namespace of the names (containerd's).
-    #[arg(
-        long,
-        global = true,
-        value_name = "NS",
-        env = "IMGSTORE_NAMESPACE",
-        default_value = "default"
-    )]
-    namespace: String,
-    /// No progress bars.
-    #[arg(long)]
-    quiet: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum BackendArg {
-    /// SQLite databases (content.db, images.db).
-    Sqlite,
-    /// Files in moby's layout (content/, imagedb/).
-    Fs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum OutputFormat {
-    /// A table for people.
-    Table,
-    /// One JSON object per line.
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SaveFormat {
-    /// A `docker save` tar (`docker load` reads it).
-    Docker,
-    /// An oci-archive: an OCI image layout in a tar.
-    Oci,
-    /// An OCI image layout directory.
-    OciLayout,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Load images from OCI layouts, oci-archive or `docker save` tarballs
-    /// (also gzip-compressed).
-    Load {
-        /// An OCI layout directory or an image tarball (repeatable).
-        #[arg(short, long = "input", value_name = "FILE|DIR", required = true)]
-        inputs: Vec<PathBuf>,
-        /// From multi-platform indexes: `all`, or OS/ARCH[/VARIANT]
-        /// [default: this host's]
-        #[arg(long, value_name = "PLATFORM")]
-        platform: Option<String>,
-    },
-    /// List images.
-    Images {
-        /// Show all images (also intermediate ones).
-        #[arg(short, long)]
-        all: bool,
-        /// Show digests.
-        #[arg(long)]
-        digests: bool,
-        /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE,
-        /// since=IMAGE, label=KEY[=VALUE] (repeatable).
-        #[arg(short, long = "filter", value_name = "FILTER")]
-        filters: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-        /// Only show image IDs.
-        #[arg(short, long)]
-        quiet: bool,
-    },
-    /// Show images as JSON, as `docker inspect` does.
-    Inspect {
-        /// Names or (short) IDs.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Show the history of an image.
-    History {
-        /// A name or (short) ID.
-        image: String,
-        /// Do not truncate CREATED BY.
-        #[arg(long)]
-        no_trunc: bool,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
-    /// List stored layers and how many images use each.
-    Layers {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
-    /// Create a name TARGET that refers to SOURCE.
-    Tag {
-        /// A name or (short) ID.
-        source: String,
-        /// The new name.
-        target: String,
-    },
-    /// Save images to a `docker save` tar, an oci-archive or an OCI layout.
-    Save {
-        /// The file (or, for oci-layout, directory) to write; must not exist.
-        #[arg(short, long, value_name = "FILE", required = true)]
-        output: PathBuf,
-        /// What to write.
-        #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
-        format: SaveFormat,
-        /// Names or (short) IDs; a name keeps its name.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Show disk usage: layer bytes, shared and unique per image.
-    Df {
-        /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
-        #[arg(short, long)]
-        verbose: bool,
-        /// Output format (json: one object per image).
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
-    },
-    /// Remove names and images, as `docker rmi`.
-    Rmi {
-        /// Remove an image several names point at, by ID.
-        #[arg(short, long)]
-        force: bool,
-        /// Names or (short) IDs.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Pin images (the CRI's pinned label): prune keeps them, rmi needs -f.
-    Pin {
-        /// Names or (short) IDs; an ID pins every name of the image.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Undo pin.
-    Unpin {
-        /// Names or (short) IDs; an ID unpins every name of the image.
-        #[arg(required = true)]
-        images: Vec<String>,
-    },
-    /// Remove unused images: dangling ones, or with -a every image without
-    /// child images (pinned images are kept).
-    Prune {
-        /// Remove all unused images, not just dangling ones.
-        #[arg(short, long)]
-        all: bool,
-        /// Do not prompt for confirmation.
-        #[arg(short, long)]
-        force: bool,
-    },
-    /// Remove unreferenced layers and unreachable blobs.
-    Gc,
-    /// Re-verify every blob, layer record and name; report (and repair).
-    Fsck {
-        /// Delete what is corrupt or dangling, then gc.
-        #[arg(long)]
-        repair: bool,
-    },
-}
 
 /// What [`output_error`] says for a closed stdout, which `run` forgives.
 const BROKEN_PIPE: &str = "write output: broken pipe";
@@ -245,6 +76,26 @@ fn main() -> ExitCode {
 /// store, a bad filter). Commands over several arguments report each
 /// failure themselves and return exit code 1.
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    let command = cli.command.canonical();
+    // What needs no store: completions, and Docker's refusals to read a
+    // tar from or write one to a terminal.
+    match &command {
+        Command::Completion { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut imgstore_cli::command(), "imgstore", &mut out);
+            out.flush().map_err(output_error)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Load(args) if reads_stdin(&args.inputs) && std::io::stdin().is_terminal() => {
+            return Err("requested load from stdin, but stdin is empty".to_owned());
+        }
+        Command::Save(args) if writes_stdout(&args.output) && std::io::stdout().is_terminal() => {
+            return Err(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect".to_owned(),
+            );
+        }
+        _ => {}
+    }
     let root = cli.root.clone().unwrap_or_else(imgstore::default_root);
     let options = Options {
         backend: cli.backend.map(|backend| match backend {
@@ -254,33 +105,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         namespace: cli.namespace.clone(),
         // Only `load` makes a store; every other command on a root that
         // holds none says so (a mistyped --root creates nothing).
-        create: matches!(cli.command, Command::Load { .. }),
+        create: matches!(command, Command::Load(_)),
         ..Options::default()
     };
     let out = std::io::stdout();
     let mut out = out.lock();
     // A listing needs no open store when the catalog the last flush left is
     // current (see `imgstore::list_images_and_targets_cached`).
-    if let Command::Images {
-        all,
-        digests,
-        filters,
-        format,
-        quiet,
-    } = &cli.command
-    {
-        let query = ImageQuery {
-            all: *all,
-            filters: filters.clone(),
-        };
-        let cached = if *digests {
+    if let Command::Images(args) = &command {
+        let query = image_query(args);
+        let cached = if args.digests {
             imgstore::list_images_and_targets_cached(&root, &options, &query)
         } else {
             imgstore::list_images_cached(&root, &options, &query)
                 .map(|listed| listed.map(|listed| (listed, BTreeMap::new())))
         };
         if let Some((listed, targets)) = cached.map_err(|e| e.to_string())? {
-            let result = print_images(&listed, &targets, *digests, *format, *quiet, &mut out);
+            let result = print_images(&listed, &targets, args, &mut out);
             out.flush().map_err(output_error)?;
             return result;
         }
@@ -289,9 +130,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         imgstore::Error::NoStore { .. } => e.to_string(),
         e => format!("cannot open the store at {}: {e}", root.display()),
     })?;
-    let result = match cli.command {
-        Command::Load { inputs, platform } => {
-            let platform = match platform.as_deref() {
+    let quiet = cli.quiet;
+    let result = match command {
+        Command::Load(args) => {
+            let platform = match args.platform.as_deref() {
                 None => PlatformChoice::Host,
                 Some("all") => PlatformChoice::All,
                 Some(exact) => PlatformChoice::Exact(
@@ -301,38 +143,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ),
             };
             let options = ImportOptions::with_platform(platform);
-            Ok(load(&store, &inputs, &options, cli.quiet, &mut out))
+            Ok(load(
+                &store,
+                &args.inputs,
+                &options,
+                quiet || args.quiet,
+                &mut out,
+            ))
         }
-        Command::Images {
-            all,
-            digests,
-            filters,
-            format,
-            quiet,
-        } => images(&store, all, digests, filters, format, quiet, &mut out),
-        Command::Inspect { images } => Ok(inspect(&store, &images, &mut out)),
-        Command::History {
-            image,
-            no_trunc,
-            format,
-        } => history(&store, &image, no_trunc, format, &mut out),
+        Command::Images(args) => images(&store, &args, &mut out),
+        Command::Inspect(args) => Ok(inspect(&store, &args.images, &mut out)),
+        Command::History(args) => history(&store, &args, &mut out),
         Command::Layers { format } => layers(&store, format, &mut out),
-        Command::Tag { source, target } => store
-            .tag(&source, &target)
+        Command::Tag(args) => store
+            .tag(&args.source, &args.target)
             .map(|_| ExitCode::SUCCESS)
             .map_err(|e| e.to_string()),
-        Command::Rmi { force, images } => Ok(rmi(&store, &images, force, &mut out)),
-        Command::Save {
-            output,
-            format,
-            images,
-        } => save(&store, &output, format, &images, cli.quiet),
-        Command::Df { verbose, format } => df(&store, verbose, format, &mut out),
+        Command::Rmi(args) => Ok(rmi(&store, &args, &mut out)),
+        Command::Save(args) => save(&store, &args, quiet || args.quiet, &mut out),
+        Command::Df(args) => df(&store, args.verbose, args.format, &mut out),
         Command::Pin { images } => Ok(pin(&store, &images, true, &mut out)),
         Command::Unpin { images } => Ok(pin(&store, &images, false, &mut out)),
-        Command::Prune { all, force } => prune(&store, all, force, &mut out),
+        Command::Prune(args) => prune(&store, args.all, args.force, &mut out),
         Command::Gc => gc(&store, &mut out),
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
+        Command::Image { .. } | Command::System { .. } | Command::Completion { .. } => {
+            unreachable!("canonical() maps image and system commands; completion returned above")
+        }
     };
     out.flush().map_err(output_error)?;
     // The next `images` reads the catalog instead of opening the store.
@@ -344,6 +181,34 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     // recovers from, which every committed write survives.
     std::mem::forget(store);
     result
+}
+
+/// `-` names standard input or output, as for Docker's `-i` and `-o`.
+fn is_stdio(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Whether `load` reads standard input: no `-i`, or `-i -`.
+fn reads_stdin(inputs: &[PathBuf]) -> bool {
+    inputs.is_empty() || inputs.iter().any(|input| is_stdio(input))
+}
+
+/// Whether `save` writes to standard output: no `-o`, or `-o -`.
+fn writes_stdout(output: &Option<PathBuf>) -> bool {
+    output.as_deref().is_none_or(is_stdio)
+}
+
+/// The listing `images` asks for: the positional `REPOSITORY[:TAG]` is a
+/// reference filter, as Docker adds it.
+fn image_query(args: &ImagesArgs) -> ImageQuery {
+    let mut filters = args.filters.clone();
+    if let Some(reference) = &args.reference {
+        filters.push(format!("reference={reference}"));
+    }
+    ImageQuery {
+        all: args.all,
+        filters,
+    }
 }
 
 /// A spinner on stderr while `work` runs, when stderr is a terminal and
@@ -381,10 +246,22 @@ fn load(
     out: &mut impl Write,
 ) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
+    let stdin_only = [PathBuf::from("-")];
+    let inputs = if inputs.is_empty() {
+        &stdin_only[..]
+    } else {
+        inputs
+    };
     for input in inputs {
-        let result = with_progress(quiet, format!("Loading {}", input.display()), || {
-            store.import_with(input, options)
-        });
+        let result = if is_stdio(input) {
+            with_progress(quiet, "Loading from stdin".to_owned(), || {
+                store.import_reader(std::io::stdin().lock(), "stdin", options)
+            })
+        } else {
+            with_progress(quiet, format!("Loading {}", input.display()), || {
+                store.import_with(input, options)
+            })
+        };
         match result {
             Ok(imported) => {
                 for image in imported {
@@ -454,19 +331,11 @@ fn image_rows(summary: &ImageSummary, targets: &BTreeMap<String, String>) -> Vec
     rows
 }
 
-fn images(
-    store: &Store,
-    all: bool,
-    digests: bool,
-    filters: Vec<String>,
-    format: OutputFormat,
-    ids_only: bool,
-    out: &mut impl Write,
-) -> Result<ExitCode, String> {
+fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<ExitCode, String> {
     let listed = store
-        .list_images(&ImageQuery { all, filters })
+        .list_images(&image_query(args))
         .map_err(|e| e.to_string())?;
-    let targets: BTreeMap<String, String> = if digests {
+    let targets: BTreeMap<String, String> = if args.digests {
         store
             .refs()
             .list(store.namespace(), &[])
@@ -477,7 +346,7 @@ fn images(
     } else {
         BTreeMap::new()
     };
-    print_images(&listed, &targets, digests, format, ids_only, out)
+    print_images(&listed, &targets, args, out)
 }
 
 /// Prints the listed images: JSON lines, IDs only, or Docker's table
@@ -485,11 +354,10 @@ fn images(
 fn print_images(
     listed: &[ImageSummary],
     targets: &BTreeMap<String, String>,
-    digests: bool,
-    format: OutputFormat,
-    ids_only: bool,
+    args: &ImagesArgs,
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
+    let (digests, format, ids_only) = (args.digests, args.format, args.quiet);
     let write =
         |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
     if format == OutputFormat::Json {
@@ -505,7 +373,11 @@ fn print_images(
     let mut rows = Vec::new();
     let mut ids = String::new();
     for summary in listed {
-        let id = short_id(&summary.id);
+        let id = if args.no_trunc {
+            summary.id.to_string()
+        } else {
+            short_id(&summary.id)
+        };
         for [repository, tag, digest] in image_rows(summary, targets) {
             if ids_only {
                 ids.push_str(&id);
@@ -572,15 +444,19 @@ fn inspect(store: &Store, names: &[String], out: &mut impl Write) -> ExitCode {
     code
 }
 
-fn history(
-    store: &Store,
-    image: &str,
-    no_trunc: bool,
-    format: OutputFormat,
-    out: &mut impl Write,
-) -> Result<ExitCode, String> {
-    let entries = store.history(image).map_err(|e| e.to_string())?;
-    let text = match format {
+/// `docker history`: the table (`--no-trunc`: full IDs and CREATED BY;
+/// `--human=false`: CREATED AT in RFC 3339 and sizes in bytes), or with
+/// `-q` the IDs only (`<missing>` for layers without an image).
+fn history(store: &Store, args: &HistoryArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    let entries = store.history(&args.image).map_err(|e| e.to_string())?;
+    let no_trunc = args.no_trunc;
+    let id = |entry: &imgstore::HistoryEntry| match &entry.id {
+        None => "<missing>".to_owned(),
+        Some(id) if no_trunc => id.to_string(),
+        Some(id) => short_id(id),
+    };
+    let text = match args.format {
+        OutputFormat::Table if args.quiet => entries.iter().map(|entry| id(entry) + "\n").collect(),
         OutputFormat::Json => entries
             .iter()
             .map(|entry| {
@@ -603,25 +479,28 @@ fn history(
                 .map(|entry| {
                     let created_by = entry.created_by.replace('\t', " ");
                     vec![
-                        entry
-                            .id
-                            .as_ref()
-                            .map_or_else(|| "<missing>".to_owned(), short_id),
-                        created_since(entry.created.as_deref(), now),
+                        id(entry),
+                        if args.human {
+                            created_since(entry.created.as_deref(), now)
+                        } else {
+                            created_at(entry.created.as_deref())
+                        },
                         if no_trunc {
                             created_by
                         } else {
                             ellipsis(&created_by, 45)
                         },
-                        human_size(entry.size),
+                        if args.human {
+                            human_size(entry.size)
+                        } else {
+                            entry.size.to_string()
+                        },
                         entry.comment.clone(),
                     ]
                 })
                 .collect();
-            table(
-                &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-                &rows,
-            )
+            let created = if args.human { "CREATED" } else { "CREATED AT" };
+            table(&["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"], &rows)
         }
     };
     out.write_all(text.as_bytes()).map_err(output_error)?;
@@ -676,10 +555,14 @@ fn layers(store: &Store, format: OutputFormat, out: &mut impl Write) -> Result<E
     Ok(ExitCode::SUCCESS)
 }
 
-fn rmi(store: &Store, names: &[String], force: bool, out: &mut impl Write) -> ExitCode {
+fn rmi(store: &Store, args: &RmiArgs, out: &mut impl Write) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
-    for name in names {
-        match store.remove(name, force) {
+    let options = RemoveOptions {
+        force: args.force,
+        prune: !args.no_prune,
+    };
+    for name in &args.images {
+        match store.remove_with(name, &options) {
             Ok(report) => {
                 for untagged in &report.untagged {
                     let _ = writeln!(out, "Untagged: {}", familiar(untagged));
@@ -817,25 +700,40 @@ fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCode, S
     })
 }
 
+/// `docker save`: to the file `-o` names (replaced, as Docker does), else
+/// to standard output (`run` has refused a terminal), streamed.
 fn save(
     store: &Store,
-    output: &Path,
-    format: SaveFormat,
-    images: &[String],
+    args: &SaveArgs,
     quiet: bool,
+    out: &mut impl Write,
 ) -> Result<ExitCode, String> {
-    let format = match format {
+    let format = match args.format {
         SaveFormat::Docker => ExportFormat::DockerSave,
         SaveFormat::Oci => ExportFormat::OciArchive,
         SaveFormat::OciLayout => ExportFormat::OciLayout,
     };
-    let images: Vec<&str> = images.iter().map(String::as_str).collect();
-    with_progress(quiet, format!("Saving {}", output.display()), || {
-        // `docker save -o` replaces an existing file.
-        store.export_replacing(&images, output, format)
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(ExitCode::SUCCESS)
+    let images: Vec<&str> = args.images.iter().map(String::as_str).collect();
+    let result = match args.output.as_deref().filter(|output| !is_stdio(output)) {
+        Some(output) => with_progress(quiet, format!("Saving {}", output.display()), || {
+            // `docker save -o` replaces an existing file.
+            store.export_replacing(&images, output, format)
+        }),
+        None => with_progress(quiet, "Saving to stdout".to_owned(), || {
+            store.export_to_writer(&images, &mut *out, "stdout", format)
+        }),
+    };
+    match result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        // A reader that went away (`imgstore save x | head -c 10`) is no
+        // failure, as for every other command's output.
+        Err(imgstore::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            Err(BROKEN_PIPE.to_owned())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `docker system df` for images; `-v` per image, `--format json` one

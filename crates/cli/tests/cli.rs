@@ -252,7 +252,7 @@ fn images_filters_follow_docker() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
-        "Error: filter \"colour=blue\": unknown filter (dangling, reference, before, since, label)\n"
+        "Error: filter \"colour=blue\": unknown filter (dangling, reference, before, since, until, label)\n"
     );
     let output = imgstore(root.path(), &["images", "--filter", "reference=[a-"]);
     assert_eq!(output.status.code(), Some(1));
@@ -444,9 +444,9 @@ fn history_is_newest_first_with_dockers_layer_sizes() {
         table,
         format!(
             "IMAGE          CREATED       CREATED BY                                      SIZE      COMMENT\n\
-             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   6B\n\
-             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    33B\n\
-             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              43B\n"
+             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   6B        \n\
+             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    33B       \n\
+             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              43B       \n"
         )
     );
 }
@@ -656,7 +656,7 @@ fn usage_errors_exit_2() {
     for args in [
         &["frobnicate"][..],
         &["rmi"],
-        &["load"],
+        &["save"],
         &["images", "--format", "yaml"],
         &["--backend", "postgres", "images"],
     ] {

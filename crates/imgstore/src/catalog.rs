@@ -379,7 +379,7 @@ fn cached(
     let needs_configs = query.filters.iter().any(|raw| {
         !matches!(
             raw.split_once('=').map(|(key, _)| key),
-            Some("dangling" | "reference")
+            Some("dangling" | "reference" | "until")
         )
     });
     if needs_configs {

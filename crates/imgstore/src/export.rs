@@ -68,7 +68,8 @@ pub enum ExportFormat {
 /// What [`Store::export`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportReport {
-    /// The destination, as given.
+    /// The destination, as given (for
+    /// [`export_to_writer`](Store::export_to_writer), the stream's name).
     pub path: PathBuf,
     /// The format written.
     pub format: ExportFormat,
@@ -79,6 +80,18 @@ pub struct ExportReport {
     pub blobs: usize,
     /// Their bytes (layers uncompressed for `docker save`).
     pub bytes: u64,
+}
+
+impl ExportReport {
+    fn new(path: &Path, format: ExportFormat) -> ExportReport {
+        ExportReport {
+            path: path.to_path_buf(),
+            format,
+            images: Vec::new(),
+            blobs: 0,
+            bytes: 0,
+        }
+    }
 }
 
 /// One exported image.
@@ -149,7 +162,6 @@ trait Sink {
     fn file(&mut self, name: &str, bytes: &[u8]) -> Result<()>;
     /// Writes exactly `size` bytes from `reader` (which checks that count).
     fn stream(&mut self, name: &str, size: u64, reader: &mut Checked<'_>) -> Result<()>;
-    fn finish(self: Box<Self>) -> Result<()>;
 }
 
 fn io_error<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -192,20 +204,25 @@ impl Sink for DirSink {
         })?;
         file.sync_all().map_err(io_error("sync", &path))
     }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        Ok(())
-    }
 }
 
-/// A tar file being written, entries with fixed metadata (mtime 0, uid and
-/// gid 0, no user names), so the same images give the same bytes.
-struct TarSink {
+/// A tar being written to a file or a stream, entries with fixed metadata
+/// (mtime 0, uid and gid 0, no user names), so the same images give the
+/// same bytes. Members are written one after the other: nothing seeks.
+struct TarSink<W: Write> {
+    /// What errors name: the file, or the stream as the caller calls it.
     path: PathBuf,
-    builder: tar::Builder<BufWriter<File>>,
+    builder: tar::Builder<BufWriter<W>>,
 }
 
-impl TarSink {
+impl<W: Write> TarSink<W> {
+    fn new(path: PathBuf, out: W) -> TarSink<W> {
+        TarSink {
+            path,
+            builder: tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, out)),
+        }
+    }
+
     fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(kind);
@@ -216,43 +233,43 @@ impl TarSink {
         header.set_gid(0);
         header
     }
+
+    /// Writes the end of the archive and flushes: the output.
+    fn finish(self) -> Result<W> {
+        let path = self.path;
+        let out = self
+            .builder
+            .into_inner()
+            .map_err(io_error("write", &path))?;
+        out.into_inner().map_err(|e| Error::Io {
+            operation: "write",
+            path: path.clone(),
+            source: e.into_error(),
+        })
+    }
 }
 
-impl Sink for TarSink {
+impl<W: Write> Sink for TarSink<W> {
     fn dir(&mut self, name: &str) -> Result<()> {
-        let mut header = TarSink::header(tar::EntryType::Directory, 0o755, 0);
+        let mut header = Self::header(tar::EntryType::Directory, 0o755, 0);
         self.builder
             .append_data(&mut header, format!("{name}/"), io::empty())
             .map_err(io_error("write", &self.path))
     }
 
     fn file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
-        let mut header = TarSink::header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
+        let mut header = Self::header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
         self.builder
             .append_data(&mut header, name, bytes)
             .map_err(io_error("write", &self.path))
     }
 
     fn stream(&mut self, name: &str, size: u64, reader: &mut Checked<'_>) -> Result<()> {
-        let mut header = TarSink::header(tar::EntryType::Regular, 0o644, size);
+        let mut header = Self::header(tar::EntryType::Regular, 0o644, size);
         match self.builder.append_data(&mut header, name, &mut *reader) {
             Ok(()) => Ok(()),
             Err(e) => Err(reader.failure(e, &self.path)),
         }
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        let path = self.path;
-        let out = self
-            .builder
-            .into_inner()
-            .map_err(io_error("write", &path))?;
-        let file = out.into_inner().map_err(|e| Error::Io {
-            operation: "write",
-            path: path.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all().map_err(io_error("sync", &path))
     }
 }
 
@@ -606,6 +623,77 @@ impl Store {
     ) -> Result<ExportReport> {
         check_destination(dest, format, replace)?;
         let lock = self.lock_imports()?;
+        let items = self.export_items(images)?;
+        let mut temp = Temp {
+            path: temp_beside(dest),
+            keep: false,
+        };
+        let mut report = ExportReport::new(dest, format);
+        match format {
+            ExportFormat::OciLayout => {
+                fs::create_dir(&temp.path).map_err(io_error("create directory", &temp.path))?;
+                let mut sink = DirSink {
+                    root: temp.path.clone(),
+                };
+                self.write_oci(&items, &mut sink, &mut report)?;
+            }
+            ExportFormat::OciArchive | ExportFormat::DockerSave => {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&temp.path)
+                    .map_err(io_error("create", &temp.path))?;
+                let mut sink = TarSink::new(temp.path.clone(), file);
+                self.write_tar(&items, &mut sink, &mut report)?;
+                let file = sink.finish()?;
+                file.sync_all().map_err(io_error("sync", &temp.path))?;
+            }
+        }
+        commit(&mut temp, dest, format, replace)?;
+        // Nothing in the store changed: the catalog holds for the new generation.
+        lock.finish(Ok(report))
+    }
+
+    /// [`export`](Store::export) to a stream, as `docker save IMAGE > x.tar`
+    /// writes to standard output: the tar formats only, written member after
+    /// member as they are read from the store (nothing seeks, no temporary
+    /// file; memory does not depend on layer size), then flushed. `name`
+    /// names the stream in errors and in the report (`stdout`).
+    ///
+    /// [`ExportFormat::OciLayout`] is a directory and is refused
+    /// ([`Error::InvalidInput`]) before anything is written. Images are
+    /// resolved before the first byte is written, so an unknown image
+    /// writes nothing; a failure later (content that no longer verifies,
+    /// a closed pipe) leaves a truncated tar in the stream, which a reader
+    /// refuses, and returns the error.
+    pub fn export_to_writer(
+        &self,
+        images: &[&str],
+        out: impl Write,
+        name: impl AsRef<Path>,
+        format: ExportFormat,
+    ) -> Result<ExportReport> {
+        let name = name.as_ref();
+        if format == ExportFormat::OciLayout {
+            return Err(Error::InvalidInput {
+                what: format!("{}: format oci-layout", name.display()),
+                reason: "an OCI layout is a directory and cannot be written to a stream; \
+                         write an oci-archive (a tar) or give a directory"
+                    .to_owned(),
+            });
+        }
+        let lock = self.lock_imports()?;
+        let items = self.export_items(images)?;
+        let mut report = ExportReport::new(name, format);
+        let mut sink = TarSink::new(name.to_path_buf(), out);
+        self.write_tar(&items, &mut sink, &mut report)?;
+        let mut out = sink.finish()?;
+        out.flush().map_err(io_error("write", name))?;
+        lock.finish(Ok(report))
+    }
+
+    /// The inputs resolved, each (name, image) once, in the order given.
+    fn export_items(&self, images: &[&str]) -> Result<Vec<Item>> {
         let mut items: Vec<Item> = Vec::new();
         for input in images {
             let item = self.export_item(input)?;
@@ -616,47 +704,22 @@ impl Store {
                 items.push(item);
             }
         }
+        Ok(items)
+    }
 
-        let mut temp = Temp {
-            path: temp_beside(dest),
-            keep: false,
-        };
-        let mut sink: Box<dyn Sink> = match format {
-            ExportFormat::OciLayout => {
-                fs::create_dir(&temp.path).map_err(io_error("create directory", &temp.path))?;
-                Box::new(DirSink {
-                    root: temp.path.clone(),
-                })
-            }
-            ExportFormat::OciArchive | ExportFormat::DockerSave => {
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&temp.path)
-                    .map_err(io_error("create", &temp.path))?;
-                Box::new(TarSink {
-                    path: temp.path.clone(),
-                    builder: tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, file)),
-                })
-            }
-        };
-        let mut report = ExportReport {
-            path: dest.to_path_buf(),
-            format,
-            images: Vec::new(),
-            blobs: 0,
-            bytes: 0,
-        };
-        match format {
+    /// Writes one of the tar formats into `sink`.
+    fn write_tar(
+        &self,
+        items: &[Item],
+        sink: &mut dyn Sink,
+        report: &mut ExportReport,
+    ) -> Result<()> {
+        match report.format {
+            ExportFormat::DockerSave => self.write_docker(items, sink, report),
             ExportFormat::OciLayout | ExportFormat::OciArchive => {
-                self.write_oci(&items, sink.as_mut(), &mut report)?;
+                self.write_oci(items, sink, report)
             }
-            ExportFormat::DockerSave => self.write_docker(&items, sink.as_mut(), &mut report)?,
         }
-        sink.finish()?;
-        commit(&mut temp, dest, format, replace)?;
-        // Nothing in the store changed: the catalog holds for the new generation.
-        lock.finish(Ok(report))
     }
 
     /// What one input means: a name (its record), else an image.

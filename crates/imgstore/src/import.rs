@@ -172,6 +172,8 @@ impl Store {
     /// when an index has none for a wanted platform, the import is refused
     /// with [`Error::NoMatchingPlatform`] listing what the index offers,
     /// and nothing is written. All or nothing, as the functions above.
+    /// A path that is neither a directory nor a regular file (a named pipe,
+    /// `/dev/stdin`) is read as a stream ([`import_reader`](Store::import_reader)).
     pub fn import_with(
         &self,
         path: impl AsRef<Path>,
@@ -188,16 +190,90 @@ impl Store {
             let plan = Plan::from_layout(&layout, &options.platform)?;
             return self.import_plan(&layout, &plan);
         }
+        if !meta.is_file() {
+            // A pipe (`-i /dev/stdin`, `<(cat x.tar)`) cannot seek: read it
+            // as a stream.
+            let stream = File::open(path).map_err(|source| Error::Io {
+                operation: "open",
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return self.import_reader(stream, path, options);
+        }
+        self.import_tar_file(path, path, meta.len(), options)
+    }
+
+    /// Imports an image tarball read from `reader` to its end: a pipe, as
+    /// `docker load < x.tar` or `cat x.tar | docker load` read standard
+    /// input. `name` names the input in errors (`stdin`).
+    ///
+    /// A tar is indexed and then read by seeking, which a pipe cannot do:
+    /// the input is first copied into a temporary file in `<root>/tmp/`
+    /// (with the same locking and cleanup as a gzip copy, see
+    /// [`import_with`](Store::import_with)), so memory stays bounded
+    /// whatever its size, and disk use is its size (twice that, plus the
+    /// decompressed tar, when it is gzip-compressed). Then it is imported
+    /// as a file would be: an oci-archive or `docker save` tar, possibly
+    /// gzip-compressed, with `options`, all or nothing. An OCI layout
+    /// directory cannot come through a stream.
+    pub fn import_reader(
+        &self,
+        mut reader: impl Read,
+        name: impl AsRef<Path>,
+        options: &ImportOptions,
+    ) -> Result<Vec<Imported>> {
+        let name = name.as_ref();
+        let temp = TempFile::create(self.root(), "stream").map_err(|source| Error::Io {
+            operation: "create a temporary file for",
+            path: name.to_path_buf(),
+            source,
+        })?;
+        let mut spool = temp.file();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut len: u64 = 0;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(Error::Io {
+                        operation: "read",
+                        path: name.to_path_buf(),
+                        source,
+                    });
+                }
+            };
+            spool.write_all(&buf[..n]).map_err(|source| Error::Io {
+                operation: "write the temporary copy of",
+                path: name.to_path_buf(),
+                source,
+            })?;
+            len += n as u64;
+        }
+        self.import_tar_file(temp.path(), name, len, options)
+    }
+
+    /// Imports the tar file `file` of `len` bytes, possibly gzip-compressed,
+    /// which errors call `shown` (the user's file, or the stream a
+    /// temporary `file` holds).
+    fn import_tar_file(
+        &self,
+        file: &Path,
+        shown: &Path,
+        len: u64,
+        options: &ImportOptions,
+    ) -> Result<Vec<Imported>> {
         let io_error = |operation, source| Error::Io {
             operation,
-            path: path.to_path_buf(),
+            path: shown.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(|e| io_error("open", e))?;
+        let mut reader = File::open(file).map_err(|e| io_error("open", e))?;
         let mut magic = [0u8; 2];
         let mut got = 0;
         while got < magic.len() {
-            match file
+            match reader
                 .read(&mut magic[got..])
                 .map_err(|e| io_error("read", e))?
             {
@@ -208,20 +284,17 @@ impl Store {
         if got == 2 && magic == [0x1f, 0x8b] {
             let temp = TempFile::create(self.root(), "import").map_err(|source| Error::Io {
                 operation: "create a temporary file for",
-                path: path.to_path_buf(),
+                path: shown.to_path_buf(),
                 source,
             })?;
-            let file = File::open(path).map_err(|e| io_error("open", e))?;
+            let reader = File::open(file).map_err(|e| io_error("open", e))?;
             // A gzip bomb must not fill the disk: the temporary tar may grow
             // to MAX_GZIP_RATIO times the file (at least MIN_GZIP_LIMIT).
-            let limit = meta
-                .len()
-                .saturating_mul(MAX_GZIP_RATIO)
-                .max(MIN_GZIP_LIMIT);
-            let copied = decompress_into(path, file, temp.file(), limit)?;
+            let limit = len.saturating_mul(MAX_GZIP_RATIO).max(MIN_GZIP_LIMIT);
+            let copied = decompress_into(shown, reader, temp.file(), limit)?;
             if copied > limit {
                 return Err(Error::InvalidArchive {
-                    path: path.to_path_buf(),
+                    path: shown.to_path_buf(),
                     reason: format!(
                         "gzip-compressed, and it expands to more than {limit} bytes \
                          ({MAX_GZIP_RATIO} times its size): refused as a decompression bomb; \
@@ -230,10 +303,11 @@ impl Store {
                 });
             }
             // Errors name the user's file, not the temporary copy.
-            let tar = TarIndex::open_as(temp.path(), path)?;
+            let tar = TarIndex::open_as(temp.path(), shown)?;
             return self.import_tar(&tar, options);
         }
-        self.import_archive_with(path, options)
+        let tar = TarIndex::open_as(file, shown)?;
+        self.import_tar(&tar, options)
     }
 }
 

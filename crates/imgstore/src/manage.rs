@@ -52,6 +52,26 @@ pub struct RemoveReport {
     pub released_layers: usize,
 }
 
+/// How [`Store::remove_with`] removes (`docker rmi` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// `-f`: remove an image several names point at, or a pinned one.
+    pub force: bool,
+    /// Also delete the parents the deletion leaves dangling (no name in any
+    /// namespace, no other child), as Docker does unless `--no-prune`.
+    pub prune: bool,
+}
+
+impl Default for RemoveOptions {
+    /// Docker's defaults: not forced, parents pruned.
+    fn default() -> RemoveOptions {
+        RemoveOptions {
+            force: false,
+            prune: true,
+        }
+    }
+}
+
 /// What [`Store::prune`] removed: Docker's `image prune` report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
@@ -263,10 +283,32 @@ impl Store {
     /// another namespace reach is refused, even with `force`
     /// ([`Error::InUseInOtherNamespaces`], naming them).
     ///
+    /// When the image is deleted, so are its parents that are left
+    /// dangling (no name in any namespace, no other child), each listed in
+    /// `deleted` after it, up the chain, as `docker rmi` prunes them;
+    /// [`remove_with`](Store::remove_with) can keep them (`--no-prune`).
+    /// That pruning is best effort: a parent that cannot be deleted ends
+    /// it, and the removal still succeeds.
+    ///
     /// Manifest and index blobs no name uses any more stay until
     /// [`gc`](Store::gc). `NotFound` when nothing matches.
     pub fn remove(&self, name_or_id: &str, force: bool) -> Result<RemoveReport> {
+        self.remove_with(
+            name_or_id,
+            &RemoveOptions {
+                force,
+                ..RemoveOptions::default()
+            },
+        )
+    }
+
+    /// [`remove`](Store::remove) with `options`: `prune: false` keeps the
+    /// parents it would delete (`docker rmi --no-prune`).
+    pub fn remove_with(&self, name_or_id: &str, options: &RemoveOptions) -> Result<RemoveReport> {
         let lock = self.lock_imports()?;
+        let force = options.force;
+        // Read before the image goes: its deletion drops the link.
+        let mut parent = None;
         let result = match self.find_record(name_or_id) {
             Ok(record) => {
                 if is_pinned(&record) && !force {
@@ -280,15 +322,49 @@ impl Store {
                         reason: "image is pinned",
                     });
                 }
+                parent = self
+                    .cache
+                    .resolve(&record.name)
+                    .ok()
+                    .and_then(|id| self.images.get_parent(&id).ok());
                 self.remove_by_name(&record)
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
                 let id = self.search_for_removal(name_or_id)?;
+                parent = self.images.get_parent(&id).ok();
                 self.remove_by_id(&id, force)
             }
             Err(e) => Err(e),
         };
+        let result = result.map(|mut report| {
+            if options.prune && !report.deleted.is_empty() {
+                self.prune_parents(parent, &mut report);
+            }
+            report
+        });
         lock.finish(result)
+    }
+
+    /// Deletes `parent` and its own parents, up the chain, while each is
+    /// dangling: no name in any namespace, no child left (moby's
+    /// `imageDeleteHelper` with `prune`, which stops quietly at a conflict).
+    fn prune_parents(&self, mut parent: Option<ImageId>, report: &mut RemoveReport) {
+        while let Some(id) = parent {
+            if self.cache.reference_count(&id) != 0
+                || !self.namespaces_elsewhere(&id).is_empty()
+                || !self.images.children(&id).is_empty()
+            {
+                return;
+            }
+            parent = self.images.get_parent(&id).ok();
+            match self.images.delete(&id) {
+                Ok(released) => {
+                    report.released_layers += released.len();
+                    report.deleted.push(id);
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {

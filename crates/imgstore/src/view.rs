@@ -140,6 +140,8 @@ pub(crate) struct ImageFilters {
     references: Vec<String>,
     before: Option<SystemTime>,
     since: Option<SystemTime>,
+    /// Docker's `until`: images created at or before it.
+    until: Option<SystemTime>,
     labels: Option<Filter>,
 }
 
@@ -205,6 +207,13 @@ impl ImageFilters {
                         parsed.since = Some(time);
                     }
                 }
+                "until" => {
+                    parsed.until = Some(
+                        crate::timestamp::parse_timestamp(value, SystemTime::now()).ok_or_else(
+                            || invalid(raw, "failed to parse value as time or duration"),
+                        )?,
+                    );
+                }
                 "label" => {
                     let selector = match value.split_once('=') {
                         Some((k, v)) => {
@@ -220,7 +229,7 @@ impl ImageFilters {
                 _ => {
                     return Err(invalid(
                         raw,
-                        "unknown filter (dangling, reference, before, since, label)",
+                        "unknown filter (dangling, reference, before, since, until, label)",
                     ));
                 }
             }
@@ -283,6 +292,7 @@ pub(crate) fn select_images(
         let created = created_time(summary.created.as_deref());
         if filters.before.is_some_and(|before| created >= before)
             || filters.since.is_some_and(|since| created <= since)
+            || filters.until.is_some_and(|until| created > until)
         {
             continue;
         }

@@ -1,0 +1,334 @@
+//! The command line's arguments: clap's derive types for every command,
+//! under Docker's names (`images`, `rmi`, `df`) and its command tree
+//! (`image ls`, `image rm`, `system df`); [`Command::canonical`] maps the
+//! second onto the first. A library so that `cargo xtask dist` writes the
+//! man pages from the same definitions.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// A local container image store.
+#[derive(Debug, Parser)]
+#[command(name = "imgstore", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The store's directory [default: $IMGSTORE_ROOT, else
+    /// $XDG_DATA_HOME/imgstore, else ~/.local/share/imgstore]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// The backend the store keeps its state in [default: the one the
+    /// root was created with; sqlite for a new root]
+    #[arg(long, global = true, value_enum, env = "IMGSTORE_BACKEND")]
+    pub backend: Option<BackendArg>,
+    /// The namespace of the names (containerd's).
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        env = "IMGSTORE_NAMESPACE",
+        default_value = "default"
+    )]
+    pub namespace: String,
+    /// No progress bars (as `load -q`, `save -q`).
+    #[arg(long)]
+    pub quiet: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// SQLite databases (content.db, images.db).
+    Sqlite,
+    /// Files in moby's layout (content/, imagedb/).
+    Fs,
+}
+
+/// `--format` of the listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `save --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaveFormat {
+    /// A `docker save` tar (`docker load` reads it).
+    Docker,
+    /// An oci-archive: an OCI image layout in a tar.
+    Oci,
+    /// An OCI image layout directory.
+    OciLayout,
+}
+
+/// The commands, under Docker's short names, plus `image` and `system`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load images from OCI layouts, oci-archive or `docker save` tarballs
+    /// (also gzip-compressed), or from STDIN.
+    Load(LoadArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Show images as JSON, as `docker inspect` does.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// List stored layers and how many images use each.
+    Layers {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Create a name TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Save images to a `docker save` tar, an oci-archive or an OCI layout
+    /// (a tar to STDOUT by default).
+    Save(SaveArgs),
+    /// Show disk usage: layer bytes, shared and unique per image.
+    Df(DfArgs),
+    /// Remove names and images, as `docker rmi`.
+    Rmi(RmiArgs),
+    /// Pin images (the CRI's pinned label): prune keeps them, rmi needs -f.
+    Pin {
+        /// Names or (short) IDs; an ID pins every name of the image.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Undo pin.
+    Unpin {
+        /// Names or (short) IDs; an ID unpins every name of the image.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove unused images: dangling ones, or with -a every image without
+    /// child images (pinned images are kept).
+    Prune(PruneArgs),
+    /// Remove unreferenced layers and unreachable blobs.
+    Gc,
+    /// Re-verify every blob, layer record and name; report (and repair).
+    Fsck {
+        /// Delete what is corrupt or dangling, then gc.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Manage images (Docker's `docker image` commands).
+    Image {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Manage the store (Docker's `docker system` commands).
+    System {
+        /// What to do.
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// Print a shell completion script (`source <(imgstore completion bash)`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `imgstore image ...`: Docker's canonical names of the image commands.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Show images as JSON, as `docker image inspect` does.
+    Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Create a name TARGET that refers to SOURCE.
+    Tag(TagArgs),
+    /// Remove names and images.
+    #[command(visible_alias = "remove")]
+    Rm(RmiArgs),
+    /// Save images to a tar (STDOUT by default) or an OCI layout.
+    Save(SaveArgs),
+    /// Load images from tarballs, OCI layouts or STDIN.
+    Load(LoadArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+}
+
+/// `imgstore system ...`.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage.
+    Df(DfArgs),
+}
+
+impl Command {
+    /// The command under its short name: `image ls` is `images`, `image rm`
+    /// is `rmi`, `system df` is `df`, and so on (one dispatch for both).
+    pub fn canonical(self) -> Command {
+        match self {
+            Command::Image { command } => match command {
+                ImageCommand::Ls(args) => Command::Images(args),
+                ImageCommand::Inspect(args) => Command::Inspect(args),
+                ImageCommand::History(args) => Command::History(args),
+                ImageCommand::Tag(args) => Command::Tag(args),
+                ImageCommand::Rm(args) => Command::Rmi(args),
+                ImageCommand::Save(args) => Command::Save(args),
+                ImageCommand::Load(args) => Command::Load(args),
+                ImageCommand::Prune(args) => Command::Prune(args),
+            },
+            Command::System {
+                command: SystemCommand::Df(args),
+            } => Command::Df(args),
+            other => other,
+        }
+    }
+}
+
+/// `load`'s arguments.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from an image tarball or an OCI layout directory instead of
+    /// STDIN; `-` is STDIN (repeatable).
+    #[arg(short, long = "input", value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// From multi-platform indexes: `all`, or OS/ARCH[/VARIANT]
+    /// [default: this host's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `images`' arguments.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only images with this name (a reference filter; `*` matches within
+    /// a path component).
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+    /// Show all images (also intermediate ones).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Filter: dangling=true|false, reference=PATTERN, before=IMAGE,
+    /// since=IMAGE, until=TIMESTAMP, label=KEY[=VALUE] (repeatable).
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Don't truncate output (full image IDs).
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `inspect`'s arguments.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Names or (short) IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `history`'s arguments.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A name or (short) ID.
+    pub image: String,
+    /// Print sizes and dates in human readable format (`--human=false`:
+    /// bytes and RFC 3339 times).
+    #[arg(
+        short = 'H',
+        long,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub human: bool,
+    /// Don't truncate output (full IDs and CREATED BY).
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `tag`'s arguments.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// A name or (short) ID.
+    pub source: String,
+    /// The new name.
+    pub target: String,
+}
+
+/// `save`'s arguments.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file (or, for oci-layout, a directory), instead of STDOUT;
+    /// `-` is STDOUT. A file is replaced.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    pub format: SaveFormat,
+    /// Suppress the progress output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Names or (short) IDs; a name keeps its name.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `df`'s arguments.
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Output format (json: one object per image).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// `rmi`'s arguments.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove an image several names point at, by ID.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents.
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Names or (short) IDs.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `prune`'s arguments.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
