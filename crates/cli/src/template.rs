@@ -15,17 +15,25 @@
 //!
 //! Values print as Go's `fmt` prints the `map[string]interface{}` Docker
 //! decodes inspect JSON into: lists `[A=1 B=2]`, maps `map[k:v]` with
-//! sorted keys, null `<nil>`, a missing field `<no value>`; `{{json .}}`
-//! is Go's compact JSON (`<`, `>`, `&` left as they are). Where Docker
-//! formats a typed Go struct instead, the output can differ: a struct
-//! prints as a map here, and `{{json .}}` writes an object's keys in the
-//! `Value`'s order (sorted) where Go keeps the struct's field order.
-//! `index` of a key a map lacks gives `""` (Go's zero value of the
-//! `map[string]string` Docker's labels are).
+//! sorted keys (an empty object inside a map, Docker's `struct{}`, as
+//! `{}`), a null or missing value `<no value>` (inside a list `<nil>`);
+//! `{{json .}}` is Go's compact JSON (`<`, `>`, `&` left as they are).
+//! A field the value lacks prints `<no value>` with [`render`] and is an
+//! error (`map has no entry for key "Foo"`) with [`render_inspect`] and
+//! [`render_rows`], as in Docker. `index` of a key a map lacks gives `""`
+//! (the zero value of the `map[string]string` Docker's labels are).
 //!
-//! [`render`] runs one template on one value (`docker inspect -f`);
-//! [`render_rows`] does what Docker's formatter does for `images`,
-//! `history` and `df` (`table` prefix, `\t`, header row, column alignment).
+//! Where Docker formats a typed Go struct, the output can differ, since a
+//! `Value` has no Go types: a struct prints as a map (`{{.Config}}`), a
+//! null list or map prints `<no value>` where Go prints `[]` or `map[]`,
+//! `{{json .}}` writes an object's keys in the `Value`'s order (sorted)
+//! where Go keeps the struct's field order, and an error message names
+//! `interface {}`/`int64` where Go names the struct's types.
+//!
+//! [`render`] runs one template on one value (Go's defaults);
+//! [`render_inspect`] is `docker inspect -f`; [`render_rows`] does what
+//! Docker's formatter does for `images`, `history` and `df` (`table`
+//! prefix, `\t`, header row, column alignment).
 
 use std::fmt;
 
@@ -120,7 +128,17 @@ pub const DF_HEADERS: &[(&str, &str)] = &[
 pub fn render(template: &str, value: &Value) -> Result<String, TemplateError> {
     let template = Template::parse(template)?;
     let mut out = String::new();
-    template.execute(value, Functions::Docker, &mut out)?;
+    template.execute(value, Functions::Docker, MissingKey::Print, &mut out)?;
+    Ok(out)
+}
+
+/// `docker inspect -f`: [`render`], except that a field the value lacks
+/// is an error (`map has no entry for key "Foo"`), as Docker runs its
+/// templates on inspect JSON (`missingkey=error`).
+pub fn render_inspect(template: &str, value: &Value) -> Result<String, TemplateError> {
+    let template = Template::parse(template)?;
+    let mut out = String::new();
+    template.execute(value, Functions::Docker, MissingKey::Error, &mut out)?;
     Ok(out)
 }
 
@@ -157,7 +175,8 @@ pub fn render_rows(
     let template = Template::parse(&text)?;
     let mut body = String::new();
     for row in rows {
-        template.execute(row, Functions::Docker, &mut body)?;
+        // Docker's rows are Go structs: a field they lack is an error.
+        template.execute(row, Functions::Docker, MissingKey::Error, &mut body)?;
         body.push('\n');
     }
     if !table {
@@ -169,7 +188,12 @@ pub fn render_rows(
         .collect();
     let mut text = String::new();
     // Docker ignores a failing header: what printed before the failure stays.
-    let _ = template.execute(&Value::Object(titles), Functions::Header, &mut text);
+    let _ = template.execute(
+        &Value::Object(titles),
+        Functions::Header,
+        MissingKey::Print,
+        &mut text,
+    );
     text.push('\n');
     text.push_str(&body);
     Ok(tabwriter(&text))
@@ -997,6 +1021,15 @@ enum Functions {
     Header,
 }
 
+/// What a field the value lacks gives: Go's `missingkey` option.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MissingKey {
+    /// Go's default: the invalid value, printed `<no value>`.
+    Print,
+    /// `missingkey=error`.
+    Error,
+}
+
 /// A value during a run; `None` is Go's invalid value (a missing field),
 /// which prints `<no value>`.
 type Val = Option<Value>;
@@ -1010,6 +1043,7 @@ struct At<'a> {
 struct Run<'a> {
     source: &'a str,
     functions: Functions,
+    missing_key: MissingKey,
     variables: Vec<(String, Val)>,
 }
 
@@ -1018,11 +1052,13 @@ impl Template {
         &self,
         value: &Value,
         functions: Functions,
+        missing_key: MissingKey,
         out: &mut String,
     ) -> Result<(), TemplateError> {
         let mut run = Run {
             source: &self.source,
             functions,
+            missing_key,
             variables: vec![("$".to_owned(), Some(value.clone()))],
         };
         run.nodes(&self.nodes, &Some(value.clone()), out)
@@ -1240,8 +1276,16 @@ impl Run<'_> {
         };
         for field in &operand.fields {
             value = match value {
+                None if self.missing_key == MissingKey::Error => {
+                    return Err(self.error(&at, format!("nil data; no entry for key {field:?}")));
+                }
                 None => None,
-                Some(Value::Object(mut map)) => map.remove(field),
+                Some(Value::Object(mut map)) => match map.remove(field) {
+                    None if self.missing_key == MissingKey::Error => {
+                        return Err(self.error(&at, format!("map has no entry for key {field:?}")));
+                    }
+                    found => found,
+                },
                 Some(Value::Null) => {
                     return Err(self.error(
                         &at,
@@ -1742,7 +1786,12 @@ fn go_print(value: &Value, out: &mut String) {
                 }
                 out.push_str(key);
                 out.push(':');
-                go_print(item, out);
+                match item {
+                    // An empty object inside a map is Docker's struct{}
+                    // (`ExposedPorts`, `Volumes`): Go prints it `{}`.
+                    Value::Object(inner) if inner.is_empty() => out.push_str("{}"),
+                    _ => go_print(item, out),
+                }
             }
             out.push(']');
         }

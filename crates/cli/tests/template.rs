@@ -3,15 +3,15 @@
 //! (Go 1.19) with Docker 20.10's functions and formatter
 //! (`templates.basicFunctions`, `formatter.Context.Write`) on the same
 //! JSON value: every expected string of the generated tests is what Go
-//! printed (one exception, commented); the tests at the end are imgstore's own.
+//! printed (two exceptions, commented); the tests at the end are imgstore's own.
 
 #[path = "../src/template.rs"]
 mod template;
 
 use serde_json::{Value, json};
 use template::{
-    DF_HEADERS, HISTORY_HEADERS, IMAGES_HEADERS, TemplateError, is_table, render, render_rows,
-    tabwriter,
+    DF_HEADERS, HISTORY_HEADERS, IMAGES_HEADERS, TemplateError, is_table, render, render_inspect,
+    render_rows, tabwriter,
 };
 
 const IMAGE: &str = r##"{"Id": "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb", "RepoTags": ["registry.demo.test/demo/base:v1", "base:latest"], "RepoDigests": [], "Size": 82, "Config": {"Env": ["PATH=/usr/bin", "A=1"], "Cmd": ["sh", "-c", "echo hi"], "Entrypoint": null, "Labels": {"org.b": "2", "org.a": "1"}, "ExposedPorts": {"80/tcp": {}}, "User": ""}, "RootFS": {"Type": "layers", "Layers": ["sha256:aaa", "sha256:bbb"]}, "Os": "linux", "Architecture": "amd64", "Text": "a<b>&\"\\\n\t\u0001\u2028\u00e9"}"##;
@@ -43,6 +43,20 @@ fn check_err(template: &str, value: &Value, expected: &str) {
     }
 }
 
+fn check_inspect(template: &str, value: &Value, expected: &str) {
+    match render_inspect(template, value) {
+        Ok(out) => assert_eq!(out, expected, "{template}"),
+        Err(e) => panic!("{template}: {e}"),
+    }
+}
+
+fn check_inspect_err(template: &str, value: &Value, expected: &str) {
+    match render_inspect(template, value) {
+        Ok(out) => panic!("{template}: printed {out:?}, expected the error {expected}"),
+        Err(e) => assert_eq!(e.to_string(), expected, "{template}"),
+    }
+}
+
 fn check_rows(format: &str, rows: &[Value], headers: &[(&str, &str)], expected: &str) {
     match render_rows(format, rows, headers) {
         Ok(out) => assert_eq!(out, expected, "{format}"),
@@ -63,7 +77,9 @@ fn fields_print_as_go_prints_them() {
     check("{{.Config.Entrypoint}}", &image, "<no value>");
     check("{{.Missing}}", &image, "<no value>");
     check("{{.Missing.Deeper}}", &image, "<no value>");
-    check("{{.Config.ExposedPorts}}", &image, "map[80/tcp:map[]]");
+    // Go on decoded JSON prints "map[80/tcp:map[]]"; Docker's typed
+    // map[string]struct{} prints `{}` (checked with a real docker).
+    check("{{.Config.ExposedPorts}}", &image, "map[80/tcp:{}]");
     check("{{.RepoDigests}}", &image, "[]");
     check("{{.Size}}", &image, "82");
     check(
@@ -437,6 +453,37 @@ fn errors_name_the_node() {
 }
 
 #[test]
+fn inspect_refuses_missing_fields() {
+    let image = image();
+    check_inspect_err(
+        "{{.Missing}}",
+        &image,
+        r#"template: :1:2: executing "" at <.Missing>: map has no entry for key "Missing""#,
+    );
+    check_inspect_err(
+        "{{.Config.Nope}}",
+        &image,
+        r#"template: :1:9: executing "" at <.Config.Nope>: map has no entry for key "Nope""#,
+    );
+    check_inspect_err(
+        "{{.Missing.Deeper}}",
+        &image,
+        r#"template: :1:10: executing "" at <.Missing.Deeper>: map has no entry for key "Missing""#,
+    );
+    check_inspect(
+        "{{.Os}} {{.Config.Env}}",
+        &image,
+        "linux [PATH=/usr/bin A=1]",
+    );
+    check_inspect_err(
+        "{{with .Config}}{{.Nope}}{{end}}",
+        &image,
+        r#"template: :1:18: executing "" at <.Nope>: map has no entry for key "Nope""#,
+    );
+    check_inspect(r#"{{index .Config.Labels "org.a"}}"#, &image, "1");
+}
+
+#[test]
 fn docker_images_default_table() {
     let rows: Vec<Value> = rows();
     check_rows(
@@ -462,10 +509,10 @@ fn table_of_one_column() {
 fn table_headers_keep_titles_through_functions() {
     let rows: Vec<Value> = rows();
     check_rows(
-        "table {{.Repository}}:{{.Tag}}\\t{{.Size | lower}}\\t{{json .ID}}\\t{{.Foo}}",
+        "table {{.Repository}}:{{.Tag}}\\t{{.Size | lower}}\\t{{json .ID}}\\t{{upper .Digest}}",
         &rows,
         IMAGES_HEADERS,
-        "REPOSITORY:TAG                    SIZE      IMAGE ID         <no value>\nregistry.demo.test/demo/base:v1   82b       \"ccb28a06ca54\"   <no value>\n<none>:<none>                     1.5kb     \"0123456789ab\"   <no value>\n",
+        "REPOSITORY:TAG                    SIZE      IMAGE ID         DIGEST\nregistry.demo.test/demo/base:v1   82b       \"ccb28a06ca54\"   <NONE>\n<none>:<none>                     1.5kb     \"0123456789ab\"   <NONE>\n",
     );
 }
 
@@ -637,8 +684,11 @@ fn table_formats_start_with_table() {
 fn a_failing_row_fails_the_whole_listing() {
     let rows = rows();
     assert_eq!(
-        render_rows("{{.ID.Nope}}", &rows, IMAGES_HEADERS).map_err(|e| e.to_string()),
-        Err("template: :1:5: executing \"\" at <.ID.Nope>: can't evaluate field Nope in type interface {}".to_owned())
+        render_rows("{{.ID}} {{.Nope}}", &rows, IMAGES_HEADERS).map_err(|e| e.to_string()),
+        Err(
+            "template: :1:10: executing \"\" at <.Nope>: map has no entry for key \"Nope\""
+                .to_owned()
+        )
     );
 }
 
