@@ -1895,7 +1895,8 @@ fn go_sprintf(format: &str, args: &[Val]) -> String {
         let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
             let mut n: Option<usize> = None;
             while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some(n.unwrap_or(0) * 10 + d as usize);
+                // Bounded: a width is never worth more than a MiB of spaces.
+                n = Some((n.unwrap_or(0) * 10 + d as usize).min(1 << 20));
                 chars.next();
             }
             n

@@ -704,3 +704,55 @@ fn tabwriter_aligns_blocks_of_consecutive_lines() {
         "a                  bb        c\nlonger cell here   x         y\nno tabs\nz         w\n"
     );
 }
+
+#[test]
+fn huge_printf_widths_are_bounded() {
+    let out = render(r#"{{printf "%99999999999999999999999s" "x"}}"#, &json!({}))
+        .expect("a huge width renders");
+    assert_eq!(out.len(), 1 << 20);
+    assert!(out.ends_with(" x"));
+}
+
+#[test]
+fn hostile_templates_fail_with_errors_not_panics() {
+    for template in [
+        "{{",
+        "{{)",
+        "{{(",
+        "{{((.A)",
+        "{{.A))}}",
+        "{{'",
+        "{{'ab'}}",
+        "{{\"\\x\"}}",
+        "{{0x}}",
+        "{{1e}}",
+        "{{$}}",
+        "{{$x :=}}",
+        "{{range $a, := .}}",
+        "{{if}}{{end}}",
+        "{{/*",
+        "{{/* x */ x}}",
+        "{{-}}",
+        "{{ - }}",
+        "{{.A | }}",
+        "{{| .A}}",
+        "{{,}}",
+        "{{else if .A}}",
+        "{{range .}}{{else if .}}{{end}}",
+        "{{with .}}{{else}}{{else}}{{end}}",
+        "{{index}}",
+        "{{index . \"a\" 1 2}}",
+        "{{len}}",
+        "{{printf 1}}",
+        "{{pad \"a\" \"b\" 1}}",
+        "{{truncate \"é\" 1}}",
+        "{{index \"abc\" -1}}",
+        "{{lt 1 1.5}}",
+        "{{eq}}",
+        "{{nil}}",
+    ] {
+        // Either outcome is fine; what matters is that nothing panics.
+        let _ = render(template, &json!({"A": [1, "é"]}));
+        let _ = render_inspect(template, &json!({"A": [1, "é"]}));
+    }
+}
