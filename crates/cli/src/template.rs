@@ -82,6 +82,24 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
+/// Docker 20.10's `images` table (`formatter.defaultImageTableFormat`).
+pub const IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
+/// Docker's `images --digests` table.
+pub const IMAGES_TABLE_WITH_DIGEST: &str = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\t{{.Size}}";
+/// Docker's `-q` format (`images -q`, `history -q`).
+pub const QUIET_FORMAT: &str = "{{.ID}}";
+/// Docker's `history` table.
+pub const HISTORY_TABLE: &str =
+    "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+/// Docker's `history --human=false` table.
+pub const HISTORY_TABLE_NOT_HUMAN: &str =
+    "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+/// Docker's `system df` table.
+pub const DF_TABLE: &str =
+    "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+/// Docker's `system df -v` images table (its rows take [`IMAGES_HEADERS`]).
+pub const DF_IMAGES_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}";
+
 /// Docker's column titles for `images` (and `system df -v`'s images):
 /// `table {{.ID}}` prints `IMAGE ID` above the IDs.
 pub const IMAGES_HEADERS: &[(&str, &str)] = &[

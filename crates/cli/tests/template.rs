@@ -10,8 +10,8 @@ mod template;
 
 use serde_json::{Value, json};
 use template::{
-    DF_HEADERS, HISTORY_HEADERS, IMAGES_HEADERS, TemplateError, is_table, render, render_inspect,
-    render_rows, tabwriter,
+    DF_HEADERS, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, IMAGES_HEADERS, IMAGES_TABLE,
+    TemplateError, is_table, render, render_inspect, render_rows, tabwriter,
 };
 
 const IMAGE: &str = r##"{"Id": "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb", "RepoTags": ["registry.demo.test/demo/base:v1", "base:latest"], "RepoDigests": [], "Size": 82, "Config": {"Env": ["PATH=/usr/bin", "A=1"], "Cmd": ["sh", "-c", "echo hi"], "Entrypoint": null, "Labels": {"org.b": "2", "org.a": "1"}, "ExposedPorts": {"80/tcp": {}}, "User": ""}, "RootFS": {"Type": "layers", "Layers": ["sha256:aaa", "sha256:bbb"]}, "Os": "linux", "Architecture": "amd64", "Text": "a<b>&\"\\\n\t\u0001\u2028\u00e9"}"##;
@@ -755,4 +755,35 @@ fn hostile_templates_fail_with_errors_not_panics() {
         let _ = render(template, &json!({"A": [1, "é"]}));
         let _ = render_inspect(template, &json!({"A": [1, "é"]}));
     }
+}
+
+#[test]
+fn dockers_default_tables_render_as_the_escaped_formats_do() {
+    // The constants hold real tabs; a user's `--format` writes `\t`.
+    let rows = rows();
+    assert_eq!(
+        render_rows(IMAGES_TABLE, &rows, IMAGES_HEADERS),
+        render_rows(&IMAGES_TABLE.replace('\t', "\\t"), &rows, IMAGES_HEADERS)
+    );
+    assert_eq!(
+        render_rows(IMAGES_TABLE, &rows, IMAGES_HEADERS).expect("renders"),
+        "REPOSITORY                     TAG       IMAGE ID       CREATED       SIZE\n\
+         registry.demo.test/demo/base   v1        ccb28a06ca54   3 years ago   82B\n\
+         <none>                         <none>    0123456789ab   N/A           1.5kB\n"
+    );
+    let history = vec![
+        json!({"ID": "ccb28a06ca54", "CreatedSince": "3 years ago", "CreatedBy": "sh", "Size": "82B", "Comment": ""}),
+    ];
+    assert_eq!(
+        render_rows(HISTORY_TABLE, &history, HISTORY_HEADERS).expect("renders"),
+        // Go's tabwriter pads a cell before an empty last one: trailing spaces.
+        "IMAGE          CREATED       CREATED BY   SIZE      COMMENT\nccb28a06ca54   3 years ago   sh           82B       \n"
+    );
+    let df = vec![
+        json!({"Type": "Images", "TotalCount": "1", "Active": "0", "Size": "82B", "Reclaimable": "82B (100%)"}),
+    ];
+    assert_eq!(
+        render_rows(DF_TABLE, &df, DF_HEADERS).expect("renders"),
+        "TYPE      TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages    1         0         82B       82B (100%)\n"
+    );
 }
