@@ -10,8 +10,9 @@ mod template;
 
 use serde_json::{Value, json};
 use template::{
-    DF_HEADERS, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, IMAGES_HEADERS, IMAGES_TABLE,
-    TemplateError, is_table, render, render_inspect, render_rows, tabwriter,
+    DF_HEADERS, DF_IMAGES_TABLE, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, HISTORY_TABLE_NOT_HUMAN,
+    IMAGES_HEADERS, IMAGES_TABLE, IMAGES_TABLE_WITH_DIGEST, QUIET_FORMAT, TemplateError, is_table,
+    render, render_inspect, render_rows, tabwriter,
 };
 
 const IMAGE: &str = r##"{"Id": "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb", "RepoTags": ["registry.demo.test/demo/base:v1", "base:latest"], "RepoDigests": [], "Size": 82, "Config": {"Env": ["PATH=/usr/bin", "A=1"], "Cmd": ["sh", "-c", "echo hi"], "Entrypoint": null, "Labels": {"org.b": "2", "org.a": "1"}, "ExposedPorts": {"80/tcp": {}}, "User": ""}, "RootFS": {"Type": "layers", "Layers": ["sha256:aaa", "sha256:bbb"]}, "Os": "linux", "Architecture": "amd64", "Text": "a<b>&\"\\\n\t\u0001\u2028\u00e9"}"##;
@@ -785,5 +786,37 @@ fn dockers_default_tables_render_as_the_escaped_formats_do() {
     assert_eq!(
         render_rows(DF_TABLE, &df, DF_HEADERS).expect("renders"),
         "TYPE      TOTAL     ACTIVE    SIZE      RECLAIMABLE\nImages    1         0         82B       82B (100%)\n"
+    );
+}
+
+#[test]
+fn dockers_other_default_formats_render_as_go_renders_them() {
+    // Expected strings printed by template_oracle/harness.go.
+    let rows = rows();
+    assert_eq!(
+        render_rows(IMAGES_TABLE_WITH_DIGEST, &rows, IMAGES_HEADERS).expect("renders"),
+        "REPOSITORY                     TAG       DIGEST    IMAGE ID       CREATED       SIZE\n\
+         registry.demo.test/demo/base   v1        <none>    ccb28a06ca54   3 years ago   82B\n\
+         <none>                         <none>    <none>    0123456789ab   N/A           1.5kB\n"
+    );
+    assert_eq!(
+        render_rows(QUIET_FORMAT, &rows, IMAGES_HEADERS).expect("renders"),
+        "ccb28a06ca54\n0123456789ab\n"
+    );
+    let history = vec![
+        json!({"ID": "ccb28a06ca54", "CreatedAt": "2023-11-21T22:17:20Z", "CreatedBy": "sh", "Size": "82B", "Comment": ""}),
+    ];
+    assert_eq!(
+        render_rows(HISTORY_TABLE_NOT_HUMAN, &history, HISTORY_HEADERS).expect("renders"),
+        "IMAGE          CREATED AT             CREATED BY   SIZE      COMMENT\n\
+         ccb28a06ca54   2023-11-21T22:17:20Z   sh           82B       \n"
+    );
+    let images = vec![
+        json!({"Repository": "base", "Tag": "v1", "ID": "ccb28a06ca54", "CreatedSince": "3 years ago", "VirtualSize": "82B", "SharedSize": "0B", "UniqueSize": "82B", "Containers": "0"}),
+    ];
+    assert_eq!(
+        render_rows(DF_IMAGES_TABLE, &images, IMAGES_HEADERS).expect("renders"),
+        "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE      SHARED SIZE   UNIQUE SIZE   CONTAINERS\n\
+         base         v1        ccb28a06ca54   3 years ago   82B       0B            82B           0\n"
     );
 }
