@@ -124,3 +124,48 @@ fn readme_ages_are_normalised_digit_by_digit() {
         "a   N years ago   5B\nb\n"
     );
 }
+
+/// The subcommands the README's "Coming from Docker" table names.
+fn docker_table_subcommands() -> Vec<String> {
+    let readme = readme();
+    let start = readme
+        .find("### Coming from Docker")
+        .expect("README has a Coming from Docker table");
+    let table = readme[start..]
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'));
+    let mut names: Vec<String> = table
+        .flat_map(|line| {
+            line.match_indices("`imgstore ")
+                .map(|(at, prefix)| {
+                    line[at + prefix.len()..]
+                        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn readme_docker_table_names_commands_that_exist() {
+    let names = docker_table_subcommands();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        let output = Command::new(env!("CARGO_BIN_EXE_imgstore"))
+            .args([name.as_str(), "--help"])
+            .output()
+            .expect("run imgstore");
+        assert!(
+            output.status.success(),
+            "the README's table names `imgstore {name}`, which does not exist: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
