@@ -26,8 +26,9 @@
 //! Where Docker formats a typed Go struct, the output can differ, since a
 //! `Value` has no Go types: a struct prints as a map (`{{.Config}}`), a
 //! null list or map prints `<no value>` where Go prints `[]` or `map[]`,
-//! `{{json .}}` writes an object's keys in the `Value`'s order (sorted)
-//! where Go keeps the struct's field order, and an error message names
+//! `{{json .}}` writes an object's keys in the `Value`'s order (sorted,
+//! unless serde_json's `preserve_order` keeps the order they were built
+//! in) where Go keeps the struct's field order, and an error message names
 //! `interface {}`/`int64` where Go names the struct's types.
 //!
 //! [`render`] runs one template on one value (Go's defaults);
@@ -1174,8 +1175,8 @@ impl Run<'_> {
                 .enumerate()
                 .map(|(i, item)| (Value::from(i), item.clone()))
                 .collect(),
-            Some(Value::Object(map)) => map
-                .iter()
+            Some(Value::Object(map)) => sorted(map)
+                .into_iter()
                 .map(|(k, v)| (Value::String(k.clone()), v.clone()))
                 .collect(),
             Some(other) => {
@@ -1778,6 +1779,15 @@ fn print_arg(value: &Val) -> String {
     print_value(&Some(value.clone().unwrap_or(Value::Null)))
 }
 
+/// A map's entries in key order, as Go prints and ranges over maps
+/// (whatever order the `Value` keeps, e.g. with serde_json's
+/// `preserve_order`).
+fn sorted(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
 /// Go's `%v` of a value decoded from JSON into `interface{}`.
 fn go_print(value: &Value, out: &mut String) {
     match value {
@@ -1797,8 +1807,7 @@ fn go_print(value: &Value, out: &mut String) {
         }
         Value::Object(map) => {
             out.push_str("map[");
-            // serde_json's map iterates in key order, as Go prints maps.
-            for (i, (key, item)) in map.iter().enumerate() {
+            for (i, (key, item)) in sorted(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }
@@ -1974,8 +1983,8 @@ fn format_verb(spec: &Spec, value: &Value) -> String {
             return format!("[{}]", parts.join(" "));
         }
         Value::Object(map) => {
-            let parts: Vec<String> = map
-                .iter()
+            let parts: Vec<String> = sorted(map)
+                .into_iter()
                 .map(|(k, v)| {
                     format!(
                         "{}:{}",
