@@ -1,7 +1,7 @@
 //! Maintenance tasks for the imgstore workspace, run as `cargo xtask <task>`.
 //!
 //! - `ci`: everything CI checks: rustfmt, clippy with warnings denied on all
-//!   targets, the tests, the docs with warnings denied, and `tidy`.
+//!   targets, the tests, the docs with warnings denied, `tidy` and `package`.
 //! - `bench [filter]`: the criterion suite in `benches/`; with a filter that
 //!   selects the digest group, also OpenSSL's SHA-256 rate for comparison.
 //! - `bench cli [--backend fs] [--runs N]`: whole-process timings of the
@@ -9,6 +9,8 @@
 //!   ratios against the goals of issue 7.
 //! - `tidy`: checks of the tree itself (crate docs, lints, no `unwrap()` in
 //!   library code).
+//! - `package`: `cargo package` of every publishable crate (offline) and
+//!   checks of its crates.io metadata and shipped licence files.
 //! - `stress`: the long reliability campaigns (see `stress.rs`): crash,
 //!   concurrency and fault campaigns, many more runs than CI's.
 //! - `interop`: our exports and imports against a real Docker daemon (as
@@ -27,6 +29,7 @@ mod dist;
 mod fixtures;
 mod fuzz;
 mod interop;
+mod package;
 mod stress;
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("tidy") => tidy(),
+        Some("package") => package::run(),
         Some("stress") => stress::run(&args[1..]),
         Some("interop") => interop::run(),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures::run(&args[1..], workspace_root().join("target/fixtures")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | dist [--out DIR] | fixtures [N...]>"
+                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | package | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | dist [--out DIR] | fixtures [N...]>"
             );
             return ExitCode::from(2);
         }
@@ -98,6 +102,7 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    package::run()?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
