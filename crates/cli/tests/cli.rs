@@ -2,25 +2,18 @@
 //! loaded from the image corpus kept in `examples/images` (a missing
 //! fixture fails the test).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use serde_json::Value;
 
+mod common;
+use common::{corpus, imgstore, ok};
+
 const REPO: &str = "registry.demo.test/demo";
 /// Newest first, as `images` lists them (by the configs' `created`).
 const MAIN_AND_QUIRK: [&str; 5] = ["quirk", "withenv", "child", "sibling", "base"];
-
-fn corpus() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
-    assert!(
-        dir.join("expected").is_dir(),
-        "the image corpus is missing at {}: it is part of the repository",
-        dir.display()
-    );
-    dir
-}
 
 fn expected(corpus: &Path, file: &str) -> Value {
     let path = corpus.join("expected").join(file);
@@ -32,37 +25,12 @@ fn image(corpus: &Path, name: &str) -> Value {
     expected(corpus, &format!("images/{name}.json"))
 }
 
-/// Runs `imgstore --root ROOT ARGS...` with no other configuration.
-fn imgstore(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("IMGSTORE_ROOT")
-        .env_remove("IMGSTORE_BACKEND")
-        .env_remove("IMGSTORE_NAMESPACE")
-        .output()
-        .expect("run imgstore")
-}
-
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
 }
 
 fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
-}
-
-/// Runs and checks exit code 0 (showing stderr otherwise); returns stdout.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let output = imgstore(root, args);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "imgstore {args:?} failed: {}",
-        stderr(&output)
-    );
-    stdout(&output)
 }
 
 fn json_lines(text: &str) -> Vec<Value> {

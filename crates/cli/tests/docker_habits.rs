@@ -12,54 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
 use imgstore::digest::Algorithm;
-use serde_json::Value;
+
+mod common;
+use common::{command, expected_image, fixture, imgstore, ok, path_str, succeeded, text};
 
 const REPO: &str = "registry.demo.test/demo";
-
-fn corpus() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
-    assert!(
-        dir.join("expected").is_dir(),
-        "the image corpus is missing at {}: it is part of the repository",
-        dir.display()
-    );
-    dir
-}
-
-/// A corpus file that must exist.
-fn fixture(relative: &str) -> PathBuf {
-    let path = corpus().join(relative);
-    assert!(path.is_file(), "missing fixture {}", path.display());
-    path
-}
-
-fn expected_image(name: &str) -> Value {
-    let path = corpus().join(format!("expected/images/{name}.json"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
-}
-
-/// `imgstore --root ROOT ARGS...` with no other configuration, stdin as
-/// given.
-fn command(root: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_imgstore"));
-    command
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("IMGSTORE_ROOT")
-        .env_remove("IMGSTORE_BACKEND")
-        .env_remove("IMGSTORE_NAMESPACE");
-    command
-}
-
-/// Runs with stdin empty (not a terminal).
-fn imgstore(root: &Path, args: &[&str]) -> Output {
-    command(root, args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run imgstore")
-}
 
 /// Runs with `input` written to its stdin through a pipe.
 fn imgstore_piped(root: &Path, args: &[&str], input: &[u8]) -> Output {
@@ -80,34 +37,11 @@ fn imgstore_piped(root: &Path, args: &[&str], input: &[u8]) -> Output {
     output
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8 output")
-}
-
-/// Checks exit code 0 (showing stderr otherwise); returns stdout.
-fn succeeded(output: Output, args: &[&str]) -> String {
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "imgstore {args:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-fn ok(root: &Path, args: &[&str]) -> String {
-    succeeded(imgstore(root, args), args)
-}
-
 /// A failure: exit code 1, nothing on stdout; returns stderr.
 fn failed(output: Output) -> String {
     assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
     assert_eq!(text(&output.stdout), "");
     text(&output.stderr)
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
 }
 
 /// A store loaded from the three-image docker-save archive of the corpus.

@@ -3,59 +3,27 @@
 //! and `rmi` leave `default`'s images alone); names differing only in case
 //! are two names. Both backends.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use serde_json::Value;
 
+mod common;
+use common::{corpus, expected_image as image, text};
+
 const BACKENDS: [&str; 2] = ["sqlite", "fs"];
-
-fn corpus() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
-    assert!(
-        dir.join("expected").is_dir(),
-        "the image corpus is missing at {}: it is part of the repository",
-        dir.display()
-    );
-    dir
-}
-
-fn image(name: &str) -> Value {
-    let path = corpus()
-        .join("expected/images")
-        .join(format!("{name}.json"));
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
-}
 
 /// Runs `imgstore --root ROOT --backend BACKEND ARGS...`.
 fn imgstore(root: &Path, backend: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .arg("--root")
-        .arg(root)
-        .args(["--backend", backend])
-        .args(args)
-        .env_remove("IMGSTORE_ROOT")
-        .env_remove("IMGSTORE_BACKEND")
-        .env_remove("IMGSTORE_NAMESPACE")
-        .output()
-        .expect("run imgstore")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
+    let mut all = vec!["--backend", backend];
+    all.extend(args);
+    common::imgstore(root, &all)
 }
 
 /// Runs and checks exit code 0; returns stdout.
 fn ok(root: &Path, backend: &str, args: &[&str]) -> String {
     let output = imgstore(root, backend, args);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "imgstore {args:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+    common::succeeded(output, args)
 }
 
 fn loaded_main(backend: &str) -> tempfile::TempDir {

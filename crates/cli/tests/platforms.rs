@@ -2,35 +2,14 @@
 //! prints is listed, saved and kept by a dangling-only prune.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use imgstore::digest::Digest;
 use serde_json::{Value, json};
 
+mod common;
+use common::ok;
+
 const NAME: &str = "example.test/multi:1";
-
-/// Runs `imgstore --root ROOT ARGS...` with no other configuration.
-fn imgstore(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("IMGSTORE_ROOT")
-        .output()
-        .expect("run imgstore")
-}
-
-/// Runs and checks exit code 0 (showing stderr otherwise); returns stdout.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let output = imgstore(root, args);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "imgstore {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("stdout is UTF-8")
-}
 
 fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Value {
     let digest = Digest::from_bytes(bytes);

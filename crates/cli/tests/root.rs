@@ -4,49 +4,28 @@
 //! stand for the flags.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::text;
 
 const QUIRK_SHORT_ID: &str = "00d2746c8cfa";
 
 fn quirk() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/images");
-    let quirk = dir.join("oci/quirk-unterminated");
-    assert!(
-        quirk.is_dir(),
-        "the image corpus is missing at {}",
-        dir.display()
-    );
-    quirk
+    common::fixture("oci/quirk-unterminated")
 }
 
 /// Runs `imgstore --root ROOT ARGS...` with `env` and no other configuration.
 fn imgstore(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgstore"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("IMGSTORE_ROOT")
-        .env_remove("IMGSTORE_BACKEND")
-        .env_remove("IMGSTORE_NAMESPACE")
+    common::command(root, args)
         .envs(env.iter().copied())
         .output()
         .expect("run imgstore")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("UTF-8")
-}
-
 /// Runs and checks exit code 0; returns stdout.
 fn ok(root: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = imgstore(root, args, env);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "imgstore {args:?}: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
+    common::succeeded(imgstore(root, args, env), args)
 }
 
 fn load_quirk(root: &Path, args: &[&str], env: &[(&str, &str)]) {
