@@ -2,13 +2,19 @@
 //! durations (`HumanDuration`), the tab-aligned tables of the Docker CLI
 //! and its ellipsis.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use imgstore::image::time::parse_rfc3339;
+use imgstore::image::time::{format_rfc3339_nanos, parse_rfc3339};
 
 /// go-units' `HumanSizeWithPrecision(size, 3)`, as `docker images` prints
 /// SIZE: decimal units, three significant digits (`82B`, `2.5kB`, `1.23MB`).
 pub fn human_size(bytes: u64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// go-units' `HumanSizeWithPrecision(size, precision)`; `docker system
+/// df`'s table prints its totals with `HumanSize`, precision 4 (`2.053kB`).
+pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -16,7 +22,7 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_format_g(size, 3), UNITS[unit])
+    format!("{}{}", go_format_g(size, precision), UNITS[unit])
 }
 
 /// Go's `%.{precision}g` for a non-negative finite number: `precision`
@@ -98,6 +104,36 @@ pub fn created_since(created: Option<&str>, now: SystemTime) -> String {
     }
 }
 
+/// A config's `created` at whole seconds as Go's `time.RFC3339` writes
+/// it in UTC, as `docker history` prints CreatedAt
+/// (`2023-11-21T22:20:20Z`); the epoch when unset or unreadable.
+pub fn go_rfc3339(created: Option<&str>) -> String {
+    let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
+    // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
+    format!("{date_time}Z")
+}
+
+/// Go's `time.Time.String()` of a config's `created` at whole seconds, in
+/// UTC, as `docker images` prints CreatedAt (`2023-11-21 22:21:20 +0000
+/// UTC`); the epoch when unset or unreadable (Docker's `Created` is 0).
+pub fn go_time_string(created: Option<&str>) -> String {
+    let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
+    // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
+    format!("{} +0000 UTC", date_time.replacen('T', " ", 1))
+}
+
 /// The Docker CLI's `Ellipsis`: at most `max` characters, the last one `…`
 /// when cut.
 pub fn ellipsis(text: &str, max: usize) -> String {
@@ -158,6 +194,8 @@ mod tests {
         assert_eq!(human_size(7_130_000), "7.13MB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size_precision(2053, 4), "2.053kB");
+        assert_eq!(human_size_precision(125, 4), "125B");
     }
 
     /// `%.*g` written the plain way: a second formatting in fixed form.
@@ -237,6 +275,23 @@ mod tests {
             "REPOSITORY   TAG       SIZE\na            v1        82B\n"
         );
         assert_eq!(ellipsis("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn times_read_as_go_prints_them() {
+        assert_eq!(
+            go_time_string(Some("2023-11-21T22:21:20.5+01:00")),
+            "2023-11-21 21:21:20 +0000 UTC"
+        );
+        assert_eq!(go_time_string(None), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(
+            go_rfc3339(Some("2023-11-21T22:20:20.9Z")),
+            "2023-11-21T22:20:20Z"
+        );
+        assert_eq!(
+            go_time_string(Some("junk")),
+            "1970-01-01 00:00:00 +0000 UTC"
+        );
         assert_eq!(ellipsis("abc", 4), "abc");
     }
 }

@@ -6,11 +6,14 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use imgstore::image::time::parse_rfc3339;
 use imgstore::refs::reference::Reference;
-use imgstore::{ImageQuery, ImageSummary, Store};
+use imgstore::{ImageQuery, ImageSummary, ImageUsage, RemoveReport, Store};
 use serde_json::{Value, json};
 
-use crate::format::{created_since, ellipsis, human_size, table};
+use crate::format::{
+    created_since, ellipsis, go_rfc3339, go_time_string, human_size, human_size_precision, table,
+};
 use crate::{OutputFormat, output_error};
 
 /// The name as Docker prints it (`busybox:latest`), or as stored when it
@@ -23,25 +26,83 @@ pub fn short_id(id: &imgstore::image::ImageId) -> String {
     id.digest().encoded().chars().take(12).collect()
 }
 
-/// One line of `images --format json`.
-pub fn image_json(summary: &ImageSummary) -> Value {
-    let mut references = summary.references.clone();
-    references.sort();
-    json!({
-        "id": summary.id.to_string(),
-        "references": references,
-        "size": summary.size,
-        "content_size": summary.content_size,
-        "created": summary.created,
-        "pinned": summary.pinned,
-        "parent": summary.parent.as_ref().map(ToString::to_string),
-    })
+/// A JSON object with its keys in the order given (Docker's keys sort as
+/// Go sorts a map's; imgstore's own follow them).
+fn ordered_json(fields: &[(&str, Value)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+        .collect();
+    go_json_escapes(&format!("{{{}}}", body.join(",")))
 }
 
-/// The rows an image shows in the `images` table: (repository, tag,
-/// digest) per tag, one per digest name whose repository has no tag row,
-/// `<none>` when it has no name.
-pub fn image_rows(summary: &ImageSummary, targets: &BTreeMap<String, String>) -> Vec<[String; 3]> {
+/// JSON text with the escapes Go's encoder adds (`<`, `>`, `&`, U+2028,
+/// U+2029 as `\u003c`, ...), so Docker's output matches byte for byte.
+/// Those characters only ever occur inside JSON strings.
+fn go_json_escapes(json: &str) -> String {
+    let mut escaped = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// One line of `images --format json`: Docker's row (`docker images
+/// --format '{{json .}}'`), then imgstore's own facts about the image.
+fn image_json_row(
+    summary: &ImageSummary,
+    [repository, tag, digest]: [String; 3],
+    now: SystemTime,
+) -> String {
+    let mut references = summary.references.clone();
+    references.sort();
+    let size = human_size(summary.size);
+    ordered_json(&[
+        // `docker images` has no container counts or shared sizes: N/A.
+        ("Containers", json!("N/A")),
+        (
+            "CreatedAt",
+            json!(go_time_string(summary.created.as_deref())),
+        ),
+        (
+            "CreatedSince",
+            json!(created_since(summary.created.as_deref(), now)),
+        ),
+        ("Digest", json!(digest)),
+        ("ID", json!(short_id(&summary.id))),
+        ("Repository", json!(repository)),
+        ("SharedSize", json!("N/A")),
+        ("Size", json!(size)),
+        ("Tag", json!(tag)),
+        ("UniqueSize", json!("N/A")),
+        ("VirtualSize", json!(size)),
+        ("Pinned", json!(summary.pinned)),
+        ("ContentSize", json!(summary.content_size)),
+        ("Id", json!(summary.id.to_string())),
+        ("References", json!(references)),
+        (
+            "Parent",
+            json!(summary.parent.as_ref().map(ToString::to_string)),
+        ),
+        ("SizeBytes", json!(summary.size)),
+    ])
+}
+
+/// The rows an image shows in `images`, as Docker's: (repository, tag,
+/// digest) per tag, the digest from `targets` (`<none>` when absent); one
+/// per digest name whose repository has no tag row (its digest only
+/// `with_digests`, as Docker leaves it empty otherwise); `<none>` rows
+/// when it has no name.
+pub fn image_rows(
+    summary: &ImageSummary,
+    targets: &BTreeMap<String, String>,
+    with_digests: bool,
+) -> Vec<[String; 3]> {
     let none = || "<none>".to_owned();
     let mut rows: Vec<[String; 3]> = Vec::new();
     let parsed: Vec<(&String, Reference)> = summary
@@ -62,7 +123,12 @@ pub fn image_rows(summary: &ImageSummary, targets: &BTreeMap<String, String>) ->
         if let Some(digest) = reference.digest() {
             let repository = reference.familiar_name();
             if !rows.iter().any(|row| row[0] == repository) {
-                rows.push([repository, none(), digest.to_string()]);
+                let digest = if with_digests {
+                    digest.to_string()
+                } else {
+                    String::new()
+                };
+                rows.push([repository, none(), digest]);
             }
         }
     }
@@ -86,11 +152,10 @@ pub fn images(
         .map_err(|e| e.to_string())?;
     let targets: BTreeMap<String, String> = if digests {
         store
-            .refs()
-            .list(store.namespace(), &[])
+            .name_digests()
             .map_err(|e| e.to_string())?
-            .iter()
-            .map(|record| (record.name.clone(), record.target.digest.to_string()))
+            .into_iter()
+            .map(|(name, digest)| (name, digest.to_string()))
             .collect()
     } else {
         BTreeMap::new()
@@ -110,21 +175,23 @@ pub fn print_images(
 ) -> Result<ExitCode, String> {
     let write =
         |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
+    let now = SystemTime::now();
     if format == OutputFormat::Json {
         let mut text = String::new();
         for summary in listed {
-            text.push_str(&image_json(summary).to_string());
-            text.push('\n');
+            for row in image_rows(summary, targets, digests) {
+                text.push_str(&image_json_row(summary, row, now));
+                text.push('\n');
+            }
         }
         write(out, &text)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let now = SystemTime::now();
     let mut rows = Vec::new();
     let mut ids = String::new();
     for summary in listed {
         let id = short_id(&summary.id);
-        for [repository, tag, digest] in image_rows(summary, targets) {
+        for [repository, tag, digest] in image_rows(summary, targets, digests) {
             if ids_only {
                 ids.push_str(&id);
                 ids.push('\n');
@@ -163,6 +230,7 @@ pub fn pretty(value: &impl serde::Serialize) -> Result<String, String> {
     value
         .serialize(&mut serializer)
         .map_err(|e| e.to_string())?;
+    // Not Go's HTML escapes: `docker inspect` turns them off.
     String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
@@ -199,21 +267,44 @@ pub fn history(
 ) -> Result<ExitCode, String> {
     let entries = store.history(image).map_err(|e| e.to_string())?;
     let text = match format {
-        OutputFormat::Json => entries
-            .iter()
-            .map(|entry| {
-                json!({
-                    "id": entry.id.as_ref().map(ToString::to_string),
-                    "created": entry.created,
-                    "created_by": entry.created_by,
-                    "size": entry.size,
-                    "comment": entry.comment,
-                    "empty_layer": entry.empty_layer,
+        OutputFormat::Json => {
+            let now = SystemTime::now();
+            entries
+                .iter()
+                .map(|entry| {
+                    let created_by = entry.created_by.replace('\t', " ");
+                    let id = match &entry.id {
+                        Some(id) if no_trunc => id.to_string(),
+                        Some(id) => short_id(id),
+                        None => "<missing>".to_owned(),
+                    };
+                    // Docker's row (`docker history --format '{{json .}}'`),
+                    // then imgstore's own facts.
+                    ordered_json(&[
+                        ("Comment", json!(entry.comment)),
+                        ("CreatedAt", json!(go_rfc3339(entry.created.as_deref()))),
+                        (
+                            "CreatedBy",
+                            json!(if no_trunc {
+                                created_by
+                            } else {
+                                ellipsis(&created_by, 45)
+                            }),
+                        ),
+                        (
+                            "CreatedSince",
+                            json!(created_since(entry.created.as_deref(), now)),
+                        ),
+                        ("ID", json!(id)),
+                        ("Size", json!(human_size(entry.size))),
+                        ("Id", json!(entry.id.as_ref().map(ToString::to_string))),
+                        ("Created", json!(entry.created)),
+                        ("SizeBytes", json!(entry.size)),
+                        ("EmptyLayer", json!(entry.empty_layer)),
+                    ]) + "\n"
                 })
-                .to_string()
-                    + "\n"
-            })
-            .collect(),
+                .collect()
+        }
         OutputFormat::Table => {
             let now = SystemTime::now();
             let rows: Vec<Vec<String>> = entries
@@ -300,15 +391,12 @@ pub fn layers(
 
 pub fn rmi(store: &Store, names: &[String], force: bool, out: &mut impl Write) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
+    let mut left_for_gc = 0;
     for name in names {
         match store.remove(name, force) {
             Ok(report) => {
-                for untagged in &report.untagged {
-                    let _ = writeln!(out, "Untagged: {}", familiar(untagged));
-                }
-                for deleted in &report.deleted {
-                    let _ = writeln!(out, "Deleted: {deleted}");
-                }
+                let _ = out.write_all(removed_lines(&report, "Untagged", "Deleted").as_bytes());
+                left_for_gc += report.blobs_left_for_gc.len();
             }
             Err(e) => {
                 // Keep the order of stdout and stderr when both are one stream.
@@ -318,7 +406,40 @@ pub fn rmi(store: &Store, names: &[String], force: bool, out: &mut impl Write) -
             }
         }
     }
+    let _ = out.flush();
+    note_left_for_gc(left_for_gc);
     code
+}
+
+/// Docker's lines for one image removed: its names untagged, then the
+/// image and the layers freed with it, top first (`Deleted: <chain ID>`).
+fn removed_lines(report: &RemoveReport, untagged: &str, deleted: &str) -> String {
+    let mut text = String::new();
+    for name in &report.untagged {
+        text.push_str(&format!("{untagged}: {}\n", familiar(name)));
+    }
+    for id in &report.deleted {
+        text.push_str(&format!("{deleted}: {id}\n"));
+    }
+    for layer in &report.deleted_layers {
+        text.push_str(&format!("{deleted}: {layer}\n"));
+    }
+    text
+}
+
+/// Says on stderr (stdout stays Docker's) that manifests or indexes of
+/// the removed names are left for `gc`.
+fn note_left_for_gc(blobs: usize) {
+    if blobs > 0 {
+        let (noun, verb) = if blobs == 1 {
+            ("blob", "stays")
+        } else {
+            ("blobs", "stay")
+        };
+        eprintln!(
+            "Note: {blobs} manifest or index {noun} that no name reaches {verb} until `imgstore gc`"
+        );
+    }
 }
 
 pub fn gc(store: &Store, out: &mut impl Write) -> Result<ExitCode, String> {
@@ -387,13 +508,10 @@ pub fn prune(
     }
     let report = store.prune(all).map_err(|e| e.to_string())?;
     let mut text = String::new();
-    if !report.untagged.is_empty() || !report.deleted.is_empty() {
+    if !report.images.is_empty() {
         text.push_str("Deleted Images:\n");
-        for name in &report.untagged {
-            text.push_str(&format!("untagged: {}\n", familiar(name)));
-        }
-        for id in &report.deleted {
-            text.push_str(&format!("deleted: {id}\n"));
+        for image in &report.images {
+            text.push_str(&removed_lines(image, "untagged", "deleted"));
         }
         text.push('\n');
     }
@@ -402,6 +520,8 @@ pub fn prune(
         human_size(report.space_reclaimed)
     ));
     out.write_all(text.as_bytes()).map_err(output_error)?;
+    out.flush().map_err(output_error)?;
+    note_left_for_gc(report.blobs_left_for_gc.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -444,8 +564,10 @@ pub fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCod
     })
 }
 
-/// `docker system df` for images; `-v` per image, `--format json` one
-/// object per image.
+/// `docker system df`: Docker's table of the four types (images hold
+/// everything here: imgstore runs no containers and keeps no volumes or
+/// build cache); `-v` per image, newest first; `--format json` Docker's
+/// JSON (`{{json .}}`): a line per type, or with `-v` one object.
 pub fn df(
     store: &Store,
     verbose: bool,
@@ -453,80 +575,184 @@ pub fn df(
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
     let usage = store.disk_usage().map_err(|e| e.to_string())?;
+    let summaries: BTreeMap<_, _> = store
+        .images()
+        .into_iter()
+        .map(|summary| (summary.id.clone(), summary))
+        .collect();
+    // Newest first, then by ID, as `docker system df -v` lists them.
+    let mut images: Vec<(&ImageUsage, Option<&ImageSummary>)> = usage
+        .images
+        .iter()
+        .map(|image| (image, summaries.get(&image.id)))
+        .collect();
+    images.sort_by_cached_key(|(image, summary)| {
+        let created = summary
+            .and_then(|s| s.created.as_deref())
+            .and_then(parse_rfc3339);
+        (std::cmp::Reverse(created), image.id.clone())
+    });
+    let now = SystemTime::now();
+    // With no containers nothing is active and every byte reclaimable, as
+    // Docker counts it.
+    let reclaimable = usage.layers_size;
+    let images_row = [
+        "Images".to_owned(),
+        usage.images.len().to_string(),
+        "0".to_owned(),
+        human_size_precision(usage.layers_size, 4),
+        // Docker adds the percentage only when there is a total.
+        match (reclaimable * 100).checked_div(usage.layers_size) {
+            Some(percent) => format!("{} ({percent}%)", human_size_precision(reclaimable, 4)),
+            None => human_size_precision(reclaimable, 4),
+        },
+    ];
+    let empty_row = |kind: &str| {
+        [
+            kind.to_owned(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ]
+    };
+    let type_rows = [
+        images_row,
+        empty_row("Containers"),
+        empty_row("Local Volumes"),
+        empty_row("Build Cache"),
+    ];
     let text = match format {
-        OutputFormat::Json => usage
-            .images
-            .iter()
-            .map(|image| {
-                let mut references = image.references.clone();
-                references.sort();
-                json!({
-                    "id": image.id.to_string(),
-                    "references": references,
-                    "size": image.size,
-                    "shared_size": image.shared_size,
-                    "unique_size": image.unique_size,
+        OutputFormat::Json if verbose => {
+            let rows: Vec<String> = images
+                .iter()
+                .map(|(image, summary)| {
+                    let [repository, tag] = first_tag(&image.references);
+                    let created = summary.and_then(|s| s.created.as_deref());
+                    let mut references = image.references.clone();
+                    references.sort();
+                    ordered_json(&[
+                        ("Containers", json!("0")),
+                        ("CreatedAt", json!(go_time_string(created))),
+                        ("CreatedSince", json!(created_since(created, now))),
+                        ("Digest", json!("")),
+                        ("ID", json!(image.id.to_string())),
+                        ("Repository", json!(repository)),
+                        ("SharedSize", json!(human_size(image.shared_size))),
+                        ("Size", json!(human_size(image.size))),
+                        ("Tag", json!(tag)),
+                        ("UniqueSize", json!(human_size(image.unique_size))),
+                        ("VirtualSize", json!(human_size(image.size))),
+                        ("References", json!(references)),
+                        ("SizeBytes", json!(image.size)),
+                        ("SharedSizeBytes", json!(image.shared_size)),
+                        ("UniqueSizeBytes", json!(image.unique_size)),
+                    ])
                 })
-                .to_string()
-                    + "\n"
+                .collect();
+            go_json_escapes(&format!(
+                "{{\"Images\":[{}],\"Containers\":[],\"Volumes\":[],\"BuildCache\":[],\"LayersSize\":{},\"ContentSize\":{}}}\n",
+                rows.join(","),
+                usage.layers_size,
+                usage.content_size
+            ))
+        }
+        OutputFormat::Json => type_rows
+            .iter()
+            .map(|[kind, total, active, size, reclaimable]| {
+                ordered_json(&[
+                    ("Active", json!(active)),
+                    ("Reclaimable", json!(reclaimable)),
+                    ("Size", json!(size)),
+                    ("TotalCount", json!(total)),
+                    ("Type", json!(kind)),
+                ]) + "\n"
             })
             .collect(),
         OutputFormat::Table if verbose => {
-            let created: BTreeMap<_, _> = store
-                .images()
-                .into_iter()
-                .map(|summary| (summary.id.clone(), summary))
-                .collect();
-            let now = SystemTime::now();
-            let no_targets = BTreeMap::new();
-            let mut rows = Vec::new();
-            for image in &usage.images {
-                let Some(summary) = created.get(&image.id) else {
-                    continue;
-                };
-                for [repository, tag, _] in image_rows(summary, &no_targets) {
-                    rows.push(vec![
+            let rows: Vec<Vec<String>> = images
+                .iter()
+                .map(|(image, summary)| {
+                    let [repository, tag] = first_tag(&image.references);
+                    let created = summary.and_then(|s| s.created.as_deref());
+                    vec![
                         repository,
                         tag,
                         short_id(&image.id),
-                        created_since(summary.created.as_deref(), now),
+                        created_since(created, now),
                         human_size(image.size),
                         human_size(image.shared_size),
                         human_size(image.unique_size),
-                    ]);
-                }
-            }
+                        "0".to_owned(),
+                    ]
+                })
+                .collect();
+            let images = table(
+                &[
+                    "REPOSITORY",
+                    "TAG",
+                    "IMAGE ID",
+                    "CREATED",
+                    "SIZE",
+                    "SHARED SIZE",
+                    "UNIQUE SIZE",
+                    "CONTAINERS",
+                ],
+                &rows,
+            );
+            let containers = table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "LOCAL VOLUMES",
+                    "SIZE",
+                    "CREATED",
+                    "STATUS",
+                    "NAMES",
+                ],
+                &[],
+            );
+            let volumes = table(&["VOLUME NAME", "LINKS", "SIZE"], &[]);
+            let cache = table(
+                &[
+                    "CACHE ID",
+                    "CACHE TYPE",
+                    "SIZE",
+                    "CREATED",
+                    "LAST USED",
+                    "USAGE",
+                    "SHARED",
+                ],
+                &[],
+            );
             format!(
-                "Images space usage:\n\n{}",
-                table(
-                    &[
-                        "REPOSITORY",
-                        "TAG",
-                        "IMAGE ID",
-                        "CREATED",
-                        "SIZE",
-                        "SHARED SIZE",
-                        "UNIQUE SIZE"
-                    ],
-                    &rows
-                )
+                "Images space usage:\n\n{images}\nContainers space usage:\n\n{containers}\nLocal Volumes space usage:\n\n{volumes}\nBuild cache usage: 0B\n\n{cache}"
             )
         }
         OutputFormat::Table => {
-            let percent = (usage.reclaimable * 100)
-                .checked_div(usage.layers_size)
-                .unwrap_or(0);
-            table(
-                &["TYPE", "TOTAL", "SIZE", "RECLAIMABLE"],
-                &[vec![
-                    "Images".to_owned(),
-                    usage.images.len().to_string(),
-                    human_size(usage.layers_size),
-                    format!("{} ({percent}%)", human_size(usage.reclaimable)),
-                ]],
-            )
+            let rows: Vec<Vec<String>> = type_rows.iter().map(|row| row.to_vec()).collect();
+            table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
         }
     };
     out.write_all(text.as_bytes()).map_err(output_error)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The repository and tag `docker system df -v` shows for an image: its
+/// first tag only (in name order here), `<none>` when it has none.
+fn first_tag(references: &[String]) -> [String; 2] {
+    let mut tagged: Vec<Reference> = references
+        .iter()
+        .filter_map(|name| Reference::parse_normalized(name).ok())
+        .filter(|reference| reference.tag().is_some() && reference.digest().is_none())
+        .collect();
+    tagged.sort_by_key(Reference::familiar_string);
+    match tagged.first() {
+        Some(reference) => [
+            reference.familiar_name(),
+            reference.tag().unwrap_or_default().to_owned(),
+        ],
+        None => ["<none>".to_owned(), "<none>".to_owned()],
+    }
 }
