@@ -147,7 +147,7 @@ pub fn ellipsis(text: &str, max: usize) -> String {
 
 /// A table as the Docker CLI prints one (Go's tabwriter with minimum width
 /// 10 and padding 3): every column but the last padded to its widest cell
-/// plus 3.
+/// plus 3, also when the last cell is empty (`docker history`'s COMMENT).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len();
     let mut widths = vec![0usize; columns];
@@ -173,7 +173,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
+        // As tabwriter: an empty last cell leaves the padding before it.
+        out.push_str(&line);
         out.push('\n');
     }
     out

@@ -378,6 +378,13 @@ fn load(
         match result {
             Ok(imported) => {
                 for image in imported {
+                    for (name, previous) in &image.renamed {
+                        let _ = writeln!(
+                            out,
+                            "The image {} already exists, renaming the old one with ID {previous} to empty string",
+                            familiar(name)
+                        );
+                    }
                     if image.names.is_empty() {
                         let _ = writeln!(out, "Loaded image ID: {}", image.id);
                     }

@@ -427,18 +427,17 @@ fn removed_lines(report: &RemoveReport, untagged: &str, deleted: &str) -> String
     text
 }
 
-/// Says on stderr (stdout stays Docker's) that manifests or indexes of
-/// the removed names are left for `gc`.
+/// Says on stderr (stdout stays Docker's) that blobs of the removed
+/// images are left for `gc`.
 fn note_left_for_gc(blobs: usize) {
-    if blobs > 0 {
-        let (noun, verb) = if blobs == 1 {
-            ("blob", "stays")
-        } else {
-            ("blobs", "stay")
-        };
-        eprintln!(
-            "Note: {blobs} manifest or index {noun} that no name reaches {verb} until `imgstore gc`"
-        );
+    match blobs {
+        0 => {}
+        1 => eprintln!(
+            "Note: 1 blob nothing uses any more (a manifest or config) stays until `imgstore gc`"
+        ),
+        n => eprintln!(
+            "Note: {n} blobs nothing uses any more (manifests, configs) stay until `imgstore gc`"
+        ),
     }
 }
 

@@ -455,15 +455,16 @@ fn history_is_newest_first_with_dockers_layer_sizes() {
         );
     }
 
+    // SIZE padded before the empty COMMENT, as Docker's tabwriter does.
     let table = ok(root.path(), &["history", &format!("{REPO}/base:v1")]);
     let created = years_ago("2023-11-21T22:16:20Z");
     assert_eq!(
         table,
         format!(
             "IMAGE          CREATED       CREATED BY                                      SIZE      COMMENT\n\
-             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   6B\n\
-             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    33B\n\
-             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              43B\n"
+             ccb28a06ca54   {created}   /bin/sh -c rm -rf /etc/motd /usr/share/doc &…   6B        \n\
+             <missing>      {created}   /bin/sh -c #(nop) COPY app /                    33B       \n\
+             <missing>      {created}   /bin/sh -c #(nop) ADD rootfs.tar /              43B       \n"
         )
     );
 }
@@ -566,7 +567,7 @@ fn tag_and_rmi_print_and_exit_as_docker() {
     assert_eq!(
         stderr(&output),
         "Error: No such image: nothing\n\
-         Note: 1 manifest or index blob that no name reaches stays until `imgstore gc`\n"
+         Note: 2 blobs nothing uses any more (manifests, configs) stay until `imgstore gc`\n"
     );
     assert_eq!(
         stdout(&output),

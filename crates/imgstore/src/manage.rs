@@ -57,8 +57,9 @@ pub struct RemoveReport {
     /// in each, as `history` and `df` do; the tar's size for a layer
     /// recorded without it), not the bytes of the stored tars.
     pub space_reclaimed: u64,
-    /// Manifests and indexes the removed names pointed at, which nothing
-    /// named reaches any more: they stay until [`Store::gc`].
+    /// Blobs of the deleted images that nothing uses any more and that
+    /// stay until [`Store::gc`]: the manifests and indexes the removed
+    /// names pointed at, and the configs kept in the content store.
     pub blobs_left_for_gc: Vec<Digest>,
 }
 
@@ -77,7 +78,7 @@ pub struct PruneReport {
     /// Per image deleted, in order, what it took with it: the groups of
     /// lines Docker prints (its names, the image, its layers).
     pub images: Vec<RemoveReport>,
-    /// Manifests and indexes left for [`Store::gc`] (see
+    /// Blobs left for [`Store::gc`] (see
     /// [`RemoveReport::blobs_left_for_gc`]).
     pub blobs_left_for_gc: Vec<Digest>,
 }
@@ -381,7 +382,7 @@ impl Store {
         report.untagged = names;
         self.delete_image_into(id, &mut report)
             .map_err(|e| self.restore_names(&untagged, e))?;
-        report.blobs_left_for_gc = targets_of(untagged.iter());
+        report.blobs_left_for_gc.extend(targets_of(untagged.iter()));
         Ok(report)
     }
 
@@ -402,6 +403,11 @@ impl Store {
         };
         let released: Vec<LayerMetadata> = self.images.delete(id)?;
         report.deleted.push(id.clone());
+        // The config's copy in the content store (written by imports)
+        // stays for gc, as the manifests do.
+        if self.content.contains(id.digest()).unwrap_or(false) {
+            report.blobs_left_for_gc.push(id.digest().clone());
+        }
         report.released_layers += released.len();
         for layer in released {
             report.space_reclaimed += sizes.get(&layer.chain_id).copied().unwrap_or(layer.size);

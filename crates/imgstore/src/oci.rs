@@ -94,6 +94,10 @@ pub struct Imported {
     pub top_chain_id: Option<ChainId>,
     /// True when this import created the image; false when it was stored already.
     pub created: bool,
+    /// Names of `names` that named another image before this import, with
+    /// that image's ID: Docker's "The image NAME already exists, renaming
+    /// the old one with ID … to empty string".
+    pub renamed: Vec<(String, ImageId)>,
 }
 
 /// A descriptor as read from JSON, before validation.
@@ -1040,6 +1044,7 @@ impl Store {
                 names: image.names.clone(),
                 top_chain_id: parent,
                 created: !existed,
+                renamed: Vec::new(),
             });
         }
         for index in &plan.indexes {
@@ -1060,7 +1065,18 @@ impl Store {
         for (name, change) in names.zip(changes) {
             match change {
                 TargetChange::Created => undo.created_names.push(name.clone()),
-                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
+                TargetChange::Moved(old) => {
+                    // The cache still has the name's old image: it is
+                    // updated after the import.
+                    if let Ok(previous) = self.cache.resolve(name) {
+                        for image in imported.iter_mut() {
+                            if image.names.contains(name) && image.id != previous {
+                                image.renamed.push((name.clone(), previous.clone()));
+                            }
+                        }
+                    }
+                    undo.moved_names.push(ImageRecord::clone(&old));
+                }
                 TargetChange::Unchanged => {}
             }
         }
