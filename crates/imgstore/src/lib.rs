@@ -89,8 +89,8 @@ pub use root::default_root;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
 pub use usage::{DiskUsage, ImageUsage};
 pub use view::{
-    ContainerConfig, GraphDriver, HistoryEntry, ImageQuery, InspectMetadata, InspectRootFs,
-    InspectView, LayerUsage,
+    ContainerConfig, GraphDriver, HealthConfig, HistoryEntry, ImageQuery, InspectMetadata,
+    InspectRootFs, InspectView, LayerUsage,
 };
 
 pub use imgstore_backend as backend;

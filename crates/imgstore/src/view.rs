@@ -137,7 +137,7 @@ pub struct ContainerConfig {
     pub cmd: Option<Vec<String>>,
     /// `Healthcheck`, left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Value>,
+    pub healthcheck: Option<HealthConfig>,
     /// `ArgsEscaped`, left out when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub args_escaped: bool,
@@ -168,6 +168,55 @@ pub struct ContainerConfig {
     /// `Shell`, left out when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+}
+
+/// Docker's `container.HealthConfig`, the `Healthcheck` of a
+/// [`ContainerConfig`]: its fields in Docker's order, each left out when
+/// empty (durations in nanoseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthConfig {
+    /// `Test`: the command (`["CMD", ...]`, `["NONE"]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    /// `Interval`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    /// `Timeout`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    /// `StartPeriod`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    /// `Retries`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+impl HealthConfig {
+    fn from_json(value: &Value) -> HealthConfig {
+        let number = |key: &str| value.get(key).and_then(Value::as_i64).unwrap_or(0);
+        HealthConfig {
+            test: value
+                .get("Test")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            interval: number("Interval"),
+            timeout: number("Timeout"),
+            start_period: number("StartPeriod"),
+            retries: number("Retries"),
+        }
+    }
 }
 
 impl ContainerConfig {
@@ -217,7 +266,10 @@ impl ContainerConfig {
             stdin_once: flag("StdinOnce"),
             env: strings("Env"),
             cmd: strings("Cmd"),
-            healthcheck: value.get("Healthcheck").filter(|h| h.is_object()).cloned(),
+            healthcheck: value
+                .get("Healthcheck")
+                .filter(|h| h.is_object())
+                .map(HealthConfig::from_json),
             args_escaped: flag("ArgsEscaped"),
             image: text("Image"),
             volumes: set("Volumes"),
@@ -698,6 +750,34 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_config_prints_every_field_in_dockers_order() {
+        let empty = serde_json::to_string(&ContainerConfig::default()).expect("JSON");
+        assert_eq!(
+            empty,
+            r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null}"#
+        );
+        let config = ContainerConfig::from_json(&serde_json::json!({
+            "User": "1000",
+            "ExposedPorts": {"80/tcp": {"ignored": 1}, "53/udp": {}},
+            "Env": ["A=1"],
+            "Cmd": "echo hi",
+            "Healthcheck": {"Retries": 3, "Test": ["CMD", "true"], "Interval": 5_000_000_000_i64},
+            "ArgsEscaped": true,
+            "Volumes": {},
+            "Entrypoint": 7,
+            "Labels": {"a": "b", "n": 1},
+            "StopSignal": "SIGTERM",
+            "StopTimeout": 10,
+            "Shell": ["/bin/bash", "-c"],
+            "Unknown": "dropped, as Docker's decoder drops it",
+        }));
+        assert_eq!(
+            serde_json::to_string(&config).expect("JSON"),
+            r#"{"Hostname":"","Domainname":"","User":"1000","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"ExposedPorts":{"53/udp":{},"80/tcp":{}},"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["A=1"],"Cmd":["echo hi"],"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":3},"ArgsEscaped":true,"Image":"","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{"a":"b"},"StopSignal":"SIGTERM","StopTimeout":10,"Shell":["/bin/bash","-c"]}"#
+        );
+    }
 
     #[test]
     fn filter_quote_escapes_for_the_filter_language() {
