@@ -451,3 +451,49 @@ fn load_says_when_a_name_moves_as_docker() {
         format!("Loaded image: {REPO}/base:v1\n")
     );
 }
+
+#[test]
+fn a_dangling_image_and_a_two_name_image_print_as_dockers() {
+    let root = loaded();
+    // base's name moves to child: base's image is dangling, child's has two.
+    ok(
+        root.path(),
+        &[
+            "tag",
+            &format!("{REPO}/child:v1"),
+            &format!("{REPO}/base:v1"),
+        ],
+    );
+    let rows: Vec<String> = ok(root.path(), &["images", "--format", "json"])
+        .lines()
+        .map(|line| mask_since(&docker_part(line, "Pinned")))
+        .collect();
+    let want: Vec<String> = fixture("images-dangling.json")
+        .lines()
+        .map(mask_since)
+        .collect();
+    assert_eq!(rows, want);
+    // `system df -v` shows the first tag only, `<none>` for the dangling one.
+    assert_eq!(
+        mask_since(&ok(root.path(), &["df", "-v"])),
+        mask_since(&fixture("system-df-v-dangling.txt"))
+    );
+}
+
+#[test]
+fn inspect_of_an_unknown_image_prints_an_empty_array_and_dockers_error() {
+    let root = loaded();
+    let output = imgstore(root.path(), &["inspect", "foo"]);
+    let docker = fixture("inspect-unknown.txt");
+    let (text, code) = docker.split_once("rc=").expect("rc= line");
+    let (stdout, stderr) = text.split_once("Error").expect("an error line");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), stdout);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("Error{stderr}")
+    );
+    assert_eq!(
+        output.status.code().map(|c| c.to_string()),
+        Some(code.trim().to_owned())
+    );
+}
