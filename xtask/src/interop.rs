@@ -369,6 +369,12 @@ fn check_output(
         &sorted_lines(&ours(&["images"])?),
         &sorted_lines(&daemon.cli(&["images"])?),
     );
+    same_text(
+        checks,
+        "images --digests (table)",
+        &sorted_lines(&ours(&["images", "--digests"])?),
+        &sorted_lines(&daemon.cli(&["images", "--digests"])?),
+    );
 
     // inspect and history of every image.
     let mut ids: Vec<String> = lines(daemon.cli(&["images", "-q", "--no-trunc"])?);
@@ -397,6 +403,12 @@ fn check_output(
             &format!("history {short}"),
             &our_history,
             &lines(daemon.cli(&["history", "--format", "{{json .}}", id])?),
+        );
+        same_text(
+            checks,
+            &format!("history {short} (table)"),
+            &lines(ours(&["history", id])?),
+            &lines(daemon.cli(&["history", id])?),
         );
     }
 
