@@ -10,9 +10,14 @@
 //! into a fresh store of ours with the same IDs, names and diff IDs; and that
 //! Docker's `/system/df` (what `docker system df -v` shows) reports the sizes
 //! our `disk_usage` does; and both directions again through pipes
-//! (`docker save | import_reader`, `export_to_writer | docker load`). The
-//! daemon is always stopped at the end. Prints
-//! one line per check and a summary; fails on any mismatch.
+//! (`docker save | import_reader`, `export_to_writer | docker load`). Then
+//! what the `imgstore` command prints against what the `docker` client
+//! prints for the same images (our export loaded into both): `images`,
+//! `inspect`, `history`, `system df` (table, `-v`, JSON), `rmi` and `image
+//! prune -a`; only the order of images with the same `Created` (and so
+//! prune's groups), the storage driver's name in `inspect` and imgstore's
+//! own JSON keys after Docker's may differ. The daemon is always stopped at
+//! the end. Prints one line per check and a summary; fails on any mismatch.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -89,8 +94,10 @@ pub fn run() -> Result<(), String> {
         exported.bytes
     );
 
+    let imgstore = imgstore_binary()?;
     let daemon = Daemon::start(tmp.path())?;
-    let result = check_daemon(&daemon, &store, &ours, &our_tar, tmp.path(), &mut checks);
+    let result = check_daemon(&daemon, &store, &ours, &our_tar, tmp.path(), &mut checks)
+        .and_then(|()| check_output(&daemon, &imgstore, &our_tar, tmp.path(), &mut checks));
     daemon.stop();
     result?;
 
@@ -339,6 +346,218 @@ fn check_pipes(
             docker_ids.len(),
             exported.err().map_or_else(|| output.status.to_string(), |e| e.to_string())
         ),
+    );
+    Ok(())
+}
+
+/// The `imgstore` binary: `$IMGSTORE_BIN`, else built now (debug).
+fn imgstore_binary() -> Result<PathBuf, String> {
+    if let Some(binary) = std::env::var_os("IMGSTORE_BIN") {
+        return Ok(PathBuf::from(binary));
+    }
+    crate::cargo(&["build", "--quiet", "-p", "imgstore-cli"], &[])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    Ok(target.join("debug/imgstore"))
+}
+
+/// Runs `imgstore --root ROOT ARGS`; its stdout (an error on failure).
+fn run_imgstore(binary: &Path, root: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(binary)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("IMGSTORE_NAMESPACE")
+        .env_remove("IMGSTORE_BACKEND")
+        .output()
+        .map_err(|e| format!("run {}: {e}", binary.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "imgstore {}: {}\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// A JSON row of ours with imgstore's own keys (from `first_own_key` on)
+/// cut off: what Docker's row holds.
+fn docker_part(line: &str, first_own_key: &str) -> String {
+    match line.find(&format!(",\"{first_own_key}\":")) {
+        Some(cut) => format!("{}}}", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// One check of ours against Docker's text; the first differing line when
+/// they differ.
+fn same_text(checks: &mut Checks, what: &str, ours: &[String], docker: &[String]) {
+    let first_difference = ours
+        .iter()
+        .zip(docker)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!(": ours {a:?}, docker {b:?}"))
+        .unwrap_or_else(|| {
+            if ours.len() == docker.len() {
+                String::new()
+            } else {
+                format!(": ours {} lines, docker {}", ours.len(), docker.len())
+            }
+        });
+    checks.check(
+        first_difference.is_empty(),
+        format!("out   {what}{first_difference}"),
+    );
+}
+
+/// The `imgstore` command's output against the `docker` client's, both
+/// holding what `our_tar` holds.
+fn check_output(
+    daemon: &Daemon,
+    imgstore: &Path,
+    our_tar: &Path,
+    tmp: &Path,
+    checks: &mut Checks,
+) -> Result<(), String> {
+    let root = tmp.join("cli");
+    let ours = |args: &[&str]| run_imgstore(imgstore, &root, args);
+    ours(&["load", "-i", &our_tar.to_string_lossy()])?;
+    let lines = |text: String| -> Vec<String> { text.lines().map(str::to_owned).collect() };
+
+    // images: Docker's rows (ties of Created in any order).
+    let our_rows: Vec<String> = ours(&["images", "--format", "json"])?
+        .lines()
+        .map(|line| docker_part(line, "Pinned"))
+        .collect();
+    let mut our_sorted = our_rows.clone();
+    our_sorted.sort();
+    let docker_rows = sorted_lines(&daemon.cli(&["images", "--format", "{{json .}}"])?);
+    same_text(checks, "images --format json", &our_sorted, &docker_rows);
+    same_text(
+        checks,
+        "images (table)",
+        &sorted_lines(&ours(&["images"])?),
+        &sorted_lines(&daemon.cli(&["images"])?),
+    );
+    same_text(
+        checks,
+        "images --digests (table)",
+        &sorted_lines(&ours(&["images", "--digests"])?),
+        &sorted_lines(&daemon.cli(&["images", "--digests"])?),
+    );
+
+    // inspect and history of every image.
+    let mut ids: Vec<String> = lines(daemon.cli(&["images", "-q", "--no-trunc"])?);
+    ids.sort();
+    ids.dedup();
+    let driver = daemon.get("/info")?["Driver"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for id in &ids {
+        let short = &id[7.min(id.len())..19.min(id.len())];
+        let our_inspect = ours(&["inspect", id])?
+            .replace("\"Name\": \"sqlite\"", &format!("\"Name\": \"{driver}\""));
+        same_text(
+            checks,
+            &format!("inspect {short}"),
+            &lines(our_inspect),
+            &lines(daemon.cli(&["image", "inspect", id])?),
+        );
+        let our_history: Vec<String> = ours(&["history", "--format", "json", id])?
+            .lines()
+            .map(|line| docker_part(line, "Id"))
+            .collect();
+        same_text(
+            checks,
+            &format!("history {short}"),
+            &our_history,
+            &lines(daemon.cli(&["history", "--format", "{{json .}}", id])?),
+        );
+        same_text(
+            checks,
+            &format!("history {short} (table)"),
+            &lines(ours(&["history", id])?),
+            &lines(daemon.cli(&["history", id])?),
+        );
+    }
+
+    // system df: the table, -v (rows of tied Created in any order), JSON.
+    same_text(
+        checks,
+        "system df",
+        &lines(ours(&["df"])?),
+        &lines(daemon.cli(&["system", "df"])?),
+    );
+    same_text(
+        checks,
+        "system df -v",
+        &sorted_lines(&ours(&["df", "-v"])?),
+        &sorted_lines(&daemon.cli(&["system", "df", "-v"])?),
+    );
+    same_text(
+        checks,
+        "system df --format json",
+        &lines(ours(&["df", "--format", "json"])?),
+        &lines(daemon.cli(&["system", "df", "--format", "{{json .}}"])?),
+    );
+    let mut our_df: Value = serde_json::from_str(&ours(&["df", "-v", "--format", "json"])?)
+        .map_err(|e| format!("our df -v JSON: {e}"))?;
+    let mut docker_df: Value =
+        serde_json::from_str(&daemon.cli(&["system", "df", "-v", "--format", "{{json .}}"])?)
+            .map_err(|e| format!("docker's df -v JSON: {e}"))?;
+    if let Some(object) = our_df.as_object_mut() {
+        object.remove("LayersSize");
+        object.remove("ContentSize");
+    }
+    for df in [&mut our_df, &mut docker_df] {
+        if let Some(images) = df["Images"].as_array_mut() {
+            for image in images.iter_mut() {
+                if let Some(image) = image.as_object_mut() {
+                    for own in [
+                        "References",
+                        "SizeBytes",
+                        "SharedSizeBytes",
+                        "UniqueSizeBytes",
+                    ] {
+                        image.remove(own);
+                    }
+                }
+            }
+            images.sort_by_key(|image| image["ID"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    checks.check(
+        our_df == docker_df,
+        "out   system df -v --format json (Docker's keys, images by ID)".to_owned(),
+    );
+
+    // rmi of one name, then prune -a: the same lines (prune's in any order).
+    if let Some(name) = ["registry.demo.test/demo/child:v1"]
+        .into_iter()
+        .find(|name| daemon.cli(&["image", "inspect", name]).is_ok())
+    {
+        same_text(
+            checks,
+            &format!("rmi {name}"),
+            &lines(ours(&["rmi", name])?),
+            &lines(daemon.cli(&["rmi", name])?),
+        );
+    }
+    same_text(
+        checks,
+        "image prune -a -f",
+        &sorted_lines(&ours(&["prune", "-a", "-f"])?),
+        &sorted_lines(&daemon.cli(&["image", "prune", "-a", "-f"])?),
     );
     Ok(())
 }

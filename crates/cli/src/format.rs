@@ -4,11 +4,17 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use imgstore::image::time::parse_rfc3339;
+use imgstore::image::time::{format_rfc3339_nanos, parse_rfc3339};
 
 /// go-units' `HumanSizeWithPrecision(size, 3)`, as `docker images` prints
 /// SIZE: decimal units, three significant digits (`82B`, `2.5kB`, `1.23MB`).
 pub fn human_size(bytes: u64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// go-units' `HumanSizeWithPrecision(size, precision)`; `docker system
+/// df`'s table prints its totals with `HumanSize`, precision 4 (`2.053kB`).
+pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -16,7 +22,7 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_format_g(size, 3), UNITS[unit])
+    format!("{}{}", go_format_g(size, precision), UNITS[unit])
 }
 
 /// Go's `%.{precision}g` for a non-negative finite number: `precision`
@@ -98,37 +104,34 @@ pub fn created_since(created: Option<&str>, now: SystemTime) -> String {
     }
 }
 
-/// An RFC 3339 time to the second in UTC (`2023-11-21T22:20:20Z`), as
-/// Docker's CREATED AT column prints it (Go's `time.RFC3339`, in the UTC
-/// zone); an unset or unreadable time is the zero Unix time, as Docker
-/// reads a missing `created`.
-pub fn created_at(created: Option<&str>) -> String {
-    let seconds = created
-        .and_then(parse_rfc3339)
-        .and_then(|time| time.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |elapsed| elapsed.as_secs());
-    let (days, second_of_day) = (seconds / 86_400, seconds % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+/// A config's `created` at whole seconds as Go's `time.RFC3339` writes
+/// it in UTC, as `docker history` prints CreatedAt
+/// (`2023-11-21T22:20:20Z`); the epoch when unset or unreadable.
+pub fn go_rfc3339(created: Option<&str>) -> String {
+    let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
+    // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
+    format!("{date_time}Z")
+}
+
+/// Go's `time.Time.String()` of a config's `created` at whole seconds, in
+/// UTC, as `docker images` prints CreatedAt (`2023-11-21 22:21:20 +0000
+/// UTC`); the epoch when unset or unreadable (Docker's `Created` is 0).
+pub fn go_time_string(created: Option<&str>) -> String {
+    let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
+    // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
+    format!("{} +0000 UTC", date_time.replacen('T', " ", 1))
 }
 
 /// The Docker CLI's `Ellipsis`: at most `max` characters, the last one `…`
@@ -193,6 +196,8 @@ mod tests {
         assert_eq!(human_size(7_130_000), "7.13MB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size_precision(2053, 4), "2.053kB");
+        assert_eq!(human_size_precision(125, 4), "125B");
     }
 
     /// `%.*g` written the plain way: a second formatting in fixed form.
@@ -262,21 +267,21 @@ mod tests {
     }
 
     #[test]
-    fn created_at_is_rfc3339_to_the_second_in_utc() {
+    fn go_rfc3339_is_to_the_second_in_utc() {
         assert_eq!(
-            created_at(Some("2023-11-21T22:20:20.123456789Z")),
+            go_rfc3339(Some("2023-11-21T22:20:20.123456789Z")),
             "2023-11-21T22:20:20Z"
         );
         assert_eq!(
-            created_at(Some("2024-02-29T01:02:03+02:00")),
+            go_rfc3339(Some("2024-02-29T01:02:03+02:00")),
             "2024-02-28T23:02:03Z"
         );
         assert_eq!(
-            created_at(Some("2000-03-01T00:00:00Z")),
+            go_rfc3339(Some("2000-03-01T00:00:00Z")),
             "2000-03-01T00:00:00Z"
         );
-        assert_eq!(created_at(None), "1970-01-01T00:00:00Z");
-        assert_eq!(created_at(Some("yesterday")), "1970-01-01T00:00:00Z");
+        assert_eq!(go_rfc3339(None), "1970-01-01T00:00:00Z");
+        assert_eq!(go_rfc3339(Some("yesterday")), "1970-01-01T00:00:00Z");
     }
 
     #[test]
@@ -290,6 +295,23 @@ mod tests {
             "REPOSITORY   TAG       SIZE\na            v1        82B\n"
         );
         assert_eq!(ellipsis("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn times_read_as_go_prints_them() {
+        assert_eq!(
+            go_time_string(Some("2023-11-21T22:21:20.5+01:00")),
+            "2023-11-21 21:21:20 +0000 UTC"
+        );
+        assert_eq!(go_time_string(None), "1970-01-01 00:00:00 +0000 UTC");
+        assert_eq!(
+            go_rfc3339(Some("2023-11-21T22:20:20.9Z")),
+            "2023-11-21T22:20:20Z"
+        );
+        assert_eq!(
+            go_time_string(Some("junk")),
+            "1970-01-01 00:00:00 +0000 UTC"
+        );
         assert_eq!(ellipsis("abc", 4), "abc");
     }
 }

@@ -571,7 +571,9 @@ fn rmi_prunes_an_untagged_parent_unless_no_prune() {
         format!(
             "Untagged: {child}\n\
              Deleted: sha256:d96e5dc192657458171bcdd281fbf5983337235e9e6a0a63c3082fcb8b19def4\n\
-             Deleted: sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb\n"
+             Deleted: sha256:381c7400999e9fee7aab180750d5eb8a243d6898400009c7b1b121f7e4734f95\n\
+             Deleted: sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb\n\
+             Deleted: sha256:8016075873266f5250310088b59f29b5cc73261e2707b06198527df87ff09f9f\n"
         )
     );
     assert_eq!(ok(root.path(), &["images", "-a", "-q"]), "96b315356805\n");
@@ -581,7 +583,8 @@ fn rmi_prunes_an_untagged_parent_unless_no_prune() {
         ok(root.path(), &["image", "rm", "--no-prune", &child]),
         format!(
             "Untagged: {child}\n\
-             Deleted: sha256:d96e5dc192657458171bcdd281fbf5983337235e9e6a0a63c3082fcb8b19def4\n"
+             Deleted: sha256:d96e5dc192657458171bcdd281fbf5983337235e9e6a0a63c3082fcb8b19def4\n\
+             Deleted: sha256:381c7400999e9fee7aab180750d5eb8a243d6898400009c7b1b121f7e4734f95\n"
         )
     );
     // The parent stays, now a dangling image.

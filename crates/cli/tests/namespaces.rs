@@ -125,10 +125,10 @@ fn rmi_of_a_name_differing_only_in_case_keeps_the_other() {
         let base_line: Value = listed
             .lines()
             .map(|line| serde_json::from_str::<Value>(line).expect("json"))
-            .find(|line| line["id"] == base["image_id"])
+            .find(|line| line["Id"] == base["image_id"])
             .expect("base listed");
         assert_eq!(
-            base_line["references"],
+            base_line["References"],
             serde_json::json!(["docker.io/library/app:v1", name]),
             "{backend}"
         );

@@ -91,8 +91,8 @@ fn load_for_another_platform_lists_saves_and_keeps_the_name() {
         .map(|line| serde_json::from_str(line).expect("json line"))
         .collect();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0]["id"], json!(arm_v7));
-    assert_eq!(listed[0]["references"], json!([NAME]));
+    assert_eq!(listed[0]["Id"], json!(arm_v7));
+    assert_eq!(listed[0]["References"], json!([NAME]));
     let table = ok(&root, &["images"]);
     let row = table.lines().nth(1).expect("one row");
     let columns: Vec<&str> = row.split_whitespace().collect();
@@ -120,5 +120,5 @@ fn load_for_another_platform_lists_saves_and_keeps_the_name() {
     );
     let reloaded: Value =
         serde_json::from_str(ok(&other, &["images", "--format", "json"]).trim()).expect("json");
-    assert_eq!(reloaded["id"], json!(arm_v7));
+    assert_eq!(reloaded["Id"], json!(arm_v7));
 }

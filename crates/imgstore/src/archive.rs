@@ -23,7 +23,8 @@ use crate::limits::{
     MAX_ARCHIVE_MEMBERS, MAX_JSON_BLOB, MAX_LAYERS, MAX_LINK_HOPS, MAX_TAR_HEADER_RECORD,
 };
 use crate::oci::{
-    Compression, Desc, Layout, Plan, PlannedImage, PlannedLayer, RawConfig, count_verification,
+    Compression, Desc, Layout, Plan, PlannedImage, PlannedLayer, RawConfig, SYNTHESIZED_MANIFEST,
+    count_verification,
 };
 use crate::{Error, ImportOptions, Imported, Result, Store};
 
@@ -646,7 +647,11 @@ fn plan_docker(tar: &TarIndex) -> Result<(Plan, HashMap<Digest, String>)> {
             let name = repo_tag_name(tar, &tag)?;
             // A name repeated for the same image is pointed once.
             if named.insert((name.clone(), manifest.digest.clone())) {
-                plan.names.push((name.clone(), manifest.clone()));
+                let mut target = manifest.clone();
+                target
+                    .annotations
+                    .insert(SYNTHESIZED_MANIFEST.to_owned(), "docker-save".to_owned());
+                plan.names.push((name.clone(), target));
             }
             if !names.contains(&name) {
                 names.push(name);

@@ -29,14 +29,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use imgstore_backend::StoreBackend;
-use imgstore_digest::Algorithm;
+use imgstore_digest::{Algorithm, Digest};
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_refs::validate_namespace;
 
 use crate::lock::StoreLock;
 use crate::namespaces::Elsewhere;
 use crate::view::{ImageFilters, select_images, sort_for_listing};
-use crate::{Backend, ImageQuery, ImageSummary, Options, Result, Store};
+use crate::{Backend, ImageQuery, ImageSummary, Options, Result, Store, digest_shown};
 use imgstore_cri::RefCache;
 
 /// The first bytes of a catalog file.
@@ -358,7 +358,8 @@ pub type ListingWithTargets = (Vec<ImageSummary>, BTreeMap<String, String>);
 
 /// [`list_images_cached`] with, for every name of the namespace that leads
 /// to a stored image, the digest its record targets (the manifest or index
-/// `images --digests` shows); `Ok(None)` in the same cases.
+/// `images --digests` shows), when that manifest came with the image
+/// ([`digest_shown`]); `Ok(None)` in the same cases.
 pub fn list_images_and_targets_cached(
     root: impl AsRef<Path>,
     options: &Options,
@@ -399,6 +400,8 @@ fn cached(
                 .cloned()
                 .zip(entry.targets.iter().cloned())
         })
+        // An empty target: no digest to show (see `digest_shown`).
+        .filter(|(_, target)| !target.is_empty())
         .collect();
     let filters = ImageFilters::parse(&query.filters, &|_| Ok(None))?;
     let images = select_images(entries, query.all, &filters, &|_| true)?;
@@ -474,7 +477,8 @@ impl Store {
                     .map(|name| {
                         self.refs
                             .get(namespace, name)
-                            .map(|record| record.target.digest.to_string())
+                            .ok()
+                            .and_then(|record| digest_shown(&record.target).map(Digest::to_string))
                             .unwrap_or_default()
                     })
                     .collect(),

@@ -85,11 +85,14 @@ pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
 pub use import::{ImportOptions, Platform, PlatformChoice, PlatformError};
 pub use manage::{GcReport, PruneReport, RemoveOptions, RemoveReport, Untagged};
-pub use oci::{Imported, blob_verifications_on_this_thread};
+pub use oci::{Imported, SYNTHESIZED_MANIFEST, blob_verifications_on_this_thread, digest_shown};
 pub use root::default_root;
 pub use store::{Backend, ImageSummary, Images, Options, Store};
 pub use usage::{DiskUsage, ImageUsage};
-pub use view::{HistoryEntry, ImageQuery, InspectMetadata, InspectRootFs, InspectView, LayerUsage};
+pub use view::{
+    ContainerConfig, GraphDriver, HealthConfig, HistoryEntry, ImageQuery, InspectMetadata,
+    InspectRootFs, InspectView, LayerUsage,
+};
 
 pub use imgstore_backend as backend;
 pub use imgstore_cri as cri;

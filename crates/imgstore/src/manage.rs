@@ -16,7 +16,7 @@ use imgstore_backend::{ErrorKind, StoreBackend};
 use imgstore_cri::PINNED_LABEL;
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
-use imgstore_layer::LayerMetadata;
+use imgstore_layer::{ChainId, LayerMetadata};
 use imgstore_refs::reference::{Reference, normalize};
 use imgstore_refs::{Descriptor, ImageRecord};
 use serde_json::Value;
@@ -50,6 +50,20 @@ pub struct RemoveReport {
     /// Layer records freed by the deletions (the top layers and, in
     /// cascade, the layers below that nothing else used).
     pub released_layers: usize,
+    /// The chain IDs of those layers, top first: Docker's `Deleted:` lines
+    /// after the image's.
+    pub deleted_layers: Vec<ChainId>,
+    /// How many of `deleted_layers` each image of `deleted` freed, in the
+    /// same order: Docker prints each image's layers after it.
+    pub deleted_layer_counts: Vec<usize>,
+    /// The bytes of those layers as Docker counts them (the regular files
+    /// in each, as `history` and `df` do; the tar's size for a layer
+    /// recorded without it), not the bytes of the stored tars.
+    pub space_reclaimed: u64,
+    /// Blobs of the deleted images that nothing uses any more and that
+    /// stay until [`Store::gc`]: the manifests and indexes the removed
+    /// names pointed at, and the configs kept in the content store.
+    pub blobs_left_for_gc: Vec<Digest>,
 }
 
 /// How [`Store::remove_with`] removes (`docker rmi` flags).
@@ -81,8 +95,15 @@ pub struct PruneReport {
     pub deleted: Vec<ImageId>,
     /// Layer records freed in cascade.
     pub released_layers: usize,
-    /// Bytes of the layer blobs freed with those layers.
+    /// The bytes of the layers freed, as Docker counts them (see
+    /// [`RemoveReport::space_reclaimed`]): `Total reclaimed space`.
     pub space_reclaimed: u64,
+    /// Per image deleted, in order, what it took with it: the groups of
+    /// lines Docker prints (its names, the image, its layers).
+    pub images: Vec<RemoveReport>,
+    /// Blobs left for [`Store::gc`] (see
+    /// [`RemoveReport::blobs_left_for_gc`]).
+    pub blobs_left_for_gc: Vec<Digest>,
 }
 
 /// What [`Store::gc`] removed.
@@ -151,6 +172,17 @@ fn is_single_reference(names: &[String]) -> bool {
         return false;
     };
     canonical.len() == 1 && canonical.contains(&single.name())
+}
+
+/// The distinct targets of name records, in order.
+fn targets_of<'a>(records: impl IntoIterator<Item = &'a ImageRecord>) -> Vec<Digest> {
+    let mut targets: Vec<Digest> = Vec::new();
+    for record in records {
+        if !targets.contains(&record.target.digest) {
+            targets.push(record.target.digest.clone());
+        }
+    }
+    targets
 }
 
 /// The value of [`PINNED_LABEL`] on a pinned name, as the CRI plugin writes it.
@@ -357,12 +389,8 @@ impl Store {
                 return;
             }
             parent = self.images.get_parent(&id).ok();
-            match self.images.delete(&id) {
-                Ok(released) => {
-                    report.released_layers += released.len();
-                    report.deleted.push(id);
-                }
-                Err(_) => return,
+            if self.delete_image_into(&id, report).is_err() {
+                return;
             }
         }
     }
@@ -383,12 +411,9 @@ impl Store {
             && self.namespaces_elsewhere(&id).is_empty()
             && self.images.children(&id).is_empty()
         {
-            let released = self
-                .images
-                .delete(&id)
-                .map_err(|e| self.restore_names(&untagged, e.into()))?;
-            report.released_layers = released.len();
-            report.deleted.push(id);
+            self.delete_image_into(&id, &mut report)
+                .map_err(|e| self.restore_names(&untagged, e))?;
+            report.blobs_left_for_gc.push(record.target.digest.clone());
         }
         Ok(report)
     }
@@ -430,13 +455,41 @@ impl Store {
             .update_many(&self.resolver(), &listed)
             .map_err(|e| self.restore_names(&untagged, e.into()))?;
         report.untagged = names;
-        let released = self
-            .images
-            .delete(id)
-            .map_err(|e| self.restore_names(&untagged, e.into()))?;
-        report.released_layers = released.len();
-        report.deleted.push(id.clone());
+        self.delete_image_into(id, &mut report)
+            .map_err(|e| self.restore_names(&untagged, e))?;
+        report.blobs_left_for_gc.extend(targets_of(untagged.iter()));
         Ok(report)
+    }
+
+    /// Deletes an image and adds to `report` what Docker reports of it:
+    /// the image, the layers freed (top first) and their bytes as Docker
+    /// counts them, read before the records go.
+    fn delete_image_into(&self, id: &ImageId, report: &mut RemoveReport) -> Result<()> {
+        let sizes: HashMap<ChainId, u64> = match self.images.get(id) {
+            Ok(image) => self
+                .chain_of(image.top_chain_id())
+                .iter()
+                .map(|layer| {
+                    let size = layer.files_size().unwrap_or(layer.size());
+                    (layer.chain_id().clone(), size)
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        let released: Vec<LayerMetadata> = self.images.delete(id)?;
+        report.deleted.push(id.clone());
+        // The config's copy in the content store (written by imports)
+        // stays for gc, as the manifests do.
+        if self.content.contains(id.digest()).unwrap_or(false) {
+            report.blobs_left_for_gc.push(id.digest().clone());
+        }
+        report.released_layers += released.len();
+        report.deleted_layer_counts.push(released.len());
+        for layer in released {
+            report.space_reclaimed += sizes.get(&layer.chain_id).copied().unwrap_or(layer.size);
+            report.deleted_layers.push(layer.chain_id);
+        }
+        Ok(())
     }
 
     /// Puts back names a failed `remove` had deleted (best effort), so the
@@ -535,17 +588,23 @@ impl Store {
                 {
                     continue;
                 }
-                self.refs.delete_many(&self.namespace, &names)?;
+                let removed = self.refs.delete_many(&self.namespace, &names)?;
                 let listed: Vec<&str> = names.iter().map(String::as_str).collect();
                 self.cache.update_many(&self.resolver(), &listed)?;
-                report.untagged.extend(names);
-                let released = self.images.delete(&id)?;
-                report.released_layers += released.len();
-                report.space_reclaimed += released
-                    .iter()
-                    .filter_map(|layer| layer.blob.as_ref().map(|blob| blob.size))
-                    .sum::<u64>();
-                report.deleted.push(id);
+                let mut image = RemoveReport {
+                    untagged: names,
+                    blobs_left_for_gc: targets_of(removed.iter().map(|record| &**record)),
+                    ..RemoveReport::default()
+                };
+                self.delete_image_into(&id, &mut image)?;
+                report.untagged.extend(image.untagged.iter().cloned());
+                report.deleted.extend(image.deleted.iter().cloned());
+                report.released_layers += image.released_layers;
+                report.space_reclaimed += image.space_reclaimed;
+                report
+                    .blobs_left_for_gc
+                    .extend(image.blobs_left_for_gc.iter().cloned());
+                report.images.push(image);
                 progressed = true;
             }
             if !progressed {

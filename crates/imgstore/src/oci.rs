@@ -66,6 +66,21 @@ const PLAIN_LAYER_TYPES: [&str; 2] = [
 /// The annotation that names an image in an OCI layout.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The annotation the facade puts on the target descriptor of a name
+/// whose manifest it wrote itself (a `docker save` archive has none). It
+/// stays through `tag` (the new name gets the same descriptor), and tells
+/// that the image came without a manifest: Docker then shows no digest
+/// (`RepoDigests` `[]`, `<none>` in `images --digests`).
+pub const SYNTHESIZED_MANIFEST: &str = "io.imgstore.manifest.synthesized";
+
+/// The digest of the manifest or index a name points at, when that
+/// manifest came with the image (OCI layout, oci-archive); `None` for a
+/// manifest the facade wrote ([`SYNTHESIZED_MANIFEST`]). What Docker shows
+/// as the name's digest.
+pub fn digest_shown(target: &Descriptor) -> Option<&Digest> {
+    (!target.annotations.contains_key(SYNTHESIZED_MANIFEST)).then_some(&target.digest)
+}
+
 /// One image an import brought in (or found already there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
@@ -79,6 +94,10 @@ pub struct Imported {
     pub top_chain_id: Option<ChainId>,
     /// True when this import created the image; false when it was stored already.
     pub created: bool,
+    /// Names of `names` that named another image before this import, with
+    /// that image's ID: Docker's "The image NAME already exists, renaming
+    /// the old one with ID … to empty string".
+    pub renamed: Vec<(String, ImageId)>,
 }
 
 /// A descriptor as read from JSON, before validation.
@@ -110,7 +129,7 @@ pub(crate) struct Desc {
     pub(crate) media_type: String,
     pub(crate) digest: Digest,
     pub(crate) size: u64,
-    annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     /// The `platform` of an index entry, when given (with an OS).
     pub(crate) platform: Option<Platform>,
 }
@@ -159,11 +178,15 @@ impl Desc {
             what: format!("descriptor {}", self.digest),
             reason: "size too large".to_owned(),
         })?;
-        Ok(Descriptor::new(
-            self.media_type.clone(),
-            self.digest.clone(),
-            size,
-        ))
+        let mut descriptor = Descriptor::new(self.media_type.clone(), self.digest.clone(), size);
+        // Only the facade's own mark goes into the name record; the layout's
+        // annotations stay in its index.
+        if let Some(value) = self.annotations.get(SYNTHESIZED_MANIFEST) {
+            descriptor
+                .annotations
+                .insert(SYNTHESIZED_MANIFEST.to_owned(), value.clone());
+        }
+        Ok(descriptor)
     }
 }
 
@@ -1021,6 +1044,7 @@ impl Store {
                 names: image.names.clone(),
                 top_chain_id: parent,
                 created: !existed,
+                renamed: Vec::new(),
             });
         }
         for index in &plan.indexes {
@@ -1041,7 +1065,18 @@ impl Store {
         for (name, change) in names.zip(changes) {
             match change {
                 TargetChange::Created => undo.created_names.push(name.clone()),
-                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
+                TargetChange::Moved(old) => {
+                    // The cache still has the name's old image: it is
+                    // updated after the import.
+                    if let Ok(previous) = self.cache.resolve(name) {
+                        for image in imported.iter_mut() {
+                            if image.names.contains(name) && image.id != previous {
+                                image.renamed.push((name.clone(), previous.clone()));
+                            }
+                        }
+                    }
+                    undo.moved_names.push(ImageRecord::clone(&old));
+                }
                 TargetChange::Unchanged => {}
             }
         }

@@ -67,7 +67,7 @@ pub(crate) struct Prepared {
 /// root made before roots recorded their backend holds, else (a new
 /// store) the one asked for.
 ///
-/// A store whose files are gone (a recorded SQLite root without
+/// A recorded store whose files are gone (an SQLite root without
 /// `content.db`) is `InvalidRoot`, never silently replaced by an empty one.
 pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
     match fs::metadata(root) {
@@ -100,8 +100,10 @@ pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
         },
     };
     let backend = matches_request(root, backend, options)?;
-    let new = unrecorded && found_backend(root)?.is_none();
-    if !new {
+    // Only a recorded store must have all its files: an unrecorded root
+    // with some of them is a creation a crash cut short (or a store of
+    // older code), which opening completes.
+    if !unrecorded {
         let missing: Vec<&str> = backend
             .files()
             .into_iter()

@@ -37,7 +37,8 @@ pub struct ImageQuery {
     pub filters: Vec<String>,
 }
 
-/// One image as `docker inspect` prints it (field names as Docker's).
+/// One image as `docker inspect` prints it: every field of Docker 20.10's
+/// `ImageInspect`, in its order, zero values included.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InspectView {
@@ -45,7 +46,10 @@ pub struct InspectView {
     pub id: String,
     /// The tags naming it, as Docker shows them (`busybox:latest`).
     pub repo_tags: Vec<String>,
-    /// `repository@digest` of the manifest or index each name points at.
+    /// `repository@digest` of the manifest or index each name points at,
+    /// for the names whose manifest came with the image (none for an image
+    /// from a `docker save` archive, as Docker; see
+    /// [`digest_shown`](crate::digest_shown)).
     pub repo_digests: Vec<String>,
     /// The parent image ID, empty when none is recorded.
     pub parent: String,
@@ -53,12 +57,17 @@ pub struct InspectView {
     pub comment: String,
     /// The config's `created`, Docker's zero time when unset.
     pub created: String,
+    /// The config's `container` (the build container), empty when unset.
+    pub container: String,
+    /// The config's `container_config`, Docker's zero config when unset.
+    pub container_config: ContainerConfig,
     /// The config's `docker_version`, empty when unset.
     pub docker_version: String,
     /// The config's `author`, empty when unset.
     pub author: String,
-    /// The config's `config` (Env, Cmd, Labels, ...), `null` when absent.
-    pub config: Value,
+    /// The config's `config` as Docker's whole `container.Config`, `null`
+    /// when absent.
+    pub config: Option<ContainerConfig>,
     /// The config's `architecture`, empty when unset.
     pub architecture: String,
     /// The config's `variant`, when set.
@@ -66,13 +75,223 @@ pub struct InspectView {
     pub variant: Option<String>,
     /// The config's `os`.
     pub os: String,
+    /// The config's `os.version`, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
     /// The size [`Store::images`] reports ([`ImageSummary::size`]).
     pub size: u64,
+    /// The same as `size`, as Docker 20.10 prints it.
+    pub virtual_size: u64,
+    /// Where the layers are kept: Docker's storage driver, here the
+    /// store's backend.
+    pub graph_driver: GraphDriver,
     /// The layers.
     #[serde(rename = "RootFS")]
     pub root_fs: InspectRootFs,
     /// Store metadata.
     pub metadata: InspectMetadata,
+}
+
+/// `GraphDriver` of [`InspectView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    /// Driver data: none (`null`).
+    pub data: Option<BTreeMap<String, String>>,
+    /// The backend's name (`sqlite`, `fs`), where Docker names its
+    /// storage driver (`overlay2`, `vfs`).
+    pub name: String,
+}
+
+/// Docker's `container.Config` (API 1.41), as `docker inspect` prints an
+/// image's `Config` and `ContainerConfig`: every field in Docker's order,
+/// the `omitempty` ones left out when empty. Built from the config JSON;
+/// a field of the wrong type reads as unset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    /// `Hostname`.
+    pub hostname: String,
+    /// `Domainname`.
+    pub domainname: String,
+    /// `User`.
+    pub user: String,
+    /// `AttachStdin`.
+    pub attach_stdin: bool,
+    /// `AttachStdout`.
+    pub attach_stdout: bool,
+    /// `AttachStderr`.
+    pub attach_stderr: bool,
+    /// `ExposedPorts` (`{"80/tcp": {}}`), left out when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, Value>>,
+    /// `Tty`.
+    pub tty: bool,
+    /// `OpenStdin`.
+    pub open_stdin: bool,
+    /// `StdinOnce`.
+    pub stdin_once: bool,
+    /// `Env`.
+    pub env: Option<Vec<String>>,
+    /// `Cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// `Healthcheck`, left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthConfig>,
+    /// `ArgsEscaped`, left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub args_escaped: bool,
+    /// `Image`.
+    pub image: String,
+    /// `Volumes` (`{"/data": {}}`).
+    pub volumes: Option<BTreeMap<String, Value>>,
+    /// `WorkingDir`.
+    pub working_dir: String,
+    /// `Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `NetworkDisabled`, left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub network_disabled: bool,
+    /// `MacAddress`, left out when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+    /// `OnBuild`.
+    pub on_build: Option<Vec<String>>,
+    /// `Labels`.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `StopSignal`, left out when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// `StopTimeout`, left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    /// `Shell`, left out when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+}
+
+/// Docker's `container.HealthConfig`, the `Healthcheck` of a
+/// [`ContainerConfig`]: its fields in Docker's order, each left out when
+/// empty (durations in nanoseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthConfig {
+    /// `Test`: the command (`["CMD", ...]`, `["NONE"]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    /// `Interval`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    /// `Timeout`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    /// `StartPeriod`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    /// `Retries`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+impl HealthConfig {
+    fn from_json(value: &Value) -> HealthConfig {
+        let number = |key: &str| value.get(key).and_then(Value::as_i64).unwrap_or(0);
+        HealthConfig {
+            test: value
+                .get("Test")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            interval: number("Interval"),
+            timeout: number("Timeout"),
+            start_period: number("StartPeriod"),
+            retries: number("Retries"),
+        }
+    }
+}
+
+impl ContainerConfig {
+    /// Reads a config's `config` (or `container_config`) object as Docker
+    /// decodes it into `container.Config`.
+    pub fn from_json(value: &Value) -> ContainerConfig {
+        let text = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let flag = |key: &str| value.get(key).and_then(Value::as_bool).unwrap_or(false);
+        // Docker's `StrSlice` also takes a single string.
+        let strings = |key: &str| -> Option<Vec<String>> {
+            match value.get(key)? {
+                Value::String(one) => Some(vec![one.clone()]),
+                Value::Array(items) => Some(
+                    items
+                        .iter()
+                        .filter_map(|item| item.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            }
+        };
+        let set = |key: &str| -> Option<BTreeMap<String, Value>> {
+            let object = value.get(key)?.as_object()?;
+            Some(
+                object
+                    .keys()
+                    .map(|key| (key.clone(), Value::Object(serde_json::Map::new())))
+                    .collect(),
+            )
+        };
+        ContainerConfig {
+            hostname: text("Hostname"),
+            domainname: text("Domainname"),
+            user: text("User"),
+            attach_stdin: flag("AttachStdin"),
+            attach_stdout: flag("AttachStdout"),
+            attach_stderr: flag("AttachStderr"),
+            exposed_ports: set("ExposedPorts").filter(|ports| !ports.is_empty()),
+            tty: flag("Tty"),
+            open_stdin: flag("OpenStdin"),
+            stdin_once: flag("StdinOnce"),
+            env: strings("Env"),
+            cmd: strings("Cmd"),
+            healthcheck: value
+                .get("Healthcheck")
+                .filter(|h| h.is_object())
+                .map(HealthConfig::from_json),
+            args_escaped: flag("ArgsEscaped"),
+            image: text("Image"),
+            volumes: set("Volumes"),
+            working_dir: text("WorkingDir"),
+            entrypoint: strings("Entrypoint"),
+            network_disabled: flag("NetworkDisabled"),
+            mac_address: text("MacAddress"),
+            on_build: strings("OnBuild"),
+            labels: value
+                .get("Labels")
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+                        .collect()
+                }),
+            stop_signal: text("StopSignal"),
+            stop_timeout: value.get("StopTimeout").and_then(Value::as_i64),
+            shell: strings("Shell").filter(|shell| !shell.is_empty()),
+        }
+    }
 }
 
 /// `RootFS` of [`InspectView`].
@@ -383,11 +602,9 @@ impl Store {
             if reference.tag().is_some() && reference.digest().is_none() {
                 repo_tags.push(reference.familiar_string());
             }
-            repo_digests.push(format!(
-                "{}@{}",
-                reference.familiar_name(),
-                record.target.digest
-            ));
+            if let Some(digest) = crate::digest_shown(&record.target) {
+                repo_digests.push(format!("{}@{digest}", reference.familiar_name()));
+            }
         }
         repo_digests.sort();
         repo_digests.dedup();
@@ -408,16 +625,39 @@ impl Store {
                 .unwrap_or_default(),
             comment: text(image.comment()),
             created: image.created().unwrap_or(ZERO_TIME).to_owned(),
+            container: text(image.field("container").and_then(Value::as_str)),
+            container_config: image
+                .field("container_config")
+                .map(ContainerConfig::from_json)
+                .unwrap_or_default(),
             docker_version: text(image.field("docker_version").and_then(Value::as_str)),
             author: text(image.author()),
-            config: image.field("config").cloned().unwrap_or(Value::Null),
+            config: image
+                .field("config")
+                .filter(|config| config.is_object())
+                .map(ContainerConfig::from_json),
             architecture: text(image.architecture()),
             variant: image
                 .field("variant")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             os: image.os().to_owned(),
+            os_version: image
+                .field("os.version")
+                .and_then(Value::as_str)
+                .filter(|version| !version.is_empty())
+                .map(str::to_owned),
             size: summary.size,
+            virtual_size: summary.size,
+            graph_driver: GraphDriver {
+                data: None,
+                name: if self.content.as_sqlite().is_some() {
+                    "sqlite"
+                } else {
+                    "fs"
+                }
+                .to_owned(),
+            },
             root_fs: InspectRootFs {
                 kind: image
                     .rootfs()
@@ -426,6 +666,23 @@ impl Store {
             },
             metadata: InspectMetadata { last_tag_time },
         })
+    }
+
+    /// Each name of this namespace with the digest Docker shows for it
+    /// (`images --digests`, `RepoDigests`): the manifest or index its
+    /// record targets, when that came with the image
+    /// ([`digest_shown`](crate::digest_shown)); names whose manifest the
+    /// facade wrote are left out.
+    pub fn name_digests(&self) -> Result<BTreeMap<String, Digest>> {
+        Ok(self
+            .refs
+            .list(&self.namespace, &[])?
+            .iter()
+            .filter_map(|record| {
+                let digest = crate::digest_shown(&record.target)?;
+                Some((record.name.clone(), digest.clone()))
+            })
+            .collect())
     }
 
     /// Docker's `docker history` of one image (a name, a full ID or a
@@ -485,7 +742,7 @@ impl Store {
     }
 
     /// The layers of a chain, bottom-up (stopping at a missing record).
-    fn chain_of(&self, top: Option<&ChainId>) -> Vec<Layer> {
+    pub(crate) fn chain_of(&self, top: Option<&ChainId>) -> Vec<Layer> {
         let mut chain = Vec::new();
         let mut current = top.cloned();
         while let Some(chain_id) = current {
@@ -503,6 +760,34 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_config_prints_every_field_in_dockers_order() {
+        let empty = serde_json::to_string(&ContainerConfig::default()).expect("JSON");
+        assert_eq!(
+            empty,
+            r#"{"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":null,"Cmd":null,"Image":"","Volumes":null,"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":null}"#
+        );
+        let config = ContainerConfig::from_json(&serde_json::json!({
+            "User": "1000",
+            "ExposedPorts": {"80/tcp": {"ignored": 1}, "53/udp": {}},
+            "Env": ["A=1"],
+            "Cmd": "echo hi",
+            "Healthcheck": {"Retries": 3, "Test": ["CMD", "true"], "Interval": 5_000_000_000_i64},
+            "ArgsEscaped": true,
+            "Volumes": {},
+            "Entrypoint": 7,
+            "Labels": {"a": "b", "n": 1},
+            "StopSignal": "SIGTERM",
+            "StopTimeout": 10,
+            "Shell": ["/bin/bash", "-c"],
+            "Unknown": "dropped, as Docker's decoder drops it",
+        }));
+        assert_eq!(
+            serde_json::to_string(&config).expect("JSON"),
+            r#"{"Hostname":"","Domainname":"","User":"1000","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,"ExposedPorts":{"53/udp":{},"80/tcp":{}},"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["A=1"],"Cmd":["echo hi"],"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":3},"ArgsEscaped":true,"Image":"","Volumes":{},"WorkingDir":"","Entrypoint":null,"OnBuild":null,"Labels":{"a":"b"},"StopSignal":"SIGTERM","StopTimeout":10,"Shell":["/bin/bash","-c"]}"#
+        );
+    }
 
     #[test]
     fn filter_quote_escapes_for_the_filter_language() {

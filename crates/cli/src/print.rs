@@ -1,0 +1,772 @@
+//! What the commands print: Docker's tables, JSON and messages, written
+//! from the facade's views.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use imgstore::image::time::parse_rfc3339;
+use imgstore::refs::reference::Reference;
+use imgstore::{ImageSummary, ImageUsage, RemoveOptions, RemoveReport, Store};
+use serde_json::{Value, json};
+
+use crate::format::{
+    created_since, ellipsis, go_rfc3339, go_time_string, human_size, human_size_precision, table,
+};
+use imgstore_cli::args::{HistoryArgs, ImagesArgs, OutputFormat, RmiArgs};
+
+use crate::{image_query, output_error};
+
+/// The name as Docker prints it (`busybox:latest`), or as stored when it
+/// does not parse.
+pub fn familiar(name: &str) -> String {
+    imgstore::refs::reference::familiar(name).unwrap_or_else(|_| name.to_owned())
+}
+
+pub fn short_id(id: &imgstore::image::ImageId) -> String {
+    id.digest().encoded().chars().take(12).collect()
+}
+
+/// A JSON object with its keys in the order given (Docker's keys sort as
+/// Go sorts a map's; imgstore's own follow them).
+fn ordered_json(fields: &[(&str, Value)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+        .collect();
+    go_json_escapes(&format!("{{{}}}", body.join(",")))
+}
+
+/// JSON text with the escapes Go's encoder adds (`<`, `>`, `&`, U+2028,
+/// U+2029 as `\u003c`, ...), so Docker's output matches byte for byte.
+/// Those characters only ever occur inside JSON strings.
+fn go_json_escapes(json: &str) -> String {
+    let mut escaped = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+/// One line of `images --format json`: Docker's row (`docker images
+/// --format '{{json .}}'`), then imgstore's own facts about the image.
+fn image_json_row(
+    summary: &ImageSummary,
+    [repository, tag, digest]: [String; 3],
+    now: SystemTime,
+) -> String {
+    let mut references = summary.references.clone();
+    references.sort();
+    let size = human_size(summary.size);
+    ordered_json(&[
+        // `docker images` has no container counts or shared sizes: N/A.
+        ("Containers", json!("N/A")),
+        (
+            "CreatedAt",
+            json!(go_time_string(summary.created.as_deref())),
+        ),
+        (
+            "CreatedSince",
+            json!(created_since(summary.created.as_deref(), now)),
+        ),
+        ("Digest", json!(digest)),
+        ("ID", json!(short_id(&summary.id))),
+        ("Repository", json!(repository)),
+        ("SharedSize", json!("N/A")),
+        ("Size", json!(size)),
+        ("Tag", json!(tag)),
+        ("UniqueSize", json!("N/A")),
+        ("VirtualSize", json!(size)),
+        ("Pinned", json!(summary.pinned)),
+        ("ContentSize", json!(summary.content_size)),
+        ("Id", json!(summary.id.to_string())),
+        ("References", json!(references)),
+        (
+            "Parent",
+            json!(summary.parent.as_ref().map(ToString::to_string)),
+        ),
+        ("SizeBytes", json!(summary.size)),
+    ])
+}
+
+/// The rows an image shows in `images`, as Docker's: (repository, tag,
+/// digest) per tag, the digest from `targets` (`<none>` when absent); one
+/// per digest name whose repository has no tag row (its digest only
+/// `with_digests`, as Docker leaves it empty otherwise); `<none>` rows
+/// when it has no name.
+pub fn image_rows(
+    summary: &ImageSummary,
+    targets: &BTreeMap<String, String>,
+    with_digests: bool,
+) -> Vec<[String; 3]> {
+    let none = || "<none>".to_owned();
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    let parsed: Vec<(&String, Reference)> = summary
+        .references
+        .iter()
+        .filter_map(|name| Some((name, Reference::parse_normalized(name).ok()?)))
+        .collect();
+    for (name, reference) in &parsed {
+        if let (Some(tag), None) = (reference.tag(), reference.digest()) {
+            rows.push([
+                reference.familiar_name(),
+                tag.to_owned(),
+                targets.get(*name).cloned().unwrap_or_else(none),
+            ]);
+        }
+    }
+    for (_, reference) in &parsed {
+        if let Some(digest) = reference.digest() {
+            let repository = reference.familiar_name();
+            if !rows.iter().any(|row| row[0] == repository) {
+                let digest = if with_digests {
+                    digest.to_string()
+                } else {
+                    String::new()
+                };
+                rows.push([repository, none(), digest]);
+            }
+        }
+    }
+    if rows.is_empty() {
+        rows.push([none(), none(), none()]);
+    }
+    rows
+}
+
+pub fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<ExitCode, String> {
+    let listed = store
+        .list_images(&image_query(args))
+        .map_err(|e| e.to_string())?;
+    let targets: BTreeMap<String, String> = if args.digests {
+        store
+            .name_digests()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(name, digest)| (name, digest.to_string()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    print_images(&listed, &targets, args, out)
+}
+
+/// Prints the listed images: JSON lines, IDs only, or Docker's table
+/// (with the DIGEST column, from `targets`, when `digests`).
+pub fn print_images(
+    listed: &[ImageSummary],
+    targets: &BTreeMap<String, String>,
+    args: &ImagesArgs,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let (digests, format, ids_only) = (args.digests, args.format, args.quiet);
+    let write =
+        |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
+    let now = SystemTime::now();
+    if format == OutputFormat::Json {
+        let mut text = String::new();
+        for summary in listed {
+            for row in image_rows(summary, targets, digests) {
+                text.push_str(&image_json_row(summary, row, now));
+                text.push('\n');
+            }
+        }
+        write(out, &text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::new();
+    let mut ids = String::new();
+    for summary in listed {
+        let id = if args.no_trunc {
+            summary.id.to_string()
+        } else {
+            short_id(&summary.id)
+        };
+        for [repository, tag, digest] in image_rows(summary, targets, digests) {
+            if ids_only {
+                ids.push_str(&id);
+                ids.push('\n');
+                continue;
+            }
+            let mut row = vec![repository, tag];
+            if digests {
+                row.push(digest);
+            }
+            row.extend([
+                id.clone(),
+                created_since(summary.created.as_deref(), now),
+                human_size(summary.size),
+            ]);
+            rows.push(row);
+        }
+    }
+    if ids_only {
+        write(out, &ids)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header: &[&str] = if digests {
+        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    } else {
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    };
+    write(out, &table(header, &rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pretty JSON with four-space indentation, as `docker inspect` prints.
+pub fn pretty(value: &impl serde::Serialize) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
+    value
+        .serialize(&mut serializer)
+        .map_err(|e| e.to_string())?;
+    // Not Go's HTML escapes: `docker inspect` turns them off.
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
+
+pub fn inspect(store: &Store, names: &[String], out: &mut impl Write) -> ExitCode {
+    let mut views = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match store.inspect(name) {
+            Ok(view) => views.push(view),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    match pretty(&views) {
+        Ok(text) => {
+            let _ = writeln!(out, "{text}");
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
+}
+
+/// `docker history`: the table (`--no-trunc`: full IDs and CREATED BY;
+/// `--human=false`: CREATED AT in RFC 3339 and sizes in bytes), with `-q`
+/// the IDs only (`<missing>` for layers without an image), or JSON rows.
+pub fn history(
+    store: &Store,
+    args: &HistoryArgs,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let entries = store.history(&args.image).map_err(|e| e.to_string())?;
+    let no_trunc = args.no_trunc;
+    let id = |entry: &imgstore::HistoryEntry| match &entry.id {
+        None => "<missing>".to_owned(),
+        Some(id) if no_trunc => id.to_string(),
+        Some(id) => short_id(id),
+    };
+    let text = match args.format {
+        OutputFormat::Table if args.quiet => entries.iter().map(|entry| id(entry) + "\n").collect(),
+        OutputFormat::Json => {
+            let now = SystemTime::now();
+            entries
+                .iter()
+                .map(|entry| {
+                    let created_by = entry.created_by.replace('\t', " ");
+                    let id = id(entry);
+                    // Docker's row (`docker history --format '{{json .}}'`),
+                    // then imgstore's own facts.
+                    ordered_json(&[
+                        ("Comment", json!(entry.comment)),
+                        ("CreatedAt", json!(go_rfc3339(entry.created.as_deref()))),
+                        (
+                            "CreatedBy",
+                            json!(if no_trunc {
+                                created_by
+                            } else {
+                                ellipsis(&created_by, 45)
+                            }),
+                        ),
+                        (
+                            "CreatedSince",
+                            json!(created_since(entry.created.as_deref(), now)),
+                        ),
+                        ("ID", json!(id)),
+                        ("Size", json!(human_size(entry.size))),
+                        ("Id", json!(entry.id.as_ref().map(ToString::to_string))),
+                        ("Created", json!(entry.created)),
+                        ("SizeBytes", json!(entry.size)),
+                        ("EmptyLayer", json!(entry.empty_layer)),
+                    ]) + "\n"
+                })
+                .collect()
+        }
+        OutputFormat::Table => {
+            let now = SystemTime::now();
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|entry| {
+                    let created_by = entry.created_by.replace('\t', " ");
+                    vec![
+                        id(entry),
+                        if args.human {
+                            created_since(entry.created.as_deref(), now)
+                        } else {
+                            go_rfc3339(entry.created.as_deref())
+                        },
+                        if no_trunc {
+                            created_by
+                        } else {
+                            ellipsis(&created_by, 45)
+                        },
+                        if args.human {
+                            human_size(entry.size)
+                        } else {
+                            entry.size.to_string()
+                        },
+                        entry.comment.clone(),
+                    ]
+                })
+                .collect();
+            let created = if args.human { "CREATED" } else { "CREATED AT" };
+            table(&["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"], &rows)
+        }
+    };
+    out.write_all(text.as_bytes()).map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn layers(
+    store: &Store,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let usage = store.layer_usage();
+    let text = match format {
+        OutputFormat::Json => usage
+            .iter()
+            .map(|layer| {
+                json!({
+                    "chain_id": layer.chain_id.to_string(),
+                    "diff_id": layer.diff_id.to_string(),
+                    "parent": layer.parent.as_ref().map(ToString::to_string),
+                    "size": layer.size,
+                    "files_size": layer.files_size,
+                    "used_by": layer.used_by,
+                })
+                .to_string()
+                    + "\n"
+            })
+            .collect(),
+        OutputFormat::Table => {
+            let short = |s: &str| -> String {
+                s.split_once(':')
+                    .map_or(s, |(_, hex)| hex)
+                    .chars()
+                    .take(12)
+                    .collect()
+            };
+            let rows: Vec<Vec<String>> = usage
+                .iter()
+                .map(|layer| {
+                    vec![
+                        short(layer.chain_id.as_str()),
+                        short(layer.diff_id.as_str()),
+                        layer
+                            .parent
+                            .as_ref()
+                            .map_or_else(|| "<none>".to_owned(), |p| short(p.as_str())),
+                        human_size(layer.size),
+                        layer.used_by.to_string(),
+                    ]
+                })
+                .collect();
+            table(&["CHAIN ID", "DIFF ID", "PARENT", "SIZE", "USED BY"], &rows)
+        }
+    };
+    out.write_all(text.as_bytes()).map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rmi(store: &Store, args: &RmiArgs, out: &mut impl Write) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    let mut left_for_gc = 0;
+    let options = RemoveOptions {
+        force: args.force,
+        prune: !args.no_prune,
+    };
+    for name in &args.images {
+        match store.remove_with(name, &options) {
+            Ok(report) => {
+                let _ = out.write_all(removed_lines(&report, "Untagged", "Deleted").as_bytes());
+                left_for_gc += report.blobs_left_for_gc.len();
+            }
+            Err(e) => {
+                // Keep the order of stdout and stderr when both are one stream.
+                let _ = out.flush();
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    let _ = out.flush();
+    note_left_for_gc(left_for_gc);
+    code
+}
+
+/// Docker's lines for one image removed: its names untagged, then the
+/// image and the layers freed with it, top first (`Deleted: <chain ID>`).
+fn removed_lines(report: &RemoveReport, untagged: &str, deleted: &str) -> String {
+    let mut text = String::new();
+    for name in &report.untagged {
+        text.push_str(&format!("{untagged}: {}\n", familiar(name)));
+    }
+    // Each image, then the layers it freed, as Docker prints them.
+    let mut layers = report.deleted_layers.iter();
+    for (i, id) in report.deleted.iter().enumerate() {
+        text.push_str(&format!("{deleted}: {id}\n"));
+        let freed = report.deleted_layer_counts.get(i).copied().unwrap_or(0);
+        for layer in layers.by_ref().take(freed) {
+            text.push_str(&format!("{deleted}: {layer}\n"));
+        }
+    }
+    // Layers no count attributes (a report built by hand) come last.
+    for layer in layers {
+        text.push_str(&format!("{deleted}: {layer}\n"));
+    }
+    text
+}
+
+/// Says on stderr (stdout stays Docker's) that blobs of the removed
+/// images are left for `gc`.
+fn note_left_for_gc(blobs: usize) {
+    match blobs {
+        0 => {}
+        1 => eprintln!(
+            "Note: 1 blob nothing uses any more (a manifest or config) stays until `imgstore gc`"
+        ),
+        n => eprintln!(
+            "Note: {n} blobs nothing uses any more (manifests, configs) stay until `imgstore gc`"
+        ),
+    }
+}
+
+pub fn gc(store: &Store, out: &mut impl Write) -> Result<ExitCode, String> {
+    let report = store.gc().map_err(|e| e.to_string())?;
+    for note in &report.notes {
+        eprintln!("Note: {note}");
+    }
+    writeln!(
+        out,
+        "Removed {} layer(s), {} blob(s), {} leftover file(s)\nTotal reclaimed space: {}",
+        report.layers_removed,
+        report.blobs_removed,
+        report.orphan_files_removed,
+        human_size(report.bytes_freed)
+    )
+    .map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pin(store: &Store, names: &[String], pin: bool, out: &mut impl Write) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        let result = if pin {
+            store.pin(name)
+        } else {
+            store.unpin(name)
+        };
+        match result {
+            Ok(changed) => {
+                for name in changed {
+                    let verb = if pin { "Pinned" } else { "Unpinned" };
+                    let _ = writeln!(out, "{verb}: {}", familiar(&name));
+                }
+            }
+            Err(e) => {
+                let _ = out.flush();
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
+
+/// Docker's `image prune`: asks first unless forced (no answer is no).
+pub fn prune(
+    store: &Store,
+    all: bool,
+    force: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    if !force {
+        let warning = if all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        let _ = write!(out, "{warning}\nAre you sure you want to continue? [y/N] ");
+        let _ = out.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y") {
+            let _ = writeln!(out);
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let report = store.prune(all).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    if !report.images.is_empty() {
+        text.push_str("Deleted Images:\n");
+        for image in &report.images {
+            text.push_str(&removed_lines(image, "untagged", "deleted"));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size(report.space_reclaimed)
+    ));
+    out.write_all(text.as_bytes()).map_err(output_error)?;
+    out.flush().map_err(output_error)?;
+    note_left_for_gc(report.blobs_left_for_gc.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what fsck found and did; exit 1 when it found problems it was
+/// not asked to repair.
+pub fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCode, String> {
+    let report = store.fsck(repair).map_err(|e| e.to_string())?;
+    let mut text = format!(
+        "checked {} blob(s) ({}), {} layer(s), {} name(s): {}\n",
+        report.blobs_checked,
+        human_size(report.bytes_checked),
+        report.layers_checked,
+        report.names_checked,
+        match report.problems.len() {
+            0 => "clean".to_owned(),
+            1 => "1 problem".to_owned(),
+            n => format!("{n} problems"),
+        }
+    );
+    for problem in &report.problems {
+        text.push_str(&format!("problem: {problem}\n"));
+    }
+    for repair in &report.repairs {
+        text.push_str(&format!("repaired: {repair}\n"));
+    }
+    if let Some(gc) = &report.gc {
+        text.push_str(&format!(
+            "gc: removed {} layer(s), {} blob(s), {} leftover file(s), {}\n",
+            gc.layers_removed,
+            gc.blobs_removed,
+            gc.orphan_files_removed,
+            human_size(gc.bytes_freed)
+        ));
+    }
+    out.write_all(text.as_bytes()).map_err(output_error)?;
+    Ok(if report.is_clean() || repair {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `docker system df`: Docker's table of the four types (images hold
+/// everything here: imgstore runs no containers and keeps no volumes or
+/// build cache); `-v` per image, newest first; `--format json` Docker's
+/// JSON (`{{json .}}`): a line per type, or with `-v` one object.
+pub fn df(
+    store: &Store,
+    verbose: bool,
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let usage = store.disk_usage().map_err(|e| e.to_string())?;
+    let summaries: BTreeMap<_, _> = store
+        .images()
+        .into_iter()
+        .map(|summary| (summary.id.clone(), summary))
+        .collect();
+    // Newest first, then by ID, as `docker system df -v` lists them.
+    let mut images: Vec<(&ImageUsage, Option<&ImageSummary>)> = usage
+        .images
+        .iter()
+        .map(|image| (image, summaries.get(&image.id)))
+        .collect();
+    images.sort_by_cached_key(|(image, summary)| {
+        let created = summary
+            .and_then(|s| s.created.as_deref())
+            .and_then(parse_rfc3339);
+        (std::cmp::Reverse(created), image.id.clone())
+    });
+    let now = SystemTime::now();
+    // With no containers nothing is active and every byte reclaimable, as
+    // Docker counts it.
+    let reclaimable = usage.layers_size;
+    let images_row = [
+        "Images".to_owned(),
+        usage.images.len().to_string(),
+        "0".to_owned(),
+        human_size_precision(usage.layers_size, 4),
+        // Docker adds the percentage only when there is a total.
+        match (reclaimable * 100).checked_div(usage.layers_size) {
+            Some(percent) => format!("{} ({percent}%)", human_size_precision(reclaimable, 4)),
+            None => human_size_precision(reclaimable, 4),
+        },
+    ];
+    let empty_row = |kind: &str| {
+        [
+            kind.to_owned(),
+            "0".into(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ]
+    };
+    let type_rows = [
+        images_row,
+        empty_row("Containers"),
+        empty_row("Local Volumes"),
+        empty_row("Build Cache"),
+    ];
+    let text = match format {
+        OutputFormat::Json if verbose => {
+            let rows: Vec<String> = images
+                .iter()
+                .map(|(image, summary)| {
+                    let [repository, tag] = first_tag(&image.references);
+                    let created = summary.and_then(|s| s.created.as_deref());
+                    let mut references = image.references.clone();
+                    references.sort();
+                    ordered_json(&[
+                        ("Containers", json!("0")),
+                        ("CreatedAt", json!(go_time_string(created))),
+                        ("CreatedSince", json!(created_since(created, now))),
+                        ("Digest", json!("")),
+                        ("ID", json!(image.id.to_string())),
+                        ("Repository", json!(repository)),
+                        ("SharedSize", json!(human_size(image.shared_size))),
+                        ("Size", json!(human_size(image.size))),
+                        ("Tag", json!(tag)),
+                        ("UniqueSize", json!(human_size(image.unique_size))),
+                        ("VirtualSize", json!(human_size(image.size))),
+                        ("References", json!(references)),
+                        ("SizeBytes", json!(image.size)),
+                        ("SharedSizeBytes", json!(image.shared_size)),
+                        ("UniqueSizeBytes", json!(image.unique_size)),
+                    ])
+                })
+                .collect();
+            go_json_escapes(&format!(
+                "{{\"Images\":[{}],\"Containers\":[],\"Volumes\":[],\"BuildCache\":[],\"LayersSize\":{},\"ContentSize\":{}}}\n",
+                rows.join(","),
+                usage.layers_size,
+                usage.content_size
+            ))
+        }
+        OutputFormat::Json => type_rows
+            .iter()
+            .map(|[kind, total, active, size, reclaimable]| {
+                ordered_json(&[
+                    ("Active", json!(active)),
+                    ("Reclaimable", json!(reclaimable)),
+                    ("Size", json!(size)),
+                    ("TotalCount", json!(total)),
+                    ("Type", json!(kind)),
+                ]) + "\n"
+            })
+            .collect(),
+        OutputFormat::Table if verbose => {
+            let rows: Vec<Vec<String>> = images
+                .iter()
+                .map(|(image, summary)| {
+                    let [repository, tag] = first_tag(&image.references);
+                    let created = summary.and_then(|s| s.created.as_deref());
+                    vec![
+                        repository,
+                        tag,
+                        short_id(&image.id),
+                        created_since(created, now),
+                        human_size(image.size),
+                        human_size(image.shared_size),
+                        human_size(image.unique_size),
+                        "0".to_owned(),
+                    ]
+                })
+                .collect();
+            let images = table(
+                &[
+                    "REPOSITORY",
+                    "TAG",
+                    "IMAGE ID",
+                    "CREATED",
+                    "SIZE",
+                    "SHARED SIZE",
+                    "UNIQUE SIZE",
+                    "CONTAINERS",
+                ],
+                &rows,
+            );
+            let containers = table(
+                &[
+                    "CONTAINER ID",
+                    "IMAGE",
+                    "COMMAND",
+                    "LOCAL VOLUMES",
+                    "SIZE",
+                    "CREATED",
+                    "STATUS",
+                    "NAMES",
+                ],
+                &[],
+            );
+            let volumes = table(&["VOLUME NAME", "LINKS", "SIZE"], &[]);
+            let cache = table(
+                &[
+                    "CACHE ID",
+                    "CACHE TYPE",
+                    "SIZE",
+                    "CREATED",
+                    "LAST USED",
+                    "USAGE",
+                    "SHARED",
+                ],
+                &[],
+            );
+            format!(
+                "Images space usage:\n\n{images}\nContainers space usage:\n\n{containers}\nLocal Volumes space usage:\n\n{volumes}\nBuild cache usage: 0B\n\n{cache}"
+            )
+        }
+        OutputFormat::Table => {
+            let rows: Vec<Vec<String>> = type_rows.iter().map(|row| row.to_vec()).collect();
+            table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
+        }
+    };
+    out.write_all(text.as_bytes()).map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The repository and tag `docker system df -v` shows for an image: its
+/// first tag only (in name order here), `<none>` when it has none.
+fn first_tag(references: &[String]) -> [String; 2] {
+    let mut tagged: Vec<Reference> = references
+        .iter()
+        .filter_map(|name| Reference::parse_normalized(name).ok())
+        .filter(|reference| reference.tag().is_some() && reference.digest().is_none())
+        .collect();
+    tagged.sort_by_key(Reference::familiar_string);
+    match tagged.first() {
+        Some(reference) => [
+            reference.familiar_name(),
+            reference.tag().unwrap_or_default().to_owned(),
+        ],
+        None => ["<none>".to_owned(), "<none>".to_owned()],
+    }
+}
