@@ -17,7 +17,8 @@
 //! decodes inspect JSON into: lists `[A=1 B=2]`, maps `map[k:v]` with
 //! sorted keys (an empty object inside a map, Docker's `struct{}`, as
 //! `{}`), a null or missing value `<no value>` (inside a list `<nil>`);
-//! `{{json .}}` is Go's compact JSON (`<`, `>`, `&` left as they are).
+//! `{{json .}}` is Go's compact JSON (`<`, `>`, `&` escaped, as Docker
+//! 20.10's `json.Marshal` does).
 //! A field the value lacks prints `<no value>` with [`render`] and is an
 //! error (`map has no entry for key "Foo"`) with [`render_inspect`] and
 //! [`render_rows`], as in Docker. `index` of a key a map lacks gives `""`
@@ -2150,9 +2151,10 @@ fn go_title(text: &str) -> String {
     out
 }
 
-/// Go's `encoding/json` with HTML escaping off, as Docker's `json`
-/// function writes: compact, `\u00XX` for control characters other than
-/// `\n`, `\r`, `\t`, and `\u2028`/`\u2029` escaped.
+/// Go's `json.Marshal`, as Docker 20.10's `json` function writes: compact,
+/// `\u00XX` for control characters other than `\n`, `\r`, `\t`, and
+/// `<`, `>`, `&`, `\u2028`/`\u2029` escaped (`"\u003cnone\u003e"`, as
+/// `docker images --format '{{json .}}'` prints a dangling row).
 fn go_json(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
@@ -2193,7 +2195,7 @@ fn go_json_string(text: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || matches!(c, '\u{2028}' | '\u{2029}') => {
+            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
                 out.push_str(&format!("\\u{:04x}", c as u32));
             }
             c => out.push(c),

@@ -118,7 +118,9 @@ fn json_is_compact_go_json() {
     check(
         "{{json .Text}}",
         &image,
-        "\"a<b>&\\\"\\\\\\n\\t\\u0001\\u2028é\"",
+        // Docker 20.10.24 escapes `<`, `>`, `&` (`json.Marshal`), as a
+        // real `docker images --format '{{json .}}'` showed.
+        "\"a\\u003cb\\u003e\\u0026\\\"\\\\\\n\\t\\u0001\\u2028é\"",
     );
     check("{{json .Size}}", &image, "82");
     check("{{json .RepoDigests}}", &image, "[]");
@@ -559,7 +561,7 @@ fn json_rows() {
         "{{json .}}",
         &rows,
         IMAGES_HEADERS,
-        "{\"CreatedSince\":\"3 years ago\",\"Digest\":\"<none>\",\"ID\":\"ccb28a06ca54\",\"Repository\":\"registry.demo.test/demo/base\",\"Size\":\"82B\",\"Tag\":\"v1\"}\n{\"CreatedSince\":\"\",\"Digest\":\"<none>\",\"ID\":\"0123456789ab\",\"Repository\":\"<none>\",\"Size\":\"1.5kB\",\"Tag\":\"<none>\"}\n",
+        "{\"CreatedSince\":\"3 years ago\",\"Digest\":\"\\u003cnone\\u003e\",\"ID\":\"ccb28a06ca54\",\"Repository\":\"registry.demo.test/demo/base\",\"Size\":\"82B\",\"Tag\":\"v1\"}\n{\"CreatedSince\":\"\",\"Digest\":\"\\u003cnone\\u003e\",\"ID\":\"0123456789ab\",\"Repository\":\"\\u003cnone\\u003e\",\"Size\":\"1.5kB\",\"Tag\":\"\\u003cnone\\u003e\"}\n",
     );
 }
 
