@@ -46,13 +46,35 @@ pub enum BackendArg {
     Fs,
 }
 
-/// `--format` of the listings.
+/// `layers --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     /// A table for people.
     Table,
     /// One JSON object per line.
     Json,
+}
+
+/// What `--format` of `images`, `history` and `df` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat<'a> {
+    /// Docker's table (no `--format`, an empty one, or `table`).
+    Table,
+    /// imgstore's JSON rows (`json`, which Docker 20.10 lacks; 23.0 added it).
+    Json,
+    /// A Go template as Docker runs it (`table ...` prints a header row).
+    Template(&'a str),
+}
+
+impl<'a> ListFormat<'a> {
+    /// Reads a `--format` value; Docker takes an empty one for the table.
+    pub fn parse(format: Option<&'a str>) -> ListFormat<'a> {
+        match format {
+            None | Some("" | "table") => ListFormat::Table,
+            Some("json") => ListFormat::Json,
+            Some(template) => ListFormat::Template(template),
+        }
+    }
 }
 
 /// `save --format`.
@@ -222,9 +244,10 @@ pub struct ImagesArgs {
     /// since=IMAGE, until=TIMESTAMP, label=KEY[=VALUE] (repeatable).
     #[arg(short, long = "filter", value_name = "FILTER")]
     pub filters: Vec<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    /// `table` (the default), `json` (a JSON object per row), or a Go
+    /// template as Docker's (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Don't truncate output (full image IDs).
     #[arg(long)]
     pub no_trunc: bool,
@@ -239,6 +262,10 @@ pub struct InspectArgs {
     /// Names or (short) IDs.
     #[arg(required = true)]
     pub images: Vec<String>,
+    /// A Go template run on each image's JSON, as Docker's
+    /// (`{{.Config.Env}}`, `{{json .RootFS}}`, `{{index .RepoTags 0}}`).
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
 }
 
 /// `history`'s arguments.
@@ -265,9 +292,10 @@ pub struct HistoryArgs {
     /// Only show image IDs.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    /// `table` (the default), `json` (a JSON object per row), or a Go
+    /// template as Docker's (`{{.ID}} {{.Size}}`).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// `tag`'s arguments.
@@ -303,9 +331,11 @@ pub struct DfArgs {
     /// Per image: SIZE, SHARED SIZE, UNIQUE SIZE.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Output format (json: one object per image).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-    pub format: OutputFormat,
+    /// `table` (the default), `json` (a JSON object per type; with -v one
+    /// object), or a Go template as Docker's (`{{.Type}}`; with -v run once
+    /// on the whole `{Images, Containers, Volumes, BuildCache}` object).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 /// `rmi`'s arguments.

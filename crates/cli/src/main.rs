@@ -20,6 +20,7 @@
 
 mod format;
 mod print;
+mod template;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -150,7 +151,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             ))
         }
         Command::Images(args) => images(&store, &args, &mut out),
-        Command::Inspect(args) => Ok(inspect(&store, &args.images, &mut out)),
+        Command::Inspect(args) => Ok(inspect(&store, &args, &mut out)),
         Command::History(args) => history(&store, &args, &mut out),
         Command::Layers { format } => layers(&store, format, &mut out),
         Command::Tag(args) => store
@@ -159,7 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             .map_err(|e| e.to_string()),
         Command::Rmi(args) => Ok(rmi(&store, &args, &mut out)),
         Command::Save(args) => save(&store, &args, quiet || args.quiet, &mut out),
-        Command::Df(args) => df(&store, args.verbose, args.format, &mut out),
+        Command::Df(args) => df(&store, args.verbose, args.format.as_deref(), &mut out),
         Command::Pin { images } => Ok(pin(&store, &images, true, &mut out)),
         Command::Unpin { images } => Ok(pin(&store, &images, false, &mut out)),
         Command::Prune(args) => prune(&store, args.all, args.force, &mut out),

@@ -14,8 +14,13 @@ use serde_json::{Value, json};
 use crate::format::{
     created_since, ellipsis, go_rfc3339, go_time_string, human_size, human_size_precision, table,
 };
-use imgstore_cli::args::{HistoryArgs, ImagesArgs, OutputFormat, RmiArgs};
+use imgstore_cli::args::{HistoryArgs, ImagesArgs, InspectArgs, ListFormat, OutputFormat, RmiArgs};
 
+use crate::template::{
+    DF_HEADERS, DF_IMAGES_TABLE, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, HISTORY_TABLE_NOT_HUMAN,
+    IMAGES_HEADERS, IMAGES_TABLE, IMAGES_TABLE_WITH_DIGEST, QUIET_FORMAT, TemplateError,
+    render_inspect, render_rows, validate,
+};
 use crate::{image_query, output_error};
 
 /// The name as Docker prints it (`busybox:latest`), or as stored when it
@@ -54,17 +59,18 @@ fn go_json_escapes(json: &str) -> String {
     escaped
 }
 
-/// One line of `images --format json`: Docker's row (`docker images
-/// --format '{{json .}}'`), then imgstore's own facts about the image.
-fn image_json_row(
+/// Docker's `images` row (`docker images --format '{{json .}}'`), its
+/// keys in Go's sorted order, every value a string: what `--format json`
+/// prints first and what a `--format` template sees. `id` is the ID as
+/// the row shows it (short, or full with `--no-trunc`).
+fn docker_image_row(
     summary: &ImageSummary,
     [repository, tag, digest]: [String; 3],
+    id: String,
     now: SystemTime,
-) -> String {
-    let mut references = summary.references.clone();
-    references.sort();
+) -> Vec<(&'static str, Value)> {
     let size = human_size(summary.size);
-    ordered_json(&[
+    vec![
         // `docker images` has no container counts or shared sizes: N/A.
         ("Containers", json!("N/A")),
         (
@@ -76,13 +82,23 @@ fn image_json_row(
             json!(created_since(summary.created.as_deref(), now)),
         ),
         ("Digest", json!(digest)),
-        ("ID", json!(short_id(&summary.id))),
+        ("ID", json!(id)),
         ("Repository", json!(repository)),
         ("SharedSize", json!("N/A")),
         ("Size", json!(size)),
         ("Tag", json!(tag)),
         ("UniqueSize", json!("N/A")),
         ("VirtualSize", json!(size)),
+    ]
+}
+
+/// One line of `images --format json`: Docker's row, then imgstore's own
+/// facts about the image.
+fn image_json_row(summary: &ImageSummary, row: [String; 3], now: SystemTime) -> String {
+    let mut references = summary.references.clone();
+    references.sort();
+    let mut fields = docker_image_row(summary, row, short_id(&summary.id), now);
+    fields.extend([
         ("Pinned", json!(summary.pinned)),
         ("ContentSize", json!(summary.content_size)),
         ("Id", json!(summary.id.to_string())),
@@ -92,7 +108,40 @@ fn image_json_row(
             json!(summary.parent.as_ref().map(ToString::to_string)),
         ),
         ("SizeBytes", json!(summary.size)),
-    ])
+    ]);
+    ordered_json(&fields)
+}
+
+/// A row as the JSON object a template runs on.
+fn object(fields: Vec<(&'static str, Value)>) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect(),
+    )
+}
+
+/// Docker's words for a `--format` template that does not parse or fails
+/// on a row: `template parsing error: template: :1: ...` on stderr, exit 1
+/// (and nothing on stdout).
+fn template_failed(error: &TemplateError) -> ExitCode {
+    eprintln!("template parsing error: {error}");
+    ExitCode::FAILURE
+}
+
+/// Writes what [`render_rows`] made of `rows`, or says why it failed.
+fn write_rendered(
+    rendered: Result<String, TemplateError>,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    match rendered {
+        Ok(text) => {
+            out.write_all(text.as_bytes()).map_err(output_error)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => Ok(template_failed(&error)),
+    }
 }
 
 /// The rows an image shows in `images`, as Docker's: (repository, tag,
@@ -157,66 +206,46 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<
     print_images(&listed, &targets, args, out)
 }
 
-/// Prints the listed images: JSON lines, IDs only, or Docker's table
-/// (with the DIGEST column, from `targets`, when `digests`).
+/// Prints the listed images: JSON lines, or a template run on Docker's
+/// rows: Docker's table (with the DIGEST column, from `targets`, when
+/// `digests`), the IDs with `-q`, or the user's `--format`.
 pub fn print_images(
     listed: &[ImageSummary],
     targets: &BTreeMap<String, String>,
     args: &ImagesArgs,
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
-    let (digests, format, ids_only) = (args.digests, args.format, args.quiet);
-    let write =
-        |out: &mut dyn Write, text: &str| out.write_all(text.as_bytes()).map_err(output_error);
     let now = SystemTime::now();
-    if format == OutputFormat::Json {
-        let mut text = String::new();
-        for summary in listed {
-            for row in image_rows(summary, targets, digests) {
-                text.push_str(&image_json_row(summary, row, now));
-                text.push('\n');
+    let template = match ListFormat::parse(args.format.as_deref()) {
+        ListFormat::Json => {
+            let mut text = String::new();
+            for summary in listed {
+                for row in image_rows(summary, targets, args.digests) {
+                    text.push_str(&image_json_row(summary, row, now));
+                    text.push('\n');
+                }
             }
+            out.write_all(text.as_bytes()).map_err(output_error)?;
+            return Ok(ExitCode::SUCCESS);
         }
-        write(out, &text)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+        // Docker's choice: `-q` wins over the table, not over a template.
+        ListFormat::Table if args.quiet => QUIET_FORMAT,
+        ListFormat::Table if args.digests => IMAGES_TABLE_WITH_DIGEST,
+        ListFormat::Table => IMAGES_TABLE,
+        ListFormat::Template(template) => template,
+    };
     let mut rows = Vec::new();
-    let mut ids = String::new();
     for summary in listed {
         let id = if args.no_trunc {
             summary.id.to_string()
         } else {
             short_id(&summary.id)
         };
-        for [repository, tag, digest] in image_rows(summary, targets, digests) {
-            if ids_only {
-                ids.push_str(&id);
-                ids.push('\n');
-                continue;
-            }
-            let mut row = vec![repository, tag];
-            if digests {
-                row.push(digest);
-            }
-            row.extend([
-                id.clone(),
-                created_since(summary.created.as_deref(), now),
-                human_size(summary.size),
-            ]);
-            rows.push(row);
+        for row in image_rows(summary, targets, args.digests) {
+            rows.push(object(docker_image_row(summary, row, id.clone(), now)));
         }
     }
-    if ids_only {
-        write(out, &ids)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let header: &[&str] = if digests {
-        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
-    } else {
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-    };
-    write(out, &table(header, &rows))?;
-    Ok(ExitCode::SUCCESS)
+    write_rendered(render_rows(template, &rows, IMAGES_HEADERS), out)
 }
 
 /// Pretty JSON with four-space indentation, as `docker inspect` prints.
@@ -231,10 +260,15 @@ pub fn pretty(value: &impl serde::Serialize) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| e.to_string())
 }
 
-pub fn inspect(store: &Store, names: &[String], out: &mut impl Write) -> ExitCode {
+/// `docker inspect`: the images as one JSON array, or with `-f` the
+/// template run on each image's JSON object, a line each.
+pub fn inspect(store: &Store, args: &InspectArgs, out: &mut impl Write) -> ExitCode {
+    if let Some(template) = args.format.as_deref().filter(|format| !format.is_empty()) {
+        return inspect_template(store, &args.images, template, out);
+    }
     let mut views = Vec::new();
     let mut code = ExitCode::SUCCESS;
-    for name in names {
+    for name in &args.images {
         match store.inspect(name) {
             Ok(view) => views.push(view),
             Err(e) => {
@@ -255,6 +289,54 @@ pub fn inspect(store: &Store, names: &[String], out: &mut impl Write) -> ExitCod
     code
 }
 
+/// `docker inspect -f TEMPLATE`, as Docker's template inspector: a
+/// template that does not parse fails first (exit 64); then a line per
+/// image the template ran on, an empty line when none did, and the
+/// failures (unknown images, template errors) after the output, exit 1.
+fn inspect_template(
+    store: &Store,
+    names: &[String],
+    template: &str,
+    out: &mut impl Write,
+) -> ExitCode {
+    if let Err(error) = validate(template) {
+        eprintln!("template parsing error: {error}");
+        return ExitCode::from(64);
+    }
+    let mut text = String::new();
+    let mut failures = Vec::new();
+    for name in names {
+        let rendered = store
+            .inspect(name)
+            .map_err(|e| format!("Error: {e}"))
+            .and_then(|view| serde_json::to_value(view).map_err(|e| format!("Error: {e}")))
+            .and_then(|value| {
+                render_inspect(template, &value)
+                    .map_err(|error| format!("template parsing error: {error}"))
+            });
+        match rendered {
+            Ok(line) => {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            Err(failure) => failures.push(failure),
+        }
+    }
+    if text.is_empty() {
+        text.push('\n');
+    }
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    for failure in &failures {
+        eprintln!("{failure}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `docker history`: the table (`--no-trunc`: full IDs and CREATED BY;
 /// `--human=false`: CREATED AT in RFC 3339 and sizes in bytes), with `-q`
 /// the IDs only (`<missing>` for layers without an image), or JSON rows.
@@ -270,11 +352,10 @@ pub fn history(
         Some(id) if no_trunc => id.to_string(),
         Some(id) => short_id(id),
     };
-    let text = match args.format {
-        OutputFormat::Table if args.quiet => entries.iter().map(|entry| id(entry) + "\n").collect(),
-        OutputFormat::Json => {
+    let template = match ListFormat::parse(args.format.as_deref()) {
+        ListFormat::Json => {
             let now = SystemTime::now();
-            entries
+            let text: String = entries
                 .iter()
                 .map(|entry| {
                     let created_by = entry.created_by.replace('\t', " ");
@@ -304,41 +385,46 @@ pub fn history(
                         ("EmptyLayer", json!(entry.empty_layer)),
                     ]) + "\n"
                 })
-                .collect()
-        }
-        OutputFormat::Table => {
-            let now = SystemTime::now();
-            let rows: Vec<Vec<String>> = entries
-                .iter()
-                .map(|entry| {
-                    let created_by = entry.created_by.replace('\t', " ");
-                    vec![
-                        id(entry),
-                        if args.human {
-                            created_since(entry.created.as_deref(), now)
-                        } else {
-                            go_rfc3339(entry.created.as_deref())
-                        },
-                        if no_trunc {
-                            created_by
-                        } else {
-                            ellipsis(&created_by, 45)
-                        },
-                        if args.human {
-                            human_size(entry.size)
-                        } else {
-                            entry.size.to_string()
-                        },
-                        entry.comment.clone(),
-                    ]
-                })
                 .collect();
-            let created = if args.human { "CREATED" } else { "CREATED AT" };
-            table(&["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"], &rows)
+            out.write_all(text.as_bytes()).map_err(output_error)?;
+            return Ok(ExitCode::SUCCESS);
         }
+        ListFormat::Table if args.quiet => QUIET_FORMAT,
+        ListFormat::Table if args.human => HISTORY_TABLE,
+        ListFormat::Table => HISTORY_TABLE_NOT_HUMAN,
+        ListFormat::Template(template) => template,
     };
-    out.write_all(text.as_bytes()).map_err(output_error)?;
-    Ok(ExitCode::SUCCESS)
+    let now = SystemTime::now();
+    // Docker's `historyContext`: `--human=false` gives CreatedSince as
+    // RFC 3339 and Size in bytes.
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let created_by = entry.created_by.replace('\t', " ");
+            let created_at = go_rfc3339(entry.created.as_deref());
+            json!({
+                "ID": id(entry),
+                "CreatedSince": if args.human {
+                    created_since(entry.created.as_deref(), now)
+                } else {
+                    created_at.clone()
+                },
+                "CreatedAt": created_at,
+                "CreatedBy": if no_trunc {
+                    created_by
+                } else {
+                    ellipsis(&created_by, 45)
+                },
+                "Size": if args.human {
+                    human_size(entry.size)
+                } else {
+                    entry.size.to_string()
+                },
+                "Comment": entry.comment,
+            })
+        })
+        .collect();
+    write_rendered(render_rows(template, &rows, HISTORY_HEADERS), out)
 }
 
 pub fn layers(
@@ -585,7 +671,7 @@ pub fn fsck(store: &Store, repair: bool, out: &mut impl Write) -> Result<ExitCod
 pub fn df(
     store: &Store,
     verbose: bool,
-    format: OutputFormat,
+    format: Option<&str>,
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
     let usage = store.disk_usage().map_err(|e| e.to_string())?;
@@ -636,32 +722,65 @@ pub fn df(
         empty_row("Local Volumes"),
         empty_row("Build Cache"),
     ];
-    let text = match format {
-        OutputFormat::Json if verbose => {
-            let rows: Vec<String> = images
-                .iter()
-                .map(|(image, summary)| {
-                    let [repository, tag] = first_tag(&image.references);
-                    let created = summary.and_then(|s| s.created.as_deref());
+    // Docker's `-v` image rows: the full ID but in the table.
+    let image_rows = |full_id: bool| -> Vec<Vec<(&'static str, Value)>> {
+        images
+            .iter()
+            .map(|(image, summary)| {
+                let [repository, tag] = first_tag(&image.references);
+                let created = summary.and_then(|s| s.created.as_deref());
+                vec![
+                    ("Containers", json!("0")),
+                    ("CreatedAt", json!(go_time_string(created))),
+                    ("CreatedSince", json!(created_since(created, now))),
+                    ("Digest", json!("")),
+                    (
+                        "ID",
+                        json!(if full_id {
+                            image.id.to_string()
+                        } else {
+                            short_id(&image.id)
+                        }),
+                    ),
+                    ("Repository", json!(repository)),
+                    ("SharedSize", json!(human_size(image.shared_size))),
+                    ("Size", json!(human_size(image.size))),
+                    ("Tag", json!(tag)),
+                    ("UniqueSize", json!(human_size(image.unique_size))),
+                    ("VirtualSize", json!(human_size(image.size))),
+                ]
+            })
+            .collect()
+    };
+    let type_objects = || -> Vec<Value> {
+        type_rows
+            .iter()
+            .map(|[kind, total, active, size, reclaimable]| {
+                json!({
+                    "Active": active,
+                    "Reclaimable": reclaimable,
+                    "Size": size,
+                    "TotalCount": total,
+                    "Type": kind,
+                })
+            })
+            .collect()
+    };
+    let text = match ListFormat::parse(format) {
+        ListFormat::Json if verbose => {
+            let rows: Vec<String> = image_rows(true)
+                .into_iter()
+                .zip(&images)
+                .map(|(mut fields, (image, _))| {
                     let mut references = image.references.clone();
                     references.sort();
-                    ordered_json(&[
-                        ("Containers", json!("0")),
-                        ("CreatedAt", json!(go_time_string(created))),
-                        ("CreatedSince", json!(created_since(created, now))),
-                        ("Digest", json!("")),
-                        ("ID", json!(image.id.to_string())),
-                        ("Repository", json!(repository)),
-                        ("SharedSize", json!(human_size(image.shared_size))),
-                        ("Size", json!(human_size(image.size))),
-                        ("Tag", json!(tag)),
-                        ("UniqueSize", json!(human_size(image.unique_size))),
-                        ("VirtualSize", json!(human_size(image.size))),
+                    fields.extend([
                         ("References", json!(references)),
                         ("SizeBytes", json!(image.size)),
                         ("SharedSizeBytes", json!(image.shared_size)),
                         ("UniqueSizeBytes", json!(image.unique_size)),
-                    ])
+                    ]);
+                    ordered_json(&fields)
                 })
                 .collect();
             go_json_escapes(&format!(
@@ -671,7 +790,7 @@ pub fn df(
                 usage.content_size
             ))
         }
-        OutputFormat::Json => type_rows
+        ListFormat::Json => type_rows
             .iter()
             .map(|[kind, total, active, size, reclaimable]| {
                 ordered_json(&[
@@ -683,37 +802,34 @@ pub fn df(
                 ]) + "\n"
             })
             .collect(),
-        OutputFormat::Table if verbose => {
-            let rows: Vec<Vec<String>> = images
-                .iter()
-                .map(|(image, summary)| {
-                    let [repository, tag] = first_tag(&image.references);
-                    let created = summary.and_then(|s| s.created.as_deref());
-                    vec![
-                        repository,
-                        tag,
-                        short_id(&image.id),
-                        created_since(created, now),
-                        human_size(image.size),
-                        human_size(image.shared_size),
-                        human_size(image.unique_size),
-                        "0".to_owned(),
-                    ]
-                })
-                .collect();
-            let images = table(
-                &[
-                    "REPOSITORY",
-                    "TAG",
-                    "IMAGE ID",
-                    "CREATED",
-                    "SIZE",
-                    "SHARED SIZE",
-                    "UNIQUE SIZE",
-                    "CONTAINERS",
-                ],
-                &rows,
-            );
+        // Docker runs a `-v` template once, on the whole usage, and prints
+        // no newline after it.
+        ListFormat::Template(template) if verbose => {
+            let usage = json!({
+                "Images": image_rows(true).into_iter().map(object).collect::<Vec<_>>(),
+                "Containers": [],
+                "Volumes": [],
+                "BuildCache": [],
+            });
+            match render_inspect(template, &usage) {
+                Ok(text) => text,
+                Err(error @ TemplateError::Parse { .. }) => return Ok(template_failed(&error)),
+                // Docker's own words for a failure while running.
+                Err(error) => {
+                    eprintln!("{error}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        ListFormat::Template(template) => {
+            return write_rendered(render_rows(template, &type_objects(), DF_HEADERS), out);
+        }
+        ListFormat::Table if verbose => {
+            let rows: Vec<Value> = image_rows(false).into_iter().map(object).collect();
+            let images = match render_rows(DF_IMAGES_TABLE, &rows, IMAGES_HEADERS) {
+                Ok(text) => text,
+                Err(error) => return Ok(template_failed(&error)),
+            };
             let containers = table(
                 &[
                     "CONTAINER ID",
@@ -744,9 +860,8 @@ pub fn df(
                 "Images space usage:\n\n{images}\nContainers space usage:\n\n{containers}\nLocal Volumes space usage:\n\n{volumes}\nBuild cache usage: 0B\n\n{cache}"
             )
         }
-        OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = type_rows.iter().map(|row| row.to_vec()).collect();
-            table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
+        ListFormat::Table => {
+            return write_rendered(render_rows(DF_TABLE, &type_objects(), DF_HEADERS), out);
         }
     };
     out.write_all(text.as_bytes()).map_err(output_error)?;

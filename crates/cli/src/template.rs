@@ -145,6 +145,10 @@ pub const DF_HEADERS: &[(&str, &str)] = &[
 /// let env = serde_json::json!({"Config": {"Env": ["A=1", "B=2"]}});
 /// assert_eq!(render("{{.Config.Env}}", &env)?, "[A=1 B=2]");
 /// ```
+// Go's defaults, what the tests check the language against; the binary
+// runs Docker's typed objects, where a missing field is an error, with
+// `render_inspect` and `render_rows`.
+#[allow(dead_code)]
 pub fn render(template: &str, value: &Value) -> Result<String, TemplateError> {
     let template = Template::parse(template)?;
     let mut out = String::new();
@@ -160,6 +164,12 @@ pub fn render_inspect(template: &str, value: &Value) -> Result<String, TemplateE
     let mut out = String::new();
     template.execute(value, Functions::Docker, MissingKey::Error, &mut out)?;
     Ok(out)
+}
+
+/// Whether `template` parses, as Docker checks an inspect template before
+/// it looks up any object.
+pub fn validate(template: &str) -> Result<(), TemplateError> {
+    Template::parse(template).map(|_| ())
 }
 
 /// Whether a `--format` value is one of Docker's table formats

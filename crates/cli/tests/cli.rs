@@ -648,7 +648,8 @@ fn usage_errors_exit_2() {
         &["frobnicate"][..],
         &["rmi"],
         &["save"],
-        &["images", "--format", "yaml"],
+        &["images", "--format"],
+        &["inspect", "-f"],
         &["--backend", "postgres", "images"],
     ] {
         let output = imgstore(root.path(), args);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use template::{
     DF_HEADERS, DF_IMAGES_TABLE, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, HISTORY_TABLE_NOT_HUMAN,
     IMAGES_HEADERS, IMAGES_TABLE, IMAGES_TABLE_WITH_DIGEST, QUIET_FORMAT, TemplateError, is_table,
-    render, render_inspect, render_rows, tabwriter,
+    render, render_inspect, render_rows, tabwriter, validate,
 };
 
 const IMAGE: &str = r##"{"Id": "sha256:ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb", "RepoTags": ["registry.demo.test/demo/base:v1", "base:latest"], "RepoDigests": [], "Size": 82, "Config": {"Env": ["PATH=/usr/bin", "A=1"], "Cmd": ["sh", "-c", "echo hi"], "Entrypoint": null, "Labels": {"org.b": "2", "org.a": "1"}, "ExposedPorts": {"80/tcp": {}}, "User": ""}, "RootFS": {"Type": "layers", "Layers": ["sha256:aaa", "sha256:bbb"]}, "Os": "linux", "Architecture": "amd64", "Text": "a<b>&\"\\\n\t\u0001\u2028\u00e9"}"##;
@@ -820,5 +820,14 @@ fn dockers_other_default_formats_render_as_go_renders_them() {
         render_rows(DF_IMAGES_TABLE, &images, IMAGES_HEADERS).expect("renders"),
         "REPOSITORY   TAG       IMAGE ID       CREATED       SIZE      SHARED SIZE   UNIQUE SIZE   CONTAINERS\n\
          base         v1        ccb28a06ca54   3 years ago   82B       0B            82B           0\n"
+    );
+}
+
+#[test]
+fn validate_parses_without_running() {
+    assert_eq!(validate("{{.Missing.Field}} {{index .A 9}}"), Ok(()));
+    assert_eq!(
+        validate("{{.ID").map_err(|e| e.to_string()),
+        Err("template: :1: unclosed action".to_owned())
     );
 }
