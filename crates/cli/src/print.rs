@@ -19,7 +19,7 @@ use imgstore_cli::args::{HistoryArgs, ImagesArgs, InspectArgs, ListFormat, Outpu
 use crate::template::{
     DF_HEADERS, DF_IMAGES_TABLE, DF_TABLE, HISTORY_HEADERS, HISTORY_TABLE, HISTORY_TABLE_NOT_HUMAN,
     IMAGES_HEADERS, IMAGES_TABLE, IMAGES_TABLE_WITH_DIGEST, QUIET_FORMAT, TemplateError,
-    render_inspect, render_rows, validate,
+    docker_format, render_inspect, render_rows, validate,
 };
 use crate::{image_query, output_error};
 
@@ -130,9 +130,17 @@ fn template_failed(error: &TemplateError) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Docker's Go types of the rows a `--format` template runs on, which its
+/// errors name.
+const IMAGE_ROW_TYPE: &str = "*formatter.imageContext";
+const HISTORY_ROW_TYPE: &str = "*image.historyContext";
+/// `system df`'s first row, where a bad field fails first.
+const DF_ROW_TYPE: &str = "*formatter.diskUsageImagesContext";
+
 /// Writes what [`render_rows`] made of `rows`, or says why it failed.
 fn write_rendered(
     rendered: Result<String, TemplateError>,
+    row_type: &str,
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
     match rendered {
@@ -140,7 +148,42 @@ fn write_rendered(
             out.write_all(text.as_bytes()).map_err(output_error)?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(error) => Ok(template_failed(&error)),
+        Err(error) => Ok(template_failed(&as_struct_error(error, row_type))),
+    }
+}
+
+/// An error of a template run on rows in the words Go uses for Docker's
+/// row structs: a row is a flat object of strings, so a key it lacks is a
+/// field `row_type` lacks, and a field of one of its values is a field of
+/// a `string`.
+fn as_struct_error(error: TemplateError, row_type: &str) -> TemplateError {
+    let TemplateError::Execute {
+        line,
+        column,
+        node,
+        message,
+    } = error
+    else {
+        return error;
+    };
+    let message = if let Some(key) = message
+        .strip_prefix("map has no entry for key \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        format!("can't evaluate field {key} in type {row_type}")
+    } else if let Some(field) = message
+        .strip_prefix("can't evaluate field ")
+        .and_then(|rest| rest.strip_suffix(" in type interface {}"))
+    {
+        format!("can't evaluate field {field} in type string")
+    } else {
+        message
+    };
+    TemplateError::Execute {
+        line,
+        column,
+        node,
+        message,
     }
 }
 
@@ -245,7 +288,11 @@ pub fn print_images(
             rows.push(object(docker_image_row(summary, row, id.clone(), now)));
         }
     }
-    write_rendered(render_rows(template, &rows, IMAGES_HEADERS), out)
+    write_rendered(
+        render_rows(template, &rows, IMAGES_HEADERS),
+        IMAGE_ROW_TYPE,
+        out,
+    )
 }
 
 /// Pretty JSON with four-space indentation, as `docker inspect` prints.
@@ -424,7 +471,11 @@ pub fn history(
             })
         })
         .collect();
-    write_rendered(render_rows(template, &rows, HISTORY_HEADERS), out)
+    write_rendered(
+        render_rows(template, &rows, HISTORY_HEADERS),
+        HISTORY_ROW_TYPE,
+        out,
+    )
 }
 
 pub fn layers(
@@ -811,10 +862,10 @@ pub fn df(
                 "Volumes": [],
                 "BuildCache": [],
             });
-            match render_inspect(template, &usage) {
+            match render_inspect(&docker_format(template), &usage) {
                 Ok(text) => text,
                 Err(error @ TemplateError::Parse { .. }) => return Ok(template_failed(&error)),
-                // Docker's own words for a failure while running.
+                // Docker prints a failure while running without its prefix.
                 Err(error) => {
                     eprintln!("{error}");
                     return Ok(ExitCode::FAILURE);
@@ -822,7 +873,11 @@ pub fn df(
             }
         }
         ListFormat::Template(template) => {
-            return write_rendered(render_rows(template, &type_objects(), DF_HEADERS), out);
+            return write_rendered(
+                render_rows(template, &type_objects(), DF_HEADERS),
+                DF_ROW_TYPE,
+                out,
+            );
         }
         ListFormat::Table if verbose => {
             let rows: Vec<Value> = image_rows(false).into_iter().map(object).collect();
@@ -861,7 +916,11 @@ pub fn df(
             )
         }
         ListFormat::Table => {
-            return write_rendered(render_rows(DF_TABLE, &type_objects(), DF_HEADERS), out);
+            return write_rendered(
+                render_rows(DF_TABLE, &type_objects(), DF_HEADERS),
+                DF_ROW_TYPE,
+                out,
+            );
         }
     };
     out.write_all(text.as_bytes()).map_err(output_error)?;

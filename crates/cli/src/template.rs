@@ -17,8 +17,8 @@
 //! decodes inspect JSON into: lists `[A=1 B=2]`, maps `map[k:v]` with
 //! sorted keys (an empty object inside a map, Docker's `struct{}`, as
 //! `{}`), a null or missing value `<no value>` (inside a list `<nil>`);
-//! `{{json .}}` is Go's compact JSON (`<`, `>`, `&` escaped, as Docker
-//! 20.10's `json.Marshal` does).
+//! `{{json .}}` is Go's compact JSON (`<`, `>`, `&` left as they are,
+//! but inside Docker's row objects, which escape them).
 //! A field the value lacks prints `<no value>` with [`render`] and is an
 //! error (`map has no entry for key "Foo"`) with [`render_inspect`] and
 //! [`render_rows`], as in Docker. `index` of a key a map lacks gives `""`
@@ -27,10 +27,11 @@
 //! Where Docker formats a typed Go struct, the output can differ, since a
 //! `Value` has no Go types: a struct prints as a map (`{{.Config}}`), a
 //! null list or map prints `<no value>` where Go prints `[]` or `map[]`,
-//! `{{json .}}` writes an object's keys in the `Value`'s order (sorted,
-//! unless serde_json's `preserve_order` keeps the order they were built
-//! in) where Go keeps the struct's field order, and an error message names
-//! `interface {}`/`int64` where Go names the struct's types.
+//! `{{json .}}` writes an object's keys sorted, as Go writes a map's,
+//! where Go keeps a struct's field order (except for the structs of the
+//! inspect and `system df -v` objects, [`GO_STRUCT_FIELDS`]: `{{json
+//! .Config}}` is Docker's), and an error message names `interface {}`/
+//! `int64` where Go names the struct's types.
 //!
 //! [`render`] runs one template on one value (Go's defaults);
 //! [`render_inspect`] is `docker inspect -f`; [`render_rows`] does what
@@ -193,16 +194,7 @@ pub fn render_rows(
     headers: &[(&str, &str)],
 ) -> Result<String, TemplateError> {
     let table = is_table(format);
-    let text = if table {
-        &format["table".len()..]
-    } else {
-        format
-    };
-    let text = text
-        .trim_matches(' ')
-        .replace("\\t", "\t")
-        .replace("\\n", "\n");
-    let template = Template::parse(&text)?;
+    let template = Template::parse(&docker_format(format))?;
     let mut body = String::new();
     for row in rows {
         // Docker's rows are Go structs: a field they lack is an error.
@@ -227,6 +219,20 @@ pub fn render_rows(
     text.push('\n');
     text.push_str(&body);
     Ok(tabwriter(&text))
+}
+
+/// The template text Docker's formatter runs for a `--format` value
+/// (`formatter.Context.preFormat`): without a `table` prefix and the
+/// spaces around it, a literal `\t` or `\n` a tab or newline.
+pub fn docker_format(format: &str) -> String {
+    let text = if is_table(format) {
+        &format["table".len()..]
+    } else {
+        format
+    };
+    text.trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n")
 }
 
 /// Go's `text/tabwriter` as Docker configures it (`NewWriter(w, 10, 1, 3,
@@ -2161,42 +2167,160 @@ fn go_title(text: &str) -> String {
     out
 }
 
-/// Go's `json.Marshal`, as Docker 20.10's `json` function writes: compact,
-/// `\u00XX` for control characters other than `\n`, `\r`, `\t`, and
-/// `<`, `>`, `&`, `\u2028`/`\u2029` escaped (`"\u003cnone\u003e"`, as
-/// `docker images --format '{{json .}}'` prints a dangling row).
+/// Go's `encoding/json` with HTML escaping off, as Docker's `json`
+/// function writes: compact, `\u00XX` for control characters other than
+/// `\n`, `\r`, `\t`, and `\u2028`/`\u2029` escaped. Inside one of
+/// Docker's row objects ([`is_row_context`]) `<`, `>` and `&` are escaped
+/// too, as the rows' own `MarshalJSON` (`json.Marshal`) writes them:
+/// `docker images --format '{{json .}}'` prints `"\u003cnone\u003e"`.
 fn go_json(value: &Value, out: &mut String) {
+    go_json_escaping(value, false, out);
+}
+
+fn go_json_escaping(value: &Value, escape_html: bool, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => go_json_string(s, out),
+        Value::String(s) => go_json_string(s, escape_html, out),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json(item, out);
+                go_json_escaping(item, escape_html, out);
             }
             out.push(']');
         }
         Value::Object(map) => {
+            let escape_html = escape_html || is_row_context(map);
             out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
+            for (i, key) in go_key_order(map).into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json_string(key, out);
+                go_json_string(key, escape_html, out);
                 out.push(':');
-                go_json(item, out);
+                go_json_escaping(&map[key], escape_html, out);
             }
             out.push('}');
         }
     }
 }
 
-fn go_json_string(text: &str, out: &mut String) {
+/// The Go structs Docker's inspect object and `system df -v` object are
+/// made of, each as its fields in the order Go's `json` writes them:
+/// `types.ImageInspect`, `container.Config`, `types.RootFS`,
+/// `container.HealthConfig`, `formatter.diskUsageContext`.
+const GO_STRUCT_FIELDS: &[&[&str]] = &[
+    &[
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "Container",
+        "ContainerConfig",
+        "DockerVersion",
+        "Author",
+        "Config",
+        "Architecture",
+        "Variant",
+        "Os",
+        "OsVersion",
+        "Size",
+        "VirtualSize",
+        "GraphDriver",
+        "RootFS",
+        "Metadata",
+    ],
+    &[
+        "Hostname",
+        "Domainname",
+        "User",
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "ExposedPorts",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+        "Env",
+        "Cmd",
+        "Healthcheck",
+        "ArgsEscaped",
+        "Image",
+        "Volumes",
+        "WorkingDir",
+        "Entrypoint",
+        "NetworkDisabled",
+        "MacAddress",
+        "OnBuild",
+        "Labels",
+        "StopSignal",
+        "StopTimeout",
+        "Shell",
+    ],
+    &["Type", "Layers", "BaseLayer"],
+    &["Test", "Interval", "Timeout", "StartPeriod", "Retries"],
+    &["Images", "Containers", "Volumes", "BuildCache"],
+];
+
+/// The order Go's `json` writes an object's keys in: a map's sorted; an
+/// object that is one of [`GO_STRUCT_FIELDS`] (it has the struct's first
+/// field and no key the struct lacks) in the struct's field order, as
+/// `{{json .Config}}` prints in `docker inspect -f`.
+fn go_key_order(map: &serde_json::Map<String, Value>) -> Vec<&String> {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    let is_struct = |fields: &&&[&str]| {
+        map.contains_key(fields[0]) && keys.iter().all(|key| fields.contains(&key.as_str()))
+    };
+    if let Some(fields) = GO_STRUCT_FIELDS.iter().find(is_struct) {
+        keys.sort_by_key(|key| fields.iter().position(|field| field == key));
+    }
+    keys
+}
+
+/// The keys of the rows Docker's formatter marshals itself (`images`,
+/// `history`, `system df` and its `-v` images): `formatter.imageContext`,
+/// `image.historyContext`, `formatter.diskUsage*Context`.
+const ROW_CONTEXT_KEYS: &[&[&str]] = &[
+    &[
+        "Containers",
+        "CreatedAt",
+        "CreatedSince",
+        "Digest",
+        "ID",
+        "Repository",
+        "SharedSize",
+        "Size",
+        "Tag",
+        "UniqueSize",
+        "VirtualSize",
+    ],
+    &[
+        "Comment",
+        "CreatedAt",
+        "CreatedBy",
+        "CreatedSince",
+        "ID",
+        "Size",
+    ],
+    &["Active", "Reclaimable", "Size", "TotalCount", "Type"],
+];
+
+/// Whether an object is one of Docker's rows: it has exactly the keys of
+/// one of [`ROW_CONTEXT_KEYS`].
+fn is_row_context(map: &serde_json::Map<String, Value>) -> bool {
+    ROW_CONTEXT_KEYS
+        .iter()
+        .any(|keys| keys.len() == map.len() && keys.iter().all(|key| map.contains_key(*key)))
+}
+
+fn go_json_string(text: &str, escape_html: bool, out: &mut String) {
     out.push('"');
     for c in text.chars() {
         match c {
@@ -2205,7 +2329,10 @@ fn go_json_string(text: &str, out: &mut String) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || matches!(c, '<' | '>' | '&' | '\u{2028}' | '\u{2029}') => {
+            c if (c as u32) < 0x20
+                || matches!(c, '\u{2028}' | '\u{2029}')
+                || (escape_html && matches!(c, '<' | '>' | '&')) =>
+            {
                 out.push_str(&format!("\\u{:04x}", c as u32));
             }
             c => out.push(c),

@@ -118,9 +118,7 @@ fn json_is_compact_go_json() {
     check(
         "{{json .Text}}",
         &image,
-        // Docker 20.10.24 escapes `<`, `>`, `&` (`json.Marshal`), as a
-        // real `docker images --format '{{json .}}'` showed.
-        "\"a\\u003cb\\u003e\\u0026\\\"\\\\\\n\\t\\u0001\\u2028é\"",
+        "\"a<b>&\\\"\\\\\\n\\t\\u0001\\u2028é\"",
     );
     check("{{json .Size}}", &image, "82");
     check("{{json .RepoDigests}}", &image, "[]");
@@ -561,7 +559,7 @@ fn json_rows() {
         "{{json .}}",
         &rows,
         IMAGES_HEADERS,
-        "{\"CreatedSince\":\"3 years ago\",\"Digest\":\"\\u003cnone\\u003e\",\"ID\":\"ccb28a06ca54\",\"Repository\":\"registry.demo.test/demo/base\",\"Size\":\"82B\",\"Tag\":\"v1\"}\n{\"CreatedSince\":\"\",\"Digest\":\"\\u003cnone\\u003e\",\"ID\":\"0123456789ab\",\"Repository\":\"\\u003cnone\\u003e\",\"Size\":\"1.5kB\",\"Tag\":\"\\u003cnone\\u003e\"}\n",
+        "{\"CreatedSince\":\"3 years ago\",\"Digest\":\"<none>\",\"ID\":\"ccb28a06ca54\",\"Repository\":\"registry.demo.test/demo/base\",\"Size\":\"82B\",\"Tag\":\"v1\"}\n{\"CreatedSince\":\"\",\"Digest\":\"<none>\",\"ID\":\"0123456789ab\",\"Repository\":\"<none>\",\"Size\":\"1.5kB\",\"Tag\":\"<none>\"}\n",
     );
 }
 
@@ -829,5 +827,41 @@ fn validate_parses_without_running() {
     assert_eq!(
         validate("{{.ID").map_err(|e| e.to_string()),
         Err("template: :1: unclosed action".to_owned())
+    );
+}
+
+#[test]
+fn json_keeps_dockers_struct_field_order() {
+    let image = json!({"RootFS": {"Type": "layers", "Layers": ["sha256:a"]}, "Config": {"Hostname": "", "User": "1", "Env": ["A=1"], "Labels": {"b": "2", "a": "1"}}});
+    // types.RootFS and container.Config in Go's field order; the labels
+    // map sorted.
+    check(
+        "{{json .RootFS}}",
+        &image,
+        r#"{"Type":"layers","Layers":["sha256:a"]}"#,
+    );
+    check(
+        "{{json .Config}}",
+        &image,
+        r#"{"Hostname":"","User":"1","Env":["A=1"],"Labels":{"a":"1","b":"2"}}"#,
+    );
+    // An object with a key the struct lacks is a map: sorted.
+    check(
+        "{{json .}}",
+        &json!({"Type": "t", "Layers": [], "Other": 1}),
+        r#"{"Layers":[],"Other":1,"Type":"t"}"#,
+    );
+}
+
+#[test]
+fn json_of_a_docker_row_escapes_html_as_its_marshal_json() {
+    // Captured from `docker images --format '{{json .}}'` (20.10.24): the
+    // row marshals itself with json.Marshal; a field alone does not.
+    let row = json!({"Containers": "N/A", "CreatedAt": "", "CreatedSince": "N/A", "Digest": "<none>", "ID": "0123456789ab", "Repository": "<none>", "SharedSize": "N/A", "Size": "0B", "Tag": "<none>", "UniqueSize": "N/A", "VirtualSize": "0B"});
+    check_rows(
+        "{{json .}}|{{json .Tag}}",
+        &[row],
+        IMAGES_HEADERS,
+        "{\"Containers\":\"N/A\",\"CreatedAt\":\"\",\"CreatedSince\":\"N/A\",\"Digest\":\"\\u003cnone\\u003e\",\"ID\":\"0123456789ab\",\"Repository\":\"\\u003cnone\\u003e\",\"SharedSize\":\"N/A\",\"Size\":\"0B\",\"Tag\":\"\\u003cnone\\u003e\",\"UniqueSize\":\"N/A\",\"VirtualSize\":\"0B\"}|\"<none>\"\n",
     );
 }
