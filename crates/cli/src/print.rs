@@ -277,15 +277,25 @@ pub fn print_images(
         ListFormat::Table => IMAGES_TABLE,
         ListFormat::Template(template) => template,
     };
-    let mut rows = Vec::new();
-    for summary in listed {
-        let id = if args.no_trunc {
+    let id = |summary: &ImageSummary| {
+        if args.no_trunc {
             summary.id.to_string()
         } else {
             short_id(&summary.id)
-        };
+        }
+    };
+    // Docker's own formats print directly, the same bytes as the template
+    // would (`tests/templates_cli.rs` checks): running it on 10k rows made
+    // `images -q` three times slower.
+    if [QUIET_FORMAT, IMAGES_TABLE, IMAGES_TABLE_WITH_DIGEST].contains(&template) {
+        let text = default_images_table(listed, targets, template, id, now);
+        out.write_all(text.as_bytes()).map_err(output_error)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::new();
+    for summary in listed {
         for row in image_rows(summary, targets, args.digests) {
-            rows.push(object(docker_image_row(summary, row, id.clone(), now)));
+            rows.push(object(docker_image_row(summary, row, id(summary), now)));
         }
     }
     write_rendered(
@@ -293,6 +303,50 @@ pub fn print_images(
         IMAGE_ROW_TYPE,
         out,
     )
+}
+
+/// What Docker's `images` formats print: [`QUIET_FORMAT`] the IDs, one per
+/// row; [`IMAGES_TABLE`] (or with a DIGEST column
+/// [`IMAGES_TABLE_WITH_DIGEST`]) the table.
+fn default_images_table(
+    listed: &[ImageSummary],
+    targets: &BTreeMap<String, String>,
+    template: &str,
+    id: impl Fn(&ImageSummary) -> String,
+    now: SystemTime,
+) -> String {
+    let digests = template == IMAGES_TABLE_WITH_DIGEST;
+    let mut rows = Vec::new();
+    let mut ids = String::new();
+    for summary in listed {
+        let id = id(summary);
+        for [repository, tag, digest] in image_rows(summary, targets, digests) {
+            if template == QUIET_FORMAT {
+                ids.push_str(&id);
+                ids.push('\n');
+                continue;
+            }
+            let mut row = vec![repository, tag];
+            if digests {
+                row.push(digest);
+            }
+            row.extend([
+                id.clone(),
+                created_since(summary.created.as_deref(), now),
+                human_size(summary.size),
+            ]);
+            rows.push(row);
+        }
+    }
+    if template == QUIET_FORMAT {
+        return ids;
+    }
+    let header: &[&str] = if digests {
+        &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"]
+    } else {
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    };
+    table(header, &rows)
 }
 
 /// Pretty JSON with four-space indentation, as `docker inspect` prints.

@@ -1080,6 +1080,8 @@ struct Run<'a> {
     source: &'a str,
     functions: Functions,
     missing_key: MissingKey,
+    /// The value the template runs on: `$` until a template assigns `$`.
+    root: &'a Value,
     variables: Vec<(String, Val)>,
 }
 
@@ -1095,7 +1097,8 @@ impl Template {
             source: &self.source,
             functions,
             missing_key,
-            variables: vec![("$".to_owned(), Some(value.clone()))],
+            root: value,
+            variables: Vec::new(),
         };
         run.nodes(&self.nodes, &Some(value.clone()), out)
     }
@@ -1236,8 +1239,11 @@ impl Run<'_> {
         let value = self.commands(&pipeline.commands, dot)?;
         for name in &pipeline.variables {
             if pipeline.assign {
-                if let Some(slot) = self.variables.iter_mut().rev().find(|(n, _)| n == name) {
-                    slot.1 = value.clone();
+                match self.variables.iter_mut().rev().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.clone(),
+                    // `$` is `root` until assigned.
+                    None if name == "$" => self.variables.push((name.clone(), value.clone())),
+                    None => {}
                 }
             } else {
                 self.variables.push((name.clone(), value.clone()));
@@ -1294,29 +1300,24 @@ impl Run<'_> {
             pos: operand.pos,
             text: &operand.text,
         };
-        let mut value = match &operand.term {
-            Term::Dot => dot.clone(),
-            Term::Var(name) => self
-                .variables
-                .iter()
-                .rev()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| v.clone()),
-            Term::Str(s) => Some(Value::String(s.clone())),
-            Term::Int(n) => Some(Value::from(*n)),
-            Term::Float(f) => Some(Number::from_f64(*f).map_or(Value::Null, Value::Number)),
-            Term::Bool(b) => Some(Value::Bool(*b)),
-            Term::Nil => Some(Value::Null),
-            Term::Function(name) => self.call(name, &[], None, dot, &at)?,
-            Term::Pipeline(pipeline) => self.commands(&pipeline.commands, dot)?,
+        // Fields are looked up by reference and only the value found is
+        // copied: a row's fields cost a clone each, not the row's.
+        let owned: Val;
+        let start = match &operand.term {
+            Term::Dot => dot,
+            term => {
+                owned = self.term(term, dot, &at)?;
+                &owned
+            }
         };
+        let mut value = start.as_ref();
         for field in &operand.fields {
             value = match value {
                 None if self.missing_key == MissingKey::Error => {
                     return Err(self.error(&at, format!("nil data; no entry for key {field:?}")));
                 }
                 None => None,
-                Some(Value::Object(mut map)) => match map.remove(field) {
+                Some(Value::Object(map)) => match map.get(field) {
                     None if self.missing_key == MissingKey::Error => {
                         return Err(self.error(&at, format!("map has no entry for key {field:?}")));
                     }
@@ -1337,7 +1338,26 @@ impl Run<'_> {
                 }
             };
         }
-        Ok(value)
+        Ok(value.cloned())
+    }
+
+    /// The value of an operand's term, before its fields.
+    fn term(&mut self, term: &Term, dot: &Val, at: &At<'_>) -> Result<Val, TemplateError> {
+        Ok(match term {
+            Term::Dot => dot.clone(),
+            Term::Var(name) => match self.variables.iter().rev().find(|(n, _)| n == name) {
+                Some((_, value)) => value.clone(),
+                None if name == "$" => Some(self.root.clone()),
+                None => None,
+            },
+            Term::Str(s) => Some(Value::String(s.clone())),
+            Term::Int(n) => Some(Value::from(*n)),
+            Term::Float(f) => Some(Number::from_f64(*f).map_or(Value::Null, Value::Number)),
+            Term::Bool(b) => Some(Value::Bool(*b)),
+            Term::Nil => Some(Value::Null),
+            Term::Function(name) => self.call(name, &[], None, dot, at)?,
+            Term::Pipeline(pipeline) => self.commands(&pipeline.commands, dot)?,
+        })
     }
 
     fn call(

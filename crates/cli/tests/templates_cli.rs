@@ -398,3 +398,33 @@ fn inspect_format_prints_the_images_it_found() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_default_images_formats_print_what_their_templates_print() {
+    // `images` prints Docker's default formats directly; the same
+    // templates spelt differently (`\t` written out, spaces in the action)
+    // run through the template engine and must print the same bytes.
+    let root = loaded();
+    // An image with two names.
+    ok(root.path(), &["tag", "ccb28a06ca54", "base:latest"]);
+    ok(root.path(), &["rmi", "registry.demo.test/demo/child:v1"]);
+    let table = "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\\t{{.Size}}";
+    let with_digest = "table {{.Repository}}\\t{{.Tag}}\\t{{.Digest}}\\t{{.ID}}\\t{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}\\t{{.Size}}";
+    for (default, template) in [
+        (&["images"][..], &["images", "--format", table][..]),
+        (&["images", "-a"], &["images", "-a", "--format", table]),
+        (
+            &["images", "--digests"],
+            &["images", "--digests", "--format", with_digest],
+        ),
+        (&["images", "-q"], &["images", "--format", "{{ .ID }}"]),
+        (
+            &["images", "-q", "--no-trunc"],
+            &["images", "--no-trunc", "--format", "{{ .ID }}"],
+        ),
+    ] {
+        let printed = ok(root.path(), default);
+        assert!(printed.lines().count() >= 3, "{printed}");
+        assert_eq!(printed, ok(root.path(), template), "{default:?}");
+    }
+}
