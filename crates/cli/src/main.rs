@@ -5,11 +5,15 @@
 //! The binary is thin: it parses arguments (clap) and prints; everything it
 //! does is a call on [`imgstore::Store`] a library user could make too.
 //! Exit codes: 0 success, 1 an operation failed (`Error: <message>` on
-//! stderr), 2 a usage error.
+//! stderr; a `--format` template that fails says `template parsing error:
+//! <message>`, as Docker), 2 a usage error, 64 an `inspect -f` template that
+//! does not parse (Docker's code).
 //!
 //! ```text
 //! imgstore load -i corpus/oci/main -i corpus/docker/child.docker.tar
 //! imgstore images --format json
+//! imgstore images --format 'table {{.Repository}}:{{.Tag}}\t{{.Size}}'
+//! imgstore inspect -f '{{json .Config.Env}}' base:latest
 //! imgstore rmi registry.demo.test/demo/sibling:v1
 //! imgstore save registry.demo.test/demo/base:v1 | ssh host imgstore load
 //! imgstore image ls --no-trunc; imgstore system df
