@@ -33,11 +33,12 @@ use crate::import::{ImportOptions, Platform, PlatformChoice};
 use crate::limits::{
     MAX_IMPORT_DESCRIPTORS, MAX_IMPORT_JSON_BYTES, MAX_INDEX_DEPTH, MAX_JSON_BLOB, MAX_LAYERS,
 };
+use crate::registry::{LayerStatus, PullEvent, RegistrySource};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
 /// Media types of image manifests this store imports.
-const MANIFEST_TYPES: [&str; 2] = [
+pub(crate) const MANIFEST_TYPES: [&str; 2] = [
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
@@ -350,8 +351,12 @@ struct Undo {
     moved_names: Vec<ImageRecord>,
 }
 
-/// Reads blobs of one layout (a directory, or a tar archive), verifying them.
+/// Reads blobs of one layout (a directory, a tar archive, or a registry's
+/// repository), verifying them.
 pub(crate) enum Layout<'a> {
+    /// A repository of a registry (a pull): manifests by digest, blobs
+    /// streamed from it; layers already stored are not downloaded.
+    Registry(&'a RegistrySource<'a>),
     /// An OCI layout directory.
     Dir(&'a Path),
     /// A tar archive: an OCI layout inside it, or blobs at the members
@@ -368,6 +373,27 @@ impl Layout<'_> {
         match self {
             Layout::Dir(dir) => dir,
             Layout::Archive { tar, .. } => tar.path(),
+            Layout::Registry(source) => &source.location,
+        }
+    }
+
+    /// Tells a pull's observer what happens to a layer (nothing for files).
+    fn report(&self, layer: &Digest, status: LayerStatus) {
+        if let Layout::Registry(source) = self {
+            source.report(&PullEvent {
+                layer: layer.clone(),
+                status,
+            });
+        }
+    }
+
+    /// Checks at plan time that a layer blob is there with its size: a
+    /// registry's are checked (HEAD) just before they are downloaded, and
+    /// only those not stored yet.
+    fn check_layer_blob(&self, desc: &Desc) -> Result<()> {
+        match self {
+            Layout::Registry(_) => Ok(()),
+            _ => self.open_blob(desc).map(drop),
         }
     }
 
@@ -404,12 +430,13 @@ impl Layout<'_> {
                 Ok(Some(bytes))
             }
             Layout::Archive { tar, .. } => tar.read_member(name),
+            Layout::Registry(_) => Ok(None),
         }
     }
 
     /// Opens a blob and checks its length against the descriptor.
-    fn open_blob(&self, desc: &Desc) -> Result<io::Take<File>> {
-        let (reader, len) = match self {
+    fn open_blob(&self, desc: &Desc) -> Result<Box<dyn Read + Send + '_>> {
+        let (reader, len): (Box<dyn Read + Send>, u64) = match self {
             Layout::Dir(dir) => {
                 let path = dir.join(self.blob_path(&desc.digest));
                 let Some((file, len)) = open_regular(&path)? else {
@@ -418,19 +445,22 @@ impl Layout<'_> {
                         layout: dir.to_path_buf(),
                     });
                 };
-                (file.take(len), len)
+                (Box::new(file.take(len)), len)
             }
             Layout::Archive { tar, blobs } => {
                 let member = match blobs.get(&desc.digest) {
                     Some(member) => member.clone(),
                     None => self.blob_path(&desc.digest).to_string_lossy().into_owned(),
                 };
-                tar.open_member(&member)?
-                    .ok_or_else(|| Error::BlobNotFound {
-                        digest: desc.digest.clone(),
-                        layout: tar.path().to_path_buf(),
-                    })?
+                let (reader, len) =
+                    tar.open_member(&member)?
+                        .ok_or_else(|| Error::BlobNotFound {
+                            digest: desc.digest.clone(),
+                            layout: tar.path().to_path_buf(),
+                        })?;
+                (Box::new(reader), len)
             }
+            Layout::Registry(source) => source.open_blob(desc)?,
         };
         if len != desc.size {
             return Err(Error::SizeMismatch {
@@ -453,13 +483,19 @@ impl Layout<'_> {
                 ),
             });
         }
-        let mut file = self.open_blob(desc)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|source| Error::Io {
-            operation: "read",
-            path: self.location().join(self.blob_path(&desc.digest)),
-            source,
-        })?;
+        let bytes = match self {
+            Layout::Registry(source) => source.json_blob(desc)?,
+            _ => {
+                let mut file = self.open_blob(desc)?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).map_err(|source| Error::Io {
+                    operation: "read",
+                    path: self.location().join(self.blob_path(&desc.digest)),
+                    source,
+                })?;
+                bytes
+            }
+        };
         if bytes.len() as u64 != desc.size {
             return Err(Error::SizeMismatch {
                 digest: desc.digest.clone(),
@@ -636,7 +672,7 @@ impl Plan {
     /// is stored and its manifests followed. Returns the positions of the
     /// images it reaches. A blob reached again is not read again: the images
     /// planned for it take `names` too.
-    fn follow(
+    pub(crate) fn follow(
         &mut self,
         layout: &Layout<'_>,
         desc: &Desc,
@@ -766,7 +802,7 @@ impl Plan {
             }
             // Present with the right length; content is verified while stored.
             if !self.layers_seen.contains(&desc.digest) {
-                layout.open_blob(&desc)?;
+                layout.check_layer_blob(&desc)?;
                 self.layers_seen.insert(desc.digest.clone());
             }
             layers.push(PlannedLayer {
@@ -977,12 +1013,24 @@ impl Store {
         let mut imported = Vec::with_capacity(plan.images.len());
         for image in &plan.images {
             self.content.set(&image.config_bytes)?;
+            let present = self.layers_present(layout, image);
+            for (layer, stored) in image.layers.iter().zip(&present) {
+                let status = match stored {
+                    Some(_) => LayerStatus::AlreadyExists,
+                    None => LayerStatus::PullingFsLayer,
+                };
+                layout.report(&layer.desc.digest, status);
+            }
             let mut parent: Option<ChainId> = None;
-            for layer in &image.layers {
-                let info = match streamed.get(&layer.desc.digest) {
-                    Some(known) => known.clone(),
-                    None => {
+            for (layer, stored) in image.layers.iter().zip(present) {
+                let downloaded = stored.is_none() && !streamed.contains_key(&layer.desc.digest);
+                let info = match (stored, streamed.get(&layer.desc.digest)) {
+                    (Some(stored), _) => stored,
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => {
                         let computed = self.store_layer_blob(layout, layer)?;
+                        layout.report(&layer.desc.digest, LayerStatus::VerifyingChecksum);
+                        layout.report(&layer.desc.digest, LayerStatus::DownloadComplete);
                         streamed.insert(layer.desc.digest.clone(), computed.clone());
                         computed
                     }
@@ -1007,6 +1055,9 @@ impl Store {
                 let chain_id = registered.chain_id().clone();
                 undo.taken.push(chain_id.clone());
                 parent = Some(chain_id);
+                if downloaded {
+                    layout.report(&layer.desc.digest, LayerStatus::PullComplete);
+                }
             }
             let id = ImageId::of_config(&image.config_bytes);
             let existed = self.images.get(&id).is_ok();
@@ -1050,6 +1101,38 @@ impl Store {
             self.layers.release(&chain_id)?;
         }
         Ok(imported)
+    }
+
+    /// For a pull, the layers of `image` already stored (the chain
+    /// registered and the blob in the content store), with what their
+    /// records know of their diffs: those are not downloaded. `None` for
+    /// every layer of a file import, which re-reads and verifies them all.
+    fn layers_present(&self, layout: &Layout<'_>, image: &PlannedImage) -> Vec<Option<DiffInfo>> {
+        if !matches!(layout, Layout::Registry(_)) {
+            return vec![None; image.layers.len()];
+        }
+        let mut chain: Option<ChainId> = None;
+        image
+            .layers
+            .iter()
+            .map(|layer| {
+                let chain_id = match &chain {
+                    None => ChainId::base(layer.diff_id.clone()),
+                    Some(parent) => parent.child(&layer.diff_id),
+                };
+                let stored = self
+                    .layers
+                    .layer(&chain_id)
+                    .filter(|_| self.content.contains(&layer.desc.digest).unwrap_or(false))
+                    .map(|stored| DiffInfo {
+                        diff_id: layer.diff_id.clone(),
+                        size: stored.size(),
+                        files_size: stored.files_size(),
+                    });
+                chain = Some(chain_id);
+                stored
+            })
+            .collect()
     }
 
     /// Streams one layer blob into the content store, verified, and returns
