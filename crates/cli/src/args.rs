@@ -72,6 +72,10 @@ pub enum Command {
     /// Load images from OCI layouts, oci-archive or `docker save` tarballs
     /// (also gzip-compressed), or from STDIN.
     Load(LoadArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
     /// List images.
     Images(ImagesArgs),
     /// Show images as JSON, as `docker inspect` does.
@@ -157,6 +161,10 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Remove unused images.
     Prune(PruneArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
 }
 
 /// `imgstore system ...`.
@@ -180,6 +188,8 @@ impl Command {
                 ImageCommand::Save(args) => Command::Save(args),
                 ImageCommand::Load(args) => Command::Load(args),
                 ImageCommand::Prune(args) => Command::Prune(args),
+                ImageCommand::Pull(args) => Command::Pull(args),
+                ImageCommand::Push(args) => Command::Push(args),
             },
             Command::System {
                 command: SystemCommand::Df(args),
@@ -331,4 +341,42 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// `pull`'s arguments.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Of a multi-platform image, this platform's manifest: OS/ARCH[/VARIANT]
+    /// [default: this host's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    /// Loopback registries (localhost, 127.0.0.0/8) always are.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Suppress verbose output: print only the name pulled.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image: a name with a tag, a digest or neither (`busybox` is
+    /// docker.io/library/busybox:latest).
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+}
+
+/// `push`'s arguments.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    /// Loopback registries (localhost, 127.0.0.0/8) always are.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Suppress verbose output: print only the name pushed.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// A name or (short) ID of a stored image.
+    pub image: String,
+    /// Where to push it, a name with or without a tag (IMAGE itself when
+    /// not given, which must then be a name).
+    #[arg(value_name = "NAME[:TAG]")]
+    pub reference: Option<String>,
 }

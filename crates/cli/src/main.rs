@@ -19,6 +19,7 @@
 //! with `imgstore completion` and the man pages of `cargo xtask dist`.
 
 mod format;
+mod registry;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -103,9 +104,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             BackendArg::Fs => Backend::Fs,
         }),
         namespace: cli.namespace.clone(),
-        // Only `load` makes a store; every other command on a root that
+        // Only `load` and `pull` make a store; every other command on a root that
         // holds none says so (a mistyped --root creates nothing).
-        create: matches!(command, Command::Load(_)),
+        create: matches!(command, Command::Load(_) | Command::Pull(_)),
         ..Options::default()
     };
     let out = std::io::stdout();
@@ -151,6 +152,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 &mut out,
             ))
         }
+        Command::Pull(args) => registry::pull(&store, &args, &mut out),
+        Command::Push(args) => registry::push(&store, &args, &mut out),
         Command::Images(args) => images(&store, &args, &mut out),
         Command::Inspect(args) => Ok(inspect(&store, &args.images, &mut out)),
         Command::History(args) => history(&store, &args, &mut out),

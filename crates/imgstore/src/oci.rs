@@ -1014,8 +1014,15 @@ impl Store {
         for image in &plan.images {
             self.content.set(&image.config_bytes)?;
             let present = self.layers_present(layout, image);
+            // Like Docker, a pull of an image already stored says nothing
+            // per layer (and downloads nothing).
+            let stored_image = self
+                .images
+                .get(&ImageId::of_config(&image.config_bytes))
+                .is_ok();
             for (layer, stored) in image.layers.iter().zip(&present) {
                 let status = match stored {
+                    Some(_) if stored_image => continue,
                     Some(_) => LayerStatus::AlreadyExists,
                     None => LayerStatus::PullingFsLayer,
                 };

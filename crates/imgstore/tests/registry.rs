@@ -164,18 +164,23 @@ fn pull_reuses_stored_layers_and_downloads_nothing_when_all_are_present() {
     assert_eq!(already, layers);
     assert_eq!(report.blobs_downloaded, child_layers - layers + 1);
 
-    // Everything present: the manifest only, no blob.
+    // Everything present: the manifest only, no blob, and (as Docker) no
+    // line per layer.
     let before = snapshot(&target);
     let (report, events) = pull_events(&target, &child);
     assert_eq!(report.blobs_downloaded, 0);
+    assert_eq!(report.requests, 1, "one GET of the manifest");
     assert!(report.up_to_date);
-    assert!(
-        events
-            .iter()
-            .all(|e| e.status == LayerStatus::AlreadyExists)
-    );
-    assert_eq!(events.len() as u64, child_layers);
+    assert_eq!(events, []);
     assert_eq!(snapshot(&target), before);
+
+    // The same image by digest: a new name, nothing downloaded.
+    let by_digest = format!("{}/demo/child@{}", registry.host, report.digest);
+    let (report, events) = pull_events(&target, &by_digest);
+    assert_eq!(report.blobs_downloaded, 0);
+    assert!(!report.up_to_date);
+    assert_eq!(report.name, by_digest);
+    assert_eq!(events, []);
 }
 
 #[test]
