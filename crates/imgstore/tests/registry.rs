@@ -8,7 +8,9 @@ use std::process::Command;
 
 use imgstore::backend::ErrorKind;
 use imgstore::image::ImageStore;
-use imgstore::registry::{LayerStatus, PullEvent, PullOptions, PushOptions, PushStatus};
+use imgstore::registry::{
+    ClientOptions, Credentials, LayerStatus, PullEvent, PullOptions, PushOptions, PushStatus,
+};
 use imgstore::{Backend, Error, Store};
 
 mod common;
@@ -293,17 +295,23 @@ fn pushing_again_finds_every_layer_already_there() {
     );
 }
 
-/// Pulls `reference` from a fake registry into a fresh store and checks the
-/// store is unchanged: the error.
+/// Pulls `reference` into a fresh store and checks the store is
+/// unchanged: the error.
 fn refused_pull(reference: &str) -> Error {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Backend::Sqlite);
-    let before = snapshot(&store);
-    let err = store
-        .pull(reference, &PullOptions::default())
-        .expect_err("the pull must be refused");
-    assert_eq!(snapshot(&store), before, "a refused pull changed the store");
+    let err = refused_pull_from(&store, reference, &PullOptions::default());
     assert!(store.images().is_empty());
+    err
+}
+
+/// Pulls `reference` into `store`, which must refuse and stay unchanged.
+fn refused_pull_from(store: &Store, reference: &str, options: &PullOptions) -> Error {
+    let before = snapshot(store);
+    let err = store
+        .pull(reference, options)
+        .expect_err("the pull must be refused");
+    assert_eq!(snapshot(store), before, "a refused pull changed the store");
     err
 }
 
@@ -476,5 +484,66 @@ fn a_bad_reference_is_refused_before_any_request() {
         err.to_string()
             .starts_with("invalid reference \"Upper/Case\""),
         "{err}"
+    );
+}
+
+#[test]
+fn basic_auth_pushes_and_pulls_with_credentials_and_refuses_without() {
+    let registry = RealRegistry::start_htpasswd("alice", "s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/private/base:v1", registry.host);
+    let local = "registry.demo.test/demo/base:v1";
+
+    let err = source
+        .push(local, &remote, &PushOptions::default())
+        .expect_err("anonymous push refused");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    // A HEAD's answer has no body: the status says it.
+    assert!(err.to_string().ends_with(": 401"), "{err}");
+
+    let mut wrong = ClientOptions::default();
+    wrong.credentials = Some(Credentials {
+        username: "alice".to_owned(),
+        password: "wrong".to_owned(),
+    });
+    let mut options = PushOptions::default();
+    options.client = wrong;
+    let err = source
+        .push(local, &remote, &options)
+        .expect_err("a wrong password is refused");
+    // A HEAD's answer has no body: the status says it.
+    assert!(err.to_string().ends_with(": 401"), "{err}");
+
+    let mut right = ClientOptions::default();
+    right.credentials = Some(Credentials {
+        username: "alice".to_owned(),
+        password: "s3cret".to_owned(),
+    });
+    let mut options = PushOptions::default();
+    options.client = right.clone();
+    let pushed = source
+        .push(local, &remote, &options)
+        .expect("push with credentials");
+
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let err = refused_pull_from(&target, &remote, &PullOptions::default());
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET http://{}/v2/private/base/manifests/v1: 401: UNAUTHORIZED: authentication required",
+            registry.host
+        )
+    );
+    let mut options = PullOptions::default();
+    options.client = right;
+    let pulled = target
+        .pull(&remote, &options)
+        .expect("pull with credentials");
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(
+        target.resolve(&remote).expect("pulled").to_string(),
+        expected_image(&corpus(), "base")["image_id"]
     );
 }
