@@ -11,7 +11,7 @@ use imgstore::image::ImageStore;
 use imgstore::registry::{
     ClientOptions, Credentials, LayerStatus, PullEvent, PullOptions, PushOptions, PushStatus,
 };
-use imgstore::{Backend, Error, Store};
+use imgstore::{Backend, Error, Platform, PlatformChoice, Store};
 
 mod common;
 #[path = "common/registry.rs"]
@@ -546,4 +546,132 @@ fn basic_auth_pushes_and_pulls_with_credentials_and_refuses_without() {
         target.resolve(&remote).expect("pulled").to_string(),
         expected_image(&corpus(), "base")["image_id"]
     );
+}
+
+/// Writes an OCI layout whose `index.json` names (`v1`) an image index of
+/// three platforms' images (one small plain layer each); the image IDs by
+/// platform.
+fn multi_platform_layout(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    use serde_json::json;
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+    let blob = |media_type: &str, bytes: &[u8]| {
+        let digest = imgstore::digest::Digest::from_bytes(bytes);
+        std::fs::write(dir.join("blobs/sha256").join(digest.encoded()), bytes).expect("blob");
+        json!({"mediaType": media_type, "digest": digest.to_string(), "size": bytes.len()})
+    };
+    let mut ids = Vec::new();
+    let mut manifests = Vec::new();
+    for platform in ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"] {
+        let parts: Vec<&str> = platform.split('/').collect();
+        // A tar of one 512-byte header block and the end blocks is enough
+        // of a layer for the registry and the store.
+        let layer = {
+            let mut builder = tar::Builder::new(Vec::new());
+            let contents = format!("built for {platform}\n");
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, "platform.txt", contents.as_bytes())
+                .expect("tar");
+            builder.into_inner().expect("tar")
+        };
+        let diff_id = imgstore::digest::Digest::from_bytes(&layer);
+        let mut config = json!({
+            "architecture": parts[1],
+            "os": parts[0],
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        });
+        if let Some(variant) = parts.get(2) {
+            config["variant"] = json!(variant);
+        }
+        let config = blob(
+            "application/vnd.oci.image.config.v1+json",
+            &serde_json::to_vec(&config).expect("json"),
+        );
+        ids.push((
+            platform,
+            config["digest"].as_str().expect("digest").to_owned(),
+        ));
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config,
+            "layers": [blob("application/vnd.oci.image.layer.v1.tar", &layer)],
+        });
+        let mut descriptor = blob(
+            "application/vnd.oci.image.manifest.v1+json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        );
+        descriptor["platform"] = json!({"os": parts[0], "architecture": parts[1]});
+        if let Some(variant) = parts.get(2) {
+            descriptor["platform"]["variant"] = json!(variant);
+        }
+        manifests.push(descriptor);
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    });
+    let mut top = blob(
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).expect("json"),
+    );
+    top["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
+    let layout_index = json!({"schemaVersion": 2, "manifests": [top]});
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&layout_index).expect("json"),
+    )
+    .expect("write index.json");
+    ids
+}
+
+#[test]
+fn a_multi_platform_index_copied_by_skopeo_pulls_the_platform_asked_for() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let layout = dir.path().join("layout");
+    let ids = multi_platform_layout(&layout);
+    let remote = format!("{}/multi/app:v1", registry.host);
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", layout.display()),
+        &format!("docker://{remote}"),
+    ]);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{remote}"),
+    ]);
+    let index_digest = imgstore::digest::Digest::from_bytes(&raw);
+
+    for (platform, id) in &ids {
+        let store = open(
+            &dir.path().join(platform.replace('/', "-")),
+            Backend::Sqlite,
+        );
+        let options = PullOptions::with_platform(PlatformChoice::Exact(
+            platform.parse::<Platform>().expect("platform"),
+        ));
+        let report = store.pull(&remote, &options).expect("pull");
+        assert_eq!(report.digest, index_digest, "the name points at the index");
+        assert_eq!(report.images.len(), 1);
+        assert_eq!(&report.images[0].id.to_string(), id, "{platform}");
+        assert_eq!(&store.resolve(&remote).expect("resolve").to_string(), id);
+    }
+
+    let store = open(&dir.path().join("windows"), Backend::Sqlite);
+    let options = PullOptions::with_platform(PlatformChoice::Exact(
+        "windows/amd64".parse::<Platform>().expect("platform"),
+    ));
+    let err = refused_pull_from(&store, &remote, &options);
+    assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
