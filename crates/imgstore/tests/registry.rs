@@ -675,3 +675,82 @@ fn a_multi_platform_index_copied_by_skopeo_pulls_the_platform_asked_for() {
     assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+/// A fake registry serving the corpus whose downloads of `layer` are cut
+/// in half: always, or only the first (a `Range` request gets the rest).
+fn cutting_registry(layer: String, always: bool) -> FakeRegistry {
+    let honest = serve_layout(&corpus().join("oci/main"));
+    FakeRegistry::start(move |request| {
+        let reply = honest(request);
+        if request.method != "GET" || !request.path.ends_with(&layer) {
+            return reply;
+        }
+        let full = reply.body.len();
+        match request.header("Range") {
+            Some(range) if !always => {
+                let from: usize = range
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.strip_suffix('-'))
+                    .and_then(|r| r.parse().ok())
+                    .expect("a Range of bytes=N-");
+                Reply::new(206, reply.body[from..].to_vec()).header(
+                    "Content-Range",
+                    &format!("bytes {from}-{}/{full}", full - 1),
+                )
+            }
+            _ => {
+                // The announced length, then half the bytes and a close.
+                let half = reply.body[..full / 2].to_vec();
+                Reply::new(200, half).header("Content-Length", &full.to_string())
+            }
+        }
+    })
+}
+
+#[test]
+fn a_download_cut_short_resumes_with_a_range_request() {
+    let expected = expected_image(&corpus(), "base");
+    let layer = expected["layers"][0]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let fake = cutting_registry(layer.clone(), false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path(), Backend::Sqlite);
+    let reference = format!("{}/demo/base:v1", fake.host);
+    store
+        .pull(&reference, &PullOptions::default())
+        .expect("the pull resumes");
+    assert_eq!(
+        store.resolve(&reference).expect("pulled").to_string(),
+        expected["image_id"]
+    );
+    let ranges: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|r| r.path.ends_with(&layer))
+        .filter_map(|r| r.header("Range").map(str::to_owned))
+        .collect();
+    let half = expected["layers"][0]["size"].as_u64().expect("size") / 2;
+    assert_eq!(ranges, [format!("bytes={half}-")]);
+}
+
+#[test]
+fn a_download_cut_short_every_time_fails_after_three_resumes_and_changes_nothing() {
+    let expected = expected_image(&corpus(), "base");
+    let layer = expected["layers"][1]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let fake = cutting_registry(layer.clone(), true);
+    let err = refused_pull(&format!("{}/demo/base:v1", fake.host));
+    let message = err.to_string();
+    assert!(message.contains("3 resumes"), "{message}");
+    assert!(message.contains(&layer), "{message}");
+    let gets = fake
+        .seen()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&layer))
+        .count();
+    assert_eq!(gets, 4, "the download and three resumes");
+}

@@ -282,24 +282,31 @@ impl Client {
         Ok(header(&response, "Content-Length").and_then(|len| len.parse().ok()))
     }
 
-    /// A blob's bytes as a stream (the caller verifies them: the content
-    /// store does as it writes).
-    pub fn open_blob(
-        &self,
+    /// A blob's `size` bytes as a stream (the caller verifies them: the
+    /// content store does as it writes). A download cut short (the
+    /// connection fails, or ends before `size` bytes) resumes where it
+    /// stopped with a `Range` request, up to 3 times; then the read fails
+    /// naming the blob and how far it got.
+    pub fn open_blob<'c>(
+        &'c self,
         repository: &str,
         digest: &Digest,
-    ) -> Result<Box<dyn Read + Send>, RegistryError> {
+        size: u64,
+    ) -> Result<Box<dyn Read + Send + 'c>, RegistryError> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
         self.blob_downloads.fetch_add(1, Ordering::Relaxed);
-        let response = self.send("GET", &url, &pull_scope(repository), &[], Payload::Empty)?;
+        let scope = pull_scope(repository);
+        let response = self.send("GET", &url, &scope, &[], Payload::Empty)?;
         let response = expect_status(response, "GET", &url, &[200])?;
-        Ok(Box::new(
-            response
-                .into_body()
-                .into_with_config()
-                .limit(u64::MAX)
-                .reader(),
-        ))
+        Ok(Box::new(ResumingBlob {
+            client: self,
+            url,
+            scope,
+            body: body_reader(response),
+            offset: 0,
+            size,
+            resumes: 0,
+        }))
     }
 
     /// True when the registry has the blob in `repository` (for a push).
@@ -570,6 +577,97 @@ impl Client {
                 reason: "the token answer holds no token".to_owned(),
             })
     }
+}
+
+/// Resumes of one blob download after it was cut short.
+const MAX_RESUMES: u32 = 3;
+
+/// A blob download that resumes with `Range: bytes=OFFSET-` when the
+/// connection fails or ends early.
+struct ResumingBlob<'c> {
+    client: &'c Client,
+    url: String,
+    scope: String,
+    body: ureq::BodyReader<'static>,
+    /// Bytes handed out so far.
+    offset: u64,
+    /// Bytes the blob has (from its descriptor / HEAD).
+    size: u64,
+    resumes: u32,
+}
+
+impl ResumingBlob<'_> {
+    /// Asks for the rest of the blob; a registry that ignores ranges (200)
+    /// sends it whole, and the bytes already handed out are skipped.
+    fn resume(&mut self, cause: std::io::Error) -> std::io::Result<()> {
+        if self.resumes >= MAX_RESUMES {
+            return Err(std::io::Error::new(
+                cause.kind(),
+                format!(
+                    "{}: cut short after {} of {} bytes, {MAX_RESUMES} resumes: {cause}",
+                    self.url, self.offset, self.size
+                ),
+            ));
+        }
+        self.resumes += 1;
+        let range = format!("bytes={}-", self.offset);
+        let response = self
+            .client
+            .send(
+                "GET",
+                &self.url,
+                &self.scope,
+                &[("Range", &range)],
+                Payload::Empty,
+            )
+            .and_then(|response| expect_status(response, "GET", &self.url, &[200, 206]))
+            .map_err(std::io::Error::other)?;
+        let whole = response.status().as_u16() == 200;
+        self.body = body_reader(response);
+        if whole {
+            let skipped = std::io::copy(
+                &mut (&mut self.body).take(self.offset),
+                &mut std::io::sink(),
+            )?;
+            if skipped < self.offset {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}: shorter on a retry than before", self.url),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for ResumingBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.body.read(buf) {
+                Ok(0) if self.offset < self.size && !buf.is_empty() => {
+                    let early = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the connection ended early",
+                    );
+                    self.resume(early)?;
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.resume(e)?,
+            }
+        }
+    }
+}
+
+fn body_reader(response: http::Response<ureq::Body>) -> ureq::BodyReader<'static> {
+    response
+        .into_body()
+        .into_with_config()
+        .limit(u64::MAX)
+        .reader()
 }
 
 fn pull_scope(repository: &str) -> String {

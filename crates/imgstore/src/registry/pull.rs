@@ -149,16 +149,19 @@ impl RegistrySource<'_> {
     /// A blob as a stream, after a HEAD that checks it is there: its
     /// length as the registry announces it (the descriptor's if it does
     /// not); the content store verifies the bytes.
-    pub(crate) fn open_blob(&self, desc: &Desc) -> Result<(Box<dyn Read + Send>, u64)> {
+    pub(crate) fn open_blob(&self, desc: &Desc) -> Result<(Box<dyn Read + Send + '_>, u64)> {
         let Some(size) = self.client.blob_size(&self.repository, &desc.digest)? else {
             return Err(Error::BlobNotFound {
                 digest: desc.digest.clone(),
                 layout: self.location.clone(),
             });
         };
-        let reader = self.client.open_blob(&self.repository, &desc.digest)?;
         // A HEAD without a length (allowed) is checked while streaming.
-        Ok((reader, if size == 0 { desc.size } else { size }))
+        let size = if size == 0 { desc.size } else { size };
+        let reader = self
+            .client
+            .open_blob(&self.repository, &desc.digest, size)?;
+        Ok((reader, size))
     }
 }
 
