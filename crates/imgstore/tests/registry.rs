@@ -2,7 +2,9 @@
 //! started by each test on 127.0.0.1) with skopeo as the second judge, and
 //! against a fake registry for the hostile cases: a manifest that does not
 //! hash to its digest, a corrupt layer, a manifest over 4 MiB, a redirect
-//! loop, the registry's error bodies, the Bearer token flow.
+//! loop, the registry's error bodies; Basic auth (htpasswd) and the Bearer
+//! token flow (a token server in the test, the registry trusting its
+//! certificate) against the real registry too.
 
 use std::process::Command;
 
@@ -753,4 +755,200 @@ fn a_download_cut_short_every_time_fails_after_three_resumes_and_changes_nothing
         .filter(|r| r.method == "GET" && r.path.ends_with(&layer))
         .count();
     assert_eq!(gets, 4, "the download and three resumes");
+}
+
+/// base64 (RFC 4648), standard or URL-safe without padding (JWT).
+fn base64(bytes: &[u8], url_safe: bool) -> String {
+    let alphabet: &[u8; 64] = if url_safe {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else if !url_safe {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex");
+            out.push(u8::from_str_radix(hex, 16).expect("hex"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run openssl {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A token server as Docker Hub's auth service works: it grants what the
+/// scope asks, as an RS256 JWT whose `x5c` header carries a certificate
+/// the registry trusts (`rootcertbundle`). Returns the server and the
+/// registry's `auth:` section.
+fn token_server(dir: &std::path::Path) -> (FakeRegistry, String) {
+    let key = dir.join("token.key");
+    let cert = dir.join("token.crt");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=imgstore-test-issuer",
+        "-keyout",
+        key.to_str().expect("path"),
+        "-out",
+        cert.to_str().expect("path"),
+    ]);
+    let der = openssl(&[
+        "x509",
+        "-in",
+        cert.to_str().expect("path"),
+        "-outform",
+        "DER",
+    ]);
+    let x5c = base64(&der, false);
+    let key_path = key.to_str().expect("path").to_owned();
+    let sign_dir = dir.to_path_buf();
+    let server = FakeRegistry::start(move |request| {
+        let query = request.path.split_once('?').map_or("", |(_, q)| q);
+        let mut access = Vec::new();
+        let mut service = String::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            match name {
+                "service" => service = value,
+                "scope" => {
+                    let parts: Vec<&str> = value.splitn(3, ':').collect();
+                    access.push(serde_json::json!({
+                        "type": parts[0],
+                        "name": parts[1],
+                        "actions": parts[2].split(',').collect::<Vec<_>>(),
+                    }));
+                }
+                _ => {}
+            }
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+        let claims = serde_json::json!({
+            "iss": "imgstore-test-issuer",
+            "sub": "alice",
+            "aud": service,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": format!("{now}-{}", access.len()),
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            base64(&serde_json::to_vec(&header).expect("json"), true),
+            base64(&serde_json::to_vec(&claims).expect("json"), true)
+        );
+        let input = sign_dir.join(format!("input-{}", now));
+        std::fs::write(&input, &signing_input).expect("write");
+        let signature = openssl(&[
+            "dgst",
+            "-sha256",
+            "-sign",
+            &key_path,
+            input.to_str().expect("path"),
+        ]);
+        let token = format!("{signing_input}.{}", base64(&signature, true));
+        Reply::new(200, serde_json::json!({"token": token}).to_string())
+            .header("Content-Type", "application/json")
+    });
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://{}/token\n    service: imgstore-test-registry\n    \
+         issuer: imgstore-test-issuer\n    rootcertbundle: {}\n",
+        server.host,
+        cert.display()
+    );
+    (server, auth)
+}
+
+#[test]
+fn the_bearer_flow_against_a_token_authenticated_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tokens, auth) = token_server(dir.path());
+    let registry = RealRegistry::start_with_auth(move |_| auth);
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/demo/base:v1", registry.host);
+    let mut client = ClientOptions::default();
+    client.credentials = Some(Credentials {
+        username: "alice".to_owned(),
+        password: "s3cret".to_owned(),
+    });
+    let mut push = PushOptions::default();
+    push.client = client.clone();
+    let pushed = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect("push with a token");
+    let target = open(&dir.path().join("target"), Backend::Fs);
+    let mut pull = PullOptions::default();
+    pull.client = client;
+    let pulled = target.pull(&remote, &pull).expect("pull with a token");
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(
+        target.resolve(&remote).expect("pulled").to_string(),
+        expected_image(&corpus(), "base")["image_id"]
+    );
+    let seen = tokens.seen();
+    let scopes: Vec<&str> = seen
+        .iter()
+        .map(|r| r.path.split_once("scope=").map_or("", |(_, s)| s))
+        .collect();
+    // One token per scope and client: push's, then pull's.
+    assert_eq!(
+        scopes,
+        [
+            "repository%3Ademo%2Fbase%3Apull%2Cpush",
+            "repository%3Ademo%2Fbase%3Apull"
+        ]
+    );
+    assert!(
+        seen.iter()
+            .all(|r| r.header("Authorization") == Some("Basic YWxpY2U6czNjcmV0")),
+        "the credentials go to the token endpoint"
+    );
 }
