@@ -911,7 +911,7 @@ fn token_server(dir: &std::path::Path) -> (FakeRegistry, String) {
 fn the_bearer_flow_against_a_token_authenticated_registry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (tokens, auth) = token_server(dir.path());
-    let registry = RealRegistry::start_with_auth(move |_| auth);
+    let registry = RealRegistry::start_with_config(move |_| auth);
     let source = corpus_store(dir.path());
     let remote = format!("{}/demo/base:v1", registry.host);
     let mut client = ClientOptions::default();
@@ -951,4 +951,121 @@ fn the_bearer_flow_against_a_token_authenticated_registry() {
             .all(|r| r.header("Authorization") == Some("Basic YWxpY2U6czNjcmV0")),
         "the credentials go to the token endpoint"
     );
+}
+
+/// A CA and a server certificate it signs for `localhost` and 127.0.0.1,
+/// made by openssl in `dir`: (CA certificate, server certificate, key).
+fn tls_certificates(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
+    let path = |file: &str| dir.join(format!("{name}-{file}"));
+    let s = |p: &std::path::Path| p.to_str().expect("path").to_owned();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path("ca.key"),
+        path("ca.crt"),
+        path("server.key"),
+        path("server.csr"),
+        path("server.crt"),
+        path("ext.cnf"),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-keyout",
+        &s(&ca_key),
+        "-out",
+        &s(&ca),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+    ]);
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
+    ]);
+    [ca, cert, key]
+}
+
+#[test]
+fn a_tls_registry_is_trusted_through_its_certs_d_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key] = tls_certificates(dir.path(), "right");
+    let registry = RealRegistry::start_with_config(|_| {
+        format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        )
+    });
+    let port = registry.host.rsplit_once(':').expect("port").1.to_owned();
+    let host = format!("localhost:{port}");
+    // Docker's layout: certs.d/<host:port>/ca.crt.
+    let certs = dir.path().join("certs.d");
+    std::fs::create_dir_all(certs.join(&host)).expect("mkdir");
+    std::fs::copy(&ca, certs.join(&host).join("ca.crt")).expect("copy ca.crt");
+    let mut client = ClientOptions::default();
+    client.certs_dir = Some(certs);
+
+    let source = corpus_store(dir.path());
+    let remote = format!("{host}/secure/base:v1");
+    let mut push = PushOptions::default();
+    push.client = client.clone();
+    let pushed = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect("push over TLS");
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut pull = PullOptions::default();
+    pull.client = client;
+    let pulled = target.pull(&remote, &pull).expect("pull over TLS");
+    assert_eq!(pulled.digest, pushed.digest);
+
+    // Another CA's certificate in certs.d: refused, naming the problem.
+    let [other_ca, ..] = tls_certificates(dir.path(), "other");
+    let other = dir.path().join("other-certs.d");
+    std::fs::create_dir_all(other.join(&host)).expect("mkdir");
+    std::fs::copy(&other_ca, other.join(&host).join("ca.crt")).expect("copy ca.crt");
+    let mut pull = PullOptions::default();
+    pull.client.certs_dir = Some(other);
+    let store = open(&dir.path().join("refused"), Backend::Sqlite);
+    let err = refused_pull_from(&store, &remote, &pull);
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(
+        err.to_string()
+            .starts_with(&format!("GET https://{host}/v2/secure/base/manifests/v1: ")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -55,6 +56,53 @@ pub struct ClientOptions {
     /// Credentials for Basic auth and for the token endpoint of the Bearer
     /// flow; anonymous without.
     pub credentials: Option<Credentials>,
+    /// Docker's directory of per-registry certificate authorities:
+    /// `<dir>/<host[:port]>/*.crt` (`ca.crt`) are the roots a registry's
+    /// certificate must chain to, instead of the bundled web roots; a
+    /// registry with such a directory is spoken to over HTTPS, loopback or
+    /// not. [`DEFAULT_CERTS_DIR`] when `None`.
+    pub certs_dir: Option<PathBuf>,
+}
+
+/// Where Docker reads per-registry CA certificates.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
+
+/// The CA certificates of `<certs_dir>/<host>/*.crt`, DER; empty when the
+/// directory does not exist.
+fn registry_roots(
+    certs_dir: &Path,
+    host: &str,
+) -> Result<Vec<ureq::tls::Certificate<'static>>, RegistryError> {
+    let dir = certs_dir.join(host);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(RegistryError::Certificates {
+                path: dir,
+                reason: e.to_string(),
+            });
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "crt"))
+        .collect();
+    files.sort();
+    let mut roots = Vec::new();
+    for path in files {
+        let bad = |reason: String| RegistryError::Certificates {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+        for item in ureq::tls::parse_pem(&pem) {
+            if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| bad(e.to_string()))? {
+                roots.push(cert);
+            }
+        }
+    }
+    Ok(roots)
 }
 
 /// A manifest (or index) as the registry sent it, checked against its digest.
@@ -121,14 +169,28 @@ pub fn is_loopback(host: &str) -> bool {
 
 impl Client {
     /// A client of the registry `host` (`docker.io`, `ghcr.io`,
-    /// `127.0.0.1:5000`): HTTPS with the bundled web roots, plain HTTP for
-    /// loopback and `options.insecure_registries`. Connects lazily.
-    pub fn new(host: &str, options: &ClientOptions) -> Client {
-        let plain = is_loopback(host)
-            || options
-                .insecure_registries
-                .iter()
-                .any(|h| h.as_str() == host);
+    /// `127.0.0.1:5000`): HTTPS with the bundled web roots, or the CAs of
+    /// its `certs.d` directory when it has one; plain HTTP for loopback
+    /// registries without one and `options.insecure_registries`. Connects
+    /// lazily; fails only on a `certs.d` file that cannot be read.
+    pub fn new(host: &str, options: &ClientOptions) -> Result<Client, RegistryError> {
+        let certs_dir = options
+            .certs_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR));
+        let roots = registry_roots(&certs_dir, host)?;
+        let insecure = options
+            .insecure_registries
+            .iter()
+            .any(|h| h.as_str() == host);
+        let plain = insecure || (is_loopback(host) && roots.is_empty());
+        let tls = if roots.is_empty() {
+            ureq::tls::TlsConfig::default()
+        } else {
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                .build()
+        };
         // Docker Hub's references say docker.io; its API lives here.
         let api_host = if host == "docker.io" {
             "registry-1.docker.io"
@@ -145,9 +207,10 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_per_read(Some(Duration::from_secs(300)))
             .user_agent(concat!("imgstore/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
             .build()
             .into();
-        Client {
+        Ok(Client {
             agent,
             host: host.to_owned(),
             base: format!("{scheme}://{api_host}"),
@@ -155,7 +218,7 @@ impl Client {
             authorizations: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
             blob_downloads: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The registry as references name it.

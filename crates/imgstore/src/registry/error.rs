@@ -65,6 +65,14 @@ pub enum RegistryError {
         /// The limit.
         max: usize,
     },
+    /// A CA certificate of a registry's `certs.d` directory is unreadable.
+    #[error("{}: {reason}", .path.display())]
+    Certificates {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A response the protocol does not allow (no `Location` on an upload,
     /// a token endpoint without a token, a bad `Docker-Content-Digest`).
     #[error("{url}: {reason}")]
@@ -82,7 +90,9 @@ impl RegistryError {
     /// `DataCorruption`, a bad reference `InvalidArgument`, the rest `Io`.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RegistryError::InvalidReference { .. } => ErrorKind::InvalidArgument,
+            RegistryError::InvalidReference { .. } | RegistryError::Certificates { .. } => {
+                ErrorKind::InvalidArgument
+            }
             RegistryError::Status { status: 404, .. } => ErrorKind::NotFound,
             RegistryError::Status {
                 status: 401 | 403, ..

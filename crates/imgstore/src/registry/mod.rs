@@ -22,7 +22,8 @@ mod pull;
 mod push;
 
 pub use client::{
-    Client, ClientOptions, Credentials, FetchedManifest, MAX_MANIFEST_BYTES, is_loopback,
+    Client, ClientOptions, Credentials, DEFAULT_CERTS_DIR, FetchedManifest, MAX_MANIFEST_BYTES,
+    is_loopback,
 };
 pub use error::RegistryError;
 pub(crate) use pull::RegistrySource;

@@ -200,7 +200,7 @@ impl Store {
         progress: &mut dyn FnMut(&PullEvent),
     ) -> Result<PullReport> {
         let parsed = parse_reference(reference)?;
-        let client = Client::new(parsed.domain(), &options.client);
+        let client = Client::new(parsed.domain(), &options.client)?;
         let name = parsed.to_string();
         let wanted = match (parsed.digest(), parsed.tag()) {
             (Some(digest), _) => digest.to_string(),

@@ -166,7 +166,7 @@ impl Store {
             });
         }
 
-        let client = Client::new(target.domain(), &options.client);
+        let client = Client::new(target.domain(), &options.client)?;
         let repository = target.path();
         // Docker lists layers top first.
         let order: Vec<usize> = (0..layers.len()).rev().collect();

@@ -27,14 +27,14 @@ impl RealRegistry {
     /// Starts a registry with filesystem storage in a temporary directory
     /// on a free port, and waits until it answers `/v2/`.
     pub fn start() -> RealRegistry {
-        RealRegistry::start_with_auth(|_| String::new())
+        RealRegistry::start_with_config(|_| String::new())
     }
 
     /// A registry that wants Basic auth: `user` with `password`, in an
     /// htpasswd file (bcrypt, written by apache2-utils' `htpasswd`, which
     /// `.ci/run` installs).
     pub fn start_htpasswd(user: &str, password: &str) -> RealRegistry {
-        RealRegistry::start_with_auth(|dir| {
+        RealRegistry::start_with_config(|dir| {
             let file = dir.join("htpasswd");
             let status = Command::new("htpasswd")
                 .arg("-Bbc")
@@ -53,9 +53,11 @@ impl RealRegistry {
         })
     }
 
-    /// Starts a registry whose `auth:` section `auth` writes (given the
-    /// registry's directory; empty for none).
-    pub fn start_with_auth(auth: impl FnOnce(&Path) -> String) -> RealRegistry {
+    /// Starts a registry with more configuration, which `extra` writes
+    /// given the registry's directory: YAML appended right after the `http:`
+    /// section's `addr:` line (so `  tls:` nests under `http:`, and `auth:`
+    /// starts a section).
+    pub fn start_with_config(extra: impl FnOnce(&Path) -> String) -> RealRegistry {
         assert!(
             Path::new(REGISTRY).is_file(),
             "{REGISTRY} is missing: install Debian's docker-registry (.ci/run does)"
@@ -63,13 +65,13 @@ impl RealRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let config = dir.path().join("config.yml");
-        let auth = auth(dir.path());
+        let extra = extra(dir.path());
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n{auth}",
+                 http:\n  addr: 127.0.0.1:{port}\n{extra}",
                 dir.path().join("data").display()
             ),
         )
@@ -98,11 +100,9 @@ impl RealRegistry {
                 let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
                 let mut answer = String::new();
                 let _ = stream.read_to_string(&mut answer);
-                // 401: up, and wanting credentials.
-                if ["200", "401"].iter().any(|code| {
-                    answer.starts_with(&format!("HTTP/1.1 {code}"))
-                        || answer.starts_with(&format!("HTTP/1.0 {code}"))
-                }) {
+                // Any answer means it is up: 401 wants credentials, and a
+                // TLS registry answers 400 to plain HTTP.
+                if answer.starts_with("HTTP/1.") {
                     return;
                 }
             }
