@@ -76,6 +76,13 @@ pub enum Command {
     Pull(PullArgs),
     /// Upload an image to a registry.
     Push(PushArgs),
+    /// Log in to a registry (Docker's credentials file, shared with `docker login`).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout {
+        /// The registry [default: Docker Hub].
+        server: Option<String>,
+    },
     /// List images.
     Images(ImagesArgs),
     /// Show images as JSON, as `docker inspect` does.
@@ -379,4 +386,23 @@ pub struct PushArgs {
     /// not given, which must then be a name).
     #[arg(value_name = "NAME[:TAG]")]
     pub reference: Option<String>,
+}
+
+/// `login`'s arguments.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// The password (prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from STDIN.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// The registry [default: Docker Hub].
+    pub server: Option<String>,
 }

@@ -87,6 +87,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             out.flush().map_err(output_error)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Login(args) => return registry::login(args),
+        Command::Logout { server } => return registry::logout(server.as_deref()),
         Command::Load(args) if reads_stdin(&args.inputs) && std::io::stdin().is_terminal() => {
             return Err("requested load from stdin, but stdin is empty".to_owned());
         }
@@ -170,8 +172,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Prune(args) => prune(&store, args.all, args.force, &mut out),
         Command::Gc => gc(&store, &mut out),
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
-        Command::Image { .. } | Command::System { .. } | Command::Completion { .. } => {
-            unreachable!("canonical() maps image and system commands; completion returned above")
+        Command::Image { .. }
+        | Command::System { .. }
+        | Command::Completion { .. }
+        | Command::Login(_)
+        | Command::Logout { .. } => {
+            unreachable!(
+                "canonical() maps image and system commands; completion, login and logout returned above"
+            )
         }
     };
     out.flush().map_err(output_error)?;

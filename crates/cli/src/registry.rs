@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use imgstore::digest::Digest;
 use imgstore::refs::reference::Reference;
-use imgstore::registry::{ClientOptions, PullOptions, PushOptions};
+use imgstore::registry::{
+    ClientOptions, Credentials, DockerConfig, PullOptions, PushOptions, config_key, login_host,
+};
 use imgstore::{Platform, PlatformChoice, Store};
-use imgstore_cli::args::{PullArgs, PushArgs};
+use imgstore_cli::args::{LoginArgs, PullArgs, PushArgs};
 
 use crate::output_error;
 
@@ -27,10 +29,80 @@ fn parse(reference: &str) -> Result<(Reference, bool), String> {
     Ok((parsed.with_default_tag(), defaulted))
 }
 
-fn client_options(insecure_registries: &[String]) -> ClientOptions {
+/// How to reach `host`: plain HTTP if listed insecure, with the
+/// credentials `imgstore login` (or `docker login`) stored for it.
+fn client_options(host: &str, insecure_registries: &[String]) -> Result<ClientOptions, String> {
     let mut options = ClientOptions::default();
     options.insecure_registries = insecure_registries.to_vec();
-    options
+    options.credentials = DockerConfig::default_location()
+        .credentials_for(host)
+        .map_err(|e| e.to_string())?;
+    Ok(options)
+}
+
+/// `imgstore login [-u USER] [-p PASSWORD | --password-stdin] [SERVER]`.
+pub(crate) fn login(args: &LoginArgs) -> Result<ExitCode, String> {
+    let host = login_host(args.server.as_deref());
+    let password = match (&args.password, args.password_stdin) {
+        (Some(_), true) => {
+            return Err("--password and --password-stdin are mutually exclusive".to_owned());
+        }
+        (Some(password), false) => {
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            password.clone()
+        }
+        (None, true) => {
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| format!("read the password from stdin: {e}"))?;
+            input.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        (None, false) => {
+            return Err("Cannot perform an interactive login from a non TTY device".to_owned());
+        }
+    };
+    let Some(username) = args.username.clone() else {
+        return Err("Cannot perform an interactive login from a non TTY device".to_owned());
+    };
+    if password.is_empty() {
+        return Err("password is empty".to_owned());
+    }
+    let config = DockerConfig::default_location();
+    let mut options = ClientOptions::default();
+    options.insecure_registries = args.insecure_registry.clone();
+    let credentials = Credentials { username, password };
+    imgstore::registry::login(&host, &credentials, &options, &config).map_err(|e| e.to_string())?;
+    if config
+        .helper_for(&host)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.\n\
+             Configure a credential helper to remove this warning. See\n\
+             https://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",
+            config.path().display()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Login Succeeded").map_err(output_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `imgstore logout [SERVER]`.
+pub(crate) fn logout(server: Option<&str>) -> Result<ExitCode, String> {
+    let host = login_host(server);
+    let removed = DockerConfig::default_location()
+        .erase(&host)
+        .map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    let key = config_key(&host);
+    if removed {
+        writeln!(out, "Removing login credentials for {key}").map_err(output_error)?;
+    } else {
+        writeln!(out, "Not logged in to {key}").map_err(output_error)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `imgstore pull [--platform P] [-q] REF`.
@@ -49,7 +121,7 @@ pub(crate) fn pull(
         ),
     };
     let mut options = PullOptions::with_platform(platform);
-    options.client = client_options(&args.insecure_registry);
+    options.client = client_options(reference.domain(), &args.insecure_registry)?;
     let quiet = args.quiet;
     if !quiet {
         if defaulted {
@@ -93,7 +165,7 @@ pub(crate) fn push(
 ) -> Result<ExitCode, String> {
     let (reference, defaulted) = parse(args.reference.as_deref().unwrap_or(&args.image))?;
     let mut options = PushOptions::default();
-    options.client = client_options(&args.insecure_registry);
+    options.client = client_options(reference.domain(), &args.insecure_registry)?;
     let quiet = args.quiet;
     if !quiet {
         if defaulted {

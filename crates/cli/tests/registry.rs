@@ -5,8 +5,36 @@ mod common;
 #[path = "../../imgstore/tests/common/registry.rs"]
 mod registry;
 
-use common::{corpus, expected_image, imgstore, ok, path_str, text};
+use std::path::Path;
+use std::process::Output;
+
+use common::{command, corpus, expected_image, path_str, succeeded, text};
 use registry::RealRegistry;
+
+/// Docker's credentials directory for the tests: an empty one of their own,
+/// so that no login of the machine's user is read or written.
+fn docker_config() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// `imgstore --root ROOT ARGS` with `DOCKER_CONFIG=config`.
+fn imgstore_with(root: &Path, config: &Path, args: &[&str]) -> Output {
+    command(root, args)
+        .env("DOCKER_CONFIG", config)
+        .output()
+        .expect("run imgstore")
+}
+
+/// [`imgstore_with`] with an empty credentials directory.
+fn imgstore(root: &Path, args: &[&str]) -> Output {
+    let config = docker_config();
+    imgstore_with(root, config.path(), args)
+}
+
+/// Runs and checks exit code 0; returns stdout.
+fn ok(root: &Path, args: &[&str]) -> String {
+    succeeded(imgstore(root, args), args)
+}
 
 /// The short (12 hex digits) form of a digest string.
 fn short(digest: &str) -> &str {
@@ -210,4 +238,145 @@ fn push_of_an_unknown_image_fails_before_any_request() {
     let stderr = text(&output.stderr);
     assert!(stderr.starts_with("Error: "), "{stderr}");
     assert!(stderr.contains("127.0.0.1:1/nothing:here"), "{stderr}");
+}
+
+#[test]
+fn login_stores_credentials_push_and_pull_use_them_and_logout_forgets() {
+    let registry = RealRegistry::start_htpasswd("alice", "s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = docker_config();
+    let root = dir.path().join("store");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let remote = format!("{}/private/base:v1", registry.host);
+    let run = |args: &[&str]| imgstore_with(&root, config.path(), args);
+
+    let refused = run(&["push", "-q", "registry.demo.test/demo/base:v1", &remote]);
+    assert_eq!(refused.status.code(), Some(1));
+
+    let wrong = run(&["login", "-u", "alice", "-p", "nope", &registry.host]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        !config.path().join("config.json").exists(),
+        "nothing stored"
+    );
+
+    let mut login = command(
+        &root,
+        &["login", "-u", "alice", "--password-stdin", &registry.host],
+    );
+    login
+        .env("DOCKER_CONFIG", config.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().expect("run imgstore login");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"s3cret\n")
+        .expect("write the password");
+    let output = child.wait_with_output().expect("login");
+    let file = config.path().join("config.json");
+    assert_eq!(succeeded(output.clone(), &["login"]), "Login Succeeded\n");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "WARNING! Your password will be stored unencrypted in {}.\n\
+             Configure a credential helper to remove this warning. See\n\
+             https://docs.docker.com/engine/reference/commandline/login/#credentials-store\n\n",
+            file.display()
+        )
+    );
+    // docker login's format: base64 of user:password under the host.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("config.json")).expect("JSON");
+    assert_eq!(json["auths"][&registry.host]["auth"], "YWxpY2U6czNjcmV0");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let pushed = succeeded(
+        run(&["push", "-q", "registry.demo.test/demo/base:v1", &remote]),
+        &["push"],
+    );
+    assert_eq!(pushed, format!("{remote}\n"));
+    let other = dir.path().join("other");
+    let pulled = succeeded(
+        imgstore_with(&other, config.path(), &["pull", "-q", &remote]),
+        &["pull"],
+    );
+    assert_eq!(pulled, format!("{remote}\n"));
+
+    let out = succeeded(run(&["logout", &registry.host]), &["logout"]);
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", registry.host)
+    );
+    let out = succeeded(run(&["logout", &registry.host]), &["logout"]);
+    assert_eq!(out, format!("Not logged in to {}\n", registry.host));
+    let refused = imgstore_with(&dir.path().join("third"), config.path(), &["pull", &remote]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains(": 401: UNAUTHORIZED"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
+fn login_without_a_password_on_a_non_terminal_is_refused_as_docker_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = imgstore(dir.path(), &["login", "-u", "alice", "127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "Error: Cannot perform an interactive login from a non TTY device\n"
+    );
+}
+
+#[test]
+fn a_credentials_helper_named_by_creds_store_supplies_the_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = RealRegistry::start_htpasswd("alice", "s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = docker_config();
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"auths":{},"credsStore":"imgstore-test"}"#,
+    )
+    .expect("write config.json");
+    // docker-credential-<name> get: the server on stdin, JSON on stdout.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let helper = bin.join("docker-credential-imgstore-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {} ] || exit 1\n\
+             echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n",
+            registry.host
+        ),
+    )
+    .expect("write the helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let root = dir.path().join("store");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let remote = format!("{}/helped/base:v1", registry.host);
+    let output = command(
+        &root,
+        &["push", "-q", "registry.demo.test/demo/base:v1", &remote],
+    )
+    .env("DOCKER_CONFIG", config.path())
+    .env("PATH", path)
+    .output()
+    .expect("run imgstore push");
+    assert_eq!(succeeded(output, &["push"]), format!("{remote}\n"));
 }

@@ -73,6 +73,14 @@ pub enum RegistryError {
         /// What is wrong.
         reason: String,
     },
+    /// Docker's credentials file (or its helper program) failed.
+    #[error("{}: {reason}", .path.display())]
+    Credentials {
+        /// The credentials file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A response the protocol does not allow (no `Location` on an upload,
     /// a token endpoint without a token, a bad `Docker-Content-Digest`).
     #[error("{url}: {reason}")]
@@ -90,9 +98,9 @@ impl RegistryError {
     /// `DataCorruption`, a bad reference `InvalidArgument`, the rest `Io`.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RegistryError::InvalidReference { .. } | RegistryError::Certificates { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            RegistryError::InvalidReference { .. }
+            | RegistryError::Certificates { .. }
+            | RegistryError::Credentials { .. } => ErrorKind::InvalidArgument,
             RegistryError::Status { status: 404, .. } => ErrorKind::NotFound,
             RegistryError::Status {
                 status: 401 | 403, ..

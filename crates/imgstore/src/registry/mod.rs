@@ -17,6 +17,7 @@
 //! image, then its manifest.
 
 mod client;
+mod credentials;
 mod error;
 mod pull;
 mod push;
@@ -25,6 +26,7 @@ pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_CERTS_DIR, FetchedManifest, MAX_MANIFEST_BYTES,
     is_loopback,
 };
+pub use credentials::{DOCKER_HUB_KEY, DockerConfig, config_key, login, login_host};
 pub use error::RegistryError;
 pub(crate) use pull::RegistrySource;
 pub use pull::{LayerStatus, PullEvent, PullOptions, PullReport};
