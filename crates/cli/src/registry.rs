@@ -183,8 +183,12 @@ pub(crate) fn push(
             &options,
             &mut |event| {
                 if !quiet && written.is_ok() {
-                    written = writeln!(out, "{}: {}", short(&event.diff_id), event.status)
-                        .and_then(|()| out.flush());
+                    let layer = short(&event.diff_id);
+                    written = match &event.mounted_from {
+                        Some(from) => writeln!(out, "{layer}: {} {from}", event.status),
+                        None => writeln!(out, "{layer}: {}", event.status),
+                    }
+                    .and_then(|()| out.flush());
                 }
             },
         )

@@ -116,6 +116,14 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
 
     let out = ok(&root, &["push", "-q", &repository]);
     assert_eq!(out, format!("{repository}:latest\n"));
+
+    // Another repository of the registry: mounted from the one that has them.
+    let copies = format!("{}/copies/base", registry.host);
+    let out = ok(&root, &["push", &repository, &format!("{copies}:v1")]);
+    assert_eq!(
+        out,
+        push_lines(&copies, "v1", &base, "Mounted from demo/base")
+    );
 }
 
 #[test]

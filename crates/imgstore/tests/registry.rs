@@ -1069,3 +1069,41 @@ fn a_tls_registry_is_trusted_through_its_certs_d_directory() {
     );
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }
+
+#[test]
+fn a_push_to_another_repository_of_the_registry_mounts_the_blobs() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let first = format!("{}/demo/base:v1", registry.host);
+    source
+        .tag("registry.demo.test/demo/base:v1", &first)
+        .expect("tag");
+    source
+        .push(&first, &first, &PushOptions::default())
+        .expect("first push");
+    let second = format!("{}/copies/base:v1", registry.host);
+    let mut events = Vec::new();
+    let report = source
+        .push_with_progress(&first, &second, &PushOptions::default(), &mut |e| {
+            events.push(e.clone())
+        })
+        .expect("second push");
+    assert_eq!(report.blobs_uploaded, 0, "everything mounted");
+    let mounted: Vec<Option<&str>> = events
+        .iter()
+        .filter(|e| e.status != PushStatus::Preparing)
+        .map(|e| {
+            assert_eq!(e.status, PushStatus::Mounted);
+            e.mounted_from.as_deref()
+        })
+        .collect();
+    let layers = expected_image(&corpus(), "base")["layer_count"]
+        .as_u64()
+        .expect("layer_count");
+    assert_eq!(mounted, vec![Some("demo/base"); layers as usize]);
+    // The mounted repository serves the image.
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let pulled = target.pull(&second, &PullOptions::default()).expect("pull");
+    assert_eq!(pulled.digest, report.digest);
+}

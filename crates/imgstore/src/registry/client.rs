@@ -420,6 +420,29 @@ impl Client {
         expect_status(response, "PUT", &put_url, &[201]).map(drop)
     }
 
+    /// Asks the registry to link a blob `from` another repository of its
+    /// own into `repository` (cross-repository mount): true when it did
+    /// (201). A registry that cannot answers 202, starting an ordinary
+    /// upload, which is left unused (it expires): false.
+    pub fn mount_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, RegistryError> {
+        // Both repositories' scopes: pushing to one, pulling from the other.
+        let scope = format!("{} {}", push_scope(repository), pull_scope(from));
+        let url = format!(
+            "{}/v2/{repository}/blobs/uploads/?mount={}&from={}",
+            self.base,
+            percent_encode(digest.as_str()),
+            percent_encode(from)
+        );
+        let response = self.send("POST", &url, &scope, &[], Payload::Bytes(&[]))?;
+        let response = expect_status(response, "POST", &url, &[201, 202])?;
+        Ok(response.status().as_u16() == 201)
+    }
+
     /// Uploads a manifest under `reference` (a tag or its digest); returns
     /// the digest the registry announced, checked against the bytes'.
     pub fn put_manifest(
@@ -585,8 +608,9 @@ impl Client {
             } else {
                 scope.to_owned()
             };
-            if !scope.is_empty() {
-                query.push(format!("scope={}", percent_encode(&scope)));
+            // Several scopes (a mount's) are several parameters.
+            for scope in scope.split(' ').filter(|s| !s.is_empty()) {
+                query.push(format!("scope={}", percent_encode(scope)));
             }
             let token_url = if query.is_empty() {
                 realm.clone()

@@ -28,6 +28,9 @@ pub enum PushStatus {
     LayerAlreadyExists,
     /// Uploaded.
     Pushed,
+    /// Linked from another repository of the registry
+    /// ([`PushEvent::mounted_from`]), not uploaded.
+    Mounted,
 }
 
 impl fmt::Display for PushStatus {
@@ -37,6 +40,7 @@ impl fmt::Display for PushStatus {
             PushStatus::Preparing => "Preparing",
             PushStatus::LayerAlreadyExists => "Layer already exists",
             PushStatus::Pushed => "Pushed",
+            PushStatus::Mounted => "Mounted from",
         })
     }
 }
@@ -50,6 +54,8 @@ pub struct PushEvent {
     pub layer: Digest,
     /// What happened to it.
     pub status: PushStatus,
+    /// For [`PushStatus::Mounted`], the repository it was mounted from.
+    pub mounted_from: Option<String>,
 }
 
 /// What a push did.
@@ -175,23 +181,38 @@ impl Store {
                 diff_id: diff_ids[i].clone(),
                 layer: layers[i].digest.clone(),
                 status: PushStatus::Preparing,
+                mounted_from: None,
             });
         }
+        // Another repository of the same registry naming this image likely
+        // holds its blobs: they are mounted from there, not uploaded.
+        let mount_from = self
+            .cache
+            .get_by_id(&id)
+            .map(|image| image.references.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| imgstore_refs::reference::Reference::parse_normalized(name).ok())
+            .filter(|name| name.domain() == target.domain() && name.path() != target.path())
+            .map(|name| name.path().to_owned())
+            .min();
         let mut uploaded = 0;
         for &i in &order {
-            let status = if self.upload_blob(&client, repository, &layers[i])? {
+            let status =
+                self.upload_blob(&client, repository, &layers[i], mount_from.as_deref())?;
+            if status == PushStatus::Pushed {
                 uploaded += 1;
-                PushStatus::Pushed
-            } else {
-                PushStatus::LayerAlreadyExists
-            };
+            }
             progress(&PushEvent {
                 diff_id: diff_ids[i].clone(),
                 layer: layers[i].digest.clone(),
                 status,
+                mounted_from: mount_from.clone().filter(|_| status == PushStatus::Mounted),
             });
         }
-        if self.upload_blob(&client, repository, &config)? {
+        if self.upload_blob(&client, repository, &config, mount_from.as_deref())?
+            == PushStatus::Pushed
+        {
             uploaded += 1;
         }
         let tag = match (target.tag(), target.digest()) {
@@ -209,13 +230,25 @@ impl Store {
         })
     }
 
-    /// Uploads a blob unless the registry has it: true when uploaded.
-    fn upload_blob(&self, client: &Client, repository: &str, blob: &ManifestBlob) -> Result<bool> {
+    /// Uploads a blob unless the registry has it, or can mount it from the
+    /// repository `mount_from`: what happened.
+    fn upload_blob(
+        &self,
+        client: &Client,
+        repository: &str,
+        blob: &ManifestBlob,
+        mount_from: Option<&str>,
+    ) -> Result<PushStatus> {
         if client.has_blob_for_push(repository, &blob.digest)? {
-            return Ok(false);
+            return Ok(PushStatus::LayerAlreadyExists);
+        }
+        if let Some(from) = mount_from
+            && client.mount_blob(repository, &blob.digest, from)?
+        {
+            return Ok(PushStatus::Mounted);
         }
         let mut reader = self.content.open_blob(&blob.digest)?;
         client.put_blob(repository, &blob.digest, blob.size, &mut reader)?;
-        Ok(true)
+        Ok(PushStatus::Pushed)
     }
 }
