@@ -355,8 +355,11 @@ pub struct PruneArgs {
 pub struct PullArgs {
     /// Of a multi-platform image, this platform's manifest: OS/ARCH[/VARIANT]
     /// [default: this host's]
-    #[arg(long, value_name = "PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
     pub platform: Option<String>,
+    /// Of a multi-platform image, every platform's manifest.
+    #[arg(long)]
+    pub all_platforms: bool,
     /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
     /// Loopback registries (localhost, 127.0.0.0/8) always are.
     #[arg(long, value_name = "HOST")]

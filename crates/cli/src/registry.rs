@@ -113,6 +113,7 @@ pub(crate) fn pull(
 ) -> Result<ExitCode, String> {
     let (reference, defaulted) = parse(&args.reference)?;
     let platform = match args.platform.as_deref() {
+        None if args.all_platforms => PlatformChoice::All,
         None => PlatformChoice::Host,
         Some(exact) => PlatformChoice::Exact(
             exact

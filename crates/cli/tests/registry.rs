@@ -388,3 +388,25 @@ fn a_credentials_helper_named_by_creds_store_supplies_the_login() {
     .expect("run imgstore push");
     assert_eq!(succeeded(output, &["push"]), format!("{remote}\n"));
 }
+
+#[test]
+fn pull_takes_one_platform_or_all_not_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = imgstore(
+        dir.path(),
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            "--all-platforms",
+            "127.0.0.1:1/x",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .contains("'--platform <PLATFORM>' cannot be used with '--all-platforms'"),
+        "{}",
+        text(&output.stderr)
+    );
+}

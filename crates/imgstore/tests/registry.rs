@@ -669,6 +669,19 @@ fn a_multi_platform_index_copied_by_skopeo_pulls_the_platform_asked_for() {
         assert_eq!(&store.resolve(&remote).expect("resolve").to_string(), id);
     }
 
+    // Every platform: three images, the name on the index.
+    let store = open(&dir.path().join("all"), Backend::Sqlite);
+    let report = store
+        .pull(&remote, &PullOptions::with_platform(PlatformChoice::All))
+        .expect("pull every platform");
+    assert_eq!(report.digest, index_digest);
+    let mut pulled: Vec<String> = report.images.iter().map(|i| i.id.to_string()).collect();
+    pulled.sort();
+    let mut expected: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(pulled, expected);
+    assert_eq!(store.images().len(), 3);
+
     let store = open(&dir.path().join("windows"), Backend::Sqlite);
     let options = PullOptions::with_platform(PlatformChoice::Exact(
         "windows/amd64".parse::<Platform>().expect("platform"),
@@ -1106,4 +1119,55 @@ fn a_push_to_another_repository_of_the_registry_mounts_the_blobs() {
     let target = open(&dir.path().join("target"), Backend::Sqlite);
     let pulled = target.pull(&second, &PullOptions::default()).expect("pull");
     assert_eq!(pulled.digest, report.digest);
+}
+
+#[test]
+fn a_manifest_whose_layers_differ_from_the_configs_diff_ids_is_refused() {
+    use imgstore::digest::Digest;
+    let layer = b"not even a tar, never downloaded".to_vec();
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [
+            Digest::from_bytes(&layer).to_string(),
+            Digest::from_bytes(b"a second diff").to_string(),
+        ]},
+    })
+    .to_string();
+    let config_digest = Digest::from_bytes(config.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": Digest::from_bytes(&layer).to_string(), "size": layer.len()}],
+    })
+    .to_string();
+    let manifest_digest = Digest::from_bytes(manifest.as_bytes());
+    let expected = format!(
+        "manifest {manifest_digest}: 1 layers, but config {config_digest} lists 2 diff IDs"
+    );
+    let blob_path = format!("/blobs/{config_digest}");
+    let config_path = blob_path.clone();
+    let fake = FakeRegistry::start(move |request| {
+        if request.path.contains("/manifests/") {
+            Reply::new(200, manifest.clone())
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .header("Docker-Content-Digest", manifest_digest.as_str())
+        } else if request.path.ends_with(&blob_path) {
+            Reply::new(200, config.clone())
+        } else {
+            Reply::new(404, "")
+        }
+    });
+    let err = refused_pull(&format!("{}/odd/image:v1", fake.host));
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(err.to_string(), expected);
+    // No layer blob was requested: the plan refused before any download.
+    assert!(
+        fake.seen()
+            .iter()
+            .all(|r| !r.path.contains("/blobs/") || r.path.ends_with(&config_path))
+    );
 }
