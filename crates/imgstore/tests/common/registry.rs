@@ -63,52 +63,72 @@ impl RealRegistry {
             "{REGISTRY} is missing: install Debian's docker-registry (.ci/run does)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let config = dir.path().join("config.yml");
         let extra = extra(dir.path());
+        // A port found free may be taken by another test before the
+        // registry binds it: then the registry exits, and another is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = RealRegistry::spawn(dir.path(), port, &extra);
+            if RealRegistry::wait_ready(&mut child, port) {
+                return RealRegistry {
+                    child,
+                    host: format!("127.0.0.1:{port}"),
+                    _dir: dir,
+                };
+            }
+        }
+        let log = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
+        panic!("the registry did not start: {log}");
+    }
+
+    /// Starts `docker-registry serve` on `port` with its config in `dir`.
+    fn spawn(dir: &Path, port: u16, extra: &str) -> Child {
+        let config = dir.join("config.yml");
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n{extra}",
-                dir.path().join("data").display()
+                dir.join("data").display()
             ),
         )
         .expect("write the registry config");
-        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
-        let child = Command::new(REGISTRY)
+        let log = std::fs::File::create(dir.join("registry.log")).expect("log file");
+        Command::new(REGISTRY)
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {REGISTRY}: {e}"));
-        let registry = RealRegistry {
-            child,
-            host: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        registry.wait_ready();
-        registry
+            .unwrap_or_else(|e| panic!("start {REGISTRY}: {e}"))
     }
 
-    fn wait_ready(&self) {
+    /// Waits until `child` answers on `port`: false when it exited (the
+    /// port was taken) or never answered (then it is killed).
+    fn wait_ready(child: &mut Child, port: u16) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect(&self.host) {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return false;
+            }
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
                 let _ = stream.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
                 let mut answer = String::new();
                 let _ = stream.read_to_string(&mut answer);
-                // Any answer means it is up: 401 wants credentials, and a
-                // TLS registry answers 400 to plain HTTP.
+                // Any answer means something is up (401 wants credentials,
+                // a TLS registry answers 400 to plain HTTP); it is ours if
+                // our process still runs a moment later.
                 if answer.starts_with("HTTP/1.") {
-                    return;
+                    std::thread::sleep(Duration::from_millis(50));
+                    return matches!(child.try_wait(), Ok(None));
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the registry on {} did not start", self.host);
+        let _ = child.kill();
+        let _ = child.wait();
+        false
     }
 }
 
