@@ -360,6 +360,9 @@ pub struct PullArgs {
     /// Of a multi-platform image, every platform's manifest.
     #[arg(long)]
     pub all_platforms: bool,
+    /// Layers downloaded at once (Docker's daemon option of that name).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_downloads: u16,
     /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
     /// Loopback registries (localhost, 127.0.0.0/8) always are.
     #[arg(long, value_name = "HOST")]

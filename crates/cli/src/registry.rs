@@ -123,6 +123,7 @@ pub(crate) fn pull(
     };
     let mut options = PullOptions::with_platform(platform);
     options.client = client_options(reference.domain(), &args.insecure_registry)?;
+    options.max_concurrent_downloads = usize::from(args.max_concurrent_downloads);
     let quiet = args.quiet;
     if !quiet {
         if defaulted {

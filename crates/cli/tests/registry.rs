@@ -159,16 +159,29 @@ fn pull_prints_dockers_lines_then_up_to_date_and_quiet() {
     );
 
     let root = dir.path().join("target");
-    let out = ok(&root, &["pull", &remote_base]);
+    // One download at a time, so that the lines come in one order; all
+    // are downloaded before they are registered, in order.
+    let out = ok(
+        &root,
+        &["pull", "--max-concurrent-downloads", "1", &remote_base],
+    );
     let layers = layer_digests(&base);
     let mut expected = "v1: Pulling from demo/base\n".to_owned();
     for layer in &layers {
         expected.push_str(&format!("{}: Pulling fs layer\n", short(layer)));
     }
+    for (i, layer) in layers.iter().enumerate() {
+        if i > 0 {
+            expected.push_str(&format!("{}: Waiting\n", short(layer)));
+        }
+    }
     for layer in &layers {
-        for status in ["Verifying Checksum", "Download complete", "Pull complete"] {
+        for status in ["Verifying Checksum", "Download complete"] {
             expected.push_str(&format!("{}: {status}\n", short(layer)));
         }
+    }
+    for layer in &layers {
+        expected.push_str(&format!("{}: Pull complete\n", short(layer)));
     }
     expected.push_str(&format!(
         "Digest: {}\nStatus: Downloaded newer image for {remote_base}\n{remote_base}\n",

@@ -33,7 +33,7 @@ use crate::import::{ImportOptions, Platform, PlatformChoice};
 use crate::limits::{
     MAX_IMPORT_DESCRIPTORS, MAX_IMPORT_JSON_BYTES, MAX_INDEX_DEPTH, MAX_JSON_BLOB, MAX_LAYERS,
 };
-use crate::registry::{LayerStatus, PullEvent, RegistrySource};
+use crate::registry::{LayerStatus, PullEvent, RegistrySource, Remote};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
@@ -373,7 +373,7 @@ impl Layout<'_> {
         match self {
             Layout::Dir(dir) => dir,
             Layout::Archive { tar, .. } => tar.path(),
-            Layout::Registry(source) => &source.location,
+            Layout::Registry(source) => &source.remote.location,
         }
     }
 
@@ -460,7 +460,7 @@ impl Layout<'_> {
                         })?;
                 (Box::new(reader), len)
             }
-            Layout::Registry(source) => source.open_blob(desc)?,
+            Layout::Registry(source) => source.remote.open_blob(desc)?,
         };
         if len != desc.size {
             return Err(Error::SizeMismatch {
@@ -1028,9 +1028,28 @@ impl Store {
                 };
                 layout.report(&layer.desc.digest, status);
             }
+            // A pull downloads the missing layers of the image several at
+            // once; they are registered in order below.
+            let mut downloaded_now: HashSet<Digest> = HashSet::new();
+            if let Layout::Registry(source) = layout {
+                let mut missing: Vec<&PlannedLayer> = Vec::new();
+                for (layer, stored) in image.layers.iter().zip(&present) {
+                    if stored.is_none()
+                        && !streamed.contains_key(&layer.desc.digest)
+                        && downloaded_now.insert(layer.desc.digest.clone())
+                    {
+                        missing.push(layer);
+                    }
+                }
+                for (layer, info) in self.download_layers(source, &missing)? {
+                    streamed.insert(layer, info);
+                }
+            }
             let mut parent: Option<ChainId> = None;
             for (layer, stored) in image.layers.iter().zip(present) {
-                let downloaded = stored.is_none() && !streamed.contains_key(&layer.desc.digest);
+                let downloaded = stored.is_none()
+                    && (downloaded_now.remove(&layer.desc.digest)
+                        || !streamed.contains_key(&layer.desc.digest));
                 let info = match (stored, streamed.get(&layer.desc.digest)) {
                     (Some(stored), _) => stored,
                     (None, Some(known)) => known.clone(),
@@ -1142,29 +1161,129 @@ impl Store {
             .collect()
     }
 
+    /// Downloads `layers` from a registry into the content store, up to
+    /// `max_concurrent_downloads` at once (the rest reported `Waiting`),
+    /// each streamed and verified as `store_layer_blob` does; progress is
+    /// reported on this thread as each finishes. The first failure in
+    /// layer order is returned once the downloads under way end (no new
+    /// one starts after a failure).
+    fn download_layers(
+        &self,
+        source: &RegistrySource<'_>,
+        layers: &[&PlannedLayer],
+    ) -> Result<Vec<(Digest, DiffInfo)>> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let workers = source.max_concurrent_downloads.min(layers.len());
+        for layer in layers.iter().skip(workers) {
+            source.report(&PullEvent {
+                layer: layer.desc.digest.clone(),
+                status: LayerStatus::Waiting,
+            });
+        }
+        let remote: &Remote<'_> = &source.remote;
+        let content: &crate::AnyBackend = &self.content;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let (done, finished) = std::sync::mpsc::channel::<(usize, Result<DiffInfo>)>();
+        let mut results: Vec<Option<Result<DiffInfo>>> = (0..layers.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let done = done.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= layers.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = remote.open_blob(&layers[i].desc).and_then(|(reader, len)| {
+                            check_blob_size(&layers[i].desc, len)?;
+                            store_layer_stream(content, reader, layers[i])
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if done.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            for (i, result) in finished {
+                if result.is_ok() {
+                    for status in [
+                        LayerStatus::VerifyingChecksum,
+                        LayerStatus::DownloadComplete,
+                    ] {
+                        source.report(&PullEvent {
+                            layer: layers[i].desc.digest.clone(),
+                            status,
+                        });
+                    }
+                }
+                results[i] = Some(result);
+            }
+        });
+        let mut stored = Vec::with_capacity(layers.len());
+        for (layer, result) in layers.iter().zip(results) {
+            match result {
+                Some(Ok(info)) => stored.push((layer.desc.digest.clone(), info)),
+                Some(Err(e)) => return Err(e),
+                // Never started: a download failed, and that failure
+                // comes first or later in this loop.
+                None => {}
+            }
+        }
+        Ok(stored)
+    }
+
     /// Streams one layer blob into the content store, verified, and returns
     /// its diff ID, uncompressed size and files size.
     fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<DiffInfo> {
         let file = layout.open_blob(&layer.desc)?;
-        let decompress_error = |source| Error::Decompress {
-            layer: layer.desc.digest.clone(),
-            source,
-        };
-        let mut tee =
-            LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
-        let info = self
-            .content
-            .write_blob(Some(&layer.desc.digest), &mut tee)?;
-        if info.size != layer.desc.size {
-            return Err(Error::SizeMismatch {
-                digest: layer.desc.digest.clone(),
-                expected: layer.desc.size,
-                actual: info.size,
-            });
-        }
-        tee.finish(&layer.desc.digest).map_err(decompress_error)
+        store_layer_stream(&self.content, file, layer)
     }
+}
 
+/// Refuses a blob whose length is not its descriptor's size.
+fn check_blob_size(desc: &Desc, len: u64) -> Result<()> {
+    if len != desc.size {
+        return Err(Error::SizeMismatch {
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+/// Streams one layer blob read from `file` into `content`, verified
+/// against its digest, decompressed on the way for its diff ID, size and
+/// files size.
+fn store_layer_stream(
+    content: &crate::AnyBackend,
+    file: impl Read,
+    layer: &PlannedLayer,
+) -> Result<DiffInfo> {
+    let decompress_error = |source| Error::Decompress {
+        layer: layer.desc.digest.clone(),
+        source,
+    };
+    let mut tee =
+        LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
+    let info = content.write_blob(Some(&layer.desc.digest), &mut tee)?;
+    if info.size != layer.desc.size {
+        return Err(Error::SizeMismatch {
+            digest: layer.desc.digest.clone(),
+            expected: layer.desc.size,
+            actual: info.size,
+        });
+    }
+    tee.finish(&layer.desc.digest).map_err(decompress_error)
+}
+
+impl Store {
     /// Undoes what a failed apply changed, newest first. Failures here are
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).

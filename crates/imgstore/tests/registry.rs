@@ -145,16 +145,32 @@ fn pull_reuses_stored_layers_and_downloads_nothing_when_all_are_present() {
         .as_u64()
         .expect("layer_count");
     assert_eq!(report.blobs_downloaded, layers + 1, "layers and config");
+    // Every layer announced, downloaded (three at once, in any order),
+    // then registered in order.
+    let n = layers as usize;
     let statuses: Vec<LayerStatus> = events.iter().map(|e| e.status).collect();
-    let mut expected = vec![LayerStatus::PullingFsLayer; layers as usize];
-    for _ in 0..layers {
-        expected.extend([
-            LayerStatus::VerifyingChecksum,
-            LayerStatus::DownloadComplete,
-            LayerStatus::PullComplete,
-        ]);
+    assert_eq!(statuses[..n], vec![LayerStatus::PullingFsLayer; n][..]);
+    let order: Vec<&imgstore::digest::Digest> = events[..n].iter().map(|e| &e.layer).collect();
+    let downloads = &events[n..3 * n];
+    for pair in downloads.chunks(2) {
+        assert_eq!(pair[0].status, LayerStatus::VerifyingChecksum);
+        assert_eq!(pair[1].status, LayerStatus::DownloadComplete);
+        assert_eq!(pair[0].layer, pair[1].layer);
     }
-    assert_eq!(statuses, expected);
+    let mut downloaded: Vec<&imgstore::digest::Digest> =
+        downloads.iter().step_by(2).map(|e| &e.layer).collect();
+    downloaded.sort();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(downloaded, sorted);
+    let completed: Vec<&imgstore::digest::Digest> = events[3 * n..]
+        .iter()
+        .map(|e| {
+            assert_eq!(e.status, LayerStatus::PullComplete);
+            &e.layer
+        })
+        .collect();
+    assert_eq!(completed, order);
 
     // child shares base's layers: only its own are downloaded.
     let (report, events) = pull_events(&target, &child);
@@ -1170,4 +1186,40 @@ fn a_manifest_whose_layers_differ_from_the_configs_diff_ids_is_refused() {
             .iter()
             .all(|r| !r.path.contains("/blobs/") || r.path.ends_with(&config_path))
     );
+}
+
+#[test]
+fn layers_beyond_the_concurrent_downloads_wait() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/demo/child:v1", registry.host);
+    source
+        .push(
+            "registry.demo.test/demo/child:v1",
+            &remote,
+            &PushOptions::default(),
+        )
+        .expect("push");
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut options = PullOptions::default();
+    options.max_concurrent_downloads = 2;
+    let mut events = Vec::new();
+    let report = target
+        .pull_with_progress(&remote, &options, &mut |e| events.push(e.clone()))
+        .expect("pull");
+    let expected = expected_image(&corpus(), "child");
+    let layers: Vec<String> = expected["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest").to_owned())
+        .collect();
+    let waiting: Vec<String> = events
+        .iter()
+        .filter(|e| e.status == LayerStatus::Waiting)
+        .map(|e| e.layer.to_string())
+        .collect();
+    assert_eq!(waiting, layers[2..]);
+    assert_eq!(report.images[0].id.to_string(), expected["image_id"]);
 }

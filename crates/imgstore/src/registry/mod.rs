@@ -28,6 +28,6 @@ pub use client::{
 };
 pub use credentials::{DOCKER_HUB_KEY, DockerConfig, config_key, login, login_host};
 pub use error::RegistryError;
-pub(crate) use pull::RegistrySource;
 pub use pull::{LayerStatus, PullEvent, PullOptions, PullReport};
+pub(crate) use pull::{RegistrySource, Remote};
 pub use push::{PushEvent, PushOptions, PushReport, PushStatus};

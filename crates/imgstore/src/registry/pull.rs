@@ -17,7 +17,7 @@ use crate::oci::{Desc, INDEX_TYPES, Imported, Layout, MANIFEST_TYPES, Plan, chec
 use crate::{Error, Result, Store};
 
 /// How [`Store::pull`] pulls.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PullOptions {
     /// Which manifest of a multi-platform index to take: this host's by
@@ -26,6 +26,19 @@ pub struct PullOptions {
     pub platform: PlatformChoice,
     /// How to reach the registry (insecure registries, credentials).
     pub client: ClientOptions,
+    /// Layers downloaded at once: 3 by default, as Docker's
+    /// `max-concurrent-downloads` (0 counts as 1).
+    pub max_concurrent_downloads: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> PullOptions {
+        PullOptions {
+            platform: PlatformChoice::default(),
+            client: ClientOptions::default(),
+            max_concurrent_downloads: 3,
+        }
+    }
 }
 
 impl PullOptions {
@@ -45,6 +58,8 @@ pub enum LayerStatus {
     AlreadyExists,
     /// To be downloaded.
     PullingFsLayer,
+    /// To be downloaded once a download slot is free.
+    Waiting,
     /// Downloaded; its digest and diff ID were checked as it streamed.
     VerifyingChecksum,
     /// Downloaded and verified.
@@ -59,6 +74,7 @@ impl fmt::Display for LayerStatus {
         f.write_str(match self {
             LayerStatus::AlreadyExists => "Already exists",
             LayerStatus::PullingFsLayer => "Pulling fs layer",
+            LayerStatus::Waiting => "Waiting",
             LayerStatus::VerifyingChecksum => "Verifying Checksum",
             LayerStatus::DownloadComplete => "Download complete",
             LayerStatus::PullComplete => "Pull complete",
@@ -93,13 +109,41 @@ pub struct PullReport {
     pub requests: u64,
 }
 
-/// The registry side of a pull's [`Layout`]: the repository, the manifest
-/// fetched by tag (not fetched twice), and the progress observer.
-pub(crate) struct RegistrySource<'a> {
+/// The repository a pull reads, shareable by the threads that download
+/// layers.
+pub(crate) struct Remote<'a> {
     client: &'a Client,
     repository: String,
     /// `host/repository`, naming the source in errors.
     pub(crate) location: PathBuf,
+}
+
+impl Remote<'_> {
+    /// A blob as a stream, after a HEAD that checks it is there: its
+    /// length as the registry announces it (the descriptor's if it does
+    /// not); the content store verifies the bytes.
+    pub(crate) fn open_blob(&self, desc: &Desc) -> Result<(Box<dyn Read + Send + '_>, u64)> {
+        let Some(size) = self.client.blob_size(&self.repository, &desc.digest)? else {
+            return Err(Error::BlobNotFound {
+                digest: desc.digest.clone(),
+                layout: self.location.clone(),
+            });
+        };
+        // A HEAD without a length (allowed) is checked while streaming.
+        let size = if size == 0 { desc.size } else { size };
+        let reader = self
+            .client
+            .open_blob(&self.repository, &desc.digest, size)?;
+        Ok((reader, size))
+    }
+}
+
+/// The registry side of a pull's [`Layout`]: the repository, the manifest
+/// fetched by tag (not fetched twice), and the progress observer.
+pub(crate) struct RegistrySource<'a> {
+    pub(crate) remote: Remote<'a>,
+    /// Layers downloaded at once (at least 1).
+    pub(crate) max_concurrent_downloads: usize,
     top: FetchedManifest,
     /// The store's content: a config stored already is read from here.
     stored: &'a AnyBackend,
@@ -125,14 +169,15 @@ impl RegistrySource<'_> {
                 return Ok(self.top.bytes.clone());
             }
             return Ok(self
+                .remote
                 .client
-                .get_manifest(&self.repository, desc.digest.as_str())?
+                .get_manifest(&self.remote.repository, desc.digest.as_str())?
                 .bytes);
         }
         if let Ok(bytes) = self.stored.get(&desc.digest) {
             return Ok(bytes);
         }
-        let (reader, _) = self.open_blob(desc)?;
+        let (reader, _) = self.remote.open_blob(desc)?;
         let mut bytes = Vec::new();
         // One byte more than announced tells a longer blob from the right one.
         reader
@@ -140,28 +185,10 @@ impl RegistrySource<'_> {
             .read_to_end(&mut bytes)
             .map_err(|source| Error::Io {
                 operation: "download",
-                path: self.location.join(desc.digest.as_str()),
+                path: self.remote.location.join(desc.digest.as_str()),
                 source,
             })?;
         Ok(bytes)
-    }
-
-    /// A blob as a stream, after a HEAD that checks it is there: its
-    /// length as the registry announces it (the descriptor's if it does
-    /// not); the content store verifies the bytes.
-    pub(crate) fn open_blob(&self, desc: &Desc) -> Result<(Box<dyn Read + Send + '_>, u64)> {
-        let Some(size) = self.client.blob_size(&self.repository, &desc.digest)? else {
-            return Err(Error::BlobNotFound {
-                digest: desc.digest.clone(),
-                layout: self.location.clone(),
-            });
-        };
-        // A HEAD without a length (allowed) is checked while streaming.
-        let size = if size == 0 { desc.size } else { size };
-        let reader = self
-            .client
-            .open_blob(&self.repository, &desc.digest, size)?;
-        Ok((reader, size))
     }
 }
 
@@ -217,9 +244,12 @@ impl Store {
             .ok()
             .map(|record| record.target.digest.clone());
         let source = RegistrySource {
-            client: &client,
-            repository: parsed.path().to_owned(),
-            location: PathBuf::from(parsed.name()),
+            remote: Remote {
+                client: &client,
+                repository: parsed.path().to_owned(),
+                location: PathBuf::from(parsed.name()),
+            },
+            max_concurrent_downloads: options.max_concurrent_downloads.max(1),
             top,
             stored: &self.content,
             progress: RefCell::new(progress),
