@@ -94,6 +94,17 @@ pub enum Command {
     /// Load images from OCI layouts, oci-archive or `docker save` tarballs
     /// (also gzip-compressed), or from STDIN.
     Load(LoadArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// Log in to a registry (Docker's credentials file, shared with `docker login`).
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout {
+        /// The registry [default: Docker Hub].
+        server: Option<String>,
+    },
     /// List images.
     Images(ImagesArgs),
     /// Show images as JSON, as `docker inspect` does.
@@ -179,6 +190,10 @@ pub enum ImageCommand {
     Load(LoadArgs),
     /// Remove unused images.
     Prune(PruneArgs),
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
 }
 
 /// `imgstore system ...`.
@@ -202,6 +217,8 @@ impl Command {
                 ImageCommand::Save(args) => Command::Save(args),
                 ImageCommand::Load(args) => Command::Load(args),
                 ImageCommand::Prune(args) => Command::Prune(args),
+                ImageCommand::Pull(args) => Command::Pull(args),
+                ImageCommand::Push(args) => Command::Push(args),
             },
             Command::System {
                 command: SystemCommand::Df(args),
@@ -361,4 +378,67 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// `pull`'s arguments.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Of a multi-platform image, this platform's manifest: OS/ARCH[/VARIANT]
+    /// [default: this host's]
+    #[arg(long, value_name = "PLATFORM", conflicts_with = "all_platforms")]
+    pub platform: Option<String>,
+    /// Of a multi-platform image, every platform's manifest.
+    #[arg(long)]
+    pub all_platforms: bool,
+    /// Layers downloaded at once (Docker's daemon option of that name).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_downloads: u16,
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    /// Loopback registries (localhost, 127.0.0.0/8) always are.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Suppress verbose output: print only the name pulled.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image: a name with a tag, a digest or neither (`busybox` is
+    /// docker.io/library/busybox:latest).
+    #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+    pub reference: String,
+}
+
+/// `push`'s arguments.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    /// Loopback registries (localhost, 127.0.0.0/8) always are.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Suppress verbose output: print only the name pushed.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// A name or (short) ID of a stored image.
+    pub image: String,
+    /// Where to push it, a name with or without a tag (IMAGE itself when
+    /// not given, which must then be a name).
+    #[arg(value_name = "NAME[:TAG]")]
+    pub reference: Option<String>,
+}
+
+/// `login`'s arguments.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user name.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// The password (prefer --password-stdin).
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from STDIN.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// The registry [default: Docker Hub].
+    pub server: Option<String>,
 }

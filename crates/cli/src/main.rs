@@ -24,6 +24,7 @@
 
 mod format;
 mod print;
+mod registry;
 mod template;
 
 use std::collections::BTreeMap;
@@ -89,6 +90,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             out.flush().map_err(output_error)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Login(args) => return registry::login(args),
+        Command::Logout { server } => return registry::logout(server.as_deref()),
         Command::Load(args) if reads_stdin(&args.inputs) && std::io::stdin().is_terminal() => {
             return Err("requested load from stdin, but stdin is empty".to_owned());
         }
@@ -106,9 +109,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             BackendArg::Fs => Backend::Fs,
         }),
         namespace: cli.namespace.clone(),
-        // Only `load` makes a store; every other command on a root that
+        // Only `load` and `pull` make a store; every other command on a root that
         // holds none says so (a mistyped --root creates nothing).
-        create: matches!(command, Command::Load(_)),
+        create: matches!(command, Command::Load(_) | Command::Pull(_)),
         ..Options::default()
     };
     let out = std::io::stdout();
@@ -154,6 +157,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 &mut out,
             ))
         }
+        Command::Pull(args) => registry::pull(&store, &args, &mut out),
+        Command::Push(args) => registry::push(&store, &args, &mut out),
         Command::Images(args) => images(&store, &args, &mut out),
         Command::Inspect(args) => Ok(inspect(&store, &args, &mut out)),
         Command::History(args) => history(&store, &args, &mut out),
@@ -170,8 +175,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Prune(args) => prune(&store, args.all, args.force, &mut out),
         Command::Gc => gc(&store, &mut out),
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
-        Command::Image { .. } | Command::System { .. } | Command::Completion { .. } => {
-            unreachable!("canonical() maps image and system commands; completion returned above")
+        Command::Image { .. }
+        | Command::System { .. }
+        | Command::Completion { .. }
+        | Command::Login(_)
+        | Command::Logout { .. } => {
+            unreachable!(
+                "canonical() maps image and system commands; completion, login and logout returned above"
+            )
         }
     };
     out.flush().map_err(output_error)?;

@@ -27,6 +27,9 @@ pub enum Error {
     /// The CRI cache failed.
     #[error(transparent)]
     Cri(#[from] imgstore_cri::CriError),
+    /// A registry request failed (pull, push).
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// A digest in an input does not parse.
     #[error(transparent)]
     Digest(#[from] imgstore_digest::DigestError),
@@ -301,6 +304,7 @@ impl Error {
             Error::Image(e) => e.kind(),
             Error::Refs(e) => e.kind(),
             Error::Cri(e) => e.kind(),
+            Error::Registry(e) => e.kind(),
             Error::Digest(_)
             | Error::NotOciLayout { .. }
             | Error::InvalidArchive { .. }

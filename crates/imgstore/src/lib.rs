@@ -53,6 +53,10 @@
 //! oci-archive or a `docker save` tar ([`ExportFormat`]), streamed and
 //! re-verified, renamed into place only once complete.
 //!
+//! [`Store::pull`] and [`Store::push`] move images from and to OCI
+//! registries ([`registry`]), pulls through the same plan and apply as an
+//! OCI layout import.
+//!
 //! [`Store::list_images`], [`Store::inspect`], [`Store::history`] and
 //! [`Store::layer_usage`] are read-only views shaped like Docker's
 //! (`images --filter`, `inspect`, `history`); [`default_root`] is where a
@@ -70,6 +74,7 @@ mod lock;
 mod manage;
 mod namespaces;
 mod oci;
+pub mod registry;
 mod root;
 mod store;
 mod tarscan;

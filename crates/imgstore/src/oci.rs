@@ -33,11 +33,12 @@ use crate::import::{ImportOptions, Platform, PlatformChoice};
 use crate::limits::{
     MAX_IMPORT_DESCRIPTORS, MAX_IMPORT_JSON_BYTES, MAX_INDEX_DEPTH, MAX_JSON_BLOB, MAX_LAYERS,
 };
+use crate::registry::{LayerStatus, PullEvent, RegistrySource, Remote};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
 /// Media types of image manifests this store imports.
-const MANIFEST_TYPES: [&str; 2] = [
+pub(crate) const MANIFEST_TYPES: [&str; 2] = [
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
@@ -373,8 +374,12 @@ struct Undo {
     moved_names: Vec<ImageRecord>,
 }
 
-/// Reads blobs of one layout (a directory, or a tar archive), verifying them.
+/// Reads blobs of one layout (a directory, a tar archive, or a registry's
+/// repository), verifying them.
 pub(crate) enum Layout<'a> {
+    /// A repository of a registry (a pull): manifests by digest, blobs
+    /// streamed from it; layers already stored are not downloaded.
+    Registry(&'a RegistrySource<'a>),
     /// An OCI layout directory.
     Dir(&'a Path),
     /// A tar archive: an OCI layout inside it, or blobs at the members
@@ -391,6 +396,27 @@ impl Layout<'_> {
         match self {
             Layout::Dir(dir) => dir,
             Layout::Archive { tar, .. } => tar.path(),
+            Layout::Registry(source) => &source.remote.location,
+        }
+    }
+
+    /// Tells a pull's observer what happens to a layer (nothing for files).
+    fn report(&self, layer: &Digest, status: LayerStatus) {
+        if let Layout::Registry(source) = self {
+            source.report(&PullEvent {
+                layer: layer.clone(),
+                status,
+            });
+        }
+    }
+
+    /// Checks at plan time that a layer blob is there with its size: a
+    /// registry's are checked (HEAD) just before they are downloaded, and
+    /// only those not stored yet.
+    fn check_layer_blob(&self, desc: &Desc) -> Result<()> {
+        match self {
+            Layout::Registry(_) => Ok(()),
+            _ => self.open_blob(desc).map(drop),
         }
     }
 
@@ -427,12 +453,13 @@ impl Layout<'_> {
                 Ok(Some(bytes))
             }
             Layout::Archive { tar, .. } => tar.read_member(name),
+            Layout::Registry(_) => Ok(None),
         }
     }
 
     /// Opens a blob and checks its length against the descriptor.
-    fn open_blob(&self, desc: &Desc) -> Result<io::Take<File>> {
-        let (reader, len) = match self {
+    fn open_blob(&self, desc: &Desc) -> Result<Box<dyn Read + Send + '_>> {
+        let (reader, len): (Box<dyn Read + Send>, u64) = match self {
             Layout::Dir(dir) => {
                 let path = dir.join(self.blob_path(&desc.digest));
                 let Some((file, len)) = open_regular(&path)? else {
@@ -441,19 +468,22 @@ impl Layout<'_> {
                         layout: dir.to_path_buf(),
                     });
                 };
-                (file.take(len), len)
+                (Box::new(file.take(len)), len)
             }
             Layout::Archive { tar, blobs } => {
                 let member = match blobs.get(&desc.digest) {
                     Some(member) => member.clone(),
                     None => self.blob_path(&desc.digest).to_string_lossy().into_owned(),
                 };
-                tar.open_member(&member)?
-                    .ok_or_else(|| Error::BlobNotFound {
-                        digest: desc.digest.clone(),
-                        layout: tar.path().to_path_buf(),
-                    })?
+                let (reader, len) =
+                    tar.open_member(&member)?
+                        .ok_or_else(|| Error::BlobNotFound {
+                            digest: desc.digest.clone(),
+                            layout: tar.path().to_path_buf(),
+                        })?;
+                (Box::new(reader), len)
             }
+            Layout::Registry(source) => source.remote.open_blob(desc)?,
         };
         if len != desc.size {
             return Err(Error::SizeMismatch {
@@ -476,13 +506,19 @@ impl Layout<'_> {
                 ),
             });
         }
-        let mut file = self.open_blob(desc)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|source| Error::Io {
-            operation: "read",
-            path: self.location().join(self.blob_path(&desc.digest)),
-            source,
-        })?;
+        let bytes = match self {
+            Layout::Registry(source) => source.json_blob(desc)?,
+            _ => {
+                let mut file = self.open_blob(desc)?;
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).map_err(|source| Error::Io {
+                    operation: "read",
+                    path: self.location().join(self.blob_path(&desc.digest)),
+                    source,
+                })?;
+                bytes
+            }
+        };
         if bytes.len() as u64 != desc.size {
             return Err(Error::SizeMismatch {
                 digest: desc.digest.clone(),
@@ -659,7 +695,7 @@ impl Plan {
     /// is stored and its manifests followed. Returns the positions of the
     /// images it reaches. A blob reached again is not read again: the images
     /// planned for it take `names` too.
-    fn follow(
+    pub(crate) fn follow(
         &mut self,
         layout: &Layout<'_>,
         desc: &Desc,
@@ -789,7 +825,7 @@ impl Plan {
             }
             // Present with the right length; content is verified while stored.
             if !self.layers_seen.contains(&desc.digest) {
-                layout.open_blob(&desc)?;
+                layout.check_layer_blob(&desc)?;
                 self.layers_seen.insert(desc.digest.clone());
             }
             layers.push(PlannedLayer {
@@ -1000,12 +1036,50 @@ impl Store {
         let mut imported = Vec::with_capacity(plan.images.len());
         for image in &plan.images {
             self.content.set(&image.config_bytes)?;
+            let present = self.layers_present(layout, image);
+            // Like Docker, a pull of an image already stored says nothing
+            // per layer (and downloads nothing).
+            let stored_image = self
+                .images
+                .get(&ImageId::of_config(&image.config_bytes))
+                .is_ok();
+            for (layer, stored) in image.layers.iter().zip(&present) {
+                let status = match stored {
+                    Some(_) if stored_image => continue,
+                    Some(_) => LayerStatus::AlreadyExists,
+                    None => LayerStatus::PullingFsLayer,
+                };
+                layout.report(&layer.desc.digest, status);
+            }
+            // A pull downloads the missing layers of the image several at
+            // once; they are registered in order below.
+            let mut downloaded_now: HashSet<Digest> = HashSet::new();
+            if let Layout::Registry(source) = layout {
+                let mut missing: Vec<&PlannedLayer> = Vec::new();
+                for (layer, stored) in image.layers.iter().zip(&present) {
+                    if stored.is_none()
+                        && !streamed.contains_key(&layer.desc.digest)
+                        && downloaded_now.insert(layer.desc.digest.clone())
+                    {
+                        missing.push(layer);
+                    }
+                }
+                for (layer, info) in self.download_layers(source, &missing)? {
+                    streamed.insert(layer, info);
+                }
+            }
             let mut parent: Option<ChainId> = None;
-            for layer in &image.layers {
-                let info = match streamed.get(&layer.desc.digest) {
-                    Some(known) => known.clone(),
-                    None => {
+            for (layer, stored) in image.layers.iter().zip(present) {
+                let downloaded = stored.is_none()
+                    && (downloaded_now.remove(&layer.desc.digest)
+                        || !streamed.contains_key(&layer.desc.digest));
+                let info = match (stored, streamed.get(&layer.desc.digest)) {
+                    (Some(stored), _) => stored,
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => {
                         let computed = self.store_layer_blob(layout, layer)?;
+                        layout.report(&layer.desc.digest, LayerStatus::VerifyingChecksum);
+                        layout.report(&layer.desc.digest, LayerStatus::DownloadComplete);
                         streamed.insert(layer.desc.digest.clone(), computed.clone());
                         computed
                     }
@@ -1030,6 +1104,9 @@ impl Store {
                 let chain_id = registered.chain_id().clone();
                 undo.taken.push(chain_id.clone());
                 parent = Some(chain_id);
+                if downloaded {
+                    layout.report(&layer.desc.digest, LayerStatus::PullComplete);
+                }
             }
             let id = ImageId::of_config(&image.config_bytes);
             let existed = self.images.get(&id).is_ok();
@@ -1087,29 +1164,161 @@ impl Store {
         Ok(imported)
     }
 
+    /// For a pull, the layers of `image` already stored (the chain
+    /// registered and the blob in the content store), with what their
+    /// records know of their diffs: those are not downloaded. `None` for
+    /// every layer of a file import, which re-reads and verifies them all.
+    fn layers_present(&self, layout: &Layout<'_>, image: &PlannedImage) -> Vec<Option<DiffInfo>> {
+        if !matches!(layout, Layout::Registry(_)) {
+            return vec![None; image.layers.len()];
+        }
+        let mut chain: Option<ChainId> = None;
+        image
+            .layers
+            .iter()
+            .map(|layer| {
+                let chain_id = match &chain {
+                    None => ChainId::base(layer.diff_id.clone()),
+                    Some(parent) => parent.child(&layer.diff_id),
+                };
+                let stored = self
+                    .layers
+                    .layer(&chain_id)
+                    .filter(|_| self.content.contains(&layer.desc.digest).unwrap_or(false))
+                    .map(|stored| DiffInfo {
+                        diff_id: layer.diff_id.clone(),
+                        size: stored.size(),
+                        files_size: stored.files_size(),
+                    });
+                chain = Some(chain_id);
+                stored
+            })
+            .collect()
+    }
+
+    /// Downloads `layers` from a registry into the content store, up to
+    /// `max_concurrent_downloads` at once (the rest reported `Waiting`),
+    /// each streamed and verified as `store_layer_blob` does; progress is
+    /// reported on this thread as each finishes. The first failure in
+    /// layer order is returned once the downloads under way end (no new
+    /// one starts after a failure).
+    fn download_layers(
+        &self,
+        source: &RegistrySource<'_>,
+        layers: &[&PlannedLayer],
+    ) -> Result<Vec<(Digest, DiffInfo)>> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let workers = source.max_concurrent_downloads.min(layers.len());
+        for layer in layers.iter().skip(workers) {
+            source.report(&PullEvent {
+                layer: layer.desc.digest.clone(),
+                status: LayerStatus::Waiting,
+            });
+        }
+        let remote: &Remote<'_> = &source.remote;
+        let content: &crate::AnyBackend = &self.content;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let (done, finished) = std::sync::mpsc::channel::<(usize, Result<DiffInfo>)>();
+        let mut results: Vec<Option<Result<DiffInfo>>> = (0..layers.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let done = done.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= layers.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = remote.open_blob(&layers[i].desc).and_then(|(reader, len)| {
+                            check_blob_size(&layers[i].desc, len)?;
+                            store_layer_stream(content, reader, layers[i])
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if done.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            for (i, result) in finished {
+                if result.is_ok() {
+                    for status in [
+                        LayerStatus::VerifyingChecksum,
+                        LayerStatus::DownloadComplete,
+                    ] {
+                        source.report(&PullEvent {
+                            layer: layers[i].desc.digest.clone(),
+                            status,
+                        });
+                    }
+                }
+                results[i] = Some(result);
+            }
+        });
+        let mut stored = Vec::with_capacity(layers.len());
+        for (layer, result) in layers.iter().zip(results) {
+            match result {
+                Some(Ok(info)) => stored.push((layer.desc.digest.clone(), info)),
+                Some(Err(e)) => return Err(e),
+                // Never started: a download failed, and that failure
+                // comes first or later in this loop.
+                None => {}
+            }
+        }
+        Ok(stored)
+    }
+
     /// Streams one layer blob into the content store, verified, and returns
     /// its diff ID, uncompressed size and files size.
     fn store_layer_blob(&self, layout: &Layout<'_>, layer: &PlannedLayer) -> Result<DiffInfo> {
         let file = layout.open_blob(&layer.desc)?;
-        let decompress_error = |source| Error::Decompress {
-            layer: layer.desc.digest.clone(),
-            source,
-        };
-        let mut tee =
-            LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
-        let info = self
-            .content
-            .write_blob(Some(&layer.desc.digest), &mut tee)?;
-        if info.size != layer.desc.size {
-            return Err(Error::SizeMismatch {
-                digest: layer.desc.digest.clone(),
-                expected: layer.desc.size,
-                actual: info.size,
-            });
-        }
-        tee.finish(&layer.desc.digest).map_err(decompress_error)
+        store_layer_stream(&self.content, file, layer)
     }
+}
 
+/// Refuses a blob whose length is not its descriptor's size.
+fn check_blob_size(desc: &Desc, len: u64) -> Result<()> {
+    if len != desc.size {
+        return Err(Error::SizeMismatch {
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+/// Streams one layer blob read from `file` into `content`, verified
+/// against its digest, decompressed on the way for its diff ID, size and
+/// files size.
+fn store_layer_stream(
+    content: &crate::AnyBackend,
+    file: impl Read,
+    layer: &PlannedLayer,
+) -> Result<DiffInfo> {
+    let decompress_error = |source| Error::Decompress {
+        layer: layer.desc.digest.clone(),
+        source,
+    };
+    let mut tee =
+        LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
+    let info = content.write_blob(Some(&layer.desc.digest), &mut tee)?;
+    if info.size != layer.desc.size {
+        return Err(Error::SizeMismatch {
+            digest: layer.desc.digest.clone(),
+            expected: layer.desc.size,
+            actual: info.size,
+        });
+    }
+    tee.finish(&layer.desc.digest).map_err(decompress_error)
+}
+
+impl Store {
     /// Undoes what a failed apply changed, newest first. Failures here are
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).

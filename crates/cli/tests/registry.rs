@@ -1,0 +1,425 @@
+//! `imgstore pull` and `imgstore push` against a real registry (Debian's
+//! `docker-registry`, started by each test): Docker's lines, exactly.
+
+mod common;
+#[path = "../../imgstore/tests/common/registry.rs"]
+mod registry;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{command, corpus, expected_image, path_str, succeeded, text};
+use registry::RealRegistry;
+
+/// Docker's credentials directory for the tests: an empty one of their own,
+/// so that no login of the machine's user is read or written.
+fn docker_config() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// `imgstore --root ROOT ARGS` with `DOCKER_CONFIG=config`.
+fn imgstore_with(root: &Path, config: &Path, args: &[&str]) -> Output {
+    command(root, args)
+        .env("DOCKER_CONFIG", config)
+        .output()
+        .expect("run imgstore")
+}
+
+/// [`imgstore_with`] with an empty credentials directory.
+fn imgstore(root: &Path, args: &[&str]) -> Output {
+    let config = docker_config();
+    imgstore_with(root, config.path(), args)
+}
+
+/// Runs and checks exit code 0; returns stdout.
+fn ok(root: &Path, args: &[&str]) -> String {
+    succeeded(imgstore(root, args), args)
+}
+
+/// The short (12 hex digits) form of a digest string.
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, hex)| hex);
+    &hex[..12]
+}
+
+fn strings(value: &serde_json::Value, field: &str) -> Vec<String> {
+    value[field]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_str().expect("string").to_owned())
+        .collect()
+}
+
+fn layer_digests(image: &serde_json::Value) -> Vec<String> {
+    image["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest").to_owned())
+        .collect()
+}
+
+/// What `push` prints for an image whose layers (diff IDs, bottom first)
+/// the registry lacks or has.
+fn push_lines(repository: &str, tag: &str, image: &serde_json::Value, status: &str) -> String {
+    let mut diff_ids = strings(image, "diff_ids");
+    diff_ids.reverse();
+    let mut out = format!("The push refers to repository [{repository}]\n");
+    for diff_id in &diff_ids {
+        out.push_str(&format!("{}: Preparing\n", short(diff_id)));
+    }
+    for diff_id in &diff_ids {
+        out.push_str(&format!("{}: {status}\n", short(diff_id)));
+    }
+    out.push_str(&format!(
+        "{tag}: digest: {} size: {}\n",
+        image["manifest_digest"].as_str().expect("digest"),
+        image["manifest_size"]
+    ));
+    out
+}
+
+#[test]
+fn push_prints_dockers_lines_and_finds_layers_already_there() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("store");
+    let main = corpus().join("oci/main");
+    ok(&root, &["load", "-q", "-i", path_str(&main)]);
+    let base = expected_image("base");
+    let repository = format!("{}/demo/base", registry.host);
+
+    let out = ok(
+        &root,
+        &[
+            "push",
+            "registry.demo.test/demo/base:v1",
+            &format!("{repository}:v1"),
+        ],
+    );
+    assert_eq!(out, push_lines(&repository, "v1", &base, "Pushed"));
+
+    // Docker 20.10 pushes the latest tag when none is given.
+    ok(
+        &root,
+        &["tag", "registry.demo.test/demo/base:v1", &repository],
+    );
+    let out = ok(&root, &["push", &repository]);
+    assert_eq!(
+        out,
+        format!(
+            "Using default tag: latest\n{}",
+            push_lines(&repository, "latest", &base, "Layer already exists")
+        )
+    );
+
+    let out = ok(&root, &["push", "-q", &repository]);
+    assert_eq!(out, format!("{repository}:latest\n"));
+
+    // Another repository of the registry: mounted from the one that has them.
+    let copies = format!("{}/copies/base", registry.host);
+    let out = ok(&root, &["push", &repository, &format!("{copies}:v1")]);
+    assert_eq!(
+        out,
+        push_lines(&copies, "v1", &base, "Mounted from demo/base")
+    );
+}
+
+#[test]
+fn pull_prints_dockers_lines_then_up_to_date_and_quiet() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source");
+    ok(
+        &source,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let base = expected_image("base");
+    let child = expected_image("child");
+    let remote_base = format!("{}/demo/base:v1", registry.host);
+    let remote_child = format!("{}/demo/child", registry.host);
+    ok(
+        &source,
+        &[
+            "push",
+            "-q",
+            "registry.demo.test/demo/base:v1",
+            &remote_base,
+        ],
+    );
+    ok(
+        &source,
+        &[
+            "push",
+            "-q",
+            "registry.demo.test/demo/child:v1",
+            &remote_child,
+        ],
+    );
+
+    let root = dir.path().join("target");
+    // One download at a time, so that the lines come in one order; all
+    // are downloaded before they are registered, in order.
+    let out = ok(
+        &root,
+        &["pull", "--max-concurrent-downloads", "1", &remote_base],
+    );
+    let layers = layer_digests(&base);
+    let mut expected = "v1: Pulling from demo/base\n".to_owned();
+    for layer in &layers {
+        expected.push_str(&format!("{}: Pulling fs layer\n", short(layer)));
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        if i > 0 {
+            expected.push_str(&format!("{}: Waiting\n", short(layer)));
+        }
+    }
+    for layer in &layers {
+        for status in ["Verifying Checksum", "Download complete"] {
+            expected.push_str(&format!("{}: {status}\n", short(layer)));
+        }
+    }
+    for layer in &layers {
+        expected.push_str(&format!("{}: Pull complete\n", short(layer)));
+    }
+    expected.push_str(&format!(
+        "Digest: {}\nStatus: Downloaded newer image for {remote_base}\n{remote_base}\n",
+        base["manifest_digest"].as_str().expect("digest")
+    ));
+    assert_eq!(out, expected);
+
+    // child shares base's three layers.
+    let out = ok(&root, &["image", "pull", &remote_child]);
+    let child_layers = layer_digests(&child);
+    let own = child_layers.last().expect("a layer");
+    let mut expected = "Using default tag: latest\nlatest: Pulling from demo/child\n".to_owned();
+    for layer in &layers {
+        expected.push_str(&format!("{}: Already exists\n", short(layer)));
+    }
+    expected.push_str(&format!("{}: Pulling fs layer\n", short(own)));
+    for status in ["Verifying Checksum", "Download complete", "Pull complete"] {
+        expected.push_str(&format!("{}: {status}\n", short(own)));
+    }
+    let child_digest = child["manifest_digest"].as_str().expect("digest");
+    expected.push_str(&format!(
+        "Digest: {child_digest}\nStatus: Downloaded newer image for {remote_child}:latest\n{remote_child}:latest\n"
+    ));
+    assert_eq!(out, expected);
+
+    let out = ok(&root, &["pull", &remote_child]);
+    assert_eq!(
+        out,
+        format!(
+            "Using default tag: latest\nlatest: Pulling from demo/child\nDigest: {child_digest}\n\
+             Status: Image is up to date for {remote_child}:latest\n{remote_child}:latest\n"
+        )
+    );
+    let out = ok(&root, &["pull", "-q", &remote_child]);
+    assert_eq!(out, format!("{remote_child}:latest\n"));
+
+    let images = ok(&root, &["images", "--format", "json"]);
+    assert!(
+        images.contains(base["image_id"].as_str().expect("id")),
+        "{images}"
+    );
+    assert!(
+        images.contains(child["image_id"].as_str().expect("id")),
+        "{images}"
+    );
+}
+
+#[test]
+fn pull_of_a_missing_tag_fails_with_the_registrys_message() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = format!("{}/demo/absent:v1", registry.host);
+    let output = imgstore(dir.path(), &["pull", &reference]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "Error: GET http://{}/v2/demo/absent/manifests/v1: 404: MANIFEST_UNKNOWN: manifest unknown\n",
+            registry.host
+        )
+    );
+    assert_eq!(text(&output.stdout), "v1: Pulling from demo/absent\n");
+}
+
+#[test]
+fn push_of_an_unknown_image_fails_before_any_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("store");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let output = imgstore(&root, &["push", "127.0.0.1:1/nothing:here"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1/nothing:here"), "{stderr}");
+}
+
+#[test]
+fn login_stores_credentials_push_and_pull_use_them_and_logout_forgets() {
+    let registry = RealRegistry::start_htpasswd("alice", "s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = docker_config();
+    let root = dir.path().join("store");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let remote = format!("{}/private/base:v1", registry.host);
+    let run = |args: &[&str]| imgstore_with(&root, config.path(), args);
+
+    let refused = run(&["push", "-q", "registry.demo.test/demo/base:v1", &remote]);
+    assert_eq!(refused.status.code(), Some(1));
+
+    let wrong = run(&["login", "-u", "alice", "-p", "nope", &registry.host]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        !config.path().join("config.json").exists(),
+        "nothing stored"
+    );
+
+    let mut login = command(
+        &root,
+        &["login", "-u", "alice", "--password-stdin", &registry.host],
+    );
+    login
+        .env("DOCKER_CONFIG", config.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().expect("run imgstore login");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"s3cret\n")
+        .expect("write the password");
+    let output = child.wait_with_output().expect("login");
+    let file = config.path().join("config.json");
+    assert_eq!(succeeded(output.clone(), &["login"]), "Login Succeeded\n");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "WARNING! Your password will be stored unencrypted in {}.\n\
+             Configure a credential helper to remove this warning. See\n\
+             https://docs.docker.com/engine/reference/commandline/login/#credentials-store\n\n",
+            file.display()
+        )
+    );
+    // docker login's format: base64 of user:password under the host.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("config.json")).expect("JSON");
+    assert_eq!(json["auths"][&registry.host]["auth"], "YWxpY2U6czNjcmV0");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let pushed = succeeded(
+        run(&["push", "-q", "registry.demo.test/demo/base:v1", &remote]),
+        &["push"],
+    );
+    assert_eq!(pushed, format!("{remote}\n"));
+    let other = dir.path().join("other");
+    let pulled = succeeded(
+        imgstore_with(&other, config.path(), &["pull", "-q", &remote]),
+        &["pull"],
+    );
+    assert_eq!(pulled, format!("{remote}\n"));
+
+    let out = succeeded(run(&["logout", &registry.host]), &["logout"]);
+    assert_eq!(
+        out,
+        format!("Removing login credentials for {}\n", registry.host)
+    );
+    let out = succeeded(run(&["logout", &registry.host]), &["logout"]);
+    assert_eq!(out, format!("Not logged in to {}\n", registry.host));
+    let refused = imgstore_with(&dir.path().join("third"), config.path(), &["pull", &remote]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains(": 401: UNAUTHORIZED"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
+#[test]
+fn login_without_a_password_on_a_non_terminal_is_refused_as_docker_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = imgstore(dir.path(), &["login", "-u", "alice", "127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        "Error: Cannot perform an interactive login from a non TTY device\n"
+    );
+}
+
+#[test]
+fn a_credentials_helper_named_by_creds_store_supplies_the_login() {
+    use std::os::unix::fs::PermissionsExt;
+    let registry = RealRegistry::start_htpasswd("alice", "s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = docker_config();
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"auths":{},"credsStore":"imgstore-test"}"#,
+    )
+    .expect("write config.json");
+    // docker-credential-<name> get: the server on stdin, JSON on stdout.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let helper = bin.join("docker-credential-imgstore-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {} ] || exit 1\n\
+             echo '{{\"ServerURL\":\"'$server'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n",
+            registry.host
+        ),
+    )
+    .expect("write the helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let root = dir.path().join("store");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let remote = format!("{}/helped/base:v1", registry.host);
+    let output = command(
+        &root,
+        &["push", "-q", "registry.demo.test/demo/base:v1", &remote],
+    )
+    .env("DOCKER_CONFIG", config.path())
+    .env("PATH", path)
+    .output()
+    .expect("run imgstore push");
+    assert_eq!(succeeded(output, &["push"]), format!("{remote}\n"));
+}
+
+#[test]
+fn pull_takes_one_platform_or_all_not_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = imgstore(
+        dir.path(),
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            "--all-platforms",
+            "127.0.0.1:1/x",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr)
+            .contains("'--platform <PLATFORM>' cannot be used with '--all-platforms'"),
+        "{}",
+        text(&output.stderr)
+    );
+}

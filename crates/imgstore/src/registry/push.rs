@@ -1,0 +1,254 @@
+//! [`Store::push`]: an image of the store into a registry.
+
+use std::fmt;
+
+use imgstore_backend::StoreBackend;
+use imgstore_digest::Digest;
+use serde_json::Value;
+
+use super::pull::parse_reference;
+use super::{Client, ClientOptions};
+use crate::oci::{MANIFEST_TYPES, RawConfig};
+use crate::{Error, Result, Store};
+
+/// How [`Store::push`] pushes.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PushOptions {
+    /// How to reach the registry (insecure registries, credentials).
+    pub client: ClientOptions,
+}
+
+/// What happens to one layer during a push, in Docker's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStatus {
+    /// About to be checked.
+    Preparing,
+    /// The registry had it: not uploaded.
+    LayerAlreadyExists,
+    /// Uploaded.
+    Pushed,
+    /// Linked from another repository of the registry
+    /// ([`PushEvent::mounted_from`]), not uploaded.
+    Mounted,
+}
+
+impl fmt::Display for PushStatus {
+    /// Docker's status line: `Preparing`, `Layer already exists`, `Pushed`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushStatus::Preparing => "Preparing",
+            PushStatus::LayerAlreadyExists => "Layer already exists",
+            PushStatus::Pushed => "Pushed",
+            PushStatus::Mounted => "Mounted from",
+        })
+    }
+}
+
+/// One step of a push, for a progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushEvent {
+    /// The layer's diff ID (Docker shows its first 12 hex digits).
+    pub diff_id: Digest,
+    /// The layer's blob digest.
+    pub layer: Digest,
+    /// What happened to it.
+    pub status: PushStatus,
+    /// For [`PushStatus::Mounted`], the repository it was mounted from.
+    pub mounted_from: Option<String>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// The repository pushed to, in full form (`127.0.0.1:5000/app`).
+    pub repository: String,
+    /// The tag (or digest) the manifest was put under.
+    pub tag: String,
+    /// The manifest's digest, as the registry confirmed it.
+    pub digest: Digest,
+    /// The manifest's size in bytes.
+    pub size: u64,
+    /// Blobs uploaded (layers and config).
+    pub blobs_uploaded: u64,
+}
+
+/// A blob a manifest lists.
+struct ManifestBlob {
+    digest: Digest,
+    size: u64,
+}
+
+fn manifest_blob(value: &Value, manifest: &Digest) -> Result<ManifestBlob> {
+    let bad = |reason: &str| Error::InvalidInput {
+        what: format!("manifest {manifest}"),
+        reason: reason.to_owned(),
+    };
+    let digest = value
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("a descriptor without digest"))?
+        .parse::<Digest>()?;
+    let size = value
+        .get("size")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad("a descriptor without size"))?;
+    Ok(ManifestBlob { digest, size })
+}
+
+impl Store {
+    /// Pushes the image `image_or_name` (a name or image ID) to `reference`
+    /// (`127.0.0.1:5000/app:1`; the tag defaults to `latest`), as `docker
+    /// push` does: each blob of its manifest (config and layers) the
+    /// registry lacks is uploaded, read from the content store (verified as
+    /// it streams), then the manifest, under the tag. The manifest pushed is
+    /// the one stored for the image: the name's own when it names a
+    /// manifest, else the one for the image found through the names (a
+    /// `docker save` image's is the one the import wrote). The registry's
+    /// `Docker-Content-Digest` must be the manifest's.
+    pub fn push(
+        &self,
+        image_or_name: &str,
+        reference: &str,
+        options: &PushOptions,
+    ) -> Result<PushReport> {
+        self.push_with_progress(image_or_name, reference, options, &mut |_| {})
+    }
+
+    /// [`push`](Store::push), telling `progress` what happens to each layer.
+    pub fn push_with_progress(
+        &self,
+        image_or_name: &str,
+        reference: &str,
+        options: &PushOptions,
+        progress: &mut dyn FnMut(&PushEvent),
+    ) -> Result<PushReport> {
+        let target = parse_reference(reference)?;
+        let id = self.resolve(image_or_name)?;
+        let own = imgstore_refs::reference::normalize(image_or_name)
+            .ok()
+            .and_then(|name| self.refs.get(&self.namespace, &name).ok())
+            .map(|record| record.target.clone())
+            .filter(|target| MANIFEST_TYPES.contains(&target.media_type.as_str()));
+        let manifest = match own {
+            Some(manifest) => manifest,
+            None => self
+                .find_manifest(&id)?
+                .ok_or_else(|| Error::NoManifest { image: id.clone() })?,
+        };
+        let bytes = self.content.get(&manifest.digest)?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|source| Error::InvalidJson {
+            file: format!("manifest {}", manifest.digest),
+            source,
+        })?;
+        let config = manifest_blob(json.get("config").unwrap_or(&Value::Null), &manifest.digest)?;
+        let layers = json
+            .get("layers")
+            .and_then(Value::as_array)
+            .map(|layers| {
+                layers
+                    .iter()
+                    .map(|layer| manifest_blob(layer, &manifest.digest))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let config_bytes = self.content.get(&config.digest)?;
+        let diff_ids = serde_json::from_slice::<RawConfig>(&config_bytes)
+            .map_err(|source| Error::InvalidJson {
+                file: format!("config {}", config.digest),
+                source,
+            })?
+            .diff_ids()?;
+        if diff_ids.len() != layers.len() {
+            return Err(Error::InvalidInput {
+                what: format!("manifest {}", manifest.digest),
+                reason: format!(
+                    "{} layers, but config {} lists {} diff IDs",
+                    layers.len(),
+                    config.digest,
+                    diff_ids.len()
+                ),
+            });
+        }
+
+        let client = Client::new(target.domain(), &options.client)?;
+        let repository = target.path();
+        // Docker lists layers top first.
+        let order: Vec<usize> = (0..layers.len()).rev().collect();
+        for &i in &order {
+            progress(&PushEvent {
+                diff_id: diff_ids[i].clone(),
+                layer: layers[i].digest.clone(),
+                status: PushStatus::Preparing,
+                mounted_from: None,
+            });
+        }
+        // Another repository of the same registry naming this image likely
+        // holds its blobs: they are mounted from there, not uploaded.
+        let mount_from = self
+            .cache
+            .get_by_id(&id)
+            .map(|image| image.references.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| imgstore_refs::reference::Reference::parse_normalized(name).ok())
+            .filter(|name| name.domain() == target.domain() && name.path() != target.path())
+            .map(|name| name.path().to_owned())
+            .min();
+        let mut uploaded = 0;
+        for &i in &order {
+            let status =
+                self.upload_blob(&client, repository, &layers[i], mount_from.as_deref())?;
+            if status == PushStatus::Pushed {
+                uploaded += 1;
+            }
+            progress(&PushEvent {
+                diff_id: diff_ids[i].clone(),
+                layer: layers[i].digest.clone(),
+                status,
+                mounted_from: mount_from.clone().filter(|_| status == PushStatus::Mounted),
+            });
+        }
+        if self.upload_blob(&client, repository, &config, mount_from.as_deref())?
+            == PushStatus::Pushed
+        {
+            uploaded += 1;
+        }
+        let tag = match (target.tag(), target.digest()) {
+            (Some(tag), _) => tag.to_owned(),
+            (None, Some(digest)) => digest.to_string(),
+            (None, None) => "latest".to_owned(),
+        };
+        let digest = client.put_manifest(repository, &tag, &manifest.media_type, &bytes)?;
+        Ok(PushReport {
+            repository: target.name(),
+            tag,
+            digest,
+            size: bytes.len() as u64,
+            blobs_uploaded: uploaded,
+        })
+    }
+
+    /// Uploads a blob unless the registry has it, or can mount it from the
+    /// repository `mount_from`: what happened.
+    fn upload_blob(
+        &self,
+        client: &Client,
+        repository: &str,
+        blob: &ManifestBlob,
+        mount_from: Option<&str>,
+    ) -> Result<PushStatus> {
+        if client.has_blob_for_push(repository, &blob.digest)? {
+            return Ok(PushStatus::LayerAlreadyExists);
+        }
+        if let Some(from) = mount_from
+            && client.mount_blob(repository, &blob.digest, from)?
+        {
+            return Ok(PushStatus::Mounted);
+        }
+        let mut reader = self.content.open_blob(&blob.digest)?;
+        client.put_blob(repository, &blob.digest, blob.size, &mut reader)?;
+        Ok(PushStatus::Pushed)
+    }
+}
