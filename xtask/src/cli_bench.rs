@@ -1043,3 +1043,138 @@ mod docker {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        Options::parse(&args, Path::new("/repo"))
+    }
+
+    #[test]
+    fn options_default_and_parsed() -> Result<(), String> {
+        let default = parse(&[])?;
+        assert_eq!(default.backends, ["sqlite"]);
+        assert_eq!(default.sizes, [1000, 10_000, 100_000]);
+        assert_eq!(default.runs, 10);
+        assert!(!default.docker);
+        assert_eq!(default.dir, Path::new("/repo/target/bench-cli"));
+        let given = parse(&[
+            "--backend",
+            "sqlite,fs",
+            "--sizes",
+            "10000,1000,1000",
+            "--runs",
+            "3",
+            "--docker",
+            "--dir",
+            "/d",
+        ])?;
+        assert_eq!(given.backends, ["sqlite", "fs"]);
+        assert_eq!(given.sizes, [1000, 10_000]);
+        assert_eq!(given.runs, 3);
+        assert!(given.docker);
+        assert_eq!(given.dir, Path::new("/d"));
+        Ok(())
+    }
+
+    #[test]
+    fn options_refused_with_the_reason() {
+        let error = |args: &[&str]| parse(args).err().unwrap_or_default();
+        assert_eq!(
+            error(&["--backend", "ext4"]),
+            "unknown backend \"ext4\" (sqlite or fs)"
+        );
+        assert_eq!(
+            error(&["--sizes", "1500"]),
+            "--sizes: \"1500\" is no positive multiple of 1000"
+        );
+        assert_eq!(
+            error(&["--sizes", "0"]),
+            "--sizes: \"0\" is no positive multiple of 1000"
+        );
+        assert_eq!(error(&["--runs", "0"]), "--runs needs a positive number");
+        assert_eq!(error(&["--runs"]), "--runs needs a number");
+        assert_eq!(error(&["--fast"]), "unknown argument \"--fast\"");
+    }
+
+    #[test]
+    fn stats_are_median_min_max() {
+        let stats = Stats::of(vec![5.0, 1.0, 3.0, 9.0, 2.0]);
+        let (median, min, max) = stats.map_or((0.0, 0.0, 0.0), |s| (s.median, s.min, s.max));
+        assert_eq!((median, min, max), (3.0, 1.0, 9.0));
+        assert!(Stats::of(Vec::new()).is_none());
+        assert_eq!(
+            Stats {
+                median: 12.34,
+                min: 10.2,
+                max: 20.7
+            }
+            .cell(),
+            "12.3 (10-21)"
+        );
+        assert_eq!(Stats::single(49.56).cell(), "49.6");
+    }
+
+    #[test]
+    fn probes_sit_in_the_middle_of_the_store() -> Result<(), String> {
+        let probe = Probe::at(10_000)?;
+        assert_eq!(probe.name, "fixture/img5001:latest");
+        assert_eq!(probe.alias, "fixture/img5003:alias");
+        assert_eq!(probe.deleted, 5007);
+        let id = image_id(5007)?;
+        assert_eq!(probe.short_id, id.encoded()[..12]);
+        Ok(())
+    }
+
+    #[test]
+    fn goals_and_ratios_beside_the_figures() {
+        let mut figures = Measured::new();
+        for (size, ms) in [(1000, 20.0), (10_000, 100.0), (100_000, 1000.0)] {
+            figures.insert((Row::Inspect, size), Stats::single(ms));
+            figures.insert((Row::Images, size), Stats::single(ms / 10.0));
+        }
+        figures.insert((Row::LoadEmpty, 1000), Stats::single(500.0));
+        let sizes = [1000, 10_000, 100_000];
+        assert_eq!(
+            goal_text(Row::Inspect, "sqlite", &sizes, &figures),
+            "<= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.01, 100k/1k 50.0"
+        );
+        assert_eq!(
+            goal_text(Row::Inspect, "fs", &sizes, &figures),
+            "<= 30 ms at 10k  ->  10k 0.30"
+        );
+        assert_eq!(
+            goal_text(Row::Images, "sqlite", &sizes, &figures),
+            "<= 25 ms at 10k, <= 250 ms at 100k  ->  10k 2.50, 100k 2.50"
+        );
+        assert_eq!(
+            goal_text(Row::LoadEmpty, "sqlite", &sizes, &figures),
+            "<= 1000 ms  ->  1k 2.00"
+        );
+        assert_eq!(goal_text(Row::Floor, "sqlite", &sizes, &figures), "");
+        // Two columns shown; the goals still read every figure measured.
+        let table = table("sqlite", &sizes[..2], &figures);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 1 + ROWS.len());
+        assert_eq!(
+            lines[2],
+            "inspect NAME                            20.0               100.0   \
+             <= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.01, 100k/1k 50.0"
+        );
+    }
+
+    #[test]
+    fn prepare_scripts_copy_fresh_and_quote_paths() {
+        assert_eq!(
+            fresh_copy_script(Some(Path::new("/t/store")), Path::new("/t/it's")),
+            "rm -rf '/t/it'\\''s' && cp --reflink=auto -a '/t/store' '/t/it'\\''s' && sync"
+        );
+        assert_eq!(
+            fresh_copy_script(None, Path::new("/t/w")),
+            "rm -rf '/t/w' && sync"
+        );
+    }
+}

@@ -201,3 +201,65 @@ pub fn run(args: &[String], default_out: PathBuf) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The archive loads into a store with the names and IDs the bench
+    /// probes with: `image_id` is the ID the store reports, every tenth
+    /// image (3 mod 10) has its alias, and a 12-digit short ID resolves.
+    #[test]
+    fn archive_loads_with_the_ids_and_names_the_bench_probes() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let archive = cached_archive(dir.path(), 20, 20)?;
+        assert_eq!(
+            archive.file_name().and_then(|n| n.to_str()),
+            Some("images-v2-20-20.tar")
+        );
+        let store = imgstore::Store::open_with(
+            dir.path().join("store"),
+            imgstore::Options {
+                create: true,
+                ..imgstore::Options::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let imported = store.import(&archive).map_err(|e| e.to_string())?;
+        assert_eq!(imported.len(), 20);
+        for index in 20..40 {
+            let id = image_id(index)?;
+            let latest = store
+                .resolve(&format!("fixture/img{index}:latest"))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(latest.as_str(), id.as_str(), "image {index}");
+            let short: String = id.encoded().chars().take(12).collect();
+            let by_short = store.resolve(&short).map_err(|e| e.to_string())?;
+            assert_eq!(by_short.as_str(), id.as_str(), "short ID of image {index}");
+            let alias = store.resolve(&format!("fixture/img{index}:alias"));
+            if index % 10 == 3 {
+                assert_eq!(alias.map_err(|e| e.to_string())?.as_str(), id.as_str());
+            } else {
+                assert!(alias.is_err(), "image {index} has no alias");
+            }
+        }
+        // The IDs are distinct: every image is its own.
+        let ids: BTreeSet<String> = (20..40)
+            .map(|i| image_id(i).map(|d| d.as_str().to_owned()))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(ids.len(), 20);
+        Ok(())
+    }
+
+    #[test]
+    fn names_of_gives_the_alias_to_images_3_mod_10_only() {
+        assert_eq!(names_of(12), vec!["fixture/img12:latest".to_owned()]);
+        assert_eq!(
+            names_of(13),
+            vec![
+                "fixture/img13:latest".to_owned(),
+                "fixture/img13:alias".to_owned()
+            ]
+        );
+    }
+}
