@@ -661,7 +661,7 @@ fn table(backend: &str, sizes: &[usize], figures: &Measured) -> String {
     out
 }
 
-/// `<= 10 at 10k, 100k; 100k/1k <= 1.2  ->  10k 0.04, 100k 0.01; 100k/1k 9.8`.
+/// `<= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.040, 100k 0.0046, 100k/1k 9.8`.
 fn goal_text(row: Row, backend: &str, sizes: &[usize], figures: &Measured) -> String {
     let goal = row.goal(backend);
     if goal.at.is_empty() {
@@ -684,7 +684,11 @@ fn goal_text(row: Row, backend: &str, sizes: &[usize], figures: &Measured) -> St
         previous = Some(limit);
         for size in measured {
             if let Some(stats) = figures.get(&(row, size)) {
-                met.push(format!("{} {:.2}", short_size(size), limit / stats.median));
+                met.push(format!(
+                    "{} {}",
+                    short_size(size),
+                    ratio(limit / stats.median)
+                ));
             }
         }
     }
@@ -697,6 +701,17 @@ fn goal_text(row: Row, backend: &str, sizes: &[usize], figures: &Measured) -> St
         }
     }
     format!("{}  ->  {}", wanted.join(", "), met.join(", "))
+}
+
+/// A ratio with two significant digits below 1 (`0.0046`), else two decimals.
+fn ratio(value: f64) -> String {
+    let decimals = if value > 0.0 && value < 1.0 {
+        // -log10 rounded up: 0.0046 -> 3, plus one more digit.
+        (1.0 - value.log10().floor()).clamp(2.0, 9.0) as usize
+    } else {
+        2
+    };
+    format!("{value:.decimals$}")
 }
 
 /// Builds the release binary; its path.
@@ -805,9 +820,11 @@ mod docker {
         notes: Vec<String>,
     }
 
-    /// A private dockerd, stopped (SIGTERM, then waited for) when dropped.
+    /// A private dockerd, stopped (SIGTERM, then waited for) when dropped;
+    /// its exec root (sockets, pid file) is removed then too.
     struct Daemon {
         child: Child,
+        exec_root: PathBuf,
         socket: PathBuf,
     }
 
@@ -817,6 +834,7 @@ mod docker {
                 .arg(self.child.id().to_string())
                 .status();
             let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.exec_root);
         }
     }
 
@@ -852,7 +870,11 @@ mod docker {
                 .stderr(err_log)
                 .spawn()
                 .map_err(|e| format!("cannot start dockerd ({e}): apt-get install -y docker.io"))?;
-            let mut daemon = Daemon { child, socket };
+            let mut daemon = Daemon {
+                child,
+                exec_root,
+                socket,
+            };
             let began = Instant::now();
             loop {
                 if daemon
@@ -961,7 +983,7 @@ mod docker {
             let single = cached_archive(&bench.fixtures, probe.deleted, 1)?;
             let single = single.display().to_string();
             eprintln!("bench cli: timing dockerd at {size}");
-            for (row, _) in ROWS {
+            for (row, label) in ROWS {
                 let (command, prepare) = match row {
                     Row::Floor => (vec!["docker".to_owned(), "--version".into()], None),
                     Row::Inspect => (daemon.args(&["image", "inspect", &probe.name]), None),
@@ -990,7 +1012,7 @@ mod docker {
                     bench
                         .timer
                         .time(&command, prepare.as_deref(), options.runs, warmup)?;
-                eprintln!("  {:<24} {}", row.label(), figure.cell());
+                eprintln!("  {label:<24} {}", figure.cell());
                 stats.insert((row, size), figure);
                 // Undo the last run's change: the next row sees the fixtures.
                 if let Some(prepare) = prepare {
@@ -1140,7 +1162,7 @@ mod tests {
         let sizes = [1000, 10_000, 100_000];
         assert_eq!(
             goal_text(Row::Inspect, "sqlite", &sizes, &figures),
-            "<= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.01, 100k/1k 50.0"
+            "<= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.010, 100k/1k 50.0"
         );
         assert_eq!(
             goal_text(Row::Inspect, "fs", &sizes, &figures),
@@ -1162,8 +1184,12 @@ mod tests {
         assert_eq!(
             lines[2],
             "inspect NAME                            20.0               100.0   \
-             <= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.01, 100k/1k 50.0"
+             <= 10 ms at 10k and 100k, 100k/1k <= 1.2  ->  10k 0.10, 100k 0.010, 100k/1k 50.0"
         );
+        assert_eq!(ratio(0.0046), "0.0046");
+        assert_eq!(ratio(0.064), "0.064");
+        assert_eq!(ratio(0.5), "0.50");
+        assert_eq!(ratio(2.185), "2.19");
     }
 
     #[test]
