@@ -238,8 +238,12 @@ impl Timer {
                     cmd.args(["--warmup", "1"]);
                 }
                 if let Some(script) = prepare {
+                    // hyperfine hides a failed prepare's message: keep it.
+                    let log = export.with_file_name("prepare.log");
+                    let script = format!("{{ {script}; }} 2>>{}", shown(&log));
                     // With -N hyperfine splits command lines as a shell would.
-                    cmd.arg("--prepare").arg(format!("sh -c {}", quote(script)));
+                    cmd.arg("--prepare")
+                        .arg(format!("sh -c {}", quote(&script)));
                 }
                 let line: Vec<String> = command.iter().map(|a| quote(a)).collect();
                 cmd.arg("--export-json").arg(export).arg(line.join(" "));
@@ -457,9 +461,17 @@ struct Bench {
     timer: Timer,
     /// How long each store took to build, for the report.
     built: Vec<String>,
+    /// The rows that failed, with why.
+    failures: Vec<String>,
 }
 
 impl Bench {
+    /// Notes a row that could not be measured (printed with the tables).
+    fn failed(&mut self, failure: String) {
+        eprintln!("bench cli: FAILED {failure}");
+        self.failures.push(failure);
+    }
+
     /// `imgstore --root root --backend backend rest...`.
     fn ours(&self, root: &Path, backend: &str, rest: &[&str]) -> Vec<String> {
         let mut command = vec![
@@ -570,36 +582,47 @@ impl Bench {
                         self.ours(&work, backend, &["load", "-i", &first])
                     }
                 };
-                let stats = match row {
-                    Row::PeakRss => match peak_rss_mib(&command)? {
-                        Some(mib) => Stats::single(mib),
-                        None => continue,
-                    },
+                let timed = match row {
+                    Row::PeakRss => peak_rss_mib(&command).map(|mib| mib.map(Stats::single)),
+                    Row::ColdInspect if !is_root() => Ok(None),
                     Row::ColdInspect => {
-                        if !is_root() {
-                            continue;
-                        }
                         let drop = "sync && echo 3 > /proc/sys/vm/drop_caches";
-                        self.timer.time(&command, Some(drop), runs.min(5), false)?
+                        self.timer
+                            .time(&command, Some(drop), runs.min(5), false)
+                            .map(Some)
                     }
                     Row::LoadEmpty => {
                         let prepare = fresh_copy_script(None, &work);
-                        self.timer
-                            .time(&command, Some(&prepare), runs.min(5), false)?
+                        let stats = self
+                            .timer
+                            .time(&command, Some(&prepare), runs.min(5), false);
+                        stats.map(Some)
                     }
                     Row::LoadInto => {
                         let prepare = fresh_copy_script(Some(&template), &work);
-                        self.timer
-                            .time(&command, Some(&prepare), runs.min(5), false)?
+                        let stats = self
+                            .timer
+                            .time(&command, Some(&prepare), runs.min(5), false);
+                        stats.map(Some)
                     }
                     r if r.writes() => {
                         let prepare = fresh_copy_script(Some(&template), &work);
-                        self.timer.time(&command, Some(&prepare), runs, false)?
+                        self.timer
+                            .time(&command, Some(&prepare), runs, false)
+                            .map(Some)
                     }
-                    _ => self.timer.time(&command, None, runs, true)?,
+                    _ => self.timer.time(&command, None, runs, true).map(Some),
                 };
-                eprintln!("  {:<24} {}", row.label(), stats.cell());
-                figures.insert((row, size), stats);
+                // One failed row (a full disk during a copy, say) is reported,
+                // and the others still measured.
+                match timed {
+                    Ok(Some(stats)) => {
+                        eprintln!("  {:<24} {}", row.label(), stats.cell());
+                        figures.insert((row, size), stats);
+                    }
+                    Ok(None) => {}
+                    Err(error) => self.failed(format!("{backend} {size} {}: {error}", row.label())),
+                }
             }
         }
         let _ = std::fs::remove_dir_all(&work);
@@ -740,6 +763,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         fixtures: root.join("target/fixtures"),
         timer,
         built: Vec::new(),
+        failures: Vec::new(),
         options,
     };
     let load_before = load_average();
@@ -748,8 +772,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for backend in bench.options.backends.clone() {
         results.push((backend.clone(), bench.measure(&backend)?));
     }
+    // Without dockerd (not root, not installed) our figures still print.
     let docker = if bench.options.docker {
-        Some(docker::measure(&bench)?)
+        match docker::measure(&bench) {
+            Ok(figures) => Some(figures),
+            Err(error) => {
+                bench.failed(format!("--docker: {error}"));
+                None
+            }
+        }
     } else {
         None
     };
@@ -792,6 +823,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(docker) = docker {
         println!();
         print!("{}", docker::table(&docker, &results));
+    }
+    for failure in &bench.failures {
+        println!(
+            "FAILED {failure} (prepare steps log to {})",
+            bench.options.dir.join("prepare.log").display()
+        );
     }
     Ok(())
 }
@@ -1008,12 +1045,19 @@ mod docker {
                     _ => (daemon.args(&["image", "prune", "-f"]), None),
                 };
                 let warmup = prepare.is_none();
-                let figure =
-                    bench
-                        .timer
-                        .time(&command, prepare.as_deref(), options.runs, warmup)?;
-                eprintln!("  {label:<24} {}", figure.cell());
-                stats.insert((row, size), figure);
+                match bench
+                    .timer
+                    .time(&command, prepare.as_deref(), options.runs, warmup)
+                {
+                    Ok(figure) => {
+                        eprintln!("  {label:<24} {}", figure.cell());
+                        stats.insert((row, size), figure);
+                    }
+                    Err(error) => {
+                        eprintln!("bench cli: FAILED dockerd {size} {label}: {error}");
+                        notes.push(format!("FAILED dockerd {size} {label}: {error}"));
+                    }
+                }
                 // Undo the last run's change: the next row sees the fixtures.
                 if let Some(prepare) = prepare {
                     run_quiet(Command::new("sh").arg("-c").arg(prepare))?;
