@@ -4,9 +4,11 @@
 //!   targets, the tests, the docs with warnings denied, `tidy` and `package`.
 //! - `bench [filter]`: the criterion suite in `benches/`; with a filter that
 //!   selects the digest group, also OpenSSL's SHA-256 rate for comparison.
-//! - `bench cli [--backend fs] [--runs N]`: whole-process timings of the
-//!   `imgstore` command on a 10k-image store built from `fixtures`, with
-//!   ratios against the goals of issue 7.
+//! - `bench cli [--backend sqlite|fs|sqlite,fs] [--sizes 1000,10000,100000]
+//!   [--runs N] [--docker] [--dir DIR]`: whole-process timings of the
+//!   `imgstore` commands on generated stores of each size (cached under
+//!   `target/bench-cli`), against the goals of issue 13; `--docker` (as
+//!   root) times a private dockerd on the same fixtures beside them.
 //! - `tidy`: checks of the tree itself (crate docs, lints, no `unwrap()` in
 //!   library code).
 //! - `package`: `cargo package` of every publishable crate (offline) and
@@ -46,7 +48,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures::run(&args[1..], workspace_root().join("target/fixtures")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [filter] | bench cli | tidy | package | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | dist [--out DIR] | fixtures [N...]>"
+                "usage: cargo xtask <ci | bench [filter] | bench cli [--backend sqlite|fs|sqlite,fs] [--sizes 1000,10000,100000] [--runs N] [--docker] [--dir DIR] | tidy | package | stress [kills | crash [kills] | concurrency [minutes] | faults] | interop | fuzz [target] [--execs N | --seconds S] | dist [--out DIR] | fixtures [N...]>"
             );
             return ExitCode::from(2);
         }
