@@ -108,21 +108,22 @@ pub fn created_since(created: Option<&str>, now: SystemTime) -> String {
 /// it in UTC, as `docker history` prints CreatedAt
 /// (`2023-11-21T22:20:20Z`); the epoch when unset or unreadable.
 pub fn go_rfc3339(created: Option<&str>) -> String {
-    let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
-    let seconds = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
-    // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
-    format!("{date_time}Z")
+    format!("{}Z", whole_seconds_utc(created))
 }
 
 /// Go's `time.Time.String()` of a config's `created` at whole seconds, in
 /// UTC, as `docker images` prints CreatedAt (`2023-11-21 22:21:20 +0000
 /// UTC`); the epoch when unset or unreadable (Docker's `Created` is 0).
 pub fn go_time_string(created: Option<&str>) -> String {
+    format!(
+        "{} +0000 UTC",
+        whole_seconds_utc(created).replacen('T', " ", 1)
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a config's `created` in UTC, the fraction cut
+/// (Go truncates to the second); the epoch when unset or unreadable.
+fn whole_seconds_utc(created: Option<&str>) -> String {
     let time = created.and_then(parse_rfc3339).unwrap_or(UNIX_EPOCH);
     let seconds = time
         .duration_since(UNIX_EPOCH)
@@ -130,8 +131,10 @@ pub fn go_time_string(created: Option<&str>) -> String {
         .as_secs();
     let rfc3339 = format_rfc3339_nanos(UNIX_EPOCH + Duration::from_secs(seconds));
     // `YYYY-MM-DDTHH:MM:SS` of `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-    let (date_time, _) = rfc3339.split_once('.').unwrap_or((&rfc3339, ""));
-    format!("{} +0000 UTC", date_time.replacen('T', " ", 1))
+    match rfc3339.split_once('.') {
+        Some((date_time, _)) => date_time.to_owned(),
+        None => rfc3339,
+    }
 }
 
 /// The Docker CLI's `Ellipsis`: at most `max` characters, the last one `…`
