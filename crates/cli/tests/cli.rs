@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::SystemTime;
 
 use serde_json::Value;
 
 mod common;
-use common::{corpus, imgstore, ok};
+use common::{corpus, imgstore, ok, years_ago};
 
 const REPO: &str = "registry.demo.test/demo";
 /// Newest first, as `images` lists them (by the configs' `created`).
@@ -55,15 +54,6 @@ fn loaded(corpus: &Path) -> tempfile::TempDir {
         ],
     );
     root
-}
-
-fn years_ago(created: &str) -> String {
-    let created = imgstore::image::time::parse_rfc3339(created).expect("corpus time parses");
-    let seconds = SystemTime::now()
-        .duration_since(created)
-        .expect("corpus images are in the past")
-        .as_secs();
-    format!("{} years ago", seconds / 3600 / 24 / 365)
 }
 
 #[test]

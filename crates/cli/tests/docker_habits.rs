@@ -9,12 +9,13 @@ use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::SystemTime;
 
 use imgstore::digest::Algorithm;
 
 mod common;
-use common::{command, expected_image, fixture, imgstore, ok, path_str, succeeded, text};
+use common::{
+    command, expected_image, fixture, imgstore, ok, path_str, succeeded, text, years_ago,
+};
 
 const REPO: &str = "registry.demo.test/demo";
 
@@ -50,16 +51,6 @@ fn loaded() -> tempfile::TempDir {
     let archive = fixture("docker/docker-save-multi.docker.tar");
     ok(root.path(), &["load", "-q", "-i", path_str(&archive)]);
     root
-}
-
-/// Docker's CREATED column for a corpus time.
-fn years_ago(created: &str) -> String {
-    let created = imgstore::image::time::parse_rfc3339(created).expect("corpus time parses");
-    let seconds = SystemTime::now()
-        .duration_since(created)
-        .expect("corpus images are in the past")
-        .as_secs();
-    format!("{} years ago", seconds / 3600 / 24 / 365)
 }
 
 const LOADED_MULTI: &str = "Loaded image: registry.demo.test/demo/base:v1\n\

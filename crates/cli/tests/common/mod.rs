@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -83,4 +84,14 @@ pub fn ok(root: &Path, args: &[&str]) -> String {
 /// A path as the `&str` an argument list takes.
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
+}
+
+/// Docker's CREATED column for a corpus time (`3 years ago`).
+pub fn years_ago(created: &str) -> String {
+    let created = imgstore::image::time::parse_rfc3339(created).expect("corpus time parses");
+    let seconds = SystemTime::now()
+        .duration_since(created)
+        .expect("corpus images are in the past")
+        .as_secs();
+    format!("{} years ago", seconds / 3600 / 24 / 365)
 }
