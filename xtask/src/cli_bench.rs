@@ -888,25 +888,16 @@ mod docker {
             let log = std::fs::File::create(&log_path)
                 .map_err(|e| format!("{}: {e}", log_path.display()))?;
             let err_log = log.try_clone().map_err(|e| e.to_string())?;
-            let child = Command::new("dockerd")
-                .arg("--data-root")
-                .arg(data_root)
-                .arg("--exec-root")
-                .arg(exec_root.join("exec"))
-                .arg("--pidfile")
-                .arg(exec_root.join("dockerd.pid"))
-                .args([
-                    "--storage-driver",
-                    "vfs",
-                    "--iptables=false",
-                    "--bridge=none",
-                ])
-                .arg("--host")
-                .arg(format!("unix://{}", socket.display()))
-                .stdout(log)
-                .stderr(err_log)
-                .spawn()
-                .map_err(|e| format!("cannot start dockerd ({e}): apt-get install -y docker.io"))?;
+            let child = crate::interop::dockerd_command(
+                data_root,
+                &exec_root.join("exec"),
+                &exec_root.join("dockerd.pid"),
+                &socket,
+            )
+            .stdout(log)
+            .stderr(err_log)
+            .spawn()
+            .map_err(|e| format!("cannot start dockerd ({e}): apt-get install -y docker.io"))?;
             let mut daemon = Daemon {
                 child,
                 exec_root,

@@ -657,6 +657,35 @@ struct Daemon {
     cli: &'static str,
 }
 
+/// A dockerd of its own: data root, exec root, pid file and socket all
+/// private (so it never meets another daemon on the machine), vfs storage,
+/// no iptables or bridge (none here). `cargo xtask bench cli --docker`
+/// starts one the same way.
+pub(crate) fn dockerd_command(
+    data_root: &Path,
+    exec_root: &Path,
+    pid_file: &Path,
+    socket: &Path,
+) -> Command {
+    let mut command = Command::new("dockerd");
+    command
+        .arg("--data-root")
+        .arg(data_root)
+        .arg("--exec-root")
+        .arg(exec_root)
+        .arg("--pidfile")
+        .arg(pid_file)
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--iptables=false",
+            "--bridge=none",
+        ])
+        .arg("--host")
+        .arg(format!("unix://{}", socket.display()));
+    command
+}
+
 impl Daemon {
     fn start(tmp: &Path) -> Result<Daemon, String> {
         let socket = tmp.join("docker.sock");
@@ -666,26 +695,17 @@ impl Daemon {
         let log_err = log_file
             .try_clone()
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(tmp.join("docker"))
-            .arg("--exec-root")
-            .arg(tmp.join("exec"))
-            .arg("--pidfile")
-            .arg(tmp.join("docker.pid"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--iptables=false",
-                "--bridge=none",
-            ])
-            .arg("--host")
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|e| format!("start dockerd: {e}"))?;
+        let child = dockerd_command(
+            &tmp.join("docker"),
+            &tmp.join("exec"),
+            &tmp.join("docker.pid"),
+            &socket,
+        )
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        .spawn()
+        .map_err(|e| format!("start dockerd: {e}"))?;
         // Debian's client matches its daemon; another on PATH may not.
         let cli = if Path::new("/usr/bin/docker").exists() {
             "/usr/bin/docker"
