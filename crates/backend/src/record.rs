@@ -168,4 +168,44 @@ pub trait RecordStore: Send + Sync {
     /// Applies `batch` atomically (see [`Batch`]). A failed precondition is
     /// returned as `AlreadyExists`, `NotFound` or `Conflict` naming the record.
     fn apply(&self, batch: &Batch) -> Result<()>;
+
+    /// At most `limit` records of `bucket` whose keys start with `prefix`,
+    /// in ascending key order: a probe ("is any holder left?", limit 1) or
+    /// a short-ID lookup (limit 2) that costs O(log n + limit), whatever the
+    /// bucket's size. Backends override the default, which stops a full
+    /// [`scan_records`](Self::scan_records) early.
+    fn first_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        let mut stopped = false;
+        let scanned = self.scan_records(bucket, prefix, &mut |key, value| {
+            found.push((key.to_owned(), value.to_vec()));
+            if found.len() >= limit {
+                stopped = true;
+                return Err(Error::invalid_argument(prefix, "scan stopped at its limit"));
+            }
+            Ok(())
+        });
+        match scanned {
+            Err(_) if stopped => Ok(found),
+            other => other.map(|()| found),
+        }
+    }
+
+    /// A number that differs whenever any process may have changed the
+    /// records since it was last read: what a long-lived cache compares
+    /// before it trusts what it remembers (SQLite's `data_version` plus this
+    /// process's own commits; the fs record log's generation and length).
+    /// The default, 0 forever, suits a store that only this value changes
+    /// and that keeps no caches.
+    fn change_counter(&self) -> Result<u64> {
+        Ok(0)
+    }
 }

@@ -113,4 +113,15 @@ impl RecordStore for AnyBackend {
     fn apply(&self, batch: &Batch) -> Result<()> {
         forward!(self, b => b.apply(batch))
     }
+    fn first_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        forward!(self, b => b.first_records(bucket, prefix, limit))
+    }
+    fn change_counter(&self) -> Result<u64> {
+        forward!(self, b => b.change_counter())
+    }
 }

@@ -157,6 +157,18 @@ pub trait LayerGetReleaser: Send + Sync {
     /// error is returned and the reference is dropped all the same (its
     /// holder let go): the layers stay, unreferenced, for gc.
     fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>>;
+
+    /// Gives `holder` a persistent, named reference on the layer (see
+    /// [`LayerStore::hold`]): what an image store keeps for each image
+    /// (`image:<hex>`), so that nothing is re-taken on open.
+    fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer>;
+
+    /// Drops `holder`'s persistent reference, with the cascade of
+    /// [`release`](Self::release) (see [`LayerStore::unhold`]).
+    fn unhold(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>>;
+
+    /// The layer record, without taking a reference; `None` when absent.
+    fn lookup(&self, chain_id: &ChainId) -> Result<Option<Layer>>;
 }
 
 /// The persisted form of a layer; the chain ID is the record's key.
@@ -665,6 +677,18 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
 
     fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>> {
         self.drop_reference(chain_id, Reference::Transient)
+    }
+
+    fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
+        LayerStore::hold(self, chain_id, holder)
+    }
+
+    fn unhold(&self, chain_id: &ChainId, holder: &str) -> Result<Vec<LayerMetadata>> {
+        LayerStore::unhold(self, chain_id, holder)
+    }
+
+    fn lookup(&self, chain_id: &ChainId) -> Result<Option<Layer>> {
+        Ok(self.layer(chain_id))
     }
 }
 

@@ -9,7 +9,7 @@
 //!   failed on entry by [`FaultyBackend`];
 //! - [`FaultClass::Read`]: a call that reads (`get`, `get_many`,
 //!   `get_metadata`, `get_metadata_many`, `contains`, `size`, `open_blob`,
-//!   `walk`, `get_record`, `scan_records`), failed on entry;
+//!   `walk`, `get_record`, `scan_records`, `first_records`), failed on entry;
 //! - [`FaultClass::Sync`] and [`FaultClass::Rename`]: the fsyncs, SQLite
 //!   commits and renames *inside* the real backends. The wrapper cannot reach
 //!   them, so `imgstore-fs` and `imgstore-sqlite`, built with their feature
@@ -362,5 +362,18 @@ impl<B: RecordStore> RecordStore for FaultyBackend<B> {
     }
     fn apply(&self, batch: &Batch) -> Result<()> {
         self.call(FaultClass::Write, "apply", || self.inner.apply(batch))
+    }
+    fn first_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.call(FaultClass::Read, "first_records", || {
+            self.inner.first_records(bucket, prefix, limit)
+        })
+    }
+    fn change_counter(&self) -> Result<u64> {
+        self.inner.change_counter()
     }
 }
