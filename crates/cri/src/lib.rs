@@ -46,5 +46,5 @@ pub use error::CriError;
 pub use index::{CriImage, ImageIndex};
 pub use platform::{Platform, PlatformError};
 pub use resolver::{
-    ManifestTarget, NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names,
+    ManifestTarget, NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names, read_records,
 };

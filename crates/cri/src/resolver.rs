@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use imgstore_backend::{ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
-use imgstore_refs::RefStore;
+use imgstore_refs::{ImageRecord, RefStore};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -320,6 +320,22 @@ where
             Err(e) => return Err(resolve_error(reference, e)),
         });
     }
+    let records: Vec<Option<&ImageRecord>> = records.iter().map(|r| r.as_deref()).collect();
+    read_records(content, references, &records)
+}
+
+/// [`read_names`] over records the caller holds (a record about to be
+/// written, in the same batch as what is derived from it): for each of
+/// `records`, named `references[i]` in errors, what it leads to through
+/// `content`; `None` for a missing record.
+pub fn read_records<C>(
+    content: &C,
+    references: &[&str],
+    records: &[Option<&ImageRecord>],
+) -> Result<Vec<Option<NameTarget>>, CriError>
+where
+    C: StoreBackend + ?Sized,
+{
     let steps: Vec<Vec<Step>> = records
         .iter()
         .map(|record| match record {
