@@ -43,7 +43,7 @@ fn run(args: &[String]) -> Result<(), String> {
         }
         Some("images") => {
             writeln!(out, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE").map_err(w)?;
-            for image in store.images() {
+            for image in store.images().map_err(|e| e.to_string())? {
                 let created = image.created.as_deref().unwrap_or("N/A");
                 if image.references.is_empty() {
                     writeln!(
@@ -110,10 +110,8 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     out.flush().map_err(w)?;
     drop(out);
-    // As the command does: the catalog for the next listing, then the
-    // process ends without freeing 10k images one by one (SQLite is
-    // consistent without a clean close).
-    store.flush_catalog();
+    // As the command does: the process ends without freeing the store's
+    // memory piece by piece (SQLite is consistent without a clean close).
     std::mem::forget(store);
     Ok(())
 }

@@ -112,7 +112,7 @@ fn main() {
         let store = Store::open(&root).expect("open");
         let t_open = t2.elapsed();
         let mut m = Marks::new();
-        let listed = store.images();
+        let listed = store.images().expect("list images");
         m.mark("facade images()");
         drop(store);
         m.mark("drop");

@@ -584,7 +584,7 @@ fn open(root: &Path) -> Result<Store, String> {
 
 fn view(store: &Store) -> Result<View, String> {
     let mut view = View::new();
-    for summary in store.images() {
+    for summary in store.images().map_err(|e| e.to_string())? {
         let image = store
             .image_store()
             .get(&summary.id)

@@ -27,7 +27,6 @@ mod print;
 mod registry;
 mod template;
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,9 +40,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use imgstore_cli::args::{BackendArg, Cli, Command, ImagesArgs, SaveArgs, SaveFormat};
 
-use crate::print::{
-    df, familiar, fsck, gc, history, images, inspect, layers, pin, print_images, prune, rmi,
-};
+use crate::print::{df, familiar, fsck, gc, history, images, inspect, layers, pin, prune, rmi};
 
 /// mimalloc: a listing or an open of 10k images makes some 100k small
 /// allocations; with it the whole `images -q` process took 13 ms instead
@@ -116,22 +113,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     let out = std::io::stdout();
     let mut out = out.lock();
-    // A listing needs no open store when the catalog the last flush left is
-    // current (see `imgstore::list_images_and_targets_cached`).
-    if let Command::Images(args) = &command {
-        let query = image_query(args);
-        let cached = if args.digests {
-            imgstore::list_images_and_targets_cached(&root, &options, &query)
-        } else {
-            imgstore::list_images_cached(&root, &options, &query)
-                .map(|listed| listed.map(|listed| (listed, BTreeMap::new())))
-        };
-        if let Some((listed, targets)) = cached.map_err(|e| e.to_string())? {
-            let result = print_images(&listed, &targets, args, &mut out);
-            out.flush().map_err(output_error)?;
-            return result;
-        }
-    }
     let store = Store::open_with(&root, options).map_err(|e| match e {
         imgstore::Error::NoStore { .. } => e.to_string(),
         e => format!("cannot open the store at {}: {e}", root.display()),
@@ -186,8 +167,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
     };
     out.flush().map_err(output_error)?;
-    // The next `images` reads the catalog instead of opening the store.
-    store.flush_catalog();
     // Every change is durable and its locks are released by now; the
     // process ends next, and the kernel closes files and frees memory
     // faster than dropping 10k images' worth of state one by one (about

@@ -782,6 +782,7 @@ pub fn df(
     let usage = store.disk_usage().map_err(|e| e.to_string())?;
     let summaries: BTreeMap<_, _> = store
         .images()
+        .map_err(|e| e.to_string())?
         .into_iter()
         .map(|summary| (summary.id.clone(), summary))
         .collect();

@@ -66,6 +66,12 @@ impl RankKey {
     }
 }
 
+/// Sorts references as an image lists them: most informative first
+/// (containerd's rank), then by normalised form, then as given.
+pub fn rank_references<T>(references: &mut [T], reference: impl Fn(&T) -> &str) {
+    references.sort_by_cached_key(|r| RankKey::of(reference(r)));
+}
+
 /// One image of the index. References are kept ranked in a tree, so adding
 /// or removing one costs O(log n) however many the image has; the
 /// [`CriImage`] readers get is built from them on first read after a

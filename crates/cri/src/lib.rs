@@ -43,7 +43,7 @@ mod resolver;
 
 pub use cache::{ImageResolver, RefCache};
 pub use error::CriError;
-pub use index::{CriImage, ImageIndex};
+pub use index::{CriImage, ImageIndex, rank_references};
 pub use platform::{Platform, PlatformError};
 pub use resolver::{
     ManifestTarget, NameTarget, PINNED_LABEL, StoreResolver, images_of, read_names, read_records,

@@ -727,7 +727,11 @@ impl Store {
         match self.find_record(input) {
             Ok(record) => Ok(Item {
                 name: Some(record.name.clone()),
-                id: self.cache.resolve(&record.name)?,
+                id: self.image_of_name(&record.name)?.ok_or_else(|| {
+                    imgstore_cri::CriError::NotFound {
+                        what: record.name.clone(),
+                    }
+                })?,
                 target: Some(record.target.clone()),
             }),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {

@@ -25,102 +25,7 @@ use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::ChainId;
 
-use crate::catalog::{CatalogEntry, read_catalog};
-use crate::namespaces::reached_elsewhere;
-use crate::store::rebuild_cache;
 use crate::{GcReport, Result, Store};
-use imgstore_cri::RefCache;
-
-/// What `check_derived` found drifted.
-#[derive(Default)]
-struct Drifted {
-    /// The CRI cache or the other namespaces' reach in memory.
-    memory: bool,
-    /// Namespaces whose catalog at the root drifted.
-    catalogs: Vec<String>,
-}
-
-/// At most this many differences are spelled out in a report line.
-const MAX_DIFFERENCES: usize = 5;
-
-/// The differences of two lists of facts, spelled out briefly; `None`
-/// when equal. `kept` is what memory (or the file) holds, `fresh` what the
-/// records give.
-fn describe<T: Ord + std::fmt::Debug>(kept: &[T], fresh: &[T]) -> Option<String> {
-    let kept_set: std::collections::BTreeSet<&T> = kept.iter().collect();
-    let fresh_set: std::collections::BTreeSet<&T> = fresh.iter().collect();
-    let mut lines: Vec<String> = Vec::new();
-    for stale in kept_set.difference(&fresh_set) {
-        lines.push(format!("holds {stale:?}"));
-    }
-    for missing in fresh_set.difference(&kept_set) {
-        lines.push(format!("lacks {missing:?}"));
-    }
-    if lines.is_empty() {
-        return None;
-    }
-    let more = lines.len().saturating_sub(MAX_DIFFERENCES);
-    lines.truncate(MAX_DIFFERENCES);
-    if more > 0 {
-        lines.push(format!("and {more} more"));
-    }
-    Some(lines.join("; "))
-}
-
-/// How a CRI cache differs from a fresh one: names and the image each
-/// resolves to, then each image's references, size, pinned state and top
-/// layer.
-fn cache_difference(kept: &RefCache, fresh: &RefCache) -> Option<String> {
-    let images = |cache: &RefCache| {
-        let mut images: Vec<(String, Vec<String>, u64, bool, String)> = cache
-            .list()
-            .iter()
-            .map(|image| {
-                (
-                    image
-                        .id
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                    image.references.clone(),
-                    image.size,
-                    image.pinned,
-                    image.chain_id.clone(),
-                )
-            })
-            .collect();
-        images.sort();
-        images
-    };
-    describe(&kept.references(), &fresh.references())
-        .or_else(|| describe(&images(kept), &images(fresh)))
-}
-
-/// How a catalog differs from a fresh derivation, image by image.
-fn catalog_difference(kept: &[CatalogEntry], fresh: &[CatalogEntry]) -> Option<String> {
-    let facts = |entries: &[CatalogEntry]| {
-        let mut facts: Vec<String> = entries
-            .iter()
-            .map(|entry| {
-                let s = &entry.summary;
-                format!(
-                    "{} names {:?} targets {:?} size {} content {} pinned {} parent {:?} children {}",
-                    s.id,
-                    s.references,
-                    entry.targets,
-                    s.size,
-                    s.content_size,
-                    s.pinned,
-                    s.parent.as_ref().map(ToString::to_string),
-                    entry.has_children
-                )
-            })
-            .collect();
-        facts.sort();
-        facts
-    };
-    describe(&facts(kept), &facts(fresh))
-}
 
 /// One thing [`Store::fsck`] found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,16 +141,13 @@ pub enum FsckProblem {
         /// The digest of its target.
         target: Digest,
     },
-    /// A derived structure (the CRI cache, what other namespaces' names
-    /// reach, or the catalog at the root) differs from what the records
-    /// give when derived afresh. Repair rebuilds it (the cache and the
-    /// reach in memory; a catalog file is removed, and rewritten by the
-    /// next flush of a store of that namespace).
+    /// A derived structure (the CRI cache, or what other namespaces' names
+    /// reach) differs from what the records give when derived afresh.
+    /// Repair rebuilds it.
     Drift {
         /// The namespace whose structure drifted.
         namespace: String,
-        /// Which structure: `CRI cache`, `other namespaces' reach` or
-        /// `catalog`.
+        /// Which structure: `CRI cache` or `other namespaces' reach`.
         structure: &'static str,
         /// The first differences found.
         detail: String,
@@ -455,7 +357,7 @@ impl Store {
                 .problems
                 .push(FsckProblem::LeftoverTempFile { path, size });
         }
-        let drifted = self.check_derived(&mut report)?;
+        self.check_derived(&mut report)?;
         if !repair {
             return lock.finish(Ok(report));
         }
@@ -467,7 +369,7 @@ impl Store {
                 bad_metadata,
                 dangling,
             )
-            .and_then(|()| self.repair_derived(&mut report, drifted));
+            .and_then(|()| self.repair_derived(&mut report));
         lock.finish(repaired.map(|()| report))
     }
 
@@ -516,9 +418,6 @@ impl Store {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
-            }
-            if namespace == self.namespace {
-                self.cache.update(&self.resolver(), &name)?;
             }
             report
                 .repairs
@@ -698,90 +597,27 @@ impl Store {
                 && self.whole_now(&**self.images.backend(), id.digest()))
     }
 
-    /// Compares every derived structure with a fresh derivation from the
-    /// records: this namespace's CRI cache and what the other namespaces'
-    /// names reach (memory), and the catalog of every namespace that is
-    /// current at the root (as of the generation before this check).
-    fn check_derived(&self, report: &mut FsckReport) -> Result<Drifted> {
-        let mut drifted = Drifted::default();
-        let fresh_cache = rebuild_cache(&self.namespace, &self.refs, &self.content, &self.images)?;
-        if let Some(detail) = cache_difference(&self.cache, &fresh_cache) {
+    /// Compares every entry of the name index with a fresh derivation from
+    /// the names, manifests and images: each name that drifted is a
+    /// [`FsckProblem::Drift`] of the `name index`.
+    fn check_derived(&self, report: &mut FsckReport) -> Result<()> {
+        for drift in self.check_name_index(false)? {
             report.problems.push(FsckProblem::Drift {
-                namespace: self.namespace.clone(),
-                structure: "CRI cache",
-                detail,
+                namespace: drift.namespace,
+                structure: "name index",
+                detail: format!("{}: {}", drift.name, drift.detail),
             });
-            drifted.memory = true;
         }
-        let fresh_elsewhere = reached_elsewhere(&self.refs, &self.content, &self.namespace)?;
-        if *self.elsewhere.read() != fresh_elsewhere {
-            report.problems.push(FsckProblem::Drift {
-                namespace: self.namespace.clone(),
-                structure: "other namespaces' reach",
-                detail: "the images other namespaces' names reach changed".to_owned(),
-            });
-            drifted.memory = true;
-        }
-        // The catalogs readers would have used until this check began.
-        // Compared only when memory holds every record: an entry skipped
-        // on open (reported above) may be whole on disk and rightly listed.
-        if !self.holds_every_record() {
-            return Ok(drifted);
-        }
-        let generation = self.loaded_generation().wrapping_sub(1);
-        let mut namespaces = self.refs.namespaces();
-        if !namespaces.contains(&self.namespace) {
-            namespaces.push(self.namespace.clone());
-        }
-        for namespace in namespaces {
-            let Some(stored) =
-                read_catalog(&self.root, generation, self.backend_kind(), &namespace)
-            else {
-                continue;
-            };
-            let fresh = if namespace == self.namespace {
-                self.catalog_entries_with(&namespace, &fresh_cache, &fresh_elsewhere)
-            } else {
-                let cache = rebuild_cache(&namespace, &self.refs, &self.content, &self.images)?;
-                let elsewhere = reached_elsewhere(&self.refs, &self.content, &namespace)?;
-                self.catalog_entries_with(&namespace, &cache, &elsewhere)
-            };
-            if let Some(detail) = catalog_difference(&stored, &fresh) {
-                report.problems.push(FsckProblem::Drift {
-                    namespace: namespace.clone(),
-                    structure: "catalog",
-                    detail,
-                });
-                drifted.catalogs.push(namespace);
-            }
-        }
-        Ok(drifted)
+        Ok(())
     }
 
-    /// Rebuilds what drifted (and, after the repairs before it deleted
-    /// names or images, the derived state of memory in any case).
-    fn repair_derived(&self, report: &mut FsckReport, drifted: Drifted) -> Result<()> {
-        self.rebuild_derived()?;
-        if drifted.memory {
+    /// Rewrites every entry of the name index that differs from what the
+    /// records give, after the repairs before it deleted names or images.
+    fn repair_derived(&self, report: &mut FsckReport) -> Result<()> {
+        for drift in self.check_name_index(true)? {
             report.repairs.push(format!(
-                "rebuilt the CRI cache of namespace {} from the records",
-                self.namespace
-            ));
-        }
-        for namespace in drifted.catalogs {
-            match std::fs::remove_file(self.root.join("catalog").join(&namespace)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(crate::Error::Io {
-                        operation: "remove drifted catalog",
-                        path: self.root.join("catalog").join(&namespace),
-                        source,
-                    });
-                }
-            }
-            report.repairs.push(format!(
-                "removed the drifted catalog of namespace {namespace}"
+                "re-derived the name index entry of {}/{}",
+                drift.namespace, drift.name
             ));
         }
         Ok(())

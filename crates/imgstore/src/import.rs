@@ -10,7 +10,7 @@ use std::path::Path;
 pub use imgstore_cri::{Platform, PlatformError};
 
 use crate::archive::TarIndex;
-use crate::oci::{Desc, INDEX_TYPES, Imported, Layout, Plan};
+use crate::oci::{Desc, Imported, Layout, Plan};
 use crate::tmpdir::TempFile;
 use crate::{Error, Result, Store};
 
@@ -308,31 +308,5 @@ impl Store {
         }
         let tar = TarIndex::open_as(file, shown)?;
         self.import_tar(&tar, options)
-    }
-}
-
-impl Store {
-    /// The names of the namespace, other than `except`, whose target is an
-    /// index. A name of an index means the stored manifest this host
-    /// prefers ([`imgstore_cri::read_names`]), so an import that stores a
-    /// new image may change what another index listing the same manifest
-    /// means: the import re-resolves these (in one read) with
-    /// [`update_cache_of`](Store::update_cache_of).
-    pub(crate) fn other_index_names(&self, except: &[&str]) -> Result<Vec<String>> {
-        let except: std::collections::HashSet<&str> = except.iter().copied().collect();
-        Ok(self
-            .refs
-            .list(&self.namespace, &[])?
-            .iter()
-            .filter(|record| INDEX_TYPES.contains(&record.target.media_type.as_str()))
-            .filter(|record| !except.contains(record.name.as_str()))
-            .map(|record| record.name.clone())
-            .collect())
-    }
-
-    /// Re-resolves `names` in one batch and updates the CRI cache.
-    pub(crate) fn update_cache_of(&self, names: &[String]) -> Result<()> {
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        Ok(self.cache.update_many(&self.resolver(), &names)?)
     }
 }

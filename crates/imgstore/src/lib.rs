@@ -25,7 +25,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open_with(dir.path(), Options { backend: Some(Backend::Fs), ..Options::default() })?;
-//! assert!(store.images().is_empty());
+//! assert!(store.images()?.is_empty());
 //!
 //! // A directory that is not an OCI layout is refused, naming the problem.
 //! match store.import_oci_layout(dir.path().join("nowhere")) {
@@ -64,7 +64,6 @@
 
 mod any_backend;
 mod archive;
-mod catalog;
 mod error;
 mod export;
 mod fsck;
@@ -72,6 +71,8 @@ mod import;
 mod limits;
 mod lock;
 mod manage;
+mod migrate;
+mod name_index;
 mod namespaces;
 mod oci;
 pub mod registry;
@@ -84,7 +85,6 @@ mod usage;
 mod view;
 
 pub use any_backend::AnyBackend;
-pub use catalog::{ListingWithTargets, list_images_and_targets_cached, list_images_cached};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};

@@ -47,29 +47,19 @@ pub(crate) struct ChangeGuard<'a> {
     _in_process: MutexGuard<'a, ()>,
 }
 
-/// A change of a [`Store`](crate::Store) in progress: the locks, and the
-/// store whose catalog a [`commit`](Change::commit) marks behind memory.
+/// A change of a [`Store`](crate::Store) in progress: the locks, held
+/// until it is committed or dropped.
 pub(crate) struct Change<'a> {
-    store: &'a crate::Store,
-    committed: bool,
     _guard: ChangeGuard<'a>,
 }
 
 impl<'a> Change<'a> {
-    pub(crate) fn new(store: &'a crate::Store, guard: ChangeGuard<'a>) -> Change<'a> {
-        Change {
-            store,
-            committed: false,
-            _guard: guard,
-        }
+    pub(crate) fn new(_store: &'a crate::Store, guard: ChangeGuard<'a>) -> Change<'a> {
+        Change { _guard: guard }
     }
 
-    /// Called when the change succeeded: memory matches what is stored, and
-    /// the catalog is to be rewritten from it.
-    pub(crate) fn commit(mut self) {
-        self.committed = true;
-        self.store.after_change();
-    }
+    /// Called when the change succeeded; lets go of the locks.
+    pub(crate) fn commit(self) {}
 
     /// Commits when `result` is Ok, and passes it on.
     pub(crate) fn finish<T>(self, result: crate::Result<T>) -> crate::Result<T> {
@@ -77,17 +67,6 @@ impl<'a> Change<'a> {
             self.commit();
         }
         result
-    }
-}
-
-impl Drop for Change<'_> {
-    /// A change that failed (or forgot to commit) leaves memory that the
-    /// undo should have put back, but the catalog does not rely on it: no
-    /// catalog is written from this memory until it is reloaded.
-    fn drop(&mut self) {
-        if !self.committed {
-            self.store.after_failed_change();
-        }
     }
 }
 
@@ -211,48 +190,6 @@ impl StoreLock {
             loaded: AtomicU64::new(0),
             in_process: Mutex::new(()),
         })
-    }
-
-    /// Opens `<root>/store.lock` for reading when it exists: what a reader
-    /// that does not open the store (the catalog) locks. `None` when there
-    /// is no store at `root` (or the file cannot be opened).
-    pub(crate) fn open_existing(root: &Path, timeout: Duration) -> Option<StoreLock> {
-        let path = root.join("store.lock");
-        let file = File::open(&path).ok()?;
-        Some(StoreLock {
-            path,
-            file,
-            timeout,
-            loaded: AtomicU64::new(0),
-            in_process: Mutex::new(()),
-        })
-    }
-
-    /// Runs `read` with the current generation under the shared lock, so no
-    /// change runs meanwhile; `None` when the lock or the generation cannot
-    /// be had.
-    pub(crate) fn with_shared<T>(&self, read: impl FnOnce(u64) -> Option<T>) -> Option<T> {
-        let _in_process = self.lock_in_process();
-        let _shared = flock_within(&self.file, libc::LOCK_SH, self.timeout).ok()?;
-        read(self.generation().ok()?)
-    }
-
-    /// [`with_shared`](Self::with_shared) only if no change holds the locks
-    /// now (in this process or another): `None` at once otherwise, so
-    /// best-effort work never waits behind a long import.
-    pub(crate) fn try_with_shared<T>(&self, read: impl FnOnce(u64) -> Option<T>) -> Option<T> {
-        let _in_process = match self.in_process.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
-        };
-        let _shared = flock(&self.file, libc::LOCK_SH | libc::LOCK_NB).ok()?;
-        read(self.generation().ok()?)
-    }
-
-    /// The generation this process's memory reflects.
-    pub(crate) fn loaded(&self) -> u64 {
-        self.loaded.load(Ordering::SeqCst)
     }
 
     fn io_error(&self, operation: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {

@@ -119,7 +119,8 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Files of interrupted writes removed: the SQLite backend's (temp
     /// files, content files no row names), and on both backends temporary
-    /// files of interrupted imports (`<root>/tmp/`) and catalog leftovers.
+    /// files of interrupted imports (`<root>/tmp/`) and the catalogs earlier
+    /// versions kept.
     pub orphan_files_removed: usize,
     /// What gc left alone because the store opened with entries it skipped
     /// (an image config or layer record that did not load): such an entry
@@ -245,7 +246,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = self.cache.update(&self.resolver(), &target) {
+        if let Err(e) = self.reindex(&[&target]) {
             // A failed tag changes nothing: undo the name, best effort.
             let _ = match previous {
                 Some(old) => self
@@ -254,8 +255,8 @@ impl Store {
                     .map(drop),
                 None => self.refs.delete(&self.namespace, &target, None).map(drop),
             };
-            let _ = self.cache.update(&self.resolver(), &target);
-            return Err(e.into());
+            let _ = self.reindex(&[&target]);
+            return Err(e);
         }
         // Docker's `LastTagTime` (moby's TagImage sets it after adding the
         // tag). Informational: the tag stands even if it cannot be written.
@@ -282,9 +283,9 @@ impl Store {
     pub fn untag(&self, name: &str) -> Result<Untagged> {
         let lock = self.lock_imports()?;
         let record = self.find_record(name)?;
-        let image = self.cache.resolve(&record.name).ok();
+        let image = self.image_of_name(&record.name)?;
         self.refs.delete(&self.namespace, &record.name, None)?;
-        self.cache.update(&self.resolver(), &record.name)?;
+        self.reindex(&[&record.name])?;
         lock.finish(Ok(Untagged {
             name: record.name.clone(),
             image,
@@ -344,7 +345,7 @@ impl Store {
         let result = match self.find_record(name_or_id) {
             Ok(record) => {
                 if is_pinned(&record) && !force {
-                    let image = self.cache.resolve(&record.name).ok();
+                    let image = self.image_of_name(&record.name)?;
                     return Err(Error::ImageConflict {
                         short_id: image
                             .as_ref()
@@ -355,9 +356,7 @@ impl Store {
                     });
                 }
                 parent = self
-                    .cache
-                    .resolve(&record.name)
-                    .ok()
+                    .image_of_name(&record.name)?
                     .and_then(|id| self.images.get_parent(&id).ok());
                 self.remove_by_name(&record)
             }
@@ -382,10 +381,9 @@ impl Store {
     /// `imageDeleteHelper` with `prune`, which stops quietly at a conflict).
     fn prune_parents(&self, mut parent: Option<ImageId>, report: &mut RemoveReport) {
         while let Some(id) = parent {
-            if self.cache.reference_count(&id) != 0
-                || !self.namespaces_elsewhere(&id).is_empty()
-                || !self.images.children(&id).is_empty()
-            {
+            let in_use = crate::name_index::is_reached(&self.content, &id)
+                .map(|named| named || !self.images.children(&id).is_empty());
+            if in_use.unwrap_or(true) {
                 return;
             }
             parent = self.images.get_parent(&id).ok();
@@ -397,18 +395,16 @@ impl Store {
 
     fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {
         let mut report = RemoveReport::default();
-        let image = self.cache.resolve(&record.name).ok();
+        let image = self.image_of_name(&record.name)?;
         self.refs.delete(&self.namespace, &record.name, None)?;
         let untagged = [record.clone()];
-        self.cache
-            .update(&self.resolver(), &record.name)
-            .map_err(|e| self.restore_names(&untagged, e.into()))?;
+        self.reindex(&[&record.name])
+            .map_err(|e| self.restore_names(&untagged, e))?;
         report.untagged.push(record.name.clone());
         // The image goes with its last name in any namespace.
         if let Some(id) = image
-            && self.images.get(&id).is_ok()
-            && self.cache.reference_count(&id) == 0
-            && self.namespaces_elsewhere(&id).is_empty()
+            && self.is_stored(&id)?
+            && !crate::name_index::is_reached(&self.content, &id)?
             && self.images.children(&id).is_empty()
         {
             self.delete_image_into(&id, &mut report)
@@ -451,9 +447,8 @@ impl Store {
             .map(|record| ImageRecord::clone(record))
             .collect();
         let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.cache
-            .update_many(&self.resolver(), &listed)
-            .map_err(|e| self.restore_names(&untagged, e.into()))?;
+        self.reindex(&listed)
+            .map_err(|e| self.restore_names(&untagged, e))?;
         report.untagged = names;
         self.delete_image_into(id, &mut report)
             .map_err(|e| self.restore_names(&untagged, e))?;
@@ -497,7 +492,7 @@ impl Store {
     fn restore_names(&self, records: &[ImageRecord], error: Error) -> Error {
         for record in records.iter().rev() {
             let _ = self.refs.create(&self.namespace, record.clone());
-            let _ = self.cache.update(&self.resolver(), &record.name);
+            let _ = self.reindex(&[&record.name]);
         }
         error
     }
@@ -550,7 +545,7 @@ impl Store {
             let path = format!("labels.{PINNED_LABEL}");
             self.refs
                 .update(&self.namespace, updated, &[path.as_str()])?;
-            self.cache.update(&self.resolver(), &name)?;
+            self.reindex(&[&name])?;
             changed.push(name);
         }
         lock.finish(Ok(changed))
@@ -584,13 +579,13 @@ impl Store {
                 // names here go (as Docker's prune skips an image in use).
                 if (!all && !names.is_empty())
                     || self.any_pinned(&names)?
-                    || !self.namespaces_elsewhere(&id).is_empty()
+                    || !self.namespaces_elsewhere(&id)?.is_empty()
                 {
                     continue;
                 }
                 let removed = self.refs.delete_many(&self.namespace, &names)?;
                 let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-                self.cache.update_many(&self.resolver(), &listed)?;
+                self.reindex(&listed)?;
                 let mut image = RemoveReport {
                     untagged: names,
                     blobs_left_for_gc: targets_of(removed.iter().map(|record| &**record)),
@@ -735,7 +730,7 @@ impl Store {
                 report.bytes_freed += orphans.removed_bytes;
             }
         }
-        let (files, bytes) = crate::catalog::remove_leftovers(&self.root);
+        let (files, bytes) = crate::root::remove_old_catalogs(&self.root);
         report.orphan_files_removed += files;
         report.bytes_freed += bytes;
         // Temporary files of interrupted imports (`<root>/tmp/`).
@@ -800,25 +795,32 @@ impl Store {
         Ok(self.refs.get(&self.namespace, &normalized)?)
     }
 
-    /// Every name of the namespace, grouped by the image it resolves to.
+    /// Every name of the namespace, grouped by the image it resolves to
+    /// (one scan of the name index).
     fn names_by_image(&self) -> Result<HashMap<ImageId, Vec<String>>> {
-        let mut by_image: HashMap<ImageId, Vec<String>> = HashMap::new();
-        for name in self.names()? {
-            if let Ok(id) = self.cache.resolve(&name) {
-                by_image.entry(id).or_default().push(name);
-            }
-        }
-        Ok(by_image)
+        Ok(crate::name_index::all_names(&self.content)?
+            .into_iter()
+            .map(|(id, names)| {
+                let mut meaning: Vec<String> = names
+                    .into_iter()
+                    .filter(|n| n.namespace == self.namespace && n.reach.chosen)
+                    .map(|n| n.name)
+                    .collect();
+                meaning.sort();
+                (id, meaning)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect())
     }
 
-    /// The names of the namespace that resolve to the image, sorted: the
-    /// cache's references of it (O(k) for k names, not a scan of all).
+    /// The names of the namespace that resolve to the image, sorted (one
+    /// prefix scan of the name index, O(k) for k names).
     fn names_of(&self, id: &ImageId) -> Result<Vec<String>> {
-        let mut names = self
-            .cache
-            .get_by_id(id)
-            .map(|image| image.references.clone())
-            .unwrap_or_default();
+        let mut names: Vec<String> = self
+            .names_meaning(id)?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
         names.sort();
         Ok(names)
     }

@@ -1005,17 +1005,17 @@ impl Store {
         let mut undo = Undo::default();
         match self.apply(layout, plan, &mut undo) {
             Ok(imported) => {
-                // Committed: the CRI cache follows (derived state). If it
-                // cannot (a read fails), the import is undone, so a failed
-                // call changes nothing and memory never disagrees with disk.
+                // Committed: the name index follows. If it cannot (a read
+                // fails), the import is undone, so a failed call changes
+                // nothing.
                 let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
-                if let Err(e) = self.cache.update_many(&self.resolver(), &names) {
+                if let Err(e) = self.reindex(&names) {
                     self.undo(undo, plan);
-                    return Err(e.into());
+                    return Err(e);
                 }
                 // New images may be what other names of indexes prefer.
                 if !undo.created_images.is_empty()
-                    && let Err(e) = self.update_other_index_names(plan)
+                    && let Err(e) = self.reindex_index_names()
                 {
                     self.undo(undo, plan);
                     return Err(e);
@@ -1143,9 +1143,9 @@ impl Store {
             match change {
                 TargetChange::Created => undo.created_names.push(name.clone()),
                 TargetChange::Moved(old) => {
-                    // The cache still has the name's old image: it is
+                    // The index still has the name's old image: it is
                     // updated after the import.
-                    if let Ok(previous) = self.cache.resolve(name) {
+                    if let Ok(Some(previous)) = self.image_of_name(name) {
                         for image in imported.iter_mut() {
                             if image.names.contains(name) && image.id != previous {
                                 image.renamed.push((name.clone(), previous.clone()));
@@ -1337,22 +1337,16 @@ impl Store {
             let _ = self.layers.release(chain_id);
         }
         let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
-        if self.cache.update_many(&self.resolver(), &names).is_err() {
+        if self.reindex(&names).is_err() {
             // Best effort, name by name: one that cannot be read does not
             // keep the others stale.
             for name in names {
-                let _ = self.cache.update(&self.resolver(), name);
+                let _ = self.reindex(&[name]);
             }
         }
         if created_images {
-            let _ = self.update_other_index_names(plan);
+            let _ = self.reindex_index_names();
         }
-    }
-
-    /// Re-resolves the names of indexes this plan does not name.
-    fn update_other_index_names(&self, plan: &Plan) -> Result<()> {
-        let own: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
-        self.update_cache_of(&self.other_index_names(&own)?)
     }
 }
 

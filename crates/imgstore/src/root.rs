@@ -138,19 +138,24 @@ fn matches_request(root: &Path, backend: Backend, options: &Options) -> Result<B
     }
 }
 
-/// What a reader that does not open the store (the catalog) checks: the
-/// root's owner and mode as [`prepare`] does, and its backend against
-/// `options.backend`. `None` when there is no store at `root`; nothing is
-/// created or recorded.
-pub(crate) fn check_existing(root: &Path, options: &Options) -> Result<Option<Backend>> {
-    if !root.exists() {
-        return Ok(None);
-    }
-    check_owner(root)?;
-    let Some(backend) = recorded_backend(root)?.or(found_backend(root)?) else {
-        return Ok(None);
+/// Removes `<root>/catalog/`, the image lists earlier versions kept beside
+/// the records (the records are the index now); returns how many files and
+/// bytes went. Best effort: gc calls it under the exclusive lock.
+pub(crate) fn remove_old_catalogs(root: &Path) -> (usize, u64) {
+    let dir = root.join("catalog");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return (0, 0);
     };
-    matches_request(root, backend, options).map(Some)
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries.flatten() {
+        let size = entry.metadata().map_or(0, |m| m.len());
+        if fs::remove_file(entry.path()).is_ok() {
+            files += 1;
+            bytes += size;
+        }
+    }
+    let _ = fs::remove_dir(&dir);
+    (files, bytes)
 }
 
 /// The backend `<root>/store.json` records; `None` when there is none.

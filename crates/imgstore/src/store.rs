@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use imgstore_cri::{RefCache, StoreResolver, images_of, read_names};
+use imgstore_cri::{RefCache, StoreResolver};
 use imgstore_fs::FsBackend;
 use imgstore_image::{Image, ImageId, ImageStore};
 use imgstore_layer::{ChainId, LayerStore};
@@ -13,9 +12,10 @@ use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
 use crate::lock::{Change, StoreLock};
-use crate::namespaces::{Elsewhere, reached_elsewhere};
+use crate::name_index::NameOfImage;
 use crate::{AnyBackend, Result};
-use imgstore_backend::StateLock;
+use imgstore_backend::RecordStore;
+use std::sync::Mutex;
 
 /// The CRI cache of every name of `namespace`, derived afresh.
 pub(crate) fn rebuild_cache(
@@ -109,7 +109,7 @@ pub struct Options {
     /// created: what read-only commands want, so a mistyped root is an
     /// error rather than a new empty store.
     pub create: bool,
-    /// How long a change (or a read of the catalog) waits for another
+    /// How long a change waits for another
     /// process's change to finish before failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout) naming the holder (60 s by default).
     pub lock_timeout: Duration,
@@ -134,8 +134,7 @@ impl Default for Options {
 /// [`layers`](Store::layers), [`image_store`](Store::image_store),
 /// [`refs`](Store::refs)) are for reading: a change made through one of
 /// them bypasses that lock, so other processes sharing the root do not
-/// reload for it, and the catalog (see [`flush_catalog`](Store::flush_catalog))
-/// shows it only after the next change through the facade is flushed.
+/// reload for it.
 ///
 /// Two backend instances: one for content (every blob: index, manifest,
 /// config, layer) and records (layer records, names), one dedicated to the
@@ -148,26 +147,15 @@ pub struct Store {
     pub(crate) layers: Arc<LayerStore<AnyBackend>>,
     pub(crate) images: Images,
     pub(crate) refs: RefStore<AnyBackend>,
-    pub(crate) cache: RefCache,
-    /// What the names of the other namespaces reach (see `namespaces.rs`):
-    /// images in use there, never deleted from here.
-    pub(crate) elsewhere: StateLock<Elsewhere>,
+    /// The CRI cache of the namespace, built on first use by
+    /// [`cache`](Store::cache) and rebuilt when the records changed since.
+    cache: RefCache,
+    /// The change counters the cache was built at (`None`: not built).
+    cache_built_at: Mutex<Option<(u64, u64)>>,
     /// Serialises changes, in this process and between processes sharing
     /// the root, so one's undo never meets another's changes and no change
     /// works from a stale view.
     lock: StoreLock,
-    /// Memory holds a state the catalog at the root does not show yet
-    /// (see [`Store::flush_catalog`]).
-    catalog_dirty: AtomicBool,
-    /// A change failed since memory was last loaded: the catalog is written
-    /// only after a reload.
-    catalog_blocked: AtomicBool,
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.flush_catalog();
-    }
 }
 
 impl std::fmt::Debug for Store {
@@ -268,39 +256,11 @@ impl Store {
     ) -> Result<Store> {
         let lock = StoreLock::open(&root, lock_timeout)?;
         let content = Arc::new(content);
-        let (layers, images, refs, cache, elsewhere) = lock.load(|| {
-            // Two strands that share nothing until the cache is built, run
-            // side by side: layers, then images (which take their layer
-            // references); names, then the manifests they lead to.
-            let (stores, names) = std::thread::scope(|scope| {
-                let stores = scope.spawn(|| -> Result<_> {
-                    let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
-                    let images =
-                        imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
-                    Ok((layers, images))
-                });
-                let names = (|| -> Result<_> {
-                    let refs = RefStore::open(Arc::clone(&content))?;
-                    let names: Vec<String> = refs
-                        .list(&namespace, &[])?
-                        .iter()
-                        .map(|record| record.name.clone())
-                        .collect();
-                    let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-                    let targets = read_names(&namespace, &refs, &*content, &listed)?;
-                    let elsewhere = reached_elsewhere(&refs, &content, &namespace)?;
-                    Ok((refs, names, targets, elsewhere))
-                })();
-                let stores = stores
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (stores, names)
-            });
-            let (layers, images) = stores?;
-            let (refs, names, targets, elsewhere) = names?;
-            let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-            let cache = RefCache::from_resolved(&listed, images_of(&images, &listed, targets)?)?;
-            Ok((layers, images, refs, cache, elsewhere))
+        let (layers, images, refs) = lock.load(|| {
+            let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
+            let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
+            let refs = RefStore::open(Arc::clone(&content))?;
+            Ok((layers, images, refs))
         })?;
         let store = Store {
             root,
@@ -309,110 +269,22 @@ impl Store {
             layers,
             images,
             refs,
-            cache,
-            elsewhere: StateLock::new(elsewhere),
+            cache: RefCache::new(),
+            cache_built_at: Mutex::new(None),
             lock,
-            catalog_dirty: AtomicBool::new(false),
-            catalog_blocked: AtomicBool::new(false),
         };
-        let loaded = store.lock.loaded();
-        if !store.catalog_is_current(loaded) {
-            store.catalog_dirty.store(true, Ordering::SeqCst);
-        }
+        store.upgrade_if_needed()?;
         Ok(store)
-    }
-
-    /// Writes the catalog (`<root>/catalog/<namespace>`, the list that
-    /// `imgstore images` reads instead of opening the store) when this
-    /// store's changes, or an open that found it missing or stale, left it
-    /// behind memory. Dropping the store does this; a long-lived process
-    /// calls it after a batch of changes so that other processes list
-    /// without opening the store. Best effort: a catalog not written is
-    /// only missing, never wrong. Under the shared lock, and only when no
-    /// other process changed the store since this one's memory was loaded
-    /// (it then writes its own); the backends are made durable first, so
-    /// no power loss leaves a catalog ahead of the databases. Never waits:
-    /// while a change runs (here or in another process) it does nothing,
-    /// and the catalog stays marked for the next call. Costs about
-    /// 20 ms for 10k images, which is why changes do not write it each.
-    pub fn flush_catalog(&self) {
-        if !self.catalog_dirty.load(Ordering::SeqCst) {
-            return;
-        }
-        self.lock.try_with_shared(|generation| {
-            if generation != self.lock.loaded() {
-                // Another process changed the store: its catalog is its own.
-                self.catalog_dirty.store(false, Ordering::SeqCst);
-                return Some(());
-            }
-            // After a failed change memory is reloaded first rather than
-            // trusted (the undo should have restored it; the catalog does
-            // not rely on that).
-            if self.catalog_blocked.load(Ordering::SeqCst) {
-                self.reload().ok()?;
-            }
-            self.content
-                .make_durable()
-                .and_then(|()| self.images.backend().make_durable())
-                .ok()?;
-            self.write_catalog(generation);
-            self.catalog_dirty.store(false, Ordering::SeqCst);
-            Some(())
-        });
-    }
-
-    /// What a successful change does before it lets go of the lock (see
-    /// `Change::commit`): memory matches what is stored and the catalog is
-    /// behind it.
-    pub(crate) fn after_change(&self) {
-        self.catalog_dirty.store(true, Ordering::SeqCst);
-    }
-
-    /// What a change that did not commit does (see `Change`'s drop).
-    pub(crate) fn after_failed_change(&self) {
-        self.catalog_blocked.store(true, Ordering::SeqCst);
-        self.catalog_dirty.store(true, Ordering::SeqCst);
-    }
-
-    /// The generation of the root this store's memory reflects.
-    pub(crate) fn loaded_generation(&self) -> u64 {
-        self.lock.loaded()
-    }
-
-    /// The kind of backend the store was opened with.
-    pub(crate) fn backend_kind(&self) -> Backend {
-        if self.content.as_sqlite().is_some() {
-            Backend::Sqlite
-        } else {
-            Backend::Fs
-        }
     }
 
     /// Re-reads every store from the backends: layers first (their
     /// transient references start from zero), then images (which re-take
-    /// them), names, and the CRI cache.
+    /// them), then names.
     fn reload(&self) -> Result<()> {
-        // Until the reload completes, memory is no base for a catalog.
-        self.catalog_blocked.store(true, Ordering::SeqCst);
         self.layers.reload()?;
         self.images.reload()?;
         self.refs.reload()?;
-        self.rebuild_derived()?;
-        self.catalog_blocked.store(false, Ordering::SeqCst);
-        self.catalog_dirty.store(true, Ordering::SeqCst);
         Ok(())
-    }
-
-    /// Rebuilds what memory derives from the records: this namespace's CRI
-    /// cache and what the other namespaces' names reach.
-    pub(crate) fn rebuild_derived(&self) -> Result<()> {
-        self.cache.replace(rebuild_cache(
-            &self.namespace,
-            &self.refs,
-            &self.content,
-            &self.images,
-        )?);
-        self.reload_elsewhere()
     }
 
     /// Brings this process's view up to date with changes other processes
@@ -458,9 +330,30 @@ impl Store {
         &self.refs
     }
 
-    /// The CRI cache, derived from the names and images.
-    pub fn cache(&self) -> &RefCache {
-        &self.cache
+    /// The CRI cache of the namespace (every name and the image it means,
+    /// in memory, for callers that resolve names many times a second):
+    /// built on first use (O(names)), and rebuilt when another change of
+    /// the records (by any process) happened since, which one read of the
+    /// backends' change counters tells.
+    pub fn cache(&self) -> Result<&RefCache> {
+        let counters = (
+            self.content.change_counter()?,
+            self.images.backend().change_counter()?,
+        );
+        let mut built_at = self
+            .cache_built_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *built_at != Some(counters) {
+            self.cache.replace(rebuild_cache(
+                &self.namespace,
+                &self.refs,
+                &self.content,
+                &self.images,
+            )?);
+            *built_at = Some(counters);
+        }
+        Ok(&self.cache)
     }
 
     /// Every name of the namespace, sorted.
@@ -473,16 +366,6 @@ impl Store {
             .collect())
     }
 
-    /// What resolves names for the CRI cache: the stores themselves.
-    pub(crate) fn resolver(&self) -> StoreResolver<'_, AnyBackend, AnyBackend, Images> {
-        StoreResolver {
-            namespace: &self.namespace,
-            refs: &self.refs,
-            content: &*self.content,
-            images: &self.images,
-        }
-    }
-
     /// Takes the locks every change holds: this process's, then the root's
     /// (reloading first when another process changed the store).
     pub(crate) fn lock_imports(&self) -> Result<Change<'_>> {
@@ -492,52 +375,48 @@ impl Store {
 
     /// Every image visible in the namespace (its names reach it, or no name
     /// of any namespace does; see [`Options::namespace`]), Docker's
-    /// `images` view, sorted by ID: its ID, the names of the namespace
+    /// `images` view, newest first: its ID, the names of the namespace
     /// pointing at it (most informative first), Docker's SIZE (the bytes of
     /// the regular files of its layers, see [`Store::disk_usage`]),
     /// containerd's content size (the sum of manifest, config and layer
     /// blobs; for an image no name reaches, of config and layer blobs), the
     /// creation time from the config, whether it is pinned, and its parent.
-    pub fn images(&self) -> Vec<ImageSummary> {
-        self.images_with(&self.cache, &self.elsewhere.read())
-    }
-
-    /// [`images`](Store::images) as a namespace whose CRI cache is `cache`
-    /// and whose other namespaces reach `elsewhere` sees them (what `fsck`
-    /// derives afresh to compare).
-    pub(crate) fn images_with(&self, cache: &RefCache, elsewhere: &Elsewhere) -> Vec<ImageSummary> {
-        self.images
-            .map()
+    pub fn images(&self) -> Result<Vec<ImageSummary>> {
+        Ok(self
+            .listing_entries()?
             .into_iter()
-            .filter(|(id, _)| cache.reference_count(id) > 0 || !elsewhere.contains_key(id))
-            .map(|(id, image)| self.summary_with(cache, id, &image))
-            .collect()
+            .map(|entry| entry.summary)
+            .collect())
     }
 
-    /// One image's [`ImageSummary`] (see [`Store::images`]).
-    pub(crate) fn summary_of(&self, id: ImageId, image: &Image) -> ImageSummary {
-        self.summary_with(&self.cache, id, image)
+    /// One image's [`ImageSummary`] (see [`Store::images`]) from the names
+    /// of the namespace that mean it.
+    pub(crate) fn summary_of(&self, id: ImageId, image: &Image) -> Result<ImageSummary> {
+        let names = self.names_meaning(&id)?;
+        self.summary_with(id, image, &names)
     }
 
-    fn summary_with(&self, cache: &RefCache, id: ImageId, image: &Image) -> ImageSummary {
-        let cri = cache.get_by_id(&id);
+    /// An [`ImageSummary`] from the image and the names meaning it, ranked.
+    pub(crate) fn summary_with(
+        &self,
+        id: ImageId,
+        image: &Image,
+        names: &[NameOfImage],
+    ) -> Result<ImageSummary> {
         let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
-        let content_size = match &cri {
-            Some(cri) => cri.size,
+        let content_size = match names.first() {
+            Some(name) => name.reach.size,
             None => image.raw().len() as u64 + layer_blobs,
         };
-        ImageSummary {
-            references: cri
-                .as_ref()
-                .map(|c| c.references.clone())
-                .unwrap_or_default(),
-            pinned: cri.as_ref().is_some_and(|c| c.pinned),
+        Ok(ImageSummary {
+            references: names.iter().map(|n| n.name.clone()).collect(),
+            pinned: names.iter().any(|n| n.reach.pinned),
             size,
             content_size,
             created: image.created().map(str::to_owned),
             parent: self.images.get_parent(&id).ok(),
             id,
-        }
+        })
     }
 
     /// Docker's size and the stored blob size of a chain of layers.
@@ -558,11 +437,11 @@ impl Store {
     /// among the images visible in the namespace: an image only other
     /// namespaces' names reach is `NotFound` here.
     pub fn resolve(&self, name_or_id: &str) -> Result<ImageId> {
-        if let Ok(id) = self.cache.resolve(name_or_id) {
+        if let Some(id) = self.image_of_name(name_or_id)? {
             return Ok(id);
         }
         if let Ok(normalized) = imgstore_refs::reference::normalize(name_or_id)
-            && let Ok(id) = self.cache.resolve(&normalized)
+            && let Some(id) = self.image_of_name(&normalized)?
         {
             return Ok(id);
         }

@@ -81,12 +81,15 @@ impl Store {
         };
         let mut named_layers: HashSet<&ChainId> = HashSet::new();
         let mut unnamed = Vec::new();
+        let mut names = crate::name_index::all_names(&self.content)?;
         for (id, chain) in &chains {
-            let references = self
-                .cache
-                .get(id.as_str())
-                .map(|cri| cri.references.clone())
-                .unwrap_or_default();
+            let references: Vec<String> = crate::name_index::meaning_in(
+                &self.namespace,
+                names.remove(id).unwrap_or_default(),
+            )
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
             let size: u64 = chain.iter().map(|c| size_of(c)).sum();
             let shared_size: u64 = chain
                 .iter()

@@ -18,7 +18,7 @@ use imgstore_refs::reference::{Reference, familiar_match};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalog::CatalogEntry;
+use crate::name_index::{meaning_in, visible_in};
 use crate::{Error, ImageSummary, Result, Store};
 
 /// Docker's zero time, which `docker inspect` prints for a time not set.
@@ -469,14 +469,14 @@ impl ImageFilters {
 /// `label` filters. A `reference` filter also narrows each image's
 /// references to those it matches.
 pub(crate) fn select_images(
-    entries: Vec<CatalogEntry>,
+    entries: Vec<ListingEntry>,
     all: bool,
     filters: &ImageFilters,
     labels_match: &dyn Fn(&ImageId) -> bool,
 ) -> Result<Vec<ImageSummary>> {
     let mut listed = Vec::with_capacity(entries.len());
     let mut times = Vec::with_capacity(entries.len());
-    for CatalogEntry {
+    for ListingEntry {
         mut summary,
         has_children,
         ..
@@ -521,8 +521,8 @@ pub(crate) fn select_images(
         times.push(created);
         listed.push(summary);
     }
-    // Newest first, then by ID. Entries usually arrive in that order (the
-    // catalog is written so): then nothing moves. Otherwise sorted by key,
+    // Newest first, then by ID. Entries usually arrive in that order
+    // (`listing_entries` sorts them so): then nothing moves. Otherwise sorted by key,
     // as a summary is large to move.
     let before = |a: usize, b: usize| {
         times[b]
@@ -541,9 +541,18 @@ pub(crate) fn select_images(
         .collect())
 }
 
-/// Sorts catalog entries as `docker images` lists them: newest first, then
+/// One image of a listing: its summary and whether it has child images
+/// (an unnamed image with children is an intermediate one, hidden without
+/// `-a`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ListingEntry {
+    pub(crate) summary: ImageSummary,
+    pub(crate) has_children: bool,
+}
+
+/// Sorts listing entries as `docker images` lists them: newest first, then
 /// by ID.
-pub(crate) fn sort_for_listing(entries: &mut [CatalogEntry]) {
+pub(crate) fn sort_for_listing(entries: &mut [ListingEntry]) {
     entries.sort_by_cached_key(|entry| {
         (
             std::cmp::Reverse(created_time(entry.summary.created.as_deref())),
@@ -568,7 +577,7 @@ impl Store {
             let id = self.resolve(reference)?;
             Ok(Some(created_time(self.images.get(&id)?.created())))
         })?;
-        let entries = self.catalog_entries();
+        let entries = self.listing_entries()?;
         select_images(entries, query.all, &filters, &|id| {
             let Some(labels) = &filters.labels else {
                 return true;
@@ -584,7 +593,7 @@ impl Store {
     pub fn inspect(&self, name_or_id: &str) -> Result<InspectView> {
         let id = self.resolve(name_or_id)?;
         let image = self.images.get(&id)?;
-        let summary = self.summary_of(id.clone(), &image);
+        let summary = self.summary_of(id.clone(), &image)?;
         let mut repo_tags = Vec::new();
         let mut repo_digests = Vec::new();
         // The names resolving to it, in name order (not a scan of every name).
@@ -754,6 +763,34 @@ impl Store {
         }
         chain.reverse();
         chain
+    }
+}
+
+impl Store {
+    /// Every image visible in the namespace with whether it has children,
+    /// sorted as listed: the image summaries joined with the name index,
+    /// each read in one ordered scan.
+    pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
+        let mut names = crate::name_index::all_names(&self.content)?;
+        let images = self.images.map();
+        let parents: std::collections::HashSet<ImageId> = images
+            .keys()
+            .filter_map(|id| self.images.get_parent(id).ok())
+            .collect();
+        let mut entries = Vec::with_capacity(images.len());
+        for (id, image) in images {
+            let reached = names.remove(&id).unwrap_or_default();
+            if !visible_in(&self.namespace, &reached) {
+                continue;
+            }
+            let meaning = meaning_in(&self.namespace, reached);
+            entries.push(ListingEntry {
+                has_children: parents.contains(&id),
+                summary: self.summary_with(id, &image, &meaning)?,
+            });
+        }
+        sort_for_listing(&mut entries);
+        Ok(entries)
     }
 }
 

@@ -163,7 +163,7 @@ fn one_op(store: &Store, corpus: &Path, rng: &mut Rng) -> Result<Option<ErrorKin
             }
         }
         50..75 => {
-            let images = store.images();
+            let images = store.images().expect("list images");
             for name in &names {
                 match store.resolve(name) {
                     Ok(_) => {}
@@ -395,27 +395,13 @@ fn campaign(backend: Backend) {
             .push(format!("the second process failed: {status}"));
     }
     tally.add(&theirs);
-    // The catalog the last change of either process left, read before the
-    // open below rewrites it: when it answers, it is what the store lists.
     let every = imgstore::ImageQuery {
         all: true,
         filters: Vec::new(),
     };
-    let cached = imgstore::list_images_cached(
-        &root,
-        &imgstore::Options {
-            backend: Some(backend),
-            ..imgstore::Options::default()
-        },
-        &every,
-    );
     let store = open(&root, backend);
-    match (cached, store.list_images(&every)) {
-        (Ok(Some(cached)), Ok(listed)) if cached != listed => tally.problems.push(format!(
-            "the catalog lists {cached:?}, the store {listed:?}"
-        )),
-        (Err(e), _) | (_, Err(e)) => tally.problems.push(format!("listing: {e}")),
-        _ => {}
+    if let Err(e) = store.list_images(&every) {
+        tally.problems.push(format!("listing: {e}"));
     }
     tally.problems.extend(quiet_checks(&store, true));
     match store.gc() {
@@ -434,7 +420,7 @@ fn campaign(backend: Backend) {
         theirs.ops,
         theirs.slices,
         tally.refusals,
-        store.images().len(),
+        store.images().expect("list images").len(),
         store.layers().len(),
         tally.problems.len(),
     );

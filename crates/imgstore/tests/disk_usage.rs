@@ -60,7 +60,7 @@ fn disk_usage_matches_real_docker_for_the_corpus() {
         let usage = store.disk_usage().expect("disk usage");
         assert_eq!(rows(&usage.images), want, "{backend:?}");
         // Docker's images SIZE is the same figure.
-        for summary in store.images() {
+        for summary in store.images().expect("list images") {
             let row = want
                 .iter()
                 .find(|row| row.0 == summary.id.as_str())

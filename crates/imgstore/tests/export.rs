@@ -50,6 +50,7 @@ type View = BTreeMap<String, (Vec<String>, Vec<String>, Vec<String>)>;
 fn view(store: &Store) -> View {
     store
         .images()
+        .expect("list images")
         .into_iter()
         .map(|summary| {
             let image = store.image_store().get(&summary.id).expect("image");
@@ -363,7 +364,7 @@ fn an_image_given_by_id_is_exported_without_a_name() {
             let again_dir = tempfile::tempdir().expect("tempdir");
             let again = open(again_dir.path(), backend);
             import_export(&again, &out, format);
-            let images = again.images();
+            let images = again.images().expect("list images");
             assert_eq!(images.len(), 1, "{backend:?} {format:?}");
             assert_eq!(images[0].id.to_string(), id);
             assert!(images[0].references.is_empty(), "{format:?}");
@@ -642,7 +643,7 @@ fn a_name_on_an_index_exports_the_index_and_its_stored_manifests() {
             .import_oci_layout(dir.path().join("in"))
             .expect("import");
         assert_eq!(
-            store.images().len(),
+            store.images().expect("list images").len(),
             1,
             "{backend:?}: sibling is for Windows"
         );

@@ -380,7 +380,7 @@ fn fsck_repair_keeps_an_image_a_read_failure_skipped_on_open() {
             drop(store);
             let reopened = open(dir.path(), backend);
             assert_eq!(
-                reopened.images().len(),
+                reopened.images().expect("list images").len(),
                 4,
                 "{backend:?}, read #{nth}: {report:?}"
             );

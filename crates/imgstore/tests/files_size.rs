@@ -100,6 +100,7 @@ fn every_input_gives_dockers_image_sizes() {
         }
         let got: BTreeMap<String, u64> = store
             .images()
+            .expect("list images")
             .into_iter()
             .map(|s| {
                 let id = s.id.to_string();

@@ -312,7 +312,7 @@ fn an_index_listing_one_manifest_a_thousand_times_reads_it_once() {
         // The manifest and its config, once each.
         assert_eq!(blob_verifications_on_this_thread() - before, 2);
         assert_eq!(imported.len(), 1);
-        assert_eq!(store.images().len(), 1);
+        assert_eq!(store.images().expect("list images").len(), 1);
     });
 }
 
@@ -331,7 +331,7 @@ fn nested_indexes_fanning_out_a_hundred_to_the_fourth_read_each_blob_once() {
         assert_eq!(blob_verifications_on_this_thread() - before, 5);
         assert_eq!(imported.len(), 1);
         assert_eq!(imported[0].names, vec!["example.test/fan:1".to_owned()]);
-        assert_eq!(store.images().len(), 1);
+        assert_eq!(store.images().expect("list images").len(), 1);
     });
 }
 
@@ -372,7 +372,7 @@ fn repeated_manifest_json_entries_plan_one_image_reading_each_member_once() {
         assert_eq!(blob_verifications_on_this_thread() - before, 2);
         assert_eq!(imported.len(), 1);
         assert_eq!(imported[0].names, vec!["example.test/rep:1".to_owned()]);
-        assert_eq!(store.images().len(), 1);
+        assert_eq!(store.images().expect("list images").len(), 1);
     });
 }
 

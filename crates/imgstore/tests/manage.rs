@@ -80,6 +80,7 @@ fn snapshot(store: &Store) -> Snapshot {
     Snapshot {
         images: store
             .images()
+            .expect("list images")
             .into_iter()
             .map(|s| (s.id.to_string(), s.references, s.size))
             .collect(),
@@ -144,7 +145,7 @@ fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
         assert_eq!(store.layers().len(), 5, "{backend:?}");
         assert!(store.image_store().get(&sibling.id).is_err());
         assert!(store.resolve(&sibling.name).is_err());
-        assert_eq!(store.images().len(), 3);
+        assert_eq!(store.images().expect("list images").len(), 3);
         // Its own layer blob went with its layer; the shared ones stay.
         let content = blobs(&store);
         assert!(!content.contains(&sibling.layers[2]), "{backend:?}");
@@ -193,9 +194,9 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
             (vec![sibling.id.clone()], 3)
         );
         assert!(store.layers().is_empty());
-        assert!(store.images().is_empty());
+        assert!(store.images().expect("list images").is_empty());
         assert!(store.names().expect("names").is_empty());
-        assert!(store.cache().is_empty());
+        assert!(store.cache().expect("cache").is_empty());
 
         // Manifests and configs are left to gc.
         let left = blobs(&store);
@@ -208,10 +209,10 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
 
         drop(store);
         let store = open(dir.path(), backend);
-        assert!(store.images().is_empty() && store.layers().is_empty());
+        assert!(store.images().expect("list images").is_empty() && store.layers().is_empty());
         // And everything comes back.
         import_main(&store, &corpus);
-        assert_eq!(store.images().len(), 4);
+        assert_eq!(store.images().expect("list images").len(), 4);
         assert_images_readable(&store, &corpus);
     }
 }
@@ -253,7 +254,7 @@ fn remove_by_short_id_with_two_names_needs_force() {
         assert_eq!(r.released_layers, 0);
         assert_eq!(store.layers().len(), 6);
         assert!(store.resolve("other.test/copy:v2").is_err());
-        assert_eq!(store.images().len(), 3);
+        assert_eq!(store.images().expect("list images").len(), 3);
         assert_images_readable(&store, &corpus);
 
         let before = snapshot(&store);
@@ -309,6 +310,7 @@ fn tag_and_untag_round_trip() {
         assert_eq!(record.target.digest, base.manifest);
         let summary = store
             .images()
+            .expect("list images")
             .into_iter()
             .find(|s| s.id == base.id)
             .expect("listed");
@@ -434,7 +436,7 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
         assert_eq!(store.layers().len(), 6);
         // base has no name, but its manifest and config stay with it.
         assert_eq!(blobs(&store), before);
-        assert_eq!(store.images().len(), 4);
+        assert_eq!(store.images().expect("list images").len(), 4);
         assert_eq!(store.gc().expect("again"), imgstore::GcReport::default());
 
         // An image without names goes by ID without force; gc then takes
@@ -451,7 +453,7 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
                 .contains(base.id.digest())
                 .expect("contains")
         );
-        assert_eq!(store.images().len(), 3);
+        assert_eq!(store.images().expect("list images").len(), 3);
         assert_images_readable(&store, &corpus);
     }
 }
@@ -474,7 +476,7 @@ fn gc_keeps_what_an_image_skipped_on_open_may_use() {
     std::fs::write(&config, b"{}").expect("corrupt config");
     let store = open(dir.path(), Backend::Fs);
     assert_eq!(store.image_store().skipped().len(), 1);
-    assert_eq!(store.images().len(), 3);
+    assert_eq!(store.images().expect("list images").len(), 3);
     let before = snapshot(&store);
     let gc = store.gc().expect("gc");
     assert_eq!((gc.layers_removed, gc.blobs_removed), (0, 0), "{gc:?}");

@@ -78,12 +78,15 @@ fn one_image_with_ten_thousand_names() {
         }
         // A fresh process's view: rebuilt from the records.
         let store = open(&root, backend);
-        let images = store.images();
+        let images = store.images().expect("list images");
         assert_eq!(images.len(), 1, "{backend:?}");
         let mut references = images[0].references.clone();
         references.sort();
         assert_eq!(references, names, "{backend:?}");
-        assert_eq!(store.cache().reference_count(&images[0].id), NAMES);
+        assert_eq!(
+            store.cache().expect("cache").reference_count(&images[0].id),
+            NAMES
+        );
 
         store.tag(&names[0], "extra:v1").expect("tag");
         let view = store.inspect("extra:v1").expect("inspect");
@@ -114,9 +117,9 @@ fn one_image_with_ten_thousand_names() {
         let report = store.remove(&base_id, true).expect("rmi -f");
         assert_eq!(report.untagged.len(), NAMES - 1, "{backend:?}");
         assert_eq!(report.deleted.len(), 1);
-        assert_eq!(store.images(), []);
+        assert_eq!(store.images().expect("list images"), []);
         assert_eq!(store.names().expect("names"), Vec::<String>::new());
         drop(store);
-        assert_eq!(open(&root, backend).images(), []);
+        assert_eq!(open(&root, backend).images().expect("list images"), []);
     }
 }

@@ -26,7 +26,7 @@ fn import_of_main_gives_the_expected_images_names_and_layers() {
         assert_eq!(imported.len(), 4, "{backend:?}");
         assert!(imported.iter().all(|i| i.created));
 
-        let summaries = store.images();
+        let summaries = store.images().expect("list images");
         assert_eq!(summaries.len(), 4, "{backend:?}");
         for name in MAIN_IMAGES {
             let expected = expected_image(&corpus, name);

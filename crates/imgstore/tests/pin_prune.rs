@@ -22,6 +22,7 @@ fn id_of(corpus: &std::path::Path, image: &str) -> String {
 fn pinned(store: &Store, id: &str) -> bool {
     store
         .images()
+        .expect("list images")
         .into_iter()
         .find(|s| s.id.as_str() == id)
         .is_some_and(|s| s.pinned)
@@ -91,7 +92,7 @@ fn pinned_image_is_refused_by_remove_without_force() {
                 )
             );
         }
-        assert_eq!(store.images().len(), 4);
+        assert_eq!(store.images().expect("list images").len(), 4);
         let report = store.remove(CHILD, true).expect("forced remove");
         assert_eq!(report.deleted.len(), 1);
         assert_eq!(report.deleted[0].as_str(), child);
@@ -141,7 +142,7 @@ fn prune_deletes_dangling_images_only() {
         want.sort_unstable();
         assert_eq!(deleted, want, "{backend:?}");
         assert!(report.untagged.is_empty());
-        assert_eq!(store.images().len(), 2);
+        assert_eq!(store.images().expect("list images").len(), 2);
         // Layers shared with the images left stay: base's layers are shared
         // with sibling and withenv (expected/sharing.json), so only the
         // layers unique to base and child go.
@@ -172,6 +173,7 @@ fn prune_all_keeps_pinned_images() {
         assert_eq!(report.untagged.len(), 3);
         let left: Vec<String> = store
             .images()
+            .expect("list images")
             .into_iter()
             .map(|s| s.id.to_string())
             .collect();

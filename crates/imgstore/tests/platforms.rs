@@ -157,7 +157,7 @@ fn a_name_loaded_for_another_platform_is_listed_resolved_saved_and_kept() {
         assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[1]);
         assert_eq!(
             store.resolve("example.test/multi:1").expect("resolve"),
-            store.cache().resolve(NAME).expect("cache")
+            store.cache().expect("cache").resolve(NAME).expect("cache")
         );
         let inspect = store.inspect(NAME).expect("inspect");
         assert_eq!(inspect.id, ids[1]);
@@ -203,22 +203,8 @@ fn a_name_loaded_for_another_platform_is_listed_resolved_saved_and_kept() {
             .expect("load the OCI export");
         assert_eq!(listed(&again), v7);
 
-        // A reopened store and its catalog say the same.
-        store.flush_catalog();
+        // A reopened store says the same.
         drop(store);
-        let cached = imgstore::list_images_cached(
-            &root,
-            &Options {
-                backend: Some(backend),
-                ..Options::default()
-            },
-            &ImageQuery::default(),
-        )
-        .expect("catalog")
-        .expect("a current catalog");
-        assert_eq!(cached.len(), 1);
-        assert_eq!(cached[0].id.to_string(), ids[1]);
-        assert_eq!(cached[0].references, [NAME]);
         let store = open(&root, backend);
         assert_eq!(listed(&store), v7);
 
@@ -234,7 +220,7 @@ fn a_name_loaded_for_another_platform_is_listed_resolved_saved_and_kept() {
             [ids[1].clone()]
         );
         assert!(listed(&store).is_empty());
-        assert!(store.images().is_empty());
+        assert!(store.images().expect("list images").is_empty());
     });
 }
 
@@ -261,7 +247,7 @@ fn every_platform_imported_the_name_means_the_hosts() {
             .collect();
         named.sort();
         assert_eq!(named, [(ids[meant].clone(), vec![NAME.to_owned()])]);
-        assert_eq!(store.images().len(), 3);
+        assert_eq!(store.images().expect("list images").len(), 3);
         // gc keeps every stored platform's blobs.
         let gc = store.gc().expect("gc");
         assert_eq!(gc.blobs_removed, 0, "{gc:?}");
@@ -430,21 +416,9 @@ fn a_corrupt_manifest_is_not_what_the_name_means_and_the_store_still_opens() {
         assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);
         let fsck = store.fsck(true).expect("fsck");
         let problems: Vec<String> = fsck.problems.iter().map(ToString::to_string).collect();
-        // The corruption, and the catalog the last flush wrote while the
-        // name still meant the host's image (what it lists has drifted).
-        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
             matches!(&fsck.problems[0], imgstore::FsckProblem::CorruptBlob { digest, .. } if digest == &manifest),
-            "{problems:?}"
-        );
-        assert!(
-            matches!(
-                &fsck.problems[1],
-                imgstore::FsckProblem::Drift {
-                    structure: "catalog",
-                    ..
-                }
-            ),
             "{problems:?}"
         );
         assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);

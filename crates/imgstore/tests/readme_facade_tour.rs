@@ -17,6 +17,6 @@ fn readme_facade_tour() -> Result<(), Box<dyn std::error::Error>> {
     let report = store.remove("registry.demo.test/demo/sibling:v1", false)?;
     assert_eq!(report.deleted.len(), 1);
     store.gc()?;
-    assert_eq!(store.images().len(), 3);
+    assert_eq!(store.images().expect("list images").len(), 3);
     Ok(())
 }

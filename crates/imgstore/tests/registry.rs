@@ -120,7 +120,7 @@ fn push_then_pull_into_a_fresh_store_keeps_ids_diff_ids_and_manifests() {
         assert_eq!(report.images[0].id.to_string(), expected["image_id"]);
     }
     // The pulled images export as the originals did: same names resolve.
-    assert_eq!(target.images().len(), 2);
+    assert_eq!(target.images().expect("list images").len(), 2);
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn refused_pull(reference: &str) -> Error {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path(), Backend::Sqlite);
     let err = refused_pull_from(&store, reference, &PullOptions::default());
-    assert!(store.images().is_empty());
+    assert!(store.images().expect("list images").is_empty());
     err
 }
 
@@ -696,7 +696,7 @@ fn a_multi_platform_index_copied_by_skopeo_pulls_the_platform_asked_for() {
     let mut expected: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
     expected.sort();
     assert_eq!(pulled, expected);
-    assert_eq!(store.images().len(), 3);
+    assert_eq!(store.images().expect("list images").len(), 3);
 
     let store = open(&dir.path().join("windows"), Backend::Sqlite);
     let options = PullOptions::with_platform(PlatformChoice::Exact(

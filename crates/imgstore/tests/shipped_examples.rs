@@ -26,6 +26,7 @@ fn shipped_examples_load_with_their_ids_and_names() {
         .expect("docker save");
     let listed: Vec<(String, Vec<String>)> = store
         .images()
+        .expect("list images")
         .into_iter()
         .map(|image| (image.id.to_string(), image.references))
         .collect();

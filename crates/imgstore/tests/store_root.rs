@@ -44,7 +44,12 @@ fn a_root_opens_with_the_backend_it_was_created_with() {
         let dir = tempfile::tempdir().expect("tempdir");
         store_with_quirk(dir.path(), backend);
         let store = Store::open(dir.path()).expect("reopen without a backend");
-        let ids: Vec<String> = store.images().iter().map(|i| i.id.to_string()).collect();
+        let ids: Vec<String> = store
+            .images()
+            .expect("list images")
+            .iter()
+            .map(|i| i.id.to_string())
+            .collect();
         assert_eq!(ids, [quirk_id()], "{backend:?}");
         drop(store);
         // No second store was made beside the first.
@@ -116,7 +121,7 @@ fn a_root_made_before_roots_recorded_their_backend_keeps_its_backend() {
         store_with_quirk(dir.path(), backend);
         fs::remove_file(dir.path().join("store.json")).expect("as older code left it");
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.images().len(), 1, "{backend:?}");
+        assert_eq!(store.images().expect("list images").len(), 1, "{backend:?}");
         drop(store);
         let record = fs::read_to_string(dir.path().join("store.json")).expect("recorded again");
         assert!(record.contains(backend.name()), "{record}");
@@ -218,7 +223,6 @@ fn umask_child() {
     store_with_quirk(Path::new(&root), backend);
     let store = Store::open(&root).expect("reopen");
     store.tag(&quirk_id(), "quirk:latest").expect("tag");
-    store.flush_catalog();
 }
 
 #[test]
@@ -234,10 +238,6 @@ fn a_root_others_may_write_is_refused() {
         err.to_string().contains("writable by others (mode 0777)"),
         "{err}"
     );
-    // The cached listing refuses it as the open does.
-    let err = imgstore::list_images_cached(&root, &Options::default(), &Default::default())
-        .expect_err("cached listing");
-    assert!(matches!(err, Error::UnsafeRoot { .. }), "{err}");
 }
 
 #[test]

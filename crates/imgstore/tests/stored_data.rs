@@ -186,7 +186,11 @@ fn garbage_last_updated_is_reported_by_fsck_and_repaired() {
             None
         );
         assert!(store.fsck(false).expect("fsck").is_clean(), "{backend:?}");
-        assert_eq!(store.images().len(), 1, "the image stays");
+        assert_eq!(
+            store.images().expect("list images").len(),
+            1,
+            "the image stays"
+        );
     }
 }
 
@@ -215,12 +219,9 @@ fn a_parent_cycle_on_disk_is_reported_and_set_parent_returns() {
                     .expect("write parent");
             }
         }
-        // Written behind the store's back: the catalog the drop flushed no
-        // longer matches (fsck would rightly report that drift too).
-        std::fs::remove_dir_all(root.join("catalog")).expect("remove the catalog");
         let store = open(&root, backend);
         let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
-        assert_eq!(store.images().len(), 3, "{backend:?}");
+        assert_eq!(store.images().expect("list images").len(), 3, "{backend:?}");
         assert_eq!(
             store.image_store().ignored_parents(),
             vec![IgnoredParent {
@@ -292,7 +293,7 @@ fn an_image_created_over_a_symlinked_config_survives_reopen() {
     assert!(std::fs::symlink_metadata(&link).expect("stat").is_file());
     let store = open(&root, imgstore::Backend::Fs);
     assert_eq!(store.resolve("app:v1").expect("resolve after reopen"), id);
-    assert_eq!(store.images().len(), 1);
+    assert_eq!(store.images().expect("list images").len(), 1);
     assert!(store.fsck(false).expect("fsck").is_clean());
 }
 

@@ -79,7 +79,7 @@ fn import_reader_names_the_stream_in_errors_and_changes_nothing() {
         "{err}"
     );
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    assert!(store.images().is_empty());
+    assert!(store.images().expect("list images").is_empty());
 
     struct Failing;
     impl Read for Failing {
@@ -185,7 +185,12 @@ fn remove_prunes_dangling_parents_unless_told_not_to() {
             } else {
                 assert_eq!(deleted, std::slice::from_ref(&child), "{backend:?}");
             }
-            let left: Vec<String> = store.images().iter().map(|s| s.id.to_string()).collect();
+            let left: Vec<String> = store
+                .images()
+                .expect("list images")
+                .iter()
+                .map(|s| s.id.to_string())
+                .collect();
             assert_eq!(left.contains(&base), !prune, "{backend:?}");
         }
     }
@@ -211,7 +216,13 @@ fn remove_keeps_a_parent_with_a_name_or_another_child() {
         .remove(&format!("{REPO}/child:v1"), false)
         .expect("remove child");
     assert_eq!(report.deleted.len(), 1);
-    assert!(store.images().iter().any(|s| s.id.to_string() == base));
+    assert!(
+        store
+            .images()
+            .expect("list images")
+            .iter()
+            .any(|s| s.id.to_string() == base)
+    );
     store
         .remove(&format!("{REPO}/base:v1"), false)
         .expect("untag base");
@@ -221,5 +232,5 @@ fn remove_keeps_a_parent_with_a_name_or_another_child() {
         .expect("remove sibling");
     let deleted: Vec<String> = report.deleted.iter().map(ToString::to_string).collect();
     assert_eq!(deleted, [sibling, base]);
-    assert!(store.images().is_empty());
+    assert!(store.images().expect("list images").is_empty());
 }

@@ -187,12 +187,11 @@ impl Store {
         // Another repository of the same registry naming this image likely
         // holds its blobs: they are mounted from there, not uploaded.
         let mount_from = self
-            .cache
-            .get_by_id(&id)
-            .map(|image| image.references.clone())
-            .unwrap_or_default()
+            .names_meaning(&id)?
             .iter()
-            .filter_map(|name| imgstore_refs::reference::Reference::parse_normalized(name).ok())
+            .filter_map(|name| {
+                imgstore_refs::reference::Reference::parse_normalized(&name.name).ok()
+            })
             .filter(|name| name.domain() == target.domain() && name.path() != target.path())
             .map(|name| name.path().to_owned())
             .min();

@@ -80,6 +80,7 @@ pub struct Snapshot {
 pub fn snapshot(store: &Store) -> Snapshot {
     let images = store
         .images()
+        .expect("list images")
         .into_iter()
         .map(|s| (s.id.to_string(), s.references, s.size))
         .collect();

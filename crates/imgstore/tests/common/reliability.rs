@@ -91,6 +91,7 @@ pub struct State {
 pub fn state(store: &Store) -> State {
     let images = store
         .images()
+        .expect("list images")
         .into_iter()
         .map(|s| (s.id.to_string(), s.references))
         .collect();

@@ -1,0 +1,83 @@
+//! The record format version and the one-time upgrade of a store written
+//! by an earlier version.
+//!
+//! `meta/schema` (in the content backend's records) holds the format
+//! version. A store without it was written before the records became the
+//! index (issue 13): its layer records, configs and names are all there,
+//! but none of the derived records (`layer:` holders, layer blobs, image
+//! summaries and children, the name index). The first open that finds it
+//! so upgrades it under the change lock: each sub-store derives its
+//! records from the primary ones (idempotent, in bounded batches), then
+//! `meta/schema` is written last. A crash in the middle leaves a store
+//! without `meta/schema`, which the next open upgrades again from the
+//! start. A store of a newer format is refused rather than misread.
+
+use imgstore_backend::{Batch, RecordStore};
+
+use crate::{Error, Result, Store};
+
+/// The bucket of store-wide records.
+const META: &str = "meta";
+/// The key of the format version in [`META`].
+const SCHEMA: &str = "schema";
+/// The format this code writes: 2, the records are the index.
+pub(crate) const SCHEMA_VERSION: u32 = 2;
+
+/// What `meta/schema` says about a store.
+enum Format {
+    /// Written by this version.
+    Current,
+    /// No `meta/schema`: new, or written before version 2.
+    Unversioned,
+}
+
+impl Store {
+    fn format(&self) -> Result<Format> {
+        let Some(bytes) = self.content.get_record(META, SCHEMA)? else {
+            return Ok(Format::Unversioned);
+        };
+        let version = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        match version {
+            Some(SCHEMA_VERSION) => Ok(Format::Current),
+            Some(newer) if newer > SCHEMA_VERSION => Err(Error::InvalidRoot {
+                root: self.root.clone(),
+                reason: format!(
+                    "its records are of format {newer}, newer than this imgstore reads ({SCHEMA_VERSION})"
+                ),
+            }),
+            _ => Err(Error::InvalidRoot {
+                root: self.root.clone(),
+                reason: format!("meta/schema holds {:?}, not a format version", String::from_utf8_lossy(&bytes)),
+            }),
+        }
+    }
+
+    /// Brings a store of an earlier format up to [`SCHEMA_VERSION`] (see
+    /// the module docs); nothing to do for a current one. Called by open.
+    pub(crate) fn upgrade_if_needed(&self) -> Result<()> {
+        if let Format::Current = self.format()? {
+            return Ok(());
+        }
+        let lock = self.lock_imports()?;
+        // Another process may have upgraded it while this one waited.
+        if let Format::Current = self.format()? {
+            return lock.finish(Ok(()));
+        }
+        let upgraded = self.derive_every_record().and_then(|()| {
+            crate::root::remove_old_catalogs(&self.root);
+            let mut batch = Batch::new();
+            batch.put(META, SCHEMA, SCHEMA_VERSION.to_string().into_bytes());
+            Ok(self.content.apply(&batch)?)
+        });
+        lock.finish(upgraded)
+    }
+
+    /// Derives every derived record from the primary ones: what the
+    /// upgrade does, and what `fsck --repair` relies on.
+    fn derive_every_record(&self) -> Result<()> {
+        self.check_name_index(true)?;
+        Ok(())
+    }
+}
