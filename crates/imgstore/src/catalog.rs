@@ -422,8 +422,8 @@ impl Store {
         let _ = write(&self.root, &self.namespace, &bytes);
     }
 
-    /// Whether memory holds every stored record: no image config, layer
-    /// record or name was skipped on open (an image skipped and deleted
+    /// Whether memory holds every stored record: no image config or name
+    /// was skipped on open (layers are read from their records each time) (an image skipped and deleted
     /// since, by `fsck` repair, no longer counts). Only then is a listing
     /// derived from memory what the records give.
     pub(crate) fn holds_every_record(&self) -> bool {
@@ -432,7 +432,6 @@ impl Store {
             .skipped()
             .iter()
             .all(|skipped| !backend.contains(skipped.id.digest()).unwrap_or(true))
-            && self.layers.restore_problems().is_empty()
             && self.refs.restore_problems().is_empty()
     }
 

@@ -388,13 +388,13 @@ impl Store {
         }
     }
 
-    /// Re-reads every store from the backends: layers first (their
-    /// transient references start from zero), then images (which re-take
-    /// them), names, and the CRI cache.
+    /// Re-reads every store from the backends: the layer store's transient
+    /// references start from zero (its records need no reload), then images
+    /// (which re-take them), names, and the CRI cache.
     fn reload(&self) -> Result<()> {
         // Until the reload completes, memory is no base for a catalog.
         self.catalog_blocked.store(true, Ordering::SeqCst);
-        self.layers.reload()?;
+        self.layers.forget_transient_references();
         self.images.reload()?;
         self.refs.reload()?;
         self.rebuild_derived()?;
@@ -544,7 +544,8 @@ impl Store {
     fn chain_sizes(&self, top: Option<&ChainId>) -> (u64, u64) {
         let (mut size, mut blobs) = (0, 0);
         if let Some(top) = top {
-            self.layers.walk_chain(top, |layer| {
+            // An unreadable record ends the walk, as a missing one does.
+            let _ = self.layers.walk_chain(top, |layer| {
                 size += crate::usage::docker_layer_size(layer);
                 blobs += layer.compressed_size().unwrap_or(0);
             });
