@@ -325,12 +325,14 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
     /// `layer-blobs` entry of its blob. Durable when this returns. A blob
     /// named by `layer` must already be in the content store.
     pub fn register(&self, layer: NewLayer, parent: Option<&ChainId>) -> Result<Layer> {
+        // Under the writer mutex: a release cannot delete the blob between
+        // this check and the commit that records its new user.
+        let mut transient = self.writer();
         if let Some(blob) = &layer.blob
             && !self.backend.contains(&blob.digest)?
         {
             return Err(imgstore_backend::Error::content_not_found(&blob.digest).into());
         }
-        let mut transient = self.writer();
         let chain_id = match parent {
             None => ChainId::base(layer.diff_id.clone()),
             Some(parent) => {
@@ -387,6 +389,15 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                             files_size: record.files_size,
                         };
                         self.register_again(existing, bytes, &offered, parent)?
+                    }
+                    // The parent's record went meanwhile (another store).
+                    Err(e) if e.kind() == imgstore_backend::ErrorKind::NotFound => {
+                        return Err(match parent {
+                            Some(parent) => LayerError::ParentNotFound {
+                                parent: parent.clone(),
+                            },
+                            None => e.into(),
+                        });
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -460,7 +471,8 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
 
     /// Forgets every transient reference this store handed out, without
     /// deleting anything: for a holder that is about to re-take all of its
-    /// references (an image store re-reading its images). Memory only.
+    /// references (an image store re-reading its images, as the facade's
+    /// reload does while images hold transient references). Memory only.
     pub fn forget_transient_references(&self) {
         self.writer().clear();
     }
@@ -560,7 +572,8 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         for id in removed.iter().map(|l| &l.chain_id) {
             transient.remove(id);
         }
-        drop(transient);
+        // Still under the writer mutex, so no register of a new user of a
+        // blob runs between the probe and the delete.
         let mut probed = Vec::new();
         for blob in removed.iter().filter_map(|l| l.blob.as_ref()) {
             if probed.contains(&blob.digest) {
