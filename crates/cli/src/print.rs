@@ -537,7 +537,7 @@ pub fn layers(
     format: OutputFormat,
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
-    let usage = store.layer_usage();
+    let usage = store.layer_usage().map_err(|e| e.to_string())?;
     let text = match format {
         OutputFormat::Json => usage
             .iter()

@@ -182,8 +182,12 @@ pub fn store_state(store: &Store) -> StoreState {
     let mut layers: Vec<(String, Option<usize>)> = store
         .layers()
         .map()
+        .unwrap_or_default()
         .keys()
-        .map(|chain| (chain.to_string(), store.layers().references(chain)))
+        .map(|chain| {
+            let references = store.layers().references(chain).ok().flatten();
+            (chain.to_string(), references)
+        })
         .collect();
     layers.sort();
     StoreState {

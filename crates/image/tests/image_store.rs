@@ -422,7 +422,7 @@ fn create_from_eight_threads_gives_one_image_and_one_layer_reference<
     assert_eq!(store.len(), 1);
     let foo_layer = ChainId::base(foo());
     assert_eq!(
-        store.layers().references(&foo_layer),
+        store.layers().references(&foo_layer).unwrap(),
         Some(2),
         "fixture + one image reference"
     );
@@ -474,7 +474,7 @@ fn delete_releases_the_top_layer_in_cascade<B: StoreBackend + RecordStore>(
     let id = store.create(config.as_bytes()).unwrap();
     layers.release(top.chain_id()).unwrap();
     layers.release(base.chain_id()).unwrap();
-    assert_eq!(layers.len(), 2, "held by the image");
+    assert_eq!(layers.len().unwrap(), 2, "held by the image");
     let released = store.delete(&id).unwrap();
     assert_eq!(
         released
@@ -483,7 +483,7 @@ fn delete_releases_the_top_layer_in_cascade<B: StoreBackend + RecordStore>(
             .collect::<Vec<_>>(),
         [b, a]
     );
-    assert!(layers.is_empty());
+    assert!(layers.is_empty().unwrap());
 }
 
 fn restore_skips_missing_layer_and_foreign_os<B: StoreBackend + RecordStore>(

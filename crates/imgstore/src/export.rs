@@ -758,7 +758,7 @@ impl Store {
         while let Some(chain) = current {
             let layer = self
                 .layers
-                .layer(&chain)
+                .layer(&chain)?
                 .ok_or_else(|| Error::NotExportable {
                     image: id.clone(),
                     reason: format!("layer {chain} is not stored"),

@@ -76,14 +76,11 @@ pub enum FsckProblem {
         /// The parent it names.
         parent: ImageId,
     },
-    /// A layer record the store skipped when it opened (kept, not repaired:
-    /// a record is not content and cannot be re-derived).
-    SkippedLayer {
-        /// The record key.
-        key: String,
-        /// Why it was skipped.
-        reason: String,
-    },
+    /// What the layer store's check of its records found (see
+    /// [`LayerProblem`](imgstore_layer::LayerProblem)): repair rewrites the
+    /// derived records (`layer:` holders, `layer-blobs`); a primary record is
+    /// kept, not repaired (it is not content and cannot be re-derived).
+    LayerRecords(imgstore_layer::LayerProblem),
     /// A layer record whose chain ID does not follow from its parent and
     /// diff ID.
     ChainMismatch {
@@ -183,9 +180,7 @@ impl fmt::Display for FsckProblem {
                 f,
                 "image {image}: parent {parent} closes a cycle (link ignored)"
             ),
-            FsckProblem::SkippedLayer { key, reason } => {
-                write!(f, "layer record {key}: skipped on open: {reason}")
-            }
+            FsckProblem::LayerRecords(problem) => problem.fmt(f),
             FsckProblem::ChainMismatch { chain_id, computed } => write!(
                 f,
                 "layer {chain_id}: parent and diff ID give chain ID {computed}"
@@ -342,7 +337,7 @@ impl Store {
         let corrupt_blobs = self.check_content(&mut report)?;
         let corrupt_images = self.check_configs(&mut report)?;
         let bad_metadata = self.check_image_metadata(&mut report)?;
-        self.check_layers(&mut report);
+        self.check_layers(&mut report)?;
         let dangling = self.check_names(&mut report)?;
         let leftovers =
             crate::tmpdir::leftover_temp_files(&self.root, false).map_err(|source| {
@@ -423,6 +418,13 @@ impl Store {
                 .repairs
                 .push(format!("deleted dangling name {namespace}/{name}"));
         }
+        // Derived layer records first: gc's cascades rely on them.
+        let rewritten = self.layers.repair_derived()?;
+        if rewritten > 0 {
+            report
+                .repairs
+                .push(format!("rewrote {rewritten} derived layer record(s)"));
+        }
         report.gc = Some(self.gc_locked()?);
         Ok(())
     }
@@ -448,7 +450,7 @@ impl Store {
         match imgstore_image::Image::from_config(&bytes) {
             Ok(image) => image
                 .top_chain_id()
-                .is_none_or(|top| self.layers.layer(top).is_some()),
+                .is_none_or(|top| self.layers.layer(top).is_ok_and(|l| l.is_some())),
             Err(_) => false,
         }
     }
@@ -519,15 +521,13 @@ impl Store {
     }
 
     /// Checks every layer record against its parent, its blob and the
-    /// recount of its references.
-    fn check_layers(&self, report: &mut FsckReport) {
-        for problem in self.layers.restore_problems() {
-            report.problems.push(FsckProblem::SkippedLayer {
-                key: problem.key.clone(),
-                reason: problem.reason.clone(),
-            });
+    /// recount of its references, with the layer store's own check of its
+    /// records (see `LayerStore::check`).
+    fn check_layers(&self, report: &mut FsckReport) -> Result<()> {
+        for problem in self.layers.check()? {
+            report.problems.push(FsckProblem::LayerRecords(problem));
         }
-        let layers = self.layers.map();
+        let layers = self.layers.map()?;
         let mut recount: HashMap<&ChainId, usize> = HashMap::new();
         for layer in layers.values() {
             if let Some(parent) = layer.parent() {
@@ -571,9 +571,9 @@ impl Store {
                     });
                 }
             }
-            let recorded = self.layers.references(chain_id).unwrap_or(0);
+            let recorded = self.layers.references(chain_id)?.unwrap_or(0);
             let recounted =
-                recount.get(chain_id).copied().unwrap_or(0) + self.layers.holders(chain_id).len();
+                recount.get(chain_id).copied().unwrap_or(0) + self.layers.holders(chain_id)?.len();
             if recounted == 0 && recorded == 0 {
                 report.problems.push(FsckProblem::UnreferencedLayer {
                     chain_id: chain_id.clone(),
@@ -586,6 +586,7 @@ impl Store {
                 });
             }
         }
+        Ok(())
     }
 
     /// True when the image is stored: in the image store, or skipped on

@@ -16,7 +16,7 @@ use imgstore_backend::{ErrorKind, StoreBackend};
 use imgstore_cri::PINNED_LABEL;
 use imgstore_digest::Digest;
 use imgstore_image::{ImageId, ImageStore};
-use imgstore_layer::{ChainId, LayerMetadata};
+use imgstore_layer::{ChainId, LayerMetadata, LayerProblem};
 use imgstore_refs::reference::{Reference, normalize};
 use imgstore_refs::{Descriptor, ImageRecord};
 use serde_json::Value;
@@ -640,7 +640,18 @@ impl Store {
                 skipped_images.push(skipped);
             }
         }
-        let layer_problems = self.layers.restore_problems().len();
+        // Layer records that do not read: their blobs cannot be told apart.
+        let layer_problems = self
+            .layers
+            .check()?
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p,
+                    LayerProblem::UnreadableRecord { .. } | LayerProblem::ChainMismatch { .. }
+                )
+            })
+            .count();
         if !skipped_images.is_empty() {
             report.notes.push(format!(
                 "{} image(s) skipped on open: layers without references kept, as they may be theirs",
@@ -649,12 +660,12 @@ impl Store {
         }
         if layer_problems > 0 {
             report.notes.push(format!(
-                "{layer_problems} layer record(s) skipped on open: only JSON blobs (manifests, indexes, configs) removed"
+                "{layer_problems} layer record(s) unreadable: only JSON blobs (manifests, indexes, configs) removed"
             ));
         }
         let mut released: Vec<LayerMetadata> = Vec::new();
-        for chain in self.layers.map().keys() {
-            if skipped_images.is_empty() && self.layers.references(chain) == Some(0) {
+        for chain in self.layers.map()?.keys() {
+            if skipped_images.is_empty() && self.layers.references(chain)? == Some(0) {
                 self.layers.hold(chain, GC_HOLDER)?;
                 released.extend(self.layers.unhold(chain, GC_HOLDER)?);
             }
@@ -674,7 +685,7 @@ impl Store {
                 self.mark(&record.target.digest, 0, &mut keep)?;
             }
         }
-        for layer in self.layers.map().values() {
+        for layer in self.layers.map()?.values() {
             if let Some(blob) = layer.blob() {
                 keep.insert(blob.digest.clone());
             }

@@ -49,7 +49,10 @@ impl Store {
             }),
             _ => Err(Error::InvalidRoot {
                 root: self.root.clone(),
-                reason: format!("meta/schema holds {:?}, not a format version", String::from_utf8_lossy(&bytes)),
+                reason: format!(
+                    "meta/schema holds {:?}, not a format version",
+                    String::from_utf8_lossy(&bytes)
+                ),
             }),
         }
     }

@@ -1184,6 +1184,8 @@ impl Store {
                 let stored = self
                     .layers
                     .layer(&chain_id)
+                    .ok()
+                    .flatten()
                     .filter(|_| self.content.contains(&layer.desc.digest).unwrap_or(false))
                     .map(|stored| DiffInfo {
                         diff_id: layer.diff_id.clone(),

@@ -277,11 +277,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Re-reads every store from the backends: layers first (their
-    /// transient references start from zero), then images (which re-take
-    /// them), then names.
+    /// Re-reads every store from the backends: the layer store's transient
+    /// references start from zero (its records need no reload), then images
+    /// (which re-take them), then names.
     fn reload(&self) -> Result<()> {
-        self.layers.reload()?;
+        self.layers.forget_transient_references();
         self.images.reload()?;
         self.refs.reload()?;
         Ok(())
@@ -423,7 +423,8 @@ impl Store {
     fn chain_sizes(&self, top: Option<&ChainId>) -> (u64, u64) {
         let (mut size, mut blobs) = (0, 0);
         if let Some(top) = top {
-            self.layers.walk_chain(top, |layer| {
+            // An unreadable record ends the walk, as a missing one does.
+            let _ = self.layers.walk_chain(top, |layer| {
                 size += crate::usage::docker_layer_size(layer);
                 blobs += layer.compressed_size().unwrap_or(0);
             });

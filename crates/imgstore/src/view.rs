@@ -729,15 +729,15 @@ impl Store {
 
     /// Every stored layer, by chain ID, with the number of images whose
     /// layer chain includes it.
-    pub fn layer_usage(&self) -> Vec<LayerUsage> {
+    pub fn layer_usage(&self) -> Result<Vec<LayerUsage>> {
         let mut used_by: HashMap<ChainId, usize> = HashMap::new();
         for image in self.images.map().values() {
             for layer in self.chain_of(image.top_chain_id()) {
                 *used_by.entry(layer.chain_id().clone()).or_default() += 1;
             }
         }
-        let layers: BTreeMap<ChainId, Layer> = self.layers.map();
-        layers
+        let layers: BTreeMap<ChainId, Layer> = self.layers.map()?;
+        Ok(layers
             .into_values()
             .map(|layer| LayerUsage {
                 used_by: used_by.get(layer.chain_id()).copied().unwrap_or(0),
@@ -747,15 +747,16 @@ impl Store {
                 size: layer.size(),
                 files_size: layer.files_size(),
             })
-            .collect()
+            .collect())
     }
 
-    /// The layers of a chain, bottom-up (stopping at a missing record).
+    /// The layers of a chain, bottom-up (stopping at a missing or
+    /// unreadable record).
     pub(crate) fn chain_of(&self, top: Option<&ChainId>) -> Vec<Layer> {
         let mut chain = Vec::new();
         let mut current = top.cloned();
         while let Some(chain_id) = current {
-            let Some(layer) = self.layers.layer(&chain_id) else {
+            let Some(layer) = self.layers.layer(&chain_id).ok().flatten() else {
                 break;
             };
             current = layer.parent().cloned();

@@ -38,7 +38,14 @@ fn assert_image(store: &Store, corpus: &Path, name: &str, backend: Backend) {
     );
     for chain in strings(&expected["chain_ids"]) {
         let chain: ChainId = chain.parse().expect("chain id");
-        assert!(store.layers().layer(&chain).is_some(), "{name}: {chain}");
+        assert!(
+            store
+                .layers()
+                .layer(&chain)
+                .expect("layer records")
+                .is_some(),
+            "{name}: {chain}"
+        );
     }
     for ref_name in strings(&expected["ref_names"]) {
         assert_eq!(
@@ -62,7 +69,11 @@ fn docker_archives_give_the_oci_ids_and_share_layers() {
         assert!(imported[0].created);
         assert_eq!(imported[0].names, ["registry.demo.test/demo/base:v1"]);
         assert_image(&store, &corpus, "base", backend);
-        assert_eq!(store.layers().len(), 3, "{backend:?}");
+        assert_eq!(
+            store.layers().len().expect("layer records"),
+            3,
+            "{backend:?}"
+        );
 
         store
             .import_archive(corpus.join("docker/child.docker.tar"))
@@ -70,7 +81,11 @@ fn docker_archives_give_the_oci_ids_and_share_layers() {
         assert_image(&store, &corpus, "child", backend);
         assert_image(&store, &corpus, "base", backend);
         // child's 4 layers: 3 shared with base, one more record.
-        assert_eq!(store.layers().len(), 4, "{backend:?}");
+        assert_eq!(
+            store.layers().len().expect("layer records"),
+            4,
+            "{backend:?}"
+        );
         assert_eq!(store.images().expect("list images").len(), 2, "{backend:?}");
 
         // Every image is reachable through a name -> an OCI manifest.
@@ -167,7 +182,11 @@ fn real_docker_save_of_several_images_imports_every_image_and_name() {
             ids.len(),
             "{backend:?}"
         );
-        assert_eq!(store.layers().len(), chains.len(), "{backend:?}");
+        assert_eq!(
+            store.layers().len().expect("layer records"),
+            chains.len(),
+            "{backend:?}"
+        );
     }
 }
 
@@ -461,7 +480,11 @@ fn zstd_docker_layers_import_with_the_oci_ids() {
         // Docker's SIZE for base (docker-view.json), from zstd layers.
         let mut files_size = 0;
         while let Some(id) = chain {
-            let layer = store.layers().layer(&id).expect("layer");
+            let layer = store
+                .layers()
+                .layer(&id)
+                .expect("layer records")
+                .expect("layer");
             assert_eq!(
                 layer.blob().expect("blob").media_type,
                 "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -538,6 +561,9 @@ fn corrupt_docker_layer_is_refused_and_undone() {
         assert_eq!(err.kind(), ErrorKind::DataCorruption, "{backend:?}: {err}");
         assert!(err.to_string().contains(&last), "{err}");
         assert_eq!(snapshot(&store), before, "{backend:?}");
-        assert!(store.layers().is_empty(), "{backend:?}");
+        assert!(
+            store.layers().is_empty().expect("layer records"),
+            "{backend:?}"
+        );
     }
 }

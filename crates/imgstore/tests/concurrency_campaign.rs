@@ -421,7 +421,7 @@ fn campaign(backend: Backend) {
         theirs.slices,
         tally.refusals,
         store.images().expect("list images").len(),
-        store.layers().len(),
+        store.layers().len().expect("layer records"),
         tally.problems.len(),
     );
     if !tally.problems.is_empty() {

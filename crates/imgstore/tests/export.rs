@@ -59,7 +59,11 @@ fn view(store: &Store) -> View {
             for i in 1..=diff_ids.len() {
                 let chain = ChainId::of(&diff_ids[..i]).expect("chain");
                 assert!(
-                    store.layers().layer(&chain).is_some(),
+                    store
+                        .layers()
+                        .layer(&chain)
+                        .expect("layer records")
+                        .is_some(),
                     "{}: layer {chain} not stored",
                     summary.id
                 );

@@ -48,7 +48,11 @@ fn image_files_size(store: &Store, id: &str) -> u64 {
     let mut total = 0;
     let mut chain = image.top_chain_id().cloned();
     while let Some(chain_id) = chain {
-        let layer = store.layers().layer(&chain_id).expect("layer stored");
+        let layer = store
+            .layers()
+            .layer(&chain_id)
+            .expect("layer records")
+            .expect("layer stored");
         total += layer
             .files_size()
             .unwrap_or_else(|| panic!("{id}: layer {chain_id} has no files size"));

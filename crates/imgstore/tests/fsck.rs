@@ -97,7 +97,10 @@ fn fresh_imports_are_clean_and_every_blob_is_checked() {
         assert!(report.is_clean(), "{backend:?}: {:?}", report.problems);
         let blobs = count(&**store.content()) + count(&**store.image_store().backend());
         assert_eq!(report.blobs_checked, blobs);
-        assert_eq!(report.layers_checked, store.layers().len());
+        assert_eq!(
+            report.layers_checked,
+            store.layers().len().expect("layer records")
+        );
         assert_eq!(report.names_checked, store.names().expect("names").len());
         assert!(report.repairs.is_empty() && report.gc.is_none());
     }
@@ -265,5 +268,70 @@ fn name_without_target_is_dangling_and_repair_deletes_only_it() {
         assert!(store.refs().list("other", &[]).expect("list").is_empty());
         assert_eq!(store.names().expect("names"), names_before);
         assert!(store.fsck(false).expect("fsck").is_clean());
+    }
+}
+
+#[test]
+fn missing_derived_layer_records_are_reported_and_repair_rewrites_them() {
+    use imgstore::backend::{Batch, RecordStore};
+    use imgstore::layer::LayerProblem;
+    let corpus = corpus();
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), backend);
+        import_corpus(&store, &corpus);
+        let layers = store.layers().map().expect("layer records");
+        let layer = layers
+            .values()
+            .find(|l| l.parent().is_some() && l.blob().is_some())
+            .expect("a layer with a parent and a blob");
+        let (chain, parent) = (layer.chain_id(), layer.parent().expect("parent"));
+        let blob = &layer.blob().expect("blob").digest;
+        // What a store written before these records existed lacks.
+        let mut batch = Batch::new();
+        batch
+            .delete("layer-holders", &format!("{parent} layer:{chain}"))
+            .delete("layer-blobs", &format!("{blob} {chain}"));
+        store.layers().backend().apply(&batch).expect("apply");
+
+        let report = store.fsck(false).expect("fsck");
+        assert_eq!(
+            report.problems[..2],
+            [
+                FsckProblem::LayerRecords(LayerProblem::MissingChildLink {
+                    parent: parent.clone(),
+                    child: chain.clone(),
+                }),
+                FsckProblem::LayerRecords(LayerProblem::MissingBlobUser {
+                    blob: blob.clone(),
+                    chain_id: chain.clone(),
+                }),
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            report.problems.len(),
+            3,
+            "{backend:?}: {:?}",
+            report.problems
+        );
+        assert!(
+            matches!(&report.problems[2], FsckProblem::ReferenceCount { chain_id, recorded, recounted }
+                if chain_id == parent && recorded + 1 == *recounted),
+            "{:?}",
+            report.problems[2]
+        );
+        assert_eq!(
+            report.problems[0].to_string(),
+            format!("layer {parent}: holder of child layer {chain} missing")
+        );
+        let repaired = store.fsck(true).expect("fsck --repair");
+        assert_eq!(
+            repaired.repairs,
+            vec!["rewrote 2 derived layer record(s)".to_owned()]
+        );
+        let clean = store.fsck(false).expect("fsck");
+        assert!(clean.is_clean(), "{backend:?}: {:?}", clean.problems);
+        assert_eq!(store.layers().len().expect("layer records"), layers.len());
     }
 }

@@ -94,8 +94,14 @@ fn snapshot(store: &Store) -> Snapshot {
         layers: store
             .layers()
             .map()
+            .expect("layer records")
             .keys()
-            .map(|c| (c.to_string(), store.layers().references(c)))
+            .map(|c| {
+                (
+                    c.to_string(),
+                    store.layers().references(c).expect("layer records"),
+                )
+            })
             .collect(),
         blobs: blobs(store),
     }
@@ -127,7 +133,7 @@ fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(dir.path(), backend);
         import_main(&store, &corpus);
-        assert_eq!(store.layers().len(), 6);
+        assert_eq!(store.layers().len().expect("layer records"), 6);
 
         let report = store.remove(&sibling.name, false).expect("remove sibling");
         assert_eq!(
@@ -142,7 +148,11 @@ fn remove_by_name_keeps_shared_layers_and_survives_reopen() {
         );
         // Only sibling's own top layer goes; the two below are shared.
         assert_eq!(report.released_layers, 1, "{backend:?}");
-        assert_eq!(store.layers().len(), 5, "{backend:?}");
+        assert_eq!(
+            store.layers().len().expect("layer records"),
+            5,
+            "{backend:?}"
+        );
         assert!(store.image_store().get(&sibling.id).is_err());
         assert!(store.resolve(&sibling.name).is_err());
         assert_eq!(store.images().expect("list images").len(), 3);
@@ -177,15 +187,15 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
 
         let r = store.remove(&child.name, false).expect("remove child");
         assert_eq!((r.deleted.len(), r.released_layers), (1, 1), "{backend:?}");
-        assert_eq!(store.layers().len(), 5);
+        assert_eq!(store.layers().len().expect("layer records"), 5);
         // base's top layer is still under withenv's: nothing below is freed.
         let r = store.remove(&base.name, false).expect("remove base");
         assert_eq!((r.deleted, r.released_layers), (vec![base.id.clone()], 0));
-        assert_eq!(store.layers().len(), 5);
+        assert_eq!(store.layers().len().expect("layer records"), 5);
         // withenv frees its own layer and base's top, now unused.
         let r = store.remove(&withenv.name, false).expect("remove withenv");
         assert_eq!(r.released_layers, 2, "{backend:?}");
-        assert_eq!(store.layers().len(), 3);
+        assert_eq!(store.layers().len().expect("layer records"), 3);
         // sibling by short ID frees the rest in cascade.
         let r = store.remove(&sibling.short, false).expect("remove sibling");
         assert_eq!(r.untagged, std::slice::from_ref(&sibling.name));
@@ -193,7 +203,7 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
             (r.deleted, r.released_layers),
             (vec![sibling.id.clone()], 3)
         );
-        assert!(store.layers().is_empty());
+        assert!(store.layers().is_empty().expect("layer records"));
         assert!(store.images().expect("list images").is_empty());
         assert!(store.names().expect("names").is_empty());
         assert!(store.cache().expect("cache").is_empty());
@@ -209,7 +219,10 @@ fn removing_every_image_frees_layers_in_cascade_and_gc_empties_the_store() {
 
         drop(store);
         let store = open(dir.path(), backend);
-        assert!(store.images().expect("list images").is_empty() && store.layers().is_empty());
+        assert!(
+            store.images().expect("list images").is_empty()
+                && store.layers().is_empty().expect("layer records")
+        );
         // And everything comes back.
         import_main(&store, &corpus);
         assert_eq!(store.images().expect("list images").len(), 4);
@@ -252,7 +265,7 @@ fn remove_by_short_id_with_two_names_needs_force() {
         assert_eq!(r.deleted, std::slice::from_ref(&base.id));
         // Its top layer is still under child's and withenv's.
         assert_eq!(r.released_layers, 0);
-        assert_eq!(store.layers().len(), 6);
+        assert_eq!(store.layers().len().expect("layer records"), 6);
         assert!(store.resolve("other.test/copy:v2").is_err());
         assert_eq!(store.images().expect("list images").len(), 3);
         assert_images_readable(&store, &corpus);
@@ -428,12 +441,12 @@ fn gc_removes_unreferenced_layers_and_keeps_unnamed_images() {
             store.untag(&base.name).expect("untag base");
         }
         let store = open(dir.path(), backend);
-        assert_eq!(store.layers().len(), 7);
+        assert_eq!(store.layers().len().expect("layer records"), 7);
         let before = blobs(&store);
         let gc = store.gc().expect("gc");
         assert_eq!(gc.layers_removed, 1, "{backend:?}");
         assert_eq!(gc.blobs_removed, 0, "{backend:?}");
-        assert_eq!(store.layers().len(), 6);
+        assert_eq!(store.layers().len().expect("layer records"), 6);
         // base has no name, but its manifest and config stay with it.
         assert_eq!(blobs(&store), before);
         assert_eq!(store.images().expect("list images").len(), 4);

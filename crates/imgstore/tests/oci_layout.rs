@@ -58,7 +58,11 @@ fn import_of_main_gives_the_expected_images_names_and_layers() {
             for chain in strings(&expected["chain_ids"]) {
                 let chain: ChainId = chain.parse().expect("chain id");
                 assert!(
-                    store.layers().layer(&chain).is_some(),
+                    store
+                        .layers()
+                        .layer(&chain)
+                        .expect("layer records")
+                        .is_some(),
                     "{name}: layer {chain}"
                 );
             }
@@ -106,7 +110,7 @@ fn import_of_main_shares_layers_as_expected() {
             .import_oci_layout(corpus.join("oci/main"))
             .expect("import");
         assert_eq!(
-            Some(store.layers().len() as u64),
+            Some(store.layers().len().expect("layer records") as u64),
             sharing["distinct_chain_ids"].as_u64(),
             "{backend:?}"
         );
@@ -115,14 +119,18 @@ fn import_of_main_shares_layers_as_expected() {
             let chain: ChainId = chain_str.parse().expect("chain id");
             let expected = tops.get(chain_str).copied().unwrap_or(0)
                 + children.get(chain_str).map_or(0, BTreeSet::len);
-            assert_eq!(store.layers().references(&chain), Some(expected), "{chain}");
+            assert_eq!(
+                store.layers().references(&chain).expect("layer records"),
+                Some(expected),
+                "{chain}"
+            );
             assert_eq!(
                 strings(&entry["top_of"]).len(),
                 tops.get(chain_str).copied().unwrap_or(0)
             );
         }
         let mut blobs = BTreeSet::new();
-        for layer in store.layers().map().values() {
+        for layer in store.layers().map().expect("layer records").values() {
             blobs.insert(layer.blob().expect("blob recorded").digest.to_string());
         }
         let expected_blobs: BTreeSet<String> = sharing["layer_blobs"]
@@ -200,7 +208,7 @@ fn reopening_gives_the_same_images_names_and_layers() {
         assert_eq!(snapshot(&store), before, "{backend:?}");
         assert_eq!(before.images.len(), 5);
         assert!(store.image_store().skipped().is_empty());
-        assert!(store.layers().restore_problems().is_empty());
+        assert!(store.layers().check().expect("layer records").is_empty());
     }
 }
 

@@ -150,8 +150,9 @@ fn prune_deletes_dangling_images_only() {
         let recount: usize = store
             .layers()
             .map()
+            .expect("layer records")
             .keys()
-            .filter(|chain| store.layers().references(chain) == Some(0))
+            .filter(|chain| store.layers().references(chain).expect("layer records") == Some(0))
             .count();
         assert_eq!(recount, 0, "layers left without references");
     }
@@ -180,7 +181,7 @@ fn prune_all_keeps_pinned_images() {
         assert_eq!(left, vec![base.clone()]);
         assert_eq!(store.image_store().len(), 1);
         // What is left is exactly base's layer chain.
-        assert_eq!(store.layers().len(), 3);
+        assert_eq!(store.layers().len().expect("layer records"), 3);
         let gc = store.gc().expect("gc");
         assert_eq!(gc.layers_removed, 0);
         // The pruned images' three manifests and three config blobs go;

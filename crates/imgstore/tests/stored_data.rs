@@ -93,7 +93,7 @@ fn read_everything(store: &Store, name: &str, id: &ImageId) {
     assert_eq!(history[0].created.as_deref(), Some("2024-01-01T00:00:00Z"));
     assert_eq!(history[1].created.as_deref(), Some(BAD_TIME));
     assert_eq!(history[1].size, 5);
-    let layers = store.layer_usage();
+    let layers = store.layer_usage().expect("layers");
     assert_eq!(layers.len(), 1);
     assert_eq!(layers[0].used_by, 1);
     let usage = store.disk_usage().expect("df");

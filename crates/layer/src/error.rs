@@ -47,6 +47,15 @@ pub enum LayerError {
         /// The diff ID offered now.
         offered: String,
     },
+    /// A layer record that does not decode, or whose chain ID does not
+    /// follow from its parent and diff ID. Reported, never deleted.
+    #[error("layer record {key} is corrupt: {reason}")]
+    CorruptRecord {
+        /// The record key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] imgstore_backend::Error),
@@ -61,6 +70,7 @@ impl LayerError {
             LayerError::InvalidHolder { .. } | LayerError::Mismatch { .. } => {
                 ErrorKind::InvalidArgument
             }
+            LayerError::CorruptRecord { .. } => ErrorKind::DataCorruption,
             LayerError::Backend(e) => e.kind(),
         }
     }

@@ -1,18 +1,30 @@
-//! `LayerStore`: layer records and reference counts over a backend.
+//! `LayerStore`: layer records and their holders over a backend; the
+//! records are the index, nothing is loaded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use imgstore_backend::{Batch, RecordStore, StateLock, StoreBackend};
+use imgstore_backend::{Batch, Precondition, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::{ChainId, LayerError};
 
-/// Bucket of layer records: key = chain ID, value = JSON [`StoredLayer`].
-const LAYERS: &str = "layers";
+/// Bucket of layer records (primary): key = chain ID, value = JSON
+/// [`StoredLayer`].
+pub(crate) const LAYERS: &str = "layers";
 /// Bucket of holder references: key = `"<chain id> <holder>"`, value empty.
-const HOLDERS: &str = "layer-holders";
+/// Named holders are primary; `layer:<child chain>` holders are derived
+/// from the child's layer record.
+pub(crate) const HOLDERS: &str = "layer-holders";
+/// Bucket of blob users (derived): key = `"<blob digest> <chain id>"`,
+/// value empty, one per layer that names a blob.
+pub(crate) const LAYER_BLOBS: &str = "layer-blobs";
+/// The holder kind a child layer takes on its parent: `layer:<child chain>`.
+pub(crate) const CHILD_HOLDER: &str = "layer:";
+/// The holder kind an image store takes on an image's top layer:
+/// `image:<64 hex>`.
+pub const IMAGE_HOLDER: &str = "image:";
 
 type Result<T, E = LayerError> = std::result::Result<T, E>;
 
@@ -133,29 +145,20 @@ pub struct LayerMetadata {
     pub blob: Option<BlobRef>,
 }
 
-/// An entry that [`LayerStore::open`] skipped, and why. Nothing is deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreProblem {
-    /// The record key involved (a chain ID, or a holder key).
-    pub key: String,
-    /// What was wrong.
-    pub reason: String,
-}
-
 /// The two operations the image store needs from a layer store: moby's
 /// `LayerGetReleaser`, with moby's anonymous reference counting.
 pub trait LayerGetReleaser: Send + Sync {
     /// Takes one reference on the layer. References taken here (and by
-    /// [`LayerStore::register`]) are transient, as moby's are: kept in
-    /// memory, re-taken by their holders (the image store) on restore.
+    /// [`LayerStore::register`]) are transient, as moby's are: kept in this
+    /// process's memory only, gone when it exits.
     fn get(&self, chain_id: &ChainId) -> Result<Layer>;
 
-    /// Drops one reference taken by `get` or `register`. At zero references
-    /// the layer is deleted and its parent released in cascade; returns every
-    /// layer removed, top first. With no such reference left:
-    /// [`LayerError::NotHeld`]. When the records cannot be changed, the
-    /// error is returned and the reference is dropped all the same (its
-    /// holder let go): the layers stay, unreferenced, for gc.
+    /// Drops one reference taken by `get` or `register`. When the layer is
+    /// then held by nothing, it is deleted and its parent released in
+    /// cascade; returns every layer removed, top first. With no such
+    /// reference left: [`LayerError::NotHeld`]. When the records cannot be
+    /// changed, the error is returned and the reference is dropped all the
+    /// same (its holder let go): the layers stay, unreferenced, for gc.
     fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>>;
 
     /// Gives `holder` a persistent, named reference on the layer (see
@@ -201,46 +204,48 @@ impl StoredLayer {
     }
 }
 
-struct Entry {
-    layer: Layer,
-    /// Anonymous references from `get`/`register`: memory only.
-    transient: usize,
-    /// Named references from `hold`: persisted in the `layer-holders` bucket.
-    holders: BTreeSet<String>,
-    children: usize,
-}
-
-impl Entry {
-    fn references(&self) -> usize {
-        self.transient + self.holders.len() + self.children
-    }
-}
-
 /// One reference being dropped.
+#[derive(Clone, Copy)]
 enum Reference<'a> {
+    /// A transient reference of this process (`get`/`register`).
     Transient,
+    /// A named holder record.
     Held(&'a str),
 }
 
-#[derive(Default)]
-struct State {
-    layers: HashMap<ChainId, Entry>,
-    /// How many layers name each blob, so a shared blob outlives one of them.
-    blob_users: HashMap<Digest, usize>,
-}
-
-/// Layer records and reference counts over a backend (see the crate docs).
+/// Layer records and their holders over a backend (see the crate docs).
 ///
-/// `Send + Sync`: readers share a read lock; a change holds the write lock
-/// while its batch commits, so memory and records never disagree.
+/// Nothing is loaded: every read goes to the records, so two stores over one
+/// backend (in one process or several) see each other's changes at once.
+/// The only memory is the transient references this store handed out
+/// (`register`/`get`), which no other store counts.
+///
+/// `Send + Sync`. A writer mutex serialises this store's read-check-write
+/// changes; changes by several processes (or several `LayerStore`s over one
+/// backend) must be serialised by the caller (the facade's `store.lock`), as
+/// "no holder left" is a probe, not a precondition a batch can check.
 pub struct LayerStore<B> {
     backend: Arc<B>,
-    state: StateLock<State>,
-    problems: StateLock<Vec<RestoreProblem>>,
+    /// The writer mutex, guarding the transient references of this store:
+    /// chain -> count (absent = 0).
+    transient: Mutex<HashMap<ChainId, usize>>,
 }
 
-fn holder_key(chain_id: &ChainId, holder: &str) -> String {
+pub(crate) fn holder_key(chain_id: &ChainId, holder: &str) -> String {
     format!("{chain_id} {holder}")
+}
+
+/// The prefix of every holder key of a layer.
+pub(crate) fn holder_prefix(chain_id: &ChainId) -> String {
+    format!("{chain_id} ")
+}
+
+pub(crate) fn child_holder(child: &ChainId) -> String {
+    format!("{CHILD_HOLDER}{child}")
+}
+
+pub(crate) fn blob_user_key(blob: &Digest, chain_id: &ChainId) -> String {
+    format!("{blob} {chain_id}")
 }
 
 fn validate_holder(holder: &str) -> Result<()> {
@@ -250,6 +255,12 @@ fn validate_holder(holder: &str) -> Result<()> {
         "longer than 1024 bytes"
     } else if holder.contains('\0') {
         "contains NUL"
+    } else if holder.starts_with(CHILD_HOLDER) {
+        "the `layer:` kind is reserved for child layers"
+    } else if let Some(hex) = holder.strip_prefix(IMAGE_HOLDER)
+        && !(hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        "an `image:` holder is `image:` and 64 lowercase hex digits"
     } else {
         return Ok(());
     };
@@ -260,132 +271,14 @@ fn validate_holder(holder: &str) -> Result<()> {
 }
 
 impl<B: StoreBackend + RecordStore> LayerStore<B> {
-    /// Opens the layer store kept in `backend`: loads every layer record,
-    /// rebuilds child references from parent links and holder references from
-    /// their records. A record that does not parse, whose chain ID does not
-    /// follow from its parent and diff ID, or whose parent is missing is
-    /// skipped and reported by [`restore_problems`](Self::restore_problems).
+    /// Opens the layer store kept in `backend`. Reads nothing: O(1) whatever
+    /// the store's size. Does not fail today; the `Result` leaves room for a
+    /// format header to check.
     pub fn open(backend: Arc<B>) -> Result<LayerStore<B>> {
-        let (state, problems) = Self::load(&backend)?;
         Ok(LayerStore {
             backend,
-            state: StateLock::new(state),
-            problems: StateLock::new(problems),
+            transient: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Re-reads every layer and holder record, picking up what other
-    /// processes changed, and replaces the in-memory state. Transient
-    /// references are memory only, so they start again from zero: their
-    /// holders (the image store) must re-take them, as after
-    /// [`open`](Self::open).
-    pub fn reload(&self) -> Result<()> {
-        let (state, problems) = Self::load(&self.backend)?;
-        *self.state.write() = state;
-        *self.problems.write() = problems;
-        Ok(())
-    }
-
-    fn load(backend: &Arc<B>) -> Result<(State, Vec<RestoreProblem>)> {
-        let mut problems = Vec::new();
-        let mut loaded: HashMap<ChainId, Layer> = HashMap::new();
-        backend.scan_records(LAYERS, "", &mut |key, value| {
-            match decode_layer(key, value) {
-                Ok(layer) => {
-                    loaded.insert(layer.chain_id.clone(), layer);
-                }
-                Err(reason) => problems.push(RestoreProblem {
-                    key: key.to_owned(),
-                    reason,
-                }),
-            }
-            Ok(())
-        })?;
-        // Keep only layers whose whole parent chain loaded; walk up without recursion.
-        let mut state = State::default();
-        let mut usable: HashMap<ChainId, bool> = HashMap::new();
-        for chain_id in loaded.keys() {
-            let mut path = Vec::new();
-            let mut current = Some(chain_id.clone());
-            let verdict = loop {
-                let Some(id) = current else { break true };
-                if let Some(&known) = usable.get(&id) {
-                    break known;
-                }
-                match loaded.get(&id) {
-                    None => break false,
-                    Some(layer) => {
-                        path.push(id.clone());
-                        current = layer.parent.clone();
-                        if path.len() > loaded.len() {
-                            break false; // a cycle; impossible with hashes, refused all the same
-                        }
-                    }
-                }
-            };
-            for id in path {
-                usable.insert(id, verdict);
-            }
-        }
-        for (chain_id, layer) in loaded {
-            if usable.get(&chain_id) == Some(&true) {
-                if let Some(blob) = &layer.blob {
-                    *state.blob_users.entry(blob.digest.clone()).or_default() += 1;
-                }
-                state.layers.insert(
-                    chain_id,
-                    Entry {
-                        layer,
-                        transient: 0,
-                        holders: BTreeSet::new(),
-                        children: 0,
-                    },
-                );
-            } else {
-                problems.push(RestoreProblem {
-                    key: chain_id.to_string(),
-                    reason: "a layer below it is missing or unreadable".into(),
-                });
-            }
-        }
-        let parents: Vec<ChainId> = state
-            .layers
-            .values()
-            .filter_map(|e| e.layer.parent.clone())
-            .collect();
-        for parent in parents {
-            if let Some(entry) = state.layers.get_mut(&parent) {
-                entry.children += 1;
-            }
-        }
-        backend.scan_records(HOLDERS, "", &mut |key, _| {
-            let parsed = key
-                .split_once(' ')
-                .and_then(|(chain, holder)| chain.parse::<ChainId>().ok().map(|c| (c, holder)));
-            match parsed {
-                Some((chain_id, holder)) => match state.layers.get_mut(&chain_id) {
-                    Some(entry) => {
-                        entry.holders.insert(holder.to_owned());
-                    }
-                    None => problems.push(RestoreProblem {
-                        key: key.to_owned(),
-                        reason: "reference on a layer that is not loaded".into(),
-                    }),
-                },
-                None => problems.push(RestoreProblem {
-                    key: key.to_owned(),
-                    reason: "not a `<chain id> <holder>` key".into(),
-                }),
-            }
-            Ok(())
-        })?;
-        Ok((state, problems))
-    }
-
-    /// Entries skipped by the last [`open`](Self::open) or
-    /// [`reload`](Self::reload).
-    pub fn restore_problems(&self) -> Vec<RestoreProblem> {
-        self.problems.read().clone()
     }
 
     /// The backend this store keeps its records in.
@@ -393,103 +286,180 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         &self.backend
     }
 
+    /// The writer mutex; poisoning is ignored (memory changes only after a
+    /// commit, and no step between can panic).
+    pub(crate) fn writer(&self) -> MutexGuard<'_, HashMap<ChainId, usize>> {
+        self.transient.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The layer record and its bytes; `None` when absent, `CorruptRecord`
+    /// when it does not decode.
+    fn read(&self, chain_id: &ChainId) -> Result<Option<(Layer, Vec<u8>)>> {
+        let Some(bytes) = self.backend.get_record(LAYERS, chain_id.as_str())? else {
+            return Ok(None);
+        };
+        match decode_layer(chain_id.as_str(), &bytes) {
+            Ok(layer) => Ok(Some((layer, bytes))),
+            Err(e) => Err(LayerError::CorruptRecord {
+                key: chain_id.to_string(),
+                reason: e.reason(),
+            }),
+        }
+    }
+
+    fn read_existing(&self, chain_id: &ChainId) -> Result<(Layer, Vec<u8>)> {
+        self.read(chain_id)?.ok_or_else(|| LayerError::NotFound {
+            chain_id: chain_id.clone(),
+        })
+    }
+
     /// Registers `layer` on top of `parent` (which must exist) and returns it
     /// with one transient reference for the caller (moby's `Register`), to be
     /// dropped with [`release`](LayerGetReleaser::release) once something else
     /// (an image) holds the layer. Registering an existing chain only adds
-    /// the reference. The record is durable when this returns. A blob named by
-    /// `layer` must already be in the content store.
+    /// the reference (and records the files size if the record lacked it).
+    ///
+    /// Reads the parent's and the chain's records; one batch writes the layer
+    /// record (precondition: absent), the `layer:<chain>` holder on the
+    /// parent (precondition: the parent's record present) and the
+    /// `layer-blobs` entry of its blob. Durable when this returns. A blob
+    /// named by `layer` must already be in the content store.
     pub fn register(&self, layer: NewLayer, parent: Option<&ChainId>) -> Result<Layer> {
+        // Under the writer mutex: a release cannot delete the blob between
+        // this check and the commit that records its new user.
+        let mut transient = self.writer();
         if let Some(blob) = &layer.blob
             && !self.backend.contains(&blob.digest)?
         {
             return Err(imgstore_backend::Error::content_not_found(&blob.digest).into());
         }
-        let mut state = self.state.write();
         let chain_id = match parent {
             None => ChainId::base(layer.diff_id.clone()),
-            Some(parent) if state.layers.contains_key(parent) => parent.child(&layer.diff_id),
             Some(parent) => {
-                return Err(LayerError::ParentNotFound {
-                    parent: parent.clone(),
-                });
+                if self.read(parent)?.is_none() {
+                    return Err(LayerError::ParentNotFound {
+                        parent: parent.clone(),
+                    });
+                }
+                parent.child(&layer.diff_id)
             }
         };
-        if let Some(entry) = state.layers.get_mut(&chain_id) {
-            if entry.layer.diff_id != layer.diff_id || entry.layer.parent.as_ref() != parent {
-                return Err(LayerError::Mismatch {
-                    chain_id,
-                    existing: entry.layer.diff_id.to_string(),
-                    offered: layer.diff_id.to_string(),
-                });
-            }
-            if entry.layer.files_size.is_none() && layer.files_size.is_some() {
-                // A record from before files sizes were kept learns it now.
-                let mut updated = entry.layer.clone();
-                updated.files_size = layer.files_size;
+        let registered = match self.read(&chain_id)? {
+            Some((existing, bytes)) => self.register_again(existing, bytes, &layer, parent)?,
+            None => {
+                let record = Layer {
+                    chain_id: chain_id.clone(),
+                    diff_id: layer.diff_id,
+                    parent: parent.cloned(),
+                    size: layer.size,
+                    blob: layer.blob,
+                    files_size: layer.files_size,
+                };
                 let mut batch = Batch::new();
-                batch.put(
+                batch.require_absent(LAYERS, chain_id.as_str()).put(
                     LAYERS,
                     chain_id.as_str(),
-                    StoredLayer::of(&updated).encode(&chain_id)?,
+                    StoredLayer::of(&record).encode(&chain_id)?,
                 );
-                self.backend.apply(&batch)?;
-                entry.layer = updated;
+                if let Some(parent) = &record.parent {
+                    batch
+                        .require(LAYERS, parent.as_str(), Precondition::Present)
+                        .put(
+                            HOLDERS,
+                            &holder_key(parent, &child_holder(&chain_id)),
+                            Vec::new(),
+                        );
+                }
+                if let Some(blob) = &record.blob {
+                    batch.put(
+                        LAYER_BLOBS,
+                        &blob_user_key(&blob.digest, &chain_id),
+                        Vec::new(),
+                    );
+                }
+                match self.backend.apply(&batch) {
+                    Ok(()) => record,
+                    // Registered meanwhile by another store: take that one.
+                    Err(e) if e.kind() == imgstore_backend::ErrorKind::AlreadyExists => {
+                        let (existing, bytes) = self.read_existing(&chain_id)?;
+                        let offered = NewLayer {
+                            diff_id: record.diff_id.clone(),
+                            size: record.size,
+                            blob: record.blob.clone(),
+                            files_size: record.files_size,
+                        };
+                        self.register_again(existing, bytes, &offered, parent)?
+                    }
+                    // The parent's record went meanwhile (another store).
+                    Err(e) if e.kind() == imgstore_backend::ErrorKind::NotFound => {
+                        return Err(match parent {
+                            Some(parent) => LayerError::ParentNotFound {
+                                parent: parent.clone(),
+                            },
+                            None => e.into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
-            entry.transient += 1;
-            return Ok(entry.layer.clone());
-        }
-        let record = Layer {
-            chain_id: chain_id.clone(),
-            diff_id: layer.diff_id,
-            parent: parent.cloned(),
-            size: layer.size,
-            blob: layer.blob,
-            files_size: layer.files_size,
         };
-        let value = StoredLayer::of(&record).encode(&chain_id)?;
-        let mut batch = Batch::new();
-        batch
-            .require_absent(LAYERS, chain_id.as_str())
-            .put(LAYERS, chain_id.as_str(), value);
-        self.backend.apply(&batch)?;
-        if let Some(parent) = &record.parent
-            && let Some(entry) = state.layers.get_mut(parent)
-        {
-            entry.children += 1;
-        }
-        if let Some(blob) = &record.blob {
-            *state.blob_users.entry(blob.digest.clone()).or_default() += 1;
-        }
-        state.layers.insert(
-            chain_id,
-            Entry {
-                layer: record.clone(),
-                transient: 1,
-                holders: BTreeSet::new(),
-                children: 0,
-            },
-        );
-        Ok(record)
+        *transient.entry(chain_id).or_default() += 1;
+        Ok(registered)
     }
 
-    /// Gives `holder` a persistent, named reference on the layer: recorded in
-    /// the record store, so it survives reopening. Idempotent per holder.
+    /// `register` of a chain that is stored: checks it is the same layer and
+    /// records a files size the record lacks.
+    fn register_again(
+        &self,
+        existing: Layer,
+        bytes: Vec<u8>,
+        offered: &NewLayer,
+        parent: Option<&ChainId>,
+    ) -> Result<Layer> {
+        if existing.diff_id != offered.diff_id || existing.parent.as_ref() != parent {
+            return Err(LayerError::Mismatch {
+                chain_id: existing.chain_id,
+                existing: existing.diff_id.to_string(),
+                offered: offered.diff_id.to_string(),
+            });
+        }
+        if existing.files_size.is_some() || offered.files_size.is_none() {
+            return Ok(existing);
+        }
+        // A record from before files sizes were kept learns it now.
+        let mut updated = existing;
+        updated.files_size = offered.files_size;
+        let key = updated.chain_id.as_str().to_owned();
+        let mut batch = Batch::new();
+        batch
+            .require(LAYERS, &key, Precondition::Equals(bytes))
+            .put(
+                LAYERS,
+                &key,
+                StoredLayer::of(&updated).encode(&updated.chain_id)?,
+            );
+        self.backend.apply(&batch)?;
+        Ok(updated)
+    }
+
+    /// Gives `holder` a persistent, named reference on the layer: a
+    /// `layer-holders` record, so it survives reopening and every store over
+    /// the backend sees it. Idempotent per holder. `image:<64 hex>` is the
+    /// kind an image store takes on an image's top layer; `layer:` is
+    /// reserved for child layers ([`LayerError::InvalidHolder`]).
     pub fn hold(&self, chain_id: &ChainId, holder: &str) -> Result<Layer> {
         validate_holder(holder)?;
-        let mut state = self.state.write();
-        let Some(entry) = state.layers.get_mut(chain_id) else {
-            return Err(LayerError::NotFound {
-                chain_id: chain_id.clone(),
-            });
-        };
-        if !entry.holders.contains(holder) {
+        let _writer = self.writer();
+        let (layer, _) = self.read_existing(chain_id)?;
+        let key = holder_key(chain_id, holder);
+        if self.backend.get_record(HOLDERS, &key)?.is_none() {
             let mut batch = Batch::new();
-            batch.put(HOLDERS, &holder_key(chain_id, holder), Vec::new());
+            batch
+                .require(LAYERS, chain_id.as_str(), Precondition::Present)
+                .put(HOLDERS, &key, Vec::new());
             self.backend.apply(&batch)?;
-            entry.holders.insert(holder.to_owned());
         }
-        Ok(entry.layer.clone())
+        Ok(layer)
     }
 
     /// Drops `holder`'s persistent reference, with the cascade of
@@ -499,180 +469,248 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         self.drop_reference(chain_id, Reference::Held(holder))
     }
 
-    /// Drops one reference; at zero, deletes the layer and walks down its
-    /// parents in a loop, all record changes in one atomic batch.
+    /// Forgets every transient reference this store handed out, without
+    /// deleting anything: for a holder that is about to re-take all of its
+    /// references (an image store re-reading its images, as the facade's
+    /// reload does while images hold transient references). Memory only.
+    pub fn forget_transient_references(&self) {
+        self.writer().clear();
+    }
+
+    /// True when the layer has a holder record other than `dropped`: one
+    /// bounded probe of its holder keys.
+    fn held_by_other_than(&self, chain_id: &ChainId, dropped: Option<&str>) -> Result<bool> {
+        let dropped = dropped.map(|holder| holder_key(chain_id, holder));
+        let first = self
+            .backend
+            .first_records(HOLDERS, &holder_prefix(chain_id), 2)?;
+        Ok(first
+            .iter()
+            .any(|(key, _)| Some(key.as_str()) != dropped.as_deref()))
+    }
+
+    /// Drops one reference; when the layer is then held by nothing, deletes
+    /// it and walks down its parents in a loop, all record changes in one
+    /// atomic batch; then deletes the blobs no remaining layer uses.
     fn drop_reference(
         &self,
         chain_id: &ChainId,
         reference: Reference<'_>,
     ) -> Result<Vec<LayerMetadata>> {
-        let mut state = self.state.write();
-        let Some(entry) = state.layers.get(chain_id) else {
-            return Err(LayerError::NotFound {
-                chain_id: chain_id.clone(),
-            });
+        let mut transient = self.writer();
+        let (layer, bytes) = match self.read(chain_id)? {
+            Some(found) => found,
+            None => {
+                // Deleted by another store: nothing of ours to keep.
+                transient.remove(chain_id);
+                return Err(LayerError::NotFound {
+                    chain_id: chain_id.clone(),
+                });
+            }
         };
-        let held = match reference {
-            Reference::Transient => entry.transient > 0,
-            Reference::Held(holder) => entry.holders.contains(holder),
-        };
-        if !held {
-            return Err(LayerError::NotHeld {
-                chain_id: chain_id.clone(),
-                holder: match reference {
-                    Reference::Transient => "(get/register)".to_owned(),
-                    Reference::Held(holder) => holder.to_owned(),
-                },
-            });
-        }
-        // Plan the cascade on the unchanged state: each removed layer drops
-        // exactly one reference (a child's) from the next one down.
         let mut batch = Batch::new();
-        if let Reference::Held(holder) = reference {
-            batch.delete(HOLDERS, &holder_key(chain_id, holder));
-        }
-        let mut removed: Vec<ChainId> = Vec::new();
-        let mut current = chain_id.clone();
-        let mut remaining = entry.references() - 1;
-        while remaining == 0 {
-            batch.delete(LAYERS, current.as_str());
-            removed.push(current.clone());
-            let parent = state
-                .layers
-                .get(&current)
-                .and_then(|e| e.layer.parent.clone());
-            let Some(parent) = parent else { break };
-            remaining = state
-                .layers
-                .get(&parent)
-                .map_or(1, |e| e.references().saturating_sub(1));
-            current = parent;
-        }
-        if !batch.is_empty()
-            && let Err(e) = self.backend.apply(&batch)
-        {
-            // Nothing changed on disk. A transient reference lives in
-            // memory only and its holder has let go: drop it all the same,
-            // so the layer is left unreferenced (for gc), not held forever.
-            if let Reference::Transient = reference
-                && let Some(entry) = state.layers.get_mut(chain_id)
-            {
-                entry.transient -= 1;
-            }
-            return Err(e.into());
-        }
-        if let Some(entry) = state.layers.get_mut(chain_id) {
-            match reference {
-                Reference::Transient => entry.transient -= 1,
-                Reference::Held(holder) => {
-                    entry.holders.remove(holder);
+        let dropped_record = match reference {
+            Reference::Transient => {
+                if transient.get(chain_id).copied().unwrap_or(0) == 0 {
+                    return Err(LayerError::NotHeld {
+                        chain_id: chain_id.clone(),
+                        holder: "(get/register)".to_owned(),
+                    });
                 }
+                // Dropped now, whatever the commit does: its holder let go.
+                release_transient(&mut transient, chain_id);
+                None
             }
+            Reference::Held(holder) => {
+                let key = holder_key(chain_id, holder);
+                if self.backend.get_record(HOLDERS, &key)?.is_none() {
+                    return Err(LayerError::NotHeld {
+                        chain_id: chain_id.clone(),
+                        holder: holder.to_owned(),
+                    });
+                }
+                batch
+                    .require(HOLDERS, &key, Precondition::Present)
+                    .delete(HOLDERS, &key);
+                Some(holder.to_owned())
+            }
+        };
+        // The cascade: each removed layer drops exactly one holder (its
+        // `layer:` one) from the next one down.
+        let mut removed: Vec<Layer> = Vec::new();
+        let mut current = Some((layer, bytes));
+        let mut dropped = dropped_record;
+        while let Some((layer, bytes)) = current.take() {
+            let id = layer.chain_id.clone();
+            if transient.get(&id).copied().unwrap_or(0) > 0
+                || self.held_by_other_than(&id, dropped.as_deref())?
+            {
+                break;
+            }
+            batch
+                .require(LAYERS, id.as_str(), Precondition::Equals(bytes))
+                .delete(LAYERS, id.as_str());
+            if let Some(blob) = &layer.blob {
+                batch.delete(LAYER_BLOBS, &blob_user_key(&blob.digest, &id));
+            }
+            if let Some(parent) = &layer.parent {
+                let holder = child_holder(&id);
+                batch.delete(HOLDERS, &holder_key(parent, &holder));
+                // A missing or unreadable parent ends the cascade (check
+                // reports it).
+                current = match self.read(parent) {
+                    Err(LayerError::CorruptRecord { .. }) => None,
+                    other => other?,
+                };
+                dropped = Some(holder);
+            }
+            removed.push(layer);
         }
-        let mut released = Vec::with_capacity(removed.len());
-        let mut orphan_blobs = Vec::new();
-        for id in &removed {
-            let Some(entry) = state.layers.remove(id) else {
+        if !batch.is_empty() {
+            self.backend.apply(&batch)?;
+        }
+        for id in removed.iter().map(|l| &l.chain_id) {
+            transient.remove(id);
+        }
+        // Still under the writer mutex, so no register of a new user of a
+        // blob runs between the probe and the delete.
+        let mut probed = Vec::new();
+        for blob in removed.iter().filter_map(|l| l.blob.as_ref()) {
+            if probed.contains(&blob.digest) {
                 continue;
-            };
-            if let Some(parent) = &entry.layer.parent
-                && let Some(parent_entry) = state.layers.get_mut(parent)
-            {
-                parent_entry.children = parent_entry.children.saturating_sub(1);
             }
-            if let Some(blob) = &entry.layer.blob {
-                let users = state.blob_users.entry(blob.digest.clone()).or_default();
-                *users = users.saturating_sub(1);
-                if *users == 0 {
-                    state.blob_users.remove(&blob.digest);
-                    orphan_blobs.push(blob.digest.clone());
-                }
+            probed.push(blob.digest.clone());
+            let still_used = !self
+                .backend
+                .first_records(LAYER_BLOBS, &format!("{} ", blob.digest), 1)?
+                .is_empty();
+            if !still_used {
+                // NotFound means already gone; any other failure leaves an
+                // orphan for gc.
+                let _ = self.backend.delete(&blob.digest);
             }
-            released.push(entry.layer.metadata());
         }
-        for digest in orphan_blobs {
-            // NotFound means already gone; any other failure leaves an orphan for gc.
-            let _ = self.backend.delete(&digest);
-        }
-        Ok(released)
+        Ok(removed.iter().map(Layer::metadata).collect())
     }
 
-    /// The layer record, without taking a reference.
-    pub fn layer(&self, chain_id: &ChainId) -> Option<Layer> {
-        self.state
-            .read()
-            .layers
-            .get(chain_id)
-            .map(|e| e.layer.clone())
+    /// The layer record, without taking a reference: one point read.
+    /// `None` when absent; [`LayerError::CorruptRecord`] when the record
+    /// does not decode or its chain ID does not follow from its parent and
+    /// diff ID.
+    pub fn layer(&self, chain_id: &ChainId) -> Result<Option<Layer>> {
+        Ok(self.read(chain_id)?.map(|(layer, _)| layer))
     }
 
     /// Calls `visit` for each layer of the chain ending at `top`, top
-    /// first, under one read lock and without copying the records; stops at
-    /// a chain ID that is not stored.
-    pub fn walk_chain(&self, top: &ChainId, mut visit: impl FnMut(&Layer)) {
-        let state = self.state.read();
-        let mut current = state.layers.get(top);
-        while let Some(entry) = current {
-            visit(&entry.layer);
-            current = entry
-                .layer
-                .parent
-                .as_ref()
-                .and_then(|p| state.layers.get(p));
+    /// first, reading the records one by one; stops at a chain ID that is
+    /// not stored. A record that does not decode is an error (after the
+    /// layers above it were visited).
+    pub fn walk_chain(&self, top: &ChainId, mut visit: impl FnMut(&Layer)) -> Result<()> {
+        let mut current = self.layer(top)?;
+        while let Some(layer) = current {
+            visit(&layer);
+            current = match &layer.parent {
+                Some(parent) => self.layer(parent)?,
+                None => None,
+            };
         }
+        Ok(())
     }
 
-    /// Every layer, by chain ID.
-    pub fn map(&self) -> BTreeMap<ChainId, Layer> {
-        self.state
-            .read()
-            .layers
-            .iter()
-            .map(|(id, e)| (id.clone(), e.layer.clone()))
-            .collect()
+    /// Every layer, by chain ID: a full scan, O(n), for gc and fsck only.
+    /// Records that do not decode are left out ([`check`](Self::check)
+    /// reports them).
+    pub fn map(&self) -> Result<BTreeMap<ChainId, Layer>> {
+        let mut layers = BTreeMap::new();
+        self.backend.scan_records(LAYERS, "", &mut |key, value| {
+            if let Ok(layer) = decode_layer(key, value) {
+                layers.insert(layer.chain_id.clone(), layer);
+            }
+            Ok(())
+        })?;
+        Ok(layers)
     }
 
-    /// The reference count: transient references, persistent holders and
-    /// child layers; `None` if absent.
-    pub fn references(&self, chain_id: &ChainId) -> Option<usize> {
-        self.state
-            .read()
-            .layers
-            .get(chain_id)
-            .map(Entry::references)
+    /// The reference count: this store's transient references plus every
+    /// holder record (named holders and child layers); `None` if the layer
+    /// is absent. A prefix scan of the layer's holders.
+    pub fn references(&self, chain_id: &ChainId) -> Result<Option<usize>> {
+        if self.read(chain_id)?.is_none() {
+            return Ok(None);
+        }
+        let transient = self.writer().get(chain_id).copied().unwrap_or(0);
+        let mut holders = 0;
+        self.backend
+            .scan_records(HOLDERS, &holder_prefix(chain_id), &mut |_, _| {
+                holders += 1;
+                Ok(())
+            })?;
+        Ok(Some(transient + holders))
     }
 
-    /// The holders of persistent references on the layer, sorted.
-    pub fn holders(&self, chain_id: &ChainId) -> Vec<String> {
-        self.state
-            .read()
-            .layers
-            .get(chain_id)
-            .map(|e| e.holders.iter().cloned().collect())
-            .unwrap_or_default()
+    /// The named holders of persistent references on the layer (what
+    /// [`hold`](Self::hold) took, `image:` holders included; child layers'
+    /// `layer:` holders are [`children`](Self::children)), sorted. A prefix
+    /// scan.
+    pub fn holders(&self, chain_id: &ChainId) -> Result<Vec<String>> {
+        let mut holders = Vec::new();
+        let prefix = holder_prefix(chain_id);
+        self.backend.scan_records(HOLDERS, &prefix, &mut |key, _| {
+            let holder = &key[prefix.len()..];
+            if !holder.starts_with(CHILD_HOLDER) {
+                holders.push(holder.to_owned());
+            }
+            Ok(())
+        })?;
+        Ok(holders)
     }
 
-    /// Number of layers.
-    pub fn len(&self) -> usize {
-        self.state.read().layers.len()
+    /// The layers stacked directly on this one, as their `layer:` holders
+    /// name them, sorted. A prefix scan.
+    pub fn children(&self, chain_id: &ChainId) -> Result<Vec<ChainId>> {
+        let mut children = Vec::new();
+        let prefix = holder_key(chain_id, CHILD_HOLDER);
+        self.backend.scan_records(HOLDERS, &prefix, &mut |key, _| {
+            if let Ok(child) = key[prefix.len()..].parse() {
+                children.push(child);
+            }
+            Ok(())
+        })?;
+        Ok(children)
     }
 
-    /// True when there are no layers.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Number of layer records (undecodable ones included): a full scan,
+    /// O(n), for gc and fsck only.
+    pub fn len(&self) -> Result<usize> {
+        let mut count = 0;
+        self.backend.scan_records(LAYERS, "", &mut |_, _| {
+            count += 1;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    /// True when there are no layer records: one bounded probe.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.backend.first_records(LAYERS, "", 1)?.is_empty())
+    }
+}
+
+fn release_transient(transient: &mut HashMap<ChainId, usize>, chain_id: &ChainId) {
+    if let Some(count) = transient.get_mut(chain_id) {
+        *count -= 1;
+        if *count == 0 {
+            transient.remove(chain_id);
+        }
     }
 }
 
 impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
     fn get(&self, chain_id: &ChainId) -> Result<Layer> {
-        let mut state = self.state.write();
-        let Some(entry) = state.layers.get_mut(chain_id) else {
-            return Err(LayerError::NotFound {
-                chain_id: chain_id.clone(),
-            });
-        };
-        entry.transient += 1;
-        Ok(entry.layer.clone())
+        let mut transient = self.writer();
+        let (layer, _) = self.read_existing(chain_id)?;
+        *transient.entry(chain_id.clone()).or_default() += 1;
+        Ok(layer)
     }
 
     fn release(&self, chain_id: &ChainId) -> Result<Vec<LayerMetadata>> {
@@ -688,22 +726,48 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
     }
 
     fn lookup(&self, chain_id: &ChainId) -> Result<Option<Layer>> {
-        Ok(self.layer(chain_id))
+        self.layer(chain_id)
     }
 }
 
-fn decode_layer(key: &str, value: &[u8]) -> std::result::Result<Layer, String> {
+/// Why a layer record does not decode.
+pub(crate) enum DecodeError {
+    /// The key is not a chain ID or the value does not parse.
+    Unreadable(String),
+    /// The record parses, but its parent and diff ID give another chain ID.
+    ChainMismatch {
+        /// The record's key.
+        chain_id: ChainId,
+        /// The chain ID its parent and diff ID give.
+        computed: ChainId,
+    },
+}
+
+impl DecodeError {
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            DecodeError::Unreadable(reason) => reason.clone(),
+            DecodeError::ChainMismatch { computed, .. } => {
+                format!("parent and diff ID give chain {computed}")
+            }
+        }
+    }
+}
+
+/// Decodes a layer record: its key must be a chain ID that follows from the
+/// record's parent and diff ID.
+pub(crate) fn decode_layer(key: &str, value: &[u8]) -> std::result::Result<Layer, DecodeError> {
     let chain_id: ChainId = key
         .parse()
-        .map_err(|e| format!("key is not a chain ID: {e}"))?;
-    let stored: StoredLayer =
-        serde_json::from_slice(value).map_err(|e| format!("record does not parse: {e}"))?;
-    let expected = match &stored.parent {
+        .map_err(|e| DecodeError::Unreadable(format!("key is not a chain ID: {e}")))?;
+    let stored: StoredLayer = serde_json::from_slice(value)
+        .map_err(|e| DecodeError::Unreadable(format!("record does not parse: {e}")))?;
+    let computed = match &stored.parent {
         None => ChainId::base(stored.diff_id.clone()),
         Some(parent) => parent.child(&stored.diff_id),
     };
-    if expected != chain_id {
-        return Err(format!("parent and diff ID give chain {expected}"));
+    if computed != chain_id {
+        return Err(DecodeError::ChainMismatch { chain_id, computed });
     }
     Ok(Layer {
         chain_id,

@@ -28,7 +28,6 @@ imgstore_backend::backend_matrix!(
         transient_references_do_not_survive_reopen,
         thousand_layer_chain_releases_without_recursion,
         blob_is_deleted_with_its_last_layer_only,
-        restore_skips_and_reports_broken_records,
         concurrent_register_of_one_chain_gives_one_layer,
         files_size_is_kept_and_old_records_load_without_it,
         walk_chain_visits_top_first_and_stops_at_the_bottom,
@@ -52,7 +51,7 @@ fn bottom_layer_chain_id_is_its_diff_id<B: StoreBackend + RecordStore>(open: fn(
     assert_eq!(child.chain_id(), &ChainId::of(&[diff(0), diff(1)]).unwrap());
     assert_eq!(child.parent(), Some(layer.chain_id()));
     assert_eq!(
-        layers.references(layer.chain_id()),
+        layers.references(layer.chain_id()).unwrap(),
         Some(2),
         "register's reference + child"
     );
@@ -72,9 +71,14 @@ fn register_with_missing_parent_fails_and_writes_nothing<B: StoreBackend + Recor
         "{err}"
     );
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(layers.is_empty());
+    assert!(layers.is_empty().unwrap());
     drop(layers);
-    assert!(LayerStore::open(open(dir.path())).unwrap().is_empty());
+    assert!(
+        LayerStore::open(open(dir.path()))
+            .unwrap()
+            .is_empty()
+            .unwrap()
+    );
 }
 
 fn register_again_adds_a_reference<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<B>) {
@@ -83,10 +87,10 @@ fn register_again_adds_a_reference<B: StoreBackend + RecordStore>(open: fn(&Path
     let a = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
     let again = layers.register(NewLayer::new(diff(0), 10), None).unwrap();
     assert_eq!(a, again);
-    assert_eq!(layers.len(), 1);
-    assert_eq!(layers.references(a.chain_id()), Some(2));
+    assert_eq!(layers.len().unwrap(), 1);
+    assert_eq!(layers.references(a.chain_id()).unwrap(), Some(2));
     layers.get(a.chain_id()).unwrap();
-    assert_eq!(layers.references(a.chain_id()), Some(3));
+    assert_eq!(layers.references(a.chain_id()).unwrap(), Some(3));
     let err = layers
         .register(NewLayer::new(diff(0), 11), Some(a.chain_id()))
         .map(|_| ());
@@ -103,8 +107,8 @@ fn hold_is_idempotent_per_holder<B: StoreBackend + RecordStore>(open: fn(&Path) 
     layers.hold(a.chain_id(), "pin/a").unwrap();
     layers.hold(a.chain_id(), "pin/a").unwrap();
     layers.hold(a.chain_id(), "pin/b").unwrap();
-    assert_eq!(layers.references(a.chain_id()), Some(3));
-    assert_eq!(layers.holders(a.chain_id()), ["pin/a", "pin/b"]);
+    assert_eq!(layers.references(a.chain_id()).unwrap(), Some(3));
+    assert_eq!(layers.holders(a.chain_id()).unwrap(), ["pin/a", "pin/b"]);
     assert!(matches!(
         layers.hold(a.chain_id(), ""),
         Err(LayerError::InvalidHolder { .. })
@@ -138,8 +142,8 @@ fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
     for layer in [&l0, &l1, &l2] {
         assert!(layers.release(layer.chain_id()).unwrap().is_empty());
     }
-    assert_eq!(layers.len(), 3);
-    assert_eq!(layers.references(l0.chain_id()), Some(1));
+    assert_eq!(layers.len().unwrap(), 3);
+    assert_eq!(layers.references(l0.chain_id()).unwrap(), Some(1));
     let removed = layers.release(l2.chain_id()).unwrap();
     let removed: Vec<_> = removed
         .iter()
@@ -153,10 +157,13 @@ fn release_of_last_reference_cascades_top_first<B: StoreBackend + RecordStore>(
             (l0.chain_id().clone(), diff(0), 1)
         ]
     );
-    assert!(layers.is_empty());
+    assert!(layers.is_empty().unwrap());
     drop(layers);
     assert!(
-        LayerStore::open(open(dir.path())).unwrap().is_empty(),
+        LayerStore::open(open(dir.path()))
+            .unwrap()
+            .is_empty()
+            .unwrap(),
         "the cascade is persisted"
     );
 }
@@ -175,7 +182,11 @@ fn release_without_a_reference_is_an_error_not_a_panic<B: StoreBackend + RecordS
     let err = layers.release(base.chain_id()).unwrap_err();
     assert!(matches!(err, LayerError::NotHeld { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
-    assert_eq!(layers.len(), 2, "the refused release changed nothing");
+    assert_eq!(
+        layers.len().unwrap(),
+        2,
+        "the refused release changed nothing"
+    );
     let err = layers.release(&ChainId::base(diff(5))).unwrap_err();
     assert!(matches!(err, LayerError::NotFound { .. }), "{err}");
     assert_eq!(layers.release(top.chain_id()).unwrap().len(), 2);
@@ -198,9 +209,9 @@ fn shared_base_survives_release_of_one_chain<B: StoreBackend + RecordStore>(
         .register(NewLayer::new(diff(2), 1), Some(base.chain_id()))
         .unwrap();
     layers.release(base.chain_id()).unwrap();
-    assert_eq!(layers.references(base.chain_id()), Some(2));
+    assert_eq!(layers.references(base.chain_id()).unwrap(), Some(2));
     assert_eq!(layers.release(left.chain_id()).unwrap().len(), 1);
-    assert_eq!(layers.references(base.chain_id()), Some(1));
+    assert_eq!(layers.references(base.chain_id()).unwrap(), Some(1));
     assert_eq!(layers.release(right.chain_id()).unwrap().len(), 2);
 }
 
@@ -217,17 +228,25 @@ fn persistent_references_survive_reopen<B: StoreBackend + RecordStore>(open: fn(
         (l0, l1)
     };
     let layers = LayerStore::open(open(dir.path())).unwrap();
-    assert!(layers.restore_problems().is_empty());
-    // Held references survive; register's transient ones do not; child links are rebuilt.
-    assert_eq!(layers.references(l0.chain_id()), Some(1));
-    assert_eq!(layers.references(l1.chain_id()), Some(2));
-    assert_eq!(layers.holders(l1.chain_id()), ["a", "b"]);
-    assert_eq!(layers.layer(l1.chain_id()).as_ref(), Some(&l1));
+    assert!(layers.check().unwrap().is_empty());
+    // Held references survive (the child's `layer:` holder too); register's
+    // transient ones do not.
+    assert_eq!(layers.references(l0.chain_id()).unwrap(), Some(1));
+    assert_eq!(
+        layers.children(l0.chain_id()).unwrap(),
+        [l1.chain_id().clone()]
+    );
+    assert_eq!(layers.references(l1.chain_id()).unwrap(), Some(2));
+    assert_eq!(layers.holders(l1.chain_id()).unwrap(), ["a", "b"]);
+    assert_eq!(layers.layer(l1.chain_id()).unwrap().as_ref(), Some(&l1));
     assert!(layers.unhold(l1.chain_id(), "b").unwrap().is_empty());
     assert_eq!(layers.unhold(l1.chain_id(), "a").unwrap().len(), 2);
     drop(layers);
     assert!(
-        LayerStore::open(open(dir.path())).unwrap().is_empty(),
+        LayerStore::open(open(dir.path()))
+            .unwrap()
+            .is_empty()
+            .unwrap(),
         "released references stay released"
     );
 }
@@ -244,7 +263,7 @@ fn transient_references_do_not_survive_reopen<B: StoreBackend + RecordStore>(
     };
     let layers = LayerStore::open(open(dir.path())).unwrap();
     assert_eq!(
-        layers.references(&chain),
+        layers.references(&chain).unwrap(),
         Some(0),
         "the record stays for its holders to re-take (or gc)"
     );
@@ -271,7 +290,11 @@ fn thousand_layer_chain_releases_without_recursion<B: StoreBackend + RecordStore
     // A small stack makes unbounded recursion fail loudly.
     let removed = std::thread::Builder::new()
         .stack_size(64 * 1024)
-        .spawn(move || layers.release(&top).map(|r| (r.len(), layers.len())))
+        .spawn(move || {
+            layers
+                .release(&top)
+                .map(|r| (r.len(), layers.len().unwrap()))
+        })
         .unwrap()
         .join()
         .unwrap()
@@ -321,57 +344,6 @@ fn blob_is_deleted_with_its_last_layer_only<B: StoreBackend + RecordStore>(
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
-fn restore_skips_and_reports_broken_records<B: StoreBackend + RecordStore>(
-    open: fn(&Path) -> Arc<B>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = open(dir.path());
-    let good = {
-        let layers = LayerStore::open(backend.clone()).unwrap();
-        let l0 = layers.register(NewLayer::new(diff(0), 1), None).unwrap();
-        layers
-            .register(NewLayer::new(diff(1), 1), Some(l0.chain_id()))
-            .unwrap()
-    };
-    let orphan_parent = ChainId::base(diff(50));
-    let orphan = orphan_parent.child(&diff(51));
-    let mut batch = Batch::new();
-    batch
-        .put("layers", diff(60).as_str(), b"not json".to_vec())
-        .put(
-            "layers",
-            orphan.as_str(),
-            format!(
-                r#"{{"diff_id":"{}","parent":"{}","size":1,"blob":null}}"#,
-                diff(51),
-                orphan_parent
-            )
-            .into_bytes(),
-        )
-        .put("layer-holders", "garbage", Vec::new());
-    backend.apply(&batch).unwrap();
-    let layers = LayerStore::open(backend.clone()).unwrap();
-    assert_eq!(layers.len(), 2);
-    assert!(layers.layer(good.chain_id()).is_some());
-    let problems = layers.restore_problems();
-    let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-    keys.sort();
-    let mut want = vec![
-        diff(60).to_string(),
-        orphan.to_string(),
-        "garbage".to_string(),
-    ];
-    want.sort();
-    assert_eq!(keys, want);
-    // Reported, not deleted.
-    assert!(
-        backend
-            .get_record("layers", diff(60).as_str())
-            .unwrap()
-            .is_some()
-    );
-}
-
 fn concurrent_register_of_one_chain_gives_one_layer<B: StoreBackend + RecordStore + 'static>(
     open: fn(&Path) -> Arc<B>,
 ) {
@@ -386,8 +358,8 @@ fn concurrent_register_of_one_chain_gives_one_layer<B: StoreBackend + RecordStor
     for t in threads {
         t.join().unwrap().unwrap();
     }
-    assert_eq!(layers.len(), 1);
-    assert_eq!(layers.references(&ChainId::base(diff(0))), Some(8));
+    assert_eq!(layers.len().unwrap(), 1);
+    assert_eq!(layers.references(&ChainId::base(diff(0))).unwrap(), Some(8));
 }
 
 fn files_size_is_kept_and_old_records_load_without_it<B: StoreBackend + RecordStore>(
@@ -410,8 +382,7 @@ fn files_size_is_kept_and_old_records_load_without_it<B: StoreBackend + RecordSt
     backend.apply(&batch).unwrap();
     {
         let layers = LayerStore::open(backend.clone()).unwrap();
-        assert!(layers.restore_problems().is_empty());
-        assert_eq!(layers.layer(&old).unwrap().files_size(), None);
+        assert_eq!(layers.layer(&old).unwrap().unwrap().files_size(), None);
         let new = layers
             .register(
                 NewLayer::new(diff(8), 2048).with_files_size(1234),
@@ -427,10 +398,14 @@ fn files_size_is_kept_and_old_records_load_without_it<B: StoreBackend + RecordSt
         assert_eq!(again.files_size(), Some(0));
     }
     let layers = LayerStore::open(backend).unwrap();
-    assert!(layers.restore_problems().is_empty());
-    assert_eq!(layers.layer(&old).unwrap().files_size(), Some(0));
+    assert!(layers.check().unwrap().is_empty());
+    assert_eq!(layers.layer(&old).unwrap().unwrap().files_size(), Some(0));
     assert_eq!(
-        layers.layer(&old.child(&diff(8))).unwrap().files_size(),
+        layers
+            .layer(&old.child(&diff(8)))
+            .unwrap()
+            .unwrap()
+            .files_size(),
         Some(1234)
     );
 }
@@ -442,9 +417,11 @@ fn walk_chain_visits_top_first_and_stops_at_the_bottom<B: StoreBackend + RecordS
     let layers = LayerStore::open(open(dir.path())).unwrap();
     let [l0, l1, l2] = chain_of_three(&layers);
     let mut seen = Vec::new();
-    layers.walk_chain(l2.chain_id(), |layer| {
-        seen.push((layer.chain_id().clone(), layer.size()))
-    });
+    layers
+        .walk_chain(l2.chain_id(), |layer| {
+            seen.push((layer.chain_id().clone(), layer.size()))
+        })
+        .unwrap();
     assert_eq!(
         seen,
         vec![
@@ -455,6 +432,6 @@ fn walk_chain_visits_top_first_and_stops_at_the_bottom<B: StoreBackend + RecordS
     );
     let ghost = ChainId::of(&[diff(9)]).unwrap();
     let mut visited = 0;
-    layers.walk_chain(&ghost, |_| visited += 1);
+    layers.walk_chain(&ghost, |_| visited += 1).unwrap();
     assert_eq!(visited, 0);
 }

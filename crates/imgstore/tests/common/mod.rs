@@ -94,8 +94,14 @@ pub fn snapshot(store: &Store) -> Snapshot {
     let layers = store
         .layers()
         .map()
+        .expect("layer records")
         .keys()
-        .map(|chain| (chain.to_string(), store.layers().references(chain)))
+        .map(|chain| {
+            (
+                chain.to_string(),
+                store.layers().references(chain).expect("layer records"),
+            )
+        })
         .collect();
     Snapshot {
         images,

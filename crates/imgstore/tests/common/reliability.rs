@@ -30,7 +30,7 @@ pub fn memory_problems(store: &Store) -> Vec<String> {
 
 fn check(store: &Store, disk: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    let layers = store.layers().map();
+    let layers = store.layers().map().expect("layer records");
     let mut recount: BTreeMap<String, usize> = BTreeMap::new();
     for (id, image) in store.image_store().map() {
         if let Some(top) = image.top_chain_id() {
@@ -48,8 +48,12 @@ fn check(store: &Store, disk: bool) -> Vec<String> {
     }
     for (chain, layer) in &layers {
         let expected = recount.get(&chain.to_string()).copied().unwrap_or(0)
-            + store.layers().holders(chain).len();
-        let counted = store.layers().references(chain).unwrap_or(0);
+            + store.layers().holders(chain).expect("layer records").len();
+        let counted = store
+            .layers()
+            .references(chain)
+            .expect("layer records")
+            .unwrap_or(0);
         if counted != expected {
             problems.push(format!(
                 "layer {chain}: {counted} references, the images, children and holders make {expected}"
@@ -108,8 +112,14 @@ pub fn state(store: &Store) -> State {
     let layers = store
         .layers()
         .map()
+        .expect("layer records")
         .keys()
-        .map(|chain| (chain.to_string(), store.layers().references(chain)))
+        .map(|chain| {
+            (
+                chain.to_string(),
+                store.layers().references(chain).expect("layer records"),
+            )
+        })
         .collect();
     State {
         images,
