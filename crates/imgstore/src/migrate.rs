@@ -80,6 +80,7 @@ impl Store {
     /// Derives every derived record from the primary ones: what the
     /// upgrade does, and what `fsck --repair` relies on.
     fn derive_every_record(&self) -> Result<()> {
+        self.layers.repair_derived()?;
         self.check_name_index(true)?;
         Ok(())
     }
