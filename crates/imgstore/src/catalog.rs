@@ -433,7 +433,7 @@ impl Store {
             .iter()
             .all(|skipped| !backend.contains(skipped.id.digest()).unwrap_or(true))
             && self.layers.restore_problems().is_empty()
-            && self.refs.restore_problems().is_empty()
+            && self.refs.check().is_ok_and(|problems| problems.is_empty())
     }
 
     /// Whether the catalog at the root is current for `generation`.

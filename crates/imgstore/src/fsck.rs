@@ -729,7 +729,7 @@ impl Store {
             return Ok(drifted);
         }
         let generation = self.loaded_generation().wrapping_sub(1);
-        let mut namespaces = self.refs.namespaces();
+        let mut namespaces = self.refs.namespaces()?;
         if !namespaces.contains(&self.namespace) {
             namespaces.push(self.namespace.clone());
         }
@@ -793,7 +793,7 @@ impl Store {
     /// resolves every name) names one.
     fn check_names(&self, report: &mut FsckReport) -> Result<Vec<(String, String)>> {
         let mut dangling = Vec::new();
-        for namespace in self.refs.namespaces() {
+        for namespace in self.refs.namespaces()? {
             let records = self.refs.list(&namespace, &[])?;
             let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
             let targets = imgstore_cri::read_names(&namespace, &self.refs, &*self.content, &names)?;

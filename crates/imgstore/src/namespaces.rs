@@ -42,7 +42,7 @@ pub(crate) fn reached_elsewhere(
 ) -> Result<Elsewhere> {
     let mut elsewhere = Elsewhere::new();
     let mut memo: HashMap<Digest, Vec<ImageId>> = HashMap::new();
-    for other in refs.namespaces() {
+    for other in refs.namespaces()? {
         if other == namespace {
             continue;
         }

@@ -390,13 +390,12 @@ impl Store {
 
     /// Re-reads every store from the backends: layers first (their
     /// transient references start from zero), then images (which re-take
-    /// them), names, and the CRI cache.
+    /// them), and the CRI cache (names are always read from the records).
     fn reload(&self) -> Result<()> {
         // Until the reload completes, memory is no base for a catalog.
         self.catalog_blocked.store(true, Ordering::SeqCst);
         self.layers.reload()?;
         self.images.reload()?;
-        self.refs.reload()?;
         self.rebuild_derived()?;
         self.catalog_blocked.store(false, Ordering::SeqCst);
         self.catalog_dirty.store(true, Ordering::SeqCst);
