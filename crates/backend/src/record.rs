@@ -116,6 +116,24 @@ impl Batch {
         self.require(bucket, key, Precondition::Absent)
     }
 
+    /// Appends every step of `other`, in order: how a caller joins the
+    /// changes several stores staged into one atomic batch.
+    ///
+    /// ```
+    /// use imgstore_backend::Batch;
+    ///
+    /// let mut names = Batch::new();
+    /// names.require_absent("refs", "default/busybox").put("refs", "default/busybox", vec![1]);
+    /// let mut derived = Batch::new();
+    /// derived.put("name-images", "default/busybox", vec![2]);
+    /// names.extend(&derived);
+    /// assert_eq!(names.len(), 3);
+    /// ```
+    pub fn extend(&mut self, other: &Batch) -> &mut Batch {
+        self.ops.extend_from_slice(&other.ops);
+        self
+    }
+
     /// The steps, in order.
     pub fn ops(&self) -> &[Op] {
         &self.ops

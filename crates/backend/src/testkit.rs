@@ -56,7 +56,10 @@ pub use rng::{Generator, Rng};
 ///
 /// Every case gets a fresh, empty directory; the backend keeps all of its
 /// state somewhere inside it (in the directory itself or in a child of it).
-/// A case drops the backend before it opens the same directory again.
+/// A case drops the backend before it reopens the same directory, except
+/// the `record_*` cases about several instances, which open a second
+/// backend over the directory while the first is open: a backend must allow
+/// that (processes share a store without reopening it).
 pub trait Harness {
     /// The backend under test.
     type Backend: StoreBackend + RecordStore;
@@ -169,6 +172,10 @@ macro_rules! __testkit_cases {
             records::record_invalid_bucket_or_key_refused,
             records::records_survive_reopen,
             records::records_many_batches_survive_reopen,
+            records::record_first_records_bounded_ordered_prefixed,
+            records::record_change_counter_sees_every_batch,
+            records::record_two_instances_see_each_others_batches,
+            records::record_two_instances_compare_and_swap_counts_exactly,
         }
     };
 }

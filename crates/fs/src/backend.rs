@@ -30,9 +30,10 @@ pub(crate) const RECORDS_DIR: &str = "records";
 /// code compiling: `FsOptions { lock_timeout, ..FsOptions::default() }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsOptions {
-    /// How long to wait for another holder of the root's lock (another
-    /// process, or another `FsBackend` on the same root) before failing with
-    /// `FailedPrecondition`. Default 10 s.
+    /// How long to wait for a lock another `FsBackend` of the root holds
+    /// (in this process or another): the root's, while that one cleans
+    /// leftovers at open, or the record log's, while it appends a batch or
+    /// compacts. Then `FailedPrecondition`. Default 10 s.
     pub lock_timeout: Duration,
 }
 
@@ -48,7 +49,8 @@ impl Default for FsOptions {
 /// `image/fs.go` layout (see the [crate docs](crate)).
 ///
 /// `Send + Sync`: share it between threads behind an `Arc`. Content and
-/// metadata reads take no lock at all; record reads share a read lock.
+/// metadata reads take no lock at all; record reads share a read lock (and
+/// catch up with other backends of the root first: see the [crate docs](crate)).
 #[derive(Debug)]
 pub struct FsBackend {
     root: PathBuf,
@@ -180,15 +182,17 @@ impl FsBackend {
     /// Opens the store in `root`, creating `root`, `content/sha256`,
     /// `metadata/sha256` and `records` (mode 0700) as needed.
     ///
-    /// Takes the root's lock first, waiting up to `options.lock_timeout`;
-    /// then removes `.tmp-*` leftovers of interrupted writes and replays the
-    /// record log. A regular file where one of the directories should be is
-    /// `FailedPrecondition` naming it; a lock still held after the timeout is
-    /// `FailedPrecondition` naming the holder's pid.
+    /// Any number of backends may have one root open at once, in this
+    /// process and others: each sees the others' record batches at its next
+    /// read (see [`RecordStore`]). An opener that finds no other backend open
+    /// removes `.tmp-*` leftovers of interrupted writes first; then the
+    /// record log is replayed. A regular file where one of the directories
+    /// should be is `FailedPrecondition` naming it; a lock still held after
+    /// `options.lock_timeout` (an opener cleaning, or a writer of the record
+    /// log) is `FailedPrecondition` naming the holder's pid.
     pub fn open_with(root: impl AsRef<Path>, options: FsOptions) -> Result<FsBackend> {
         let root = root.as_ref().to_path_buf();
         ensure_dir(&root)?;
-        let lock = RootLock::acquire(&root, options.lock_timeout)?;
         for dir in [
             "content",
             CONTENT_DIR,
@@ -200,21 +204,23 @@ impl FsBackend {
         }
         let content_path = root.join(CONTENT_DIR);
         let metadata_path = root.join(METADATA_DIR);
-        remove_temp_files(&content_path)?;
-        remove_temp_files(&root.join(RECORDS_DIR))?;
-        let entries = std::fs::read_dir(&metadata_path).map_err(|e| {
-            Error::io(
-                "list",
-                Subject::Store(metadata_path.display().to_string()),
-                e,
-            )
-        })?;
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_temp_files(&entry.path())?;
+        let lock = RootLock::acquire(&root, options.lock_timeout, || {
+            remove_temp_files(&content_path)?;
+            let entries = std::fs::read_dir(&metadata_path).map_err(|e| {
+                Error::io(
+                    "list",
+                    Subject::Store(metadata_path.display().to_string()),
+                    e,
+                )
+            })?;
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_temp_files(&entry.path())?;
+                }
             }
-        }
-        let records = Records::open(&root.join(RECORDS_DIR))?;
+            Ok(())
+        })?;
+        let records = Records::open(&root.join(RECORDS_DIR), options.lock_timeout)?;
         Ok(FsBackend {
             content: open_dir(&content_path)?,
             metadata: open_dir(&metadata_path)?,
@@ -540,7 +546,7 @@ impl RecordStore for FsBackend {
     fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         validate_bucket(bucket)?;
         validate_record_key(key)?;
-        Ok(self.records.get(bucket, key))
+        self.records.get(bucket, key)
     }
 
     fn scan_records(
@@ -550,7 +556,7 @@ impl RecordStore for FsBackend {
         visit: &mut dyn FnMut(&str, &[u8]) -> Result<()>,
     ) -> Result<()> {
         validate_bucket(bucket)?;
-        for (key, value) in self.records.scan(bucket, prefix) {
+        for (key, value) in self.records.scan(bucket, prefix, usize::MAX)? {
             visit(&key, &value)?;
         }
         Ok(())
@@ -558,6 +564,23 @@ impl RecordStore for FsBackend {
 
     fn apply(&self, batch: &Batch) -> Result<()> {
         self.records.apply(batch)
+    }
+
+    fn first_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        validate_bucket(bucket)?;
+        self.records.scan(bucket, prefix, limit)
+    }
+
+    /// The record log's generation and length folded into one number: any
+    /// batch appended or compaction made by any backend of the root
+    /// changes it.
+    fn change_counter(&self) -> Result<u64> {
+        self.records.change_counter()
     }
 }
 

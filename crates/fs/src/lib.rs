@@ -6,10 +6,11 @@
 //! `imgstore-backend` on top of plain files, hashing with `imgstore-digest`:
 //!
 //! ```text
-//! <root>/lock                          flock'ed while open; holds the holder's pid
+//! <root>/lock                          flock'ed (shared) while open; holds a pid
 //! <root>/content/sha256/<hex>          the bytes of each blob (mode 0600)
 //! <root>/metadata/sha256/<hex>/<key>   one file per metadata key
-//! <root>/records/snapshot, records/log the record store (see below)
+//! <root>/records/snapshot, records/log the record store (see below), and
+//! <root>/records/lock                  its writers' flock
 //! ```
 //!
 //! so a Docker `image/<driver>/imagedb` directory opens as a store, read and
@@ -20,10 +21,17 @@
 //! memory, backed by an append-only log of checksummed batch frames (fsynced
 //! per batch) that is compacted into a snapshot; keys never become paths.
 //!
-//! One `FsBackend` per root at a time: opening takes an advisory lock on
-//! `<root>/lock`, and a second opener (another process, or this one) waits
-//! up to [`FsOptions::lock_timeout`] and then fails with `FailedPrecondition`
-//! naming the holder's pid.
+//! Any number of `FsBackend`s, in this process and others, may have one
+//! root open at once. Each record read first catches up with the log (one
+//! `stat` when nothing changed; the new frames when another backend
+//! appended; snapshot and log again after another compacted), and a batch
+//! is checked and appended under an exclusive `flock` on `records/lock`, so
+//! preconditions always see every other backend's batches.
+//! [`RecordStore::change_counter`](imgstore_backend::RecordStore::change_counter)
+//! is the log's generation and length. Only an opener that finds no other
+//! backend open removes `.tmp-*` leftovers (with one open, they may be its
+//! writes in flight). Lock waits end after [`FsOptions::lock_timeout`] with
+//! `FailedPrecondition` naming the holder's pid.
 //!
 //! ```
 //! use imgstore_backend::{Batch, RecordStore, StoreBackend};

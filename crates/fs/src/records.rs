@@ -1,5 +1,7 @@
 //! Records under `<root>/records/`: an append-only log of checksummed batch
-//! frames over a snapshot, replayed on open into memory.
+//! frames over a snapshot, replayed on open into memory and followed after:
+//! every read first catches up with what other backends of the root (in
+//! any process) appended, so nobody reopens to see others' batches.
 //!
 //! Files (all integers little-endian):
 //!
@@ -23,23 +25,39 @@
 //! acknowledged) is dropped and the log truncated; damage before the end
 //! makes open fail rather than silently lose acknowledged batches.
 //!
-//! Keys never become paths: they are bytes inside these two files.
+//! Several backends share the files. A writer holds an exclusive `flock` on
+//! `lock` from its catch-up through its append (and any compaction), so
+//! appends never interleave and preconditions see every batch before it. A
+//! reader takes no lock: it `stat`s the log, and when the inode is the one it
+//! follows and the length grew, reads just the new whole frames (a frame
+//! still being written is checksummed, so it waits for the next read); a new
+//! inode means a compaction (or a repair), and the snapshot and log are read
+//! again under a shared `flock`, so never half of a compaction. Only a
+//! writer cuts a torn tail: under the exclusive lock nobody can be writing it.
+//!
+//! Keys never become paths: they are bytes inside these files.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use imgstore_backend::{Batch, Error, Op, Precondition, Result, Subject};
 use imgstore_digest::Algorithm;
 
-use crate::atomic::{self, TempFile};
-use crate::{fault, sys};
+use crate::atomic::{self, TEMP_PREFIX, TempFile};
+use crate::fault;
+use crate::lock;
+use crate::sys::{self, LockKind};
 
 const LOG: &str = "log";
 const SNAPSHOT: &str = "snapshot";
+/// The records' own lock file (the root's lock is `<root>/lock`).
+const LOCK_FILE: &str = "lock";
 const LOG_MAGIC: &[u8; 8] = b"IMGRLOG1";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"IMGRSNP1";
 const LOG_HEADER: u64 = 16;
@@ -56,26 +74,74 @@ struct State {
     buckets: Buckets,
     /// Encoded size of every live record: what a snapshot would hold.
     live_bytes: u64,
-}
-
-#[derive(Debug)]
-struct Writer {
-    /// `None` after a compaction committed its snapshot but failed to put the
-    /// new log in place: the old log must not be appended to any more.
-    log: Option<File>,
+    /// The snapshot's generation (0 without one).
     generation: u64,
-    log_len: u64,
+    /// The snapshot the state was loaded from, held open so that its inode
+    /// is not reused: a writer compares it with the file on disk.
+    snapshot: Option<Pinned>,
+    /// The log the state follows; `None` when there is none or the state
+    /// must be loaded again (after a failed compaction).
+    log: Option<Followed>,
 }
 
-/// The record store of one root.
+/// An open file and its inode.
+#[derive(Debug)]
+struct Pinned {
+    file: File,
+    ino: u64,
+}
+
+/// The log a [`State`] has replayed, held open (its inode cannot be reused
+/// while it is open, so "same inode" means "same log").
+#[derive(Debug)]
+struct Followed {
+    log: Pinned,
+    /// Bytes replayed: the header and every whole frame. The next frame is
+    /// appended (or read, when another backend appended it) here.
+    applied: u64,
+    /// False for a log older than the snapshot (a compaction died between
+    /// its two renames): folded in already, never replayed or appended to.
+    current: bool,
+}
+
+/// What a catch-up may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Only read: leaves a torn tail alone (it may be a frame still being
+    /// written) and takes the shared lock to load a log and snapshot pair.
+    Read,
+    /// The caller holds the exclusive lock: nobody else writes, so a torn
+    /// tail is cut off and a missing or obsolete log replaced.
+    Write,
+}
+
+/// The record store of one root. Any number of `Records` (in this process
+/// and others) may follow one directory: each read first catches up with
+/// what the others appended (one `stat` when nothing changed), and writers
+/// append under an exclusive `flock` on `records/lock`.
 #[derive(Debug)]
 pub(crate) struct Records {
     path: PathBuf,
     dir: File,
+    /// `records/lock`: exclusive while a batch is appended or the log
+    /// compacted; shared while a log and snapshot pair is loaded.
+    lock: File,
+    lock_timeout: Duration,
     state: RwLock<State>,
-    /// Serialises writers: precondition checks, the log append and the
-    /// in-memory update happen under it; readers only wait for the update.
-    writer: Mutex<Writer>,
+    /// Serialises this process's writers and catch-ups: a catch-up, the
+    /// precondition checks, the append and the in-memory update happen
+    /// under it; readers whose state is current do not wait for it.
+    writer: Mutex<()>,
+}
+
+/// Holds the exclusive lock on `records/lock`; released when dropped.
+struct ExclusiveLock<'a>(&'a File);
+
+impl Drop for ExclusiveLock<'_> {
+    fn drop(&mut self) {
+        // Closing the file (or the process dying) releases it too.
+        let _ = sys::unlock(self.0);
+    }
 }
 
 fn store_subject(path: &Path) -> Subject {
@@ -209,7 +275,12 @@ impl State {
 /// The bytes of the record file `name`, `None` when absent. Anything but a
 /// regular file there (a symlink, which is not followed) is an error, not
 /// "absent": treating it as absent would start an empty record store.
-fn read_file(dir: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
+fn read_file(
+    dir: &File,
+    path: &Path,
+    name: &str,
+    writable: bool,
+) -> io::Result<Option<(File, Vec<u8>)>> {
     if let Some(stat) = sys::stat(dir, name)?
         && !stat.is_file
     {
@@ -218,11 +289,16 @@ fn read_file(dir: &File, name: &str) -> io::Result<Option<Vec<u8>>> {
             format!("records/{name} is not a regular file (symlinks are not followed)"),
         ));
     }
-    match sys::open_read(dir, name) {
+    let opened = if writable {
+        open_rw(path, name)
+    } else {
+        sys::open_read(dir, name)
+    };
+    match opened {
         Ok(mut file) => {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)?;
-            Ok(Some(bytes))
+            Ok(Some((file, bytes)))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -248,89 +324,111 @@ fn fresh_log(dir: &File, path: &Path, generation: u64) -> io::Result<File> {
 }
 
 fn open_log(path: &Path) -> io::Result<File> {
+    open_rw(path, LOG)
+}
+
+fn open_rw(path: &Path, name: &str) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path.join(LOG))
+        .open(path.join(name))
+}
+
+/// The snapshot and log in `dir`, read and replayed (the caller holds a
+/// lock that keeps writers out): the state they hold and the files it
+/// follows. A torn tail of the log is left for a writer to cut.
+fn load(dir: &File, path: &Path) -> Result<State> {
+    let subject = || store_subject(path);
+    let read_error = |e: io::Error| match e.kind() {
+        io::ErrorKind::InvalidData => corrupt(path, e.to_string()),
+        _ => Error::io("read", subject(), e),
+    };
+    let mut state = State::default();
+    if let Some((file, bytes)) = read_file(dir, path, SNAPSHOT, false).map_err(read_error)? {
+        if bytes.len() < 56 || &bytes[..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt(path, "the snapshot has no valid header".into()));
+        }
+        let len = u64_at(&bytes, 16);
+        let payload = &bytes[56..];
+        if payload.len() as u64 != len || sha256(payload) != bytes[24..56] {
+            return Err(corrupt(path, "the snapshot fails its checksum".into()));
+        }
+        if state.apply_payload(payload).is_none() {
+            return Err(corrupt(path, "the snapshot does not decode".into()));
+        }
+        state.generation = u64_at(&bytes, 8);
+        state.snapshot = Some(pin(file).map_err(read_error)?);
+    }
+    let Some((file, bytes)) = read_file(dir, path, LOG, true).map_err(read_error)? else {
+        return Ok(state);
+    };
+    if (bytes.len() as u64) < LOG_HEADER || &bytes[..8] != LOG_MAGIC {
+        return Err(corrupt(path, "the log has no valid header".into()));
+    }
+    let log_generation = u64_at(&bytes, 8);
+    let generation = state.generation;
+    if log_generation > generation {
+        return Err(corrupt(
+            path,
+            format!(
+                "the log (generation {log_generation}) is newer than the snapshot ({generation})"
+            ),
+        ));
+    }
+    let current = log_generation == generation;
+    let applied = if current {
+        replay(path, &bytes[LOG_HEADER as usize..], LOG_HEADER, &mut state)?
+    } else {
+        bytes.len() as u64
+    };
+    state.log = Some(Followed {
+        log: pin(file).map_err(read_error)?,
+        applied,
+        current,
+    });
+    Ok(state)
+}
+
+fn pin(file: File) -> io::Result<Pinned> {
+    let ino = file.metadata()?.ino();
+    Ok(Pinned { file, ino })
+}
+
+/// True when `state` has replayed all of the log that `log` (a `stat` of
+/// it) describes: nothing to catch up with.
+fn is_current(state: &State, log: Option<sys::Stat>) -> bool {
+    match (&state.log, log) {
+        (Some(followed), Some(stat)) => {
+            followed.log.ino == stat.ino && followed.applied == stat.size
+        }
+        _ => false,
+    }
 }
 
 impl Records {
-    /// Opens (creating) the record store in `path`, replaying snapshot and log.
-    pub(crate) fn open(path: &Path) -> Result<Records> {
+    /// Opens (creating) the record store in `path`: under the exclusive
+    /// lock, removes temp files of interrupted compactions, replays
+    /// snapshot and log, cuts a torn tail and starts a missing log.
+    pub(crate) fn open(path: &Path, lock_timeout: Duration) -> Result<Records> {
         let subject = || store_subject(path);
         let dir = File::open(path).map_err(|e| Error::io("open", subject(), e))?;
-        let mut state = State::default();
-        let read_error = |e: io::Error| match e.kind() {
-            io::ErrorKind::InvalidData => corrupt(path, e.to_string()),
-            _ => Error::io("read", subject(), e),
-        };
-        let snapshot = read_file(&dir, SNAPSHOT).map_err(read_error)?;
-        let generation = match snapshot {
-            None => 0,
-            Some(bytes) => {
-                if bytes.len() < 56 || &bytes[..8] != SNAPSHOT_MAGIC {
-                    return Err(corrupt(path, "the snapshot has no valid header".into()));
-                }
-                let generation = u64_at(&bytes, 8);
-                let len = u64_at(&bytes, 16);
-                let payload = &bytes[56..];
-                if payload.len() as u64 != len || sha256(payload) != bytes[24..56] {
-                    return Err(corrupt(path, "the snapshot fails its checksum".into()));
-                }
-                if state.apply_payload(payload).is_none() {
-                    return Err(corrupt(path, "the snapshot does not decode".into()));
-                }
-                generation
-            }
-        };
-        let log_bytes = read_file(&dir, LOG).map_err(read_error)?;
-        let mut log_len = LOG_HEADER;
-        let log = match log_bytes {
-            // No log, or one that the snapshot already holds: start a new one.
-            None => None,
-            Some(bytes) if bytes.len() as u64 >= LOG_HEADER && &bytes[..8] == LOG_MAGIC => {
-                let log_generation = u64_at(&bytes, 8);
-                if log_generation > generation {
-                    return Err(corrupt(
-                        path,
-                        format!(
-                            "the log (generation {log_generation}) is newer than the snapshot ({generation})"
-                        ),
-                    ));
-                }
-                if log_generation < generation {
-                    None
-                } else {
-                    log_len = replay(path, &bytes, &mut state)?;
-                    let file = open_log(path).map_err(|e| Error::io("open", subject(), e))?;
-                    if log_len < bytes.len() as u64 {
-                        // A frame torn by a crash: it was never acknowledged.
-                        file.set_len(log_len)
-                            .and_then(|()| file.sync_all())
-                            .map_err(|e| Error::io("truncate the torn tail of", subject(), e))?;
-                    }
-                    Some(file)
-                }
-            }
-            Some(_) => return Err(corrupt(path, "the log has no valid header".into())),
-        };
-        let log = match log {
-            Some(file) => file,
-            None => {
-                fresh_log(&dir, path, generation).map_err(|e| Error::io("create", subject(), e))?
-            }
-        };
-        Ok(Records {
+        let lock = lock::open_lock_file(&path.join(LOCK_FILE))?;
+        let records = Records {
             path: path.to_path_buf(),
             dir,
-            state: RwLock::new(state),
-            writer: Mutex::new(Writer {
-                log: Some(log),
-                generation,
-                log_len,
-            }),
-        })
+            lock,
+            lock_timeout,
+            state: RwLock::new(State::default()),
+            writer: Mutex::new(()),
+        };
+        {
+            let _writer = records.lock_writer();
+            let _lock = records.lock_exclusive()?;
+            remove_temp_files(&records.dir).map_err(|e| Error::io("clean", subject(), e))?;
+            records.catch_up(Mode::Write)?;
+        }
+        Ok(records)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -343,36 +441,187 @@ impl Records {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The value of one record.
-    pub(crate) fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        self.read().buckets.get(bucket)?.get(key).cloned()
+    fn lock_exclusive(&self) -> Result<ExclusiveLock<'_>> {
+        let path = self.path.join(LOCK_FILE);
+        lock::wait_for(&self.lock, &path, LockKind::Exclusive, self.lock_timeout)?;
+        let held = ExclusiveLock(&self.lock);
+        lock::write_pid(&self.lock, &path)?;
+        Ok(held)
     }
 
-    /// The records of `bucket` under `prefix`, in key order. Copied out, so
-    /// that the caller's callback runs without the lock held (it may write).
-    pub(crate) fn scan(&self, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    fn stat(&self, name: &str) -> Result<Option<sys::Stat>> {
+        match sys::stat(&self.dir, name) {
+            Ok(Some(stat)) if !stat.is_file => Err(corrupt(
+                &self.path,
+                format!("records/{name} is not a regular file (symlinks are not followed)"),
+            )),
+            Ok(stat) => Ok(stat),
+            Err(e) => Err(Error::io("stat", store_subject(&self.path), e)),
+        }
+    }
+
+    /// Brings the state up to date with the files: one `stat` when nothing
+    /// changed; the new frames when another backend appended; everything
+    /// when another compacted.
+    fn refresh(&self) -> Result<()> {
+        let log = self.stat(LOG)?;
+        if is_current(&self.read(), log) {
+            return Ok(());
+        }
+        let _writer = self.lock_writer();
+        self.catch_up(Mode::Read)
+    }
+
+    /// The slow part of [`refresh`](Self::refresh), under the writer mutex
+    /// (and for [`Mode::Write`] the exclusive lock).
+    fn catch_up(&self, mode: Mode) -> Result<()> {
+        let subject = || store_subject(&self.path);
+        let log = self.stat(LOG)?;
+        let snapshot_same = mode == Mode::Read || {
+            let on_disk = self.stat(SNAPSHOT)?.map(|stat| stat.ino);
+            self.read().snapshot.as_ref().map(|pinned| pinned.ino) == on_disk
+        };
+        let tail_only = snapshot_same
+            && match (&self.read().log, log) {
+                (Some(followed), Some(stat)) => {
+                    followed.log.ino == stat.ino && stat.size >= followed.applied
+                }
+                _ => false,
+            };
+        if tail_only {
+            let mut state = self.write();
+            let state = &mut *state;
+            if let (Some(followed), Some(stat)) = (&state.log, log)
+                && followed.current
+                && stat.size > followed.applied
+            {
+                let mut tail = vec![0u8; (stat.size - followed.applied) as usize];
+                let at = followed.applied;
+                let read = followed.log.file.read_at(&mut tail, at);
+                let read = read.map_err(|e| Error::io("read the log of", subject(), e))?;
+                tail.truncate(read);
+                let mut replayed = State {
+                    buckets: std::mem::take(&mut state.buckets),
+                    live_bytes: state.live_bytes,
+                    ..State::default()
+                };
+                let applied = replay(&self.path, &tail, at, &mut replayed);
+                state.buckets = replayed.buckets;
+                state.live_bytes = replayed.live_bytes;
+                if let Some(followed) = &mut state.log {
+                    followed.applied = applied?;
+                }
+            }
+        } else {
+            let loaded = match mode {
+                Mode::Write => load(&self.dir, &self.path)?,
+                Mode::Read => {
+                    // A fresh open file description: a shared lock through
+                    // `self.lock` would convert a lock this process holds.
+                    let path = self.path.join(LOCK_FILE);
+                    let shared = lock::open_lock_file(&path)?;
+                    lock::wait_for(&shared, &path, LockKind::Shared, self.lock_timeout)?;
+                    load(&self.dir, &self.path)?
+                }
+            };
+            *self.write() = loaded;
+        }
+        if mode == Mode::Write {
+            self.repair_log()?;
+        }
+        Ok(())
+    }
+
+    /// Under the exclusive lock: cuts a torn tail off the log, or replaces a
+    /// missing or obsolete log with an empty one of the snapshot's generation.
+    fn repair_log(&self) -> Result<()> {
+        let subject = || store_subject(&self.path);
+        let mut state = self.write();
+        match &state.log {
+            Some(followed) if followed.current => {
+                let file = &followed.log.file;
+                let size = file
+                    .metadata()
+                    .map_err(|e| Error::io("stat the log of", subject(), e))?
+                    .len();
+                if size > followed.applied {
+                    // A frame torn by a crash: it was never acknowledged.
+                    file.set_len(followed.applied)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| Error::io("truncate the torn tail of", subject(), e))?;
+                }
+            }
+            _ => {
+                let file = fresh_log(&self.dir, &self.path, state.generation)
+                    .and_then(pin)
+                    .map_err(|e| Error::io("create the record log in", subject(), e))?;
+                state.log = Some(Followed {
+                    log: file,
+                    applied: LOG_HEADER,
+                    current: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of one record, as of now.
+    pub(crate) fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.refresh()?;
+        Ok(self
+            .read()
+            .buckets
+            .get(bucket)
+            .and_then(|records| records.get(key))
+            .cloned())
+    }
+
+    /// At most `limit` records of `bucket` under `prefix`, in key order, as
+    /// of now. Copied out, so that the caller's callback runs without the
+    /// lock held (it may write); only the records returned are copied.
+    pub(crate) fn scan(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        self.refresh()?;
         let state = self.read();
         let Some(records) = state.buckets.get(bucket) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        records
+        Ok(records
             .range::<str, _>((
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
             .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
             .map(|(key, value)| (key.clone(), value.clone()))
-            .collect()
+            .collect())
     }
 
-    /// Checks the preconditions, logs the writes durably, applies them.
+    /// The generation and the replayed length of the log, folded into one
+    /// number: every append and every compaction, by any backend, changes
+    /// it. (A log is compacted long before it reaches 2^40 bytes.)
+    pub(crate) fn change_counter(&self) -> Result<u64> {
+        self.refresh()?;
+        let state = self.read();
+        let applied = state.log.as_ref().map_or(0, |followed| followed.applied);
+        Ok(state.generation.wrapping_shl(40) | (applied & ((1 << 40) - 1)))
+    }
+
+    /// Under the exclusive lock: catches up, checks the preconditions, logs
+    /// the writes durably, applies them.
     pub(crate) fn apply(&self, batch: &Batch) -> Result<()> {
         batch.validate()?;
-        let mut writer = self.lock_writer();
+        let _writer = self.lock_writer();
+        let _lock = self.lock_exclusive()?;
+        self.catch_up(Mode::Write)?;
         {
             let state = self.read();
             for op in batch.ops() {
@@ -413,64 +662,95 @@ impl Records {
         frame.extend_from_slice(&frame_len.to_le_bytes());
         frame.extend_from_slice(&sha256(&payload));
         frame.extend_from_slice(&payload);
-        self.append(&mut writer, &frame)?;
-        let live_bytes = {
+        self.append(&frame)?;
+        let (log_len, live_bytes) = {
             let mut state = self.write();
             // The payload was built above from validated ops; it decodes.
             let _ = state.apply_payload(&payload);
-            state.live_bytes
+            let log_len = match &mut state.log {
+                Some(followed) => {
+                    followed.applied += frame.len() as u64;
+                    followed.applied
+                }
+                None => 0,
+            };
+            (log_len, state.live_bytes)
         };
-        if writer.log_len > COMPACT_MIN && writer.log_len > 2 * live_bytes {
+        if log_len > COMPACT_MIN && log_len > 2 * live_bytes {
             // The batch is durable already; a failed compaction is retried
             // after the next batch and leaves a valid log behind.
-            let _ = self.compact(&mut writer);
+            let _ = self.compact();
         }
         Ok(())
     }
 
-    fn append(&self, writer: &mut Writer, frame: &[u8]) -> Result<()> {
+    /// Appends `frame` at the end of the (current, repaired) log and syncs
+    /// it. Readers of this process keep reading meanwhile: the state's read
+    /// lock is shared, and no other writer can ask for its write lock.
+    fn append(&self, frame: &[u8]) -> Result<()> {
         let subject = || store_subject(&self.path);
-        if writer.log.is_none() {
-            let file = fresh_log(&self.dir, &self.path, writer.generation)
-                .map_err(|e| Error::io("create the record log in", subject(), e))?;
-            writer.log = Some(file);
-            writer.log_len = LOG_HEADER;
-        }
-        let Some(log) = &writer.log else {
-            return Err(Error::io(
-                "append to",
-                subject(),
-                io::Error::other("no record log"),
-            ));
+        let failed = {
+            let state = self.read();
+            let Some(followed) = state.log.as_ref().filter(|followed| followed.current) else {
+                return Err(Error::io(
+                    "append to",
+                    subject(),
+                    io::Error::other("no record log"),
+                ));
+            };
+            let log = &followed.log.file;
+            let written = log
+                .write_all_at(frame, followed.applied)
+                .and_then(|()| fault::sync("fs: fsync record log"))
+                .and_then(|()| log.sync_data());
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // Cut the partial frame off so later frames do not follow
+                    // garbage, nor a reload replay a batch that failed.
+                    let cut = log.set_len(followed.applied).and_then(|()| log.sync_all());
+                    (e, cut.is_ok())
+                }
+            }
         };
-        let written = log
-            .write_all_at(frame, writer.log_len)
-            .and_then(|()| fault::sync("fs: fsync record log"))
-            .and_then(|()| log.sync_data());
-        match written {
-            Ok(()) => {
-                writer.log_len += frame.len() as u64;
+        let (e, cut) = failed;
+        if !cut {
+            // Start over from a snapshot of the state without the frame.
+            let _ = self.compact();
+        }
+        Err(Error::io("append to the record log in", subject(), e))
+    }
+
+    /// Folds the log into a new snapshot and starts an empty log (under the
+    /// exclusive lock). On failure the state is marked for a reload, which
+    /// finds whichever valid pair the files hold.
+    fn compact(&self) -> io::Result<()> {
+        let compacted = self.write_compaction();
+        let mut state = self.write();
+        match compacted {
+            Ok((generation, snapshot, log)) => {
+                state.generation = generation;
+                state.snapshot = Some(snapshot);
+                state.log = Some(Followed {
+                    log,
+                    applied: LOG_HEADER,
+                    current: true,
+                });
                 Ok(())
             }
             Err(e) => {
-                // Cut the partial frame off so later frames do not follow garbage;
-                // if even that fails, start a fresh log (via a snapshot) next time.
-                if log
-                    .set_len(writer.log_len)
-                    .and_then(|()| log.sync_all())
-                    .is_err()
-                {
-                    let _ = self.compact(writer);
-                }
-                Err(Error::io("append to the record log in", subject(), e))
+                state.log = None;
+                state.snapshot = None;
+                Err(e)
             }
         }
     }
 
-    /// Folds the log into a new snapshot and starts an empty log.
-    fn compact(&self, writer: &mut Writer) -> io::Result<()> {
-        let generation = writer.generation + 1;
-        let payload = self.read().encode_snapshot();
+    fn write_compaction(&self) -> io::Result<(u64, Pinned, Pinned)> {
+        let (generation, payload) = {
+            let state = self.read();
+            (state.generation + 1, state.encode_snapshot())
+        };
         let mut snapshot = TempFile::create(&self.dir)?;
         let mut head = header(SNAPSHOT_MAGIC, generation);
         head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -482,53 +762,76 @@ impl Records {
         log.file().sync_all()?;
         // The commit point: from here the old log is obsolete.
         snapshot.commit(SNAPSHOT)?;
-        writer.generation = generation;
-        writer.log = None;
         log.commit(LOG)?;
-        writer.log = Some(open_log(&self.path)?);
-        writer.log_len = LOG_HEADER;
-        Ok(())
+        let snapshot = pin(sys::open_read(&self.dir, SNAPSHOT)?)?;
+        let log = pin(open_log(&self.path)?)?;
+        Ok((generation, snapshot, log))
     }
 }
 
-/// Replays the frames of a log into `state`; returns the length of the
-/// valid prefix (shorter than the file when the tail is torn).
-fn replay(path: &Path, bytes: &[u8], state: &mut State) -> Result<u64> {
-    let mut at = LOG_HEADER as usize;
-    while at < bytes.len() {
-        let rest = &bytes[at..];
+/// Removes `.tmp-*` leftovers of interrupted compactions (under the
+/// exclusive lock: nobody is compacting).
+fn remove_temp_files(dir: &File) -> io::Result<()> {
+    let mut names = Vec::new();
+    let listed = sys::for_each_entry(dir, |name, _| {
+        if name.starts_with(TEMP_PREFIX.as_bytes()) {
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+        Ok::<(), io::Error>(())
+    })?;
+    listed?;
+    for name in names {
+        match sys::unlink(dir, &name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Replays `frames`, the part of a log that starts at byte `offset` (a
+/// frame boundary), into `state`; returns the offset after the last whole
+/// frame (short of the end when the tail is torn, or still being written).
+fn replay(path: &Path, frames: &[u8], offset: u64, state: &mut State) -> Result<u64> {
+    let mut at = 0;
+    let end_of = |at: usize| offset + at as u64;
+    while at < frames.len() {
+        let rest = &frames[at..];
         // Only the end of the log may be torn (or zero-filled by a crash that
         // extended the file before writing it); a bad frame with data after
         // it means damage to acknowledged batches.
         if rest.len() < FRAME_HEADER as usize {
-            return Ok(at as u64);
+            return Ok(end_of(at));
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let end = FRAME_HEADER as usize + len;
         if rest.len() < end {
-            return Ok(at as u64);
+            return Ok(end_of(at));
         }
         let payload = &rest[FRAME_HEADER as usize..end];
         if sha256(payload) != rest[4..36] {
             // A torn append (even one whose pages reached the disk out of
             // order) is the last frame: nothing valid follows it.
-            if !valid_frame_after(bytes, at + 1) {
-                return Ok(at as u64);
+            if !valid_frame_after(frames, at + 1) {
+                return Ok(end_of(at));
             }
             return Err(corrupt(
                 path,
-                format!("a batch frame at offset {at} of the log fails its checksum"),
+                format!(
+                    "a batch frame at offset {} of the log fails its checksum",
+                    end_of(at)
+                ),
             ));
         }
         if state.apply_payload(payload).is_none() {
             return Err(corrupt(
                 path,
-                format!("the batch frame at offset {at} does not decode"),
+                format!("the batch frame at offset {} does not decode", end_of(at)),
             ));
         }
         at += end;
     }
-    Ok(at as u64)
+    Ok(end_of(at))
 }
 
 /// True when some offset at or after `from` starts a frame that passes its

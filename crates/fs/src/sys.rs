@@ -185,6 +185,7 @@ pub(crate) fn stat(dir: &File, name: &str) -> io::Result<Option<Stat>> {
                 is_dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR,
                 is_symlink: st.st_mode & libc::S_IFMT == libc::S_IFLNK,
                 size: st.st_size as u64,
+                ino: st.st_ino,
             }))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -199,17 +200,40 @@ pub(crate) struct Stat {
     pub(crate) is_dir: bool,
     pub(crate) is_symlink: bool,
     pub(crate) size: u64,
+    /// The inode: a file renamed over the name has another one.
+    pub(crate) ino: u64,
 }
 
-/// Tries to take an exclusive `flock` without waiting: false when another
-/// open file description holds it.
-pub(crate) fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+/// The two kinds of `flock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockKind {
+    /// Many holders at once; excludes an exclusive holder.
+    Shared,
+    /// One holder.
+    Exclusive,
+}
+
+/// Tries to take (or convert to) a `flock` of `kind` without waiting: false
+/// when another open file description holds a conflicting one. Locks belong
+/// to the open file description: two opens of one file in one process
+/// exclude each other like two processes do.
+pub(crate) fn try_lock(file: &File, kind: LockKind) -> io::Result<bool> {
+    let operation = match kind {
+        LockKind::Shared => libc::LOCK_SH,
+        LockKind::Exclusive => libc::LOCK_EX,
+    };
     // SAFETY: valid fd.
-    match retry(|| unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+    match retry(|| unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) }) {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Releases the `flock` held through `file` (closing it does too).
+pub(crate) fn unlock(file: &File) -> io::Result<()> {
+    // SAFETY: valid fd.
+    retry(|| unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) }).map(|_| ())
 }
 
 /// Reads a regular file to its end, starting with `capacity` bytes of room.

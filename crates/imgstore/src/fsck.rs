@@ -630,7 +630,7 @@ impl Store {
     /// resolves every name) names one.
     fn check_names(&self, report: &mut FsckReport) -> Result<Vec<(String, String)>> {
         let mut dangling = Vec::new();
-        for namespace in self.refs.namespaces() {
+        for namespace in self.refs.namespaces()? {
             let records = self.refs.list(&namespace, &[])?;
             let names: Vec<&str> = records.iter().map(|r| r.name.as_str()).collect();
             let targets = imgstore_cri::read_names(&namespace, &self.refs, &*self.content, &names)?;

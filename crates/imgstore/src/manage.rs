@@ -680,7 +680,7 @@ impl Store {
 
         // What must stay.
         let mut keep: HashSet<Digest> = HashSet::new();
-        for namespace in self.refs.namespaces() {
+        for namespace in self.refs.namespaces()? {
             for record in self.refs.list(&namespace, &[])? {
                 self.mark(&record.target.digest, 0, &mut keep)?;
             }

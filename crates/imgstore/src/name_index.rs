@@ -454,7 +454,7 @@ impl Store {
     pub(crate) fn check_name_index(&self, repair: bool) -> Result<Vec<NameDrift>> {
         let mut drifted = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        for namespace in self.refs.namespaces() {
+        for namespace in self.refs.namespaces()? {
             let records = self.refs.list(&namespace, &[])?;
             let refs: Vec<&ImageRecord> = records.iter().map(|r| &**r).collect();
             for chunk in refs.chunks(1024) {

@@ -283,7 +283,6 @@ impl Store {
     fn reload(&self) -> Result<()> {
         self.layers.forget_transient_references();
         self.images.reload()?;
-        self.refs.reload()?;
         Ok(())
     }
 

@@ -85,8 +85,10 @@ pub enum RefsError {
         /// What did not decode.
         reason: String,
     },
-    /// Other processes kept changing the record; every compare-and-swap lost.
-    #[error("image {name:?} in namespace {namespace:?} kept changing under concurrent writers")]
+    /// The record changed (or was created or removed) between the read and
+    /// the write of a change, by another writer: nothing was written. Read
+    /// again and retry.
+    #[error("image {name:?} in namespace {namespace:?} was changed by another writer meanwhile")]
     Conflict {
         /// The namespace.
         namespace: String,

@@ -4,7 +4,11 @@
 //! target [`Descriptor`] (the manifest or index), with labels and nanosecond
 //! timestamps. A [`RefStore`] keeps records per namespace through the
 //! backend's [`RecordStore`](imgstore_backend::RecordStore) (bucket
-//! [`BUCKET`], key `<namespace>/<name>`) and serves reads from memory. It
+//! [`BUCKET`], key `<namespace>/<name>`) and keeps no copy: opening reads
+//! nothing, `get` is one record read, every change is one atomic batch with
+//! preconditions on what it read (and can carry the caller's own ops:
+//! `stage_*` then [`RefStore::commit`]), and [`RefStore::check`] reports
+//! stored records that are unusable. It
 //! follows containerd's `metadata.imageStore`: `create` (AlreadyExists),
 //! `get`, `list` with containerd's [filter language](filters), `update` with
 //! field paths (created-at kept, updated-at strictly later, no renaming),
@@ -65,4 +69,4 @@ pub use labels::{
     validate_label, validate_namespace,
 };
 pub use record::{Descriptor, ImageRecord};
-pub use store::{BUCKET, RefStore, RestoreProblem, TargetChange};
+pub use store::{BUCKET, RefProblem, RefStore, TargetChange};

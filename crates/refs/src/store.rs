@@ -1,11 +1,12 @@
-//! `RefStore`: image records per namespace, in memory and in the backend.
+//! `RefStore`: image records per namespace, read from the backend's records
+//! on every call and changed in atomic batches with preconditions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
-use imgstore_backend::{Batch, ErrorKind, Precondition, RecordStore};
+use imgstore_backend::{Batch, Error, Precondition, RecordStore, Subject, validate_record_key};
 use imgstore_digest::Digest;
 
 use crate::encoding::{decode, encode};
@@ -17,17 +18,10 @@ use crate::{Descriptor, ImageRecord, RefsError, validate_namespace};
 /// `/`), value the record without its name (see the `encoding` module docs).
 pub const BUCKET: &str = "refs";
 
-/// How often a write re-reads a record another process changed and tries
-/// again before it gives up with [`RefsError::Conflict`].
-const MAX_ATTEMPTS: usize = 64;
-
 /// The longest a record key may be (the backend's limit).
 const MAX_KEY_LEN: usize = 4096;
 
 type Result<T, E = RefsError> = std::result::Result<T, E>;
-
-/// A stored record with the bytes a compare-and-swap requires.
-type StoredEntry = (Arc<ImageRecord>, Vec<u8>);
 
 /// What [`RefStore::set_targets`] did to one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,45 +34,62 @@ pub enum TargetChange {
     Unchanged,
 }
 
-/// A stored record that [`RefStore::open`] or [`RefStore::reload`] skipped, and
-/// why. Nothing is deleted: the record stays in the backend.
+/// A stored record that [`RefStore::check`] found unusable, and why.
+/// Reads skip it (`list`) or fail on it (`get`: [`RefsError::Corrupt`]);
+/// nothing deletes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestoreProblem {
-    /// The record key (`<namespace>/<name>`).
-    pub key: String,
-    /// What was wrong.
-    pub reason: String,
+pub enum RefProblem {
+    /// A key with no `/`: it names no namespace.
+    KeyWithoutNamespace {
+        /// The record key.
+        key: String,
+    },
+    /// A key whose part before the first `/` is not a containerd namespace.
+    InvalidNamespace {
+        /// The record key.
+        key: String,
+        /// Why the namespace is refused.
+        reason: String,
+    },
+    /// A value that does not decode as a record.
+    Undecodable {
+        /// The record key.
+        key: String,
+        /// What did not decode.
+        reason: String,
+    },
+    /// A record that decodes but that [`ImageRecord::validate`] refuses
+    /// (an empty name, an empty media type, a label too long, ...).
+    InvalidRecord {
+        /// The record key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
-struct Entry {
-    /// Shared with readers: `get` and `list` hand out clones of the `Arc`.
-    record: Arc<ImageRecord>,
-    /// The bytes in the backend: what a compare-and-swap requires.
-    stored: Vec<u8>,
-}
-
-#[derive(Default)]
-struct State {
-    namespaces: HashMap<String, BTreeMap<String, Entry>>,
-}
-
-impl State {
-    fn entry(&self, namespace: &str, name: &str) -> Option<&Entry> {
-        self.namespaces.get(namespace)?.get(name)
+impl RefProblem {
+    /// The key of the record the problem is about (`<namespace>/<name>`).
+    pub fn key(&self) -> &str {
+        match self {
+            RefProblem::KeyWithoutNamespace { key }
+            | RefProblem::InvalidNamespace { key, .. }
+            | RefProblem::Undecodable { key, .. }
+            | RefProblem::InvalidRecord { key, .. } => key,
+        }
     }
+}
 
-    fn insert(&mut self, namespace: &str, entry: Entry) {
-        self.namespaces
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(entry.record.name.clone(), entry);
-    }
-
-    fn remove(&mut self, namespace: &str, name: &str) {
-        if let Some(names) = self.namespaces.get_mut(namespace) {
-            names.remove(name);
-            if names.is_empty() {
-                self.namespaces.remove(namespace);
+impl fmt::Display for RefProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RefProblem::KeyWithoutNamespace { key } => {
+                write!(f, "name record {key:?}: the key names no namespace")
+            }
+            RefProblem::InvalidNamespace { key, reason }
+            | RefProblem::Undecodable { key, reason }
+            | RefProblem::InvalidRecord { key, reason } => {
+                write!(f, "name record {key:?}: {reason}")
             }
         }
     }
@@ -86,34 +97,32 @@ impl State {
 
 /// Named image records, scoped by namespace: containerd's metadata image store.
 ///
-/// Every record lives in the backend's [`RecordStore`] (bucket [`BUCKET`]) and
-/// in an in-memory index loaded by [`open`](Self::open), so `get` and `list`
-/// never touch the backend. Writes are atomic batches that compare-and-swap
-/// the stored bytes, so two processes sharing one SQLite database never lose
-/// each other's updates: a write that finds the record changed re-reads it
-/// and merges again. Within a process writes take turns and the index changes
-/// right after each batch commits; readers share a read lock and never wait
-/// for the backend.
+/// The records are the backend's [`RecordStore`] (bucket [`BUCKET`]); the
+/// store keeps no copy. [`open`](Self::open) reads nothing; [`get`](Self::get)
+/// is one record read; listings scan the namespace's records (O(names in the
+/// namespace)). So every `RefStore` over one backend, in this process or
+/// another, sees every change at once: there is nothing to reload.
 ///
-/// Another process's changes reach this index when this process writes the
-/// same record (the compare-and-swap notices) or calls [`reload`](Self::reload).
+/// Every change is ONE batch that requires what it read to be unchanged
+/// (`Absent` for a name it creates, `Equals` on the stored bytes of a name it
+/// updates or deletes): a concurrent change by anyone else makes it fail with
+/// [`RefsError::Conflict`] (or `AlreadyExists`) and change nothing, never
+/// lose the other change. The caller re-reads and retries if it wants.
+/// Each change also comes as `stage_*`, which adds its ops to the caller's
+/// batch instead of applying them, so that records the caller derives from
+/// the names (or other stores' changes) commit in the same batch; then
+/// [`commit`](Self::commit) applies it.
+///
+/// Within one process the applying calls take turns (a writer mutex), so
+/// threads of one `RefStore` do not fail each other's preconditions.
 pub struct RefStore<B: ?Sized> {
     backend: Arc<B>,
-    state: RwLock<State>,
     writer: Mutex<()>,
-    problems: RwLock<Vec<RestoreProblem>>,
 }
 
 impl<B: ?Sized> fmt::Debug for RefStore<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.read();
-        f.debug_struct("RefStore")
-            .field("namespaces", &state.namespaces.len())
-            .field(
-                "records",
-                &state.namespaces.values().map(BTreeMap::len).sum::<usize>(),
-            )
-            .finish_non_exhaustive()
+        f.debug_struct("RefStore").finish_non_exhaustive()
     }
 }
 
@@ -125,6 +134,11 @@ fn record_key(namespace: &str, name: &str) -> String {
     key
 }
 
+/// The keys of `namespace`'s records start with this.
+fn namespace_prefix(namespace: &str) -> String {
+    record_key(namespace, "")
+}
+
 fn not_found(namespace: &str, name: &str) -> RefsError {
     RefsError::NotFound {
         namespace: namespace.to_owned(),
@@ -132,72 +146,21 @@ fn not_found(namespace: &str, name: &str) -> RefsError {
     }
 }
 
-/// Reads every record of the bucket; what does not decode is reported, not fatal.
-fn load<B: RecordStore + ?Sized>(backend: &B) -> Result<(State, Vec<RestoreProblem>)> {
-    let mut state = State::default();
-    let mut problems = Vec::new();
-    backend.scan_records(BUCKET, "", &mut |key, value| {
-        let problem = |reason: String| RestoreProblem {
-            key: key.to_owned(),
-            reason,
-        };
-        let Some((namespace, name)) = key.split_once('/') else {
-            problems.push(problem("the key names no namespace".to_owned()));
-            return Ok(());
-        };
-        if let Err(e) = validate_namespace(namespace) {
-            problems.push(problem(e.to_string()));
-            return Ok(());
-        }
-        match decode(name, value) {
-            Ok(record) => state.insert(
-                namespace,
-                Entry {
-                    record: Arc::new(record),
-                    stored: value.to_vec(),
-                },
-            ),
-            Err(reason) => problems.push(problem(reason)),
-        }
-        Ok(())
-    })?;
-    Ok((state, problems))
+/// A record as read: decoded, and the bytes a precondition requires.
+struct Stored {
+    record: Arc<ImageRecord>,
+    bytes: Vec<u8>,
 }
 
 impl<B: RecordStore + ?Sized> RefStore<B> {
-    /// Opens the records kept in `backend`, loading all of them into memory.
-    /// A record that does not decode is skipped and listed by
-    /// [`restore_problems`](Self::restore_problems); only a backend failure
-    /// fails the open.
+    /// A store over the records kept in `backend`. Reads nothing: O(1)
+    /// whatever the number of names (never fails today; a `Result` so that
+    /// a format check can be added without breaking callers).
     pub fn open(backend: Arc<B>) -> Result<RefStore<B>> {
-        let (state, problems) = load(&*backend)?;
         Ok(RefStore {
             backend,
-            state: RwLock::new(state),
             writer: Mutex::new(()),
-            problems: RwLock::new(problems),
         })
-    }
-
-    /// Re-reads every record from the backend, picking up what other processes
-    /// changed, and replaces the in-memory index.
-    pub fn reload(&self) -> Result<()> {
-        let _writer = self.lock_writer();
-        let (state, problems) = load(&*self.backend)?;
-        *self.write() = state;
-        *self
-            .problems
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = problems;
-        Ok(())
-    }
-
-    /// The records the last open or reload skipped.
-    pub fn restore_problems(&self) -> Vec<RestoreProblem> {
-        self.problems
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
     /// The backend the records live in.
@@ -205,15 +168,52 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
         &self.backend
     }
 
-    /// The record named `name` in `namespace`; `NotFound` when there is none.
-    ///
-    /// Reads hand out the stored record itself, shared and immutable (no copy
-    /// is made); clone it (`ImageRecord::clone(&record)`) to change it.
+    /// Checks every stored record, O(names in all namespaces): each key
+    /// must be `<namespace>/<name>` with a valid namespace, and each value
+    /// must decode into a record [`ImageRecord::validate`] accepts. Returns
+    /// the problems in key order (empty when all is well); only a backend
+    /// failure is an error. Nothing is changed.
+    pub fn check(&self) -> Result<Vec<RefProblem>> {
+        let mut problems = Vec::new();
+        self.backend.scan_records(BUCKET, "", &mut |key, value| {
+            let Some((namespace, name)) = key.split_once('/') else {
+                problems.push(RefProblem::KeyWithoutNamespace {
+                    key: key.to_owned(),
+                });
+                return Ok(());
+            };
+            if let Err(e) = validate_namespace(namespace) {
+                problems.push(RefProblem::InvalidNamespace {
+                    key: key.to_owned(),
+                    reason: e.to_string(),
+                });
+                return Ok(());
+            }
+            match decode(name, value) {
+                Err(reason) => problems.push(RefProblem::Undecodable {
+                    key: key.to_owned(),
+                    reason,
+                }),
+                Ok(record) => {
+                    if let Err(e) = record.validate() {
+                        problems.push(RefProblem::InvalidRecord {
+                            key: key.to_owned(),
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(problems)
+    }
+
+    /// The record named `name` in `namespace`: one record read. `NotFound`
+    /// when there is none; [`RefsError::Corrupt`] when it does not decode.
     pub fn get(&self, namespace: &str, name: &str) -> Result<Arc<ImageRecord>> {
         validate_namespace(namespace)?;
-        self.read()
-            .entry(namespace, name)
-            .map(|entry| Arc::clone(&entry.record))
+        self.read(namespace, name)?
+            .map(|stored| stored.record)
             .ok_or_else(|| not_found(namespace, name))
     }
 
@@ -221,97 +221,115 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
     /// with no filters), ordered by name. A filter that does not parse is
     /// `InvalidArgument` ([`RefsError::Filter`]). For example
     /// `&["labels.env==prod,name~=^docker.io/", "name==busybox"]` lists the
-    /// production images from Docker Hub, and busybox.
+    /// production images from Docker Hub, and busybox. O(names in the
+    /// namespace): one scan of its records.
     pub fn list(&self, namespace: &str, filters: &[&str]) -> Result<Vec<Arc<ImageRecord>>> {
         validate_namespace(namespace)?;
         let filter = Filter::parse_all(filters)?;
         self.list_filtered(namespace, &filter)
     }
 
-    /// [`list`](Self::list) with a filter parsed beforehand.
+    /// [`list`](Self::list) with a filter parsed beforehand, applied while
+    /// scanning. Records that do not decode are skipped ([`check`](Self::check)
+    /// reports them).
     pub fn list_filtered(&self, namespace: &str, filter: &Filter) -> Result<Vec<Arc<ImageRecord>>> {
         validate_namespace(namespace)?;
-        let state = self.read();
-        let Some(names) = state.namespaces.get(namespace) else {
-            return Ok(Vec::new());
-        };
-        if filter.is_always() {
-            return Ok(names.values().map(|e| Arc::clone(&e.record)).collect());
-        }
-        Ok(names
-            .values()
-            .filter(|e| filter.matches(&*e.record))
-            .map(|e| Arc::clone(&e.record))
-            .collect())
+        let prefix = namespace_prefix(namespace);
+        let mut records = Vec::new();
+        self.backend
+            .scan_records(BUCKET, &prefix, &mut |key, value| {
+                if let Ok(record) = decode(&key[prefix.len()..], value)
+                    && filter.matches(&record)
+                {
+                    records.push(Arc::new(record));
+                }
+                Ok(())
+            })?;
+        Ok(records)
     }
 
-    /// How many records `namespace` holds.
+    /// How many records `namespace` holds: O(names in the namespace).
     pub fn len(&self, namespace: &str) -> Result<usize> {
         validate_namespace(namespace)?;
-        Ok(self
-            .read()
-            .namespaces
-            .get(namespace)
-            .map_or(0, BTreeMap::len))
+        let mut count = 0;
+        self.backend
+            .scan_records(BUCKET, &namespace_prefix(namespace), &mut |_, _| {
+                count += 1;
+                Ok(())
+            })?;
+        Ok(count)
     }
 
-    /// True when `namespace` holds no record.
+    /// True when `namespace` holds no record: one bounded probe.
     pub fn is_empty(&self, namespace: &str) -> Result<bool> {
-        Ok(self.len(namespace)? == 0)
+        validate_namespace(namespace)?;
+        let first = self
+            .backend
+            .first_records(BUCKET, &namespace_prefix(namespace), 1)?;
+        Ok(first.is_empty())
     }
 
-    /// The namespaces that hold at least one record, sorted.
-    pub fn namespaces(&self) -> Vec<String> {
-        let mut namespaces: Vec<String> = self.read().namespaces.keys().cloned().collect();
-        namespaces.sort();
-        namespaces
+    /// The namespaces that hold at least one record, sorted: O(names in all
+    /// namespaces), one scan of the bucket. Keys of no valid namespace are
+    /// skipped ([`check`](Self::check) reports them).
+    pub fn namespaces(&self) -> Result<Vec<String>> {
+        let mut namespaces = BTreeSet::new();
+        // Keys under one namespace are contiguous: compare with the last one.
+        let mut last = String::new();
+        self.backend.scan_records(BUCKET, "", &mut |key, _| {
+            if let Some((namespace, _)) = key.split_once('/')
+                && namespace != last
+            {
+                last = namespace.to_owned();
+                if validate_namespace(namespace).is_ok() {
+                    namespaces.insert(last.clone());
+                }
+            }
+            Ok(())
+        })?;
+        Ok(namespaces.into_iter().collect())
     }
 
     /// Stores a new record and returns it as stored: both timestamps set to
     /// now (the caller's are ignored), labels and annotations with empty values
-    /// dropped. `AlreadyExists` when the name is taken; `InvalidArgument` for
-    /// a record [`ImageRecord::validate`] refuses.
+    /// dropped. `AlreadyExists` when the name is taken (also when another
+    /// process took it since the check); `InvalidArgument` for a record
+    /// [`ImageRecord::validate`] refuses.
     pub fn create(&self, namespace: &str, record: ImageRecord) -> Result<ImageRecord> {
+        let _writer = self.lock_writer();
+        let mut batch = Batch::new();
+        let created = self.stage_create(namespace, record, &mut batch)?;
+        self.commit(&batch)?;
+        Ok(created)
+    }
+
+    /// [`create`](Self::create)'s checks, then its ops added to `batch` (a
+    /// precondition that the name is absent, the put); nothing is written
+    /// until the caller commits the batch (see [`commit`](Self::commit)).
+    pub fn stage_create(
+        &self,
+        namespace: &str,
+        record: ImageRecord,
+        batch: &mut Batch,
+    ) -> Result<ImageRecord> {
         validate_namespace(namespace)?;
         record.validate()?;
-        let key = self.checked_key(namespace, &record.name)?;
+        let key = checked_key(namespace, &record.name)?;
         let mut record = record;
         record.drop_empty_values();
-
-        let _writer = self.lock_writer();
-        let already_exists = || RefsError::AlreadyExists {
-            namespace: namespace.to_owned(),
-            name: record.name.clone(),
-        };
-        if self.read().entry(namespace, &record.name).is_some() {
-            return Err(already_exists());
+        if self.backend.get_record(BUCKET, &key)?.is_some() {
+            return Err(RefsError::AlreadyExists {
+                namespace: namespace.to_owned(),
+                name: record.name,
+            });
         }
         let now = SystemTime::now();
         record.created_at = now;
         record.updated_at = now;
-        let stored = encode(&record);
-        let mut batch = Batch::new();
         batch
             .require_absent(BUCKET, &key)
-            .put(BUCKET, &key, stored.clone());
-        match self.backend.apply(&batch) {
-            Ok(()) => {
-                self.write().insert(
-                    namespace,
-                    Entry {
-                        record: Arc::new(record.clone()),
-                        stored,
-                    },
-                );
-                Ok(record)
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                // Another process created it: learn the record, report the clash.
-                self.refresh(namespace, &record.name, &key)?;
-                Err(already_exists())
-            }
-            Err(e) => Err(e.into()),
-        }
+            .put(BUCKET, &key, encode(&record));
+        Ok(record)
     }
 
     /// Changes the record named `record.name` and returns it as stored.
@@ -324,11 +342,30 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
     /// `updated_at` becomes now, and at least 1 ns later than before.
     /// `InvalidArgument` for an empty name (before the lookup), `NotFound`
     /// when there is no such record: an update cannot rename.
+    /// [`RefsError::Conflict`] when the record changed (or went) between the
+    /// read and the write: nothing is written.
     pub fn update(
         &self,
         namespace: &str,
         record: ImageRecord,
         fieldpaths: &[&str],
+    ) -> Result<ImageRecord> {
+        let _writer = self.lock_writer();
+        let mut batch = Batch::new();
+        let updated = self.stage_update(namespace, record, fieldpaths, &mut batch)?;
+        self.commit(&batch)?;
+        Ok(updated)
+    }
+
+    /// [`update`](Self::update)'s read and checks, then its ops added to
+    /// `batch`: a precondition that the record still holds the bytes read,
+    /// the put.
+    pub fn stage_update(
+        &self,
+        namespace: &str,
+        record: ImageRecord,
+        fieldpaths: &[&str],
+        batch: &mut Batch,
     ) -> Result<ImageRecord> {
         validate_namespace(namespace)?;
         if record.name.is_empty() {
@@ -338,153 +375,103 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
             });
         }
         let name = record.name.as_str();
+        let current = self
+            .read(namespace, name)?
+            .ok_or_else(|| not_found(namespace, name))?;
+        let mut updated = ImageRecord::merged(&current.record, &record, fieldpaths)?;
+        updated.name = record.name.clone();
+        updated.validate()?;
+        updated.drop_empty_values();
+        updated.created_at = current.record.created_at;
+        updated.updated_at = next_timestamp(current.record.updated_at);
         let key = record_key(namespace, name);
-        let _writer = self.lock_writer();
-        for _ in 0..MAX_ATTEMPTS {
-            let (current, current_bytes) = {
-                let state = self.read();
-                let entry = state
-                    .entry(namespace, name)
-                    .ok_or_else(|| not_found(namespace, name))?;
-                (Arc::clone(&entry.record), entry.stored.clone())
-            };
-            let mut updated = ImageRecord::merged(&current, &record, fieldpaths)?;
-            updated.name = record.name.clone();
-            updated.validate()?;
-            updated.drop_empty_values();
-            updated.created_at = current.created_at;
-            updated.updated_at = next_timestamp(current.updated_at);
-            let stored = encode(&updated);
-            let mut batch = Batch::new();
-            batch
-                .require(BUCKET, &key, Precondition::Equals(current_bytes))
-                .put(BUCKET, &key, stored.clone());
-            match self.backend.apply(&batch) {
-                Ok(()) => {
-                    self.write().insert(
-                        namespace,
-                        Entry {
-                            record: Arc::new(updated.clone()),
-                            stored,
-                        },
-                    );
-                    return Ok(updated);
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
-                    self.refresh(namespace, name, &key)?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RefsError::Conflict {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })
+        batch
+            .require(BUCKET, &key, Precondition::Equals(current.bytes))
+            .put(BUCKET, &key, encode(&updated));
+        Ok(updated)
     }
 
     /// Removes the record named `name`. With `expected_target`, only when the
     /// stored target has that digest: otherwise [`RefsError::TargetMismatch`]
-    /// (kind `NotFound`, as containerd). `NotFound` when there is no record.
+    /// (kind `NotFound`, as containerd). `NotFound` when there is no record;
+    /// [`RefsError::Conflict`] when it changed between the read and the
+    /// write (nothing removed).
     pub fn delete(
         &self,
         namespace: &str,
         name: &str,
         expected_target: Option<&Digest>,
     ) -> Result<()> {
-        validate_namespace(namespace)?;
-        let key = record_key(namespace, name);
         let _writer = self.lock_writer();
-        for _ in 0..MAX_ATTEMPTS {
-            let condition = {
-                let state = self.read();
-                let entry = state
-                    .entry(namespace, name)
-                    .ok_or_else(|| not_found(namespace, name))?;
-                match expected_target {
-                    Some(expected) if entry.record.target.digest != *expected => {
-                        return Err(RefsError::TargetMismatch {
-                            name: name.to_owned(),
-                            stored: entry.record.target.digest.clone(),
-                            expected: expected.clone(),
-                        });
-                    }
-                    Some(_) => Precondition::Equals(entry.stored.clone()),
-                    None => Precondition::Present,
-                }
-            };
-            let mut batch = Batch::new();
-            batch.require(BUCKET, &key, condition).delete(BUCKET, &key);
-            match self.backend.apply(&batch) {
-                Ok(()) => {
-                    self.write().remove(namespace, name);
-                    return Ok(());
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
-                    self.refresh(namespace, name, &key)?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+        let mut batch = Batch::new();
+        self.stage_delete(namespace, name, expected_target, &mut batch)?;
+        self.commit(&batch)
+    }
+
+    /// [`delete`](Self::delete)'s read and checks, then its ops added to
+    /// `batch`: a precondition that the record still holds the bytes read,
+    /// the delete. Returns the record as read.
+    pub fn stage_delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        expected_target: Option<&Digest>,
+        batch: &mut Batch,
+    ) -> Result<Arc<ImageRecord>> {
+        validate_namespace(namespace)?;
+        let current = self
+            .read(namespace, name)?
+            .ok_or_else(|| not_found(namespace, name))?;
+        if let Some(expected) = expected_target
+            && current.record.target.digest != *expected
+        {
+            return Err(RefsError::TargetMismatch {
+                name: name.to_owned(),
+                stored: current.record.target.digest.clone(),
+                expected: expected.clone(),
+            });
         }
-        Err(RefsError::Conflict {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })
+        let key = record_key(namespace, name);
+        batch
+            .require(BUCKET, &key, Precondition::Equals(current.bytes))
+            .delete(BUCKET, &key);
+        Ok(current.record)
     }
 
     /// Removes every name of `names` in one atomic batch and returns the
-    /// records removed, in order: all of them or none. `NotFound` when one
-    /// is not stored (nothing removed); [`RefsError::Conflict`] when another
-    /// process changed one meanwhile (nothing removed, the names re-read).
+    /// records removed, in order (a name given twice counts once): all of
+    /// them or none. `NotFound` when one is not stored (nothing removed);
+    /// [`RefsError::Conflict`] when one changed meanwhile (nothing removed).
     /// One backend write however many names (`rmi -f` of an image with 10k).
     pub fn delete_many(&self, namespace: &str, names: &[String]) -> Result<Vec<Arc<ImageRecord>>> {
-        validate_namespace(namespace)?;
         let _writer = self.lock_writer();
         let mut batch = Batch::new();
+        let removed = self.stage_delete_many(namespace, names, &mut batch)?;
+        self.commit(&batch)?;
+        Ok(removed)
+    }
+
+    /// [`delete_many`](Self::delete_many)'s reads and checks, then its ops
+    /// added to `batch` (per name: a precondition on the bytes read, the
+    /// delete).
+    pub fn stage_delete_many(
+        &self,
+        namespace: &str,
+        names: &[String],
+        batch: &mut Batch,
+    ) -> Result<Vec<Arc<ImageRecord>>> {
+        validate_namespace(namespace)?;
         let mut removed = Vec::with_capacity(names.len());
-        let mut keys = Vec::with_capacity(names.len());
-        {
-            let state = self.read();
-            let mut seen = std::collections::HashSet::new();
-            for name in names {
-                if !seen.insert(name.as_str()) {
-                    continue;
-                }
-                let entry = state
-                    .entry(namespace, name)
-                    .ok_or_else(|| not_found(namespace, name))?;
-                let key = record_key(namespace, name);
-                batch
-                    .require(BUCKET, &key, Precondition::Equals(entry.stored.clone()))
-                    .delete(BUCKET, &key);
-                removed.push(Arc::clone(&entry.record));
-                keys.push(key);
+        let mut seen = HashSet::new();
+        let mut staged = Batch::new();
+        for name in names {
+            if !seen.insert(name.as_str()) {
+                continue;
             }
+            removed.push(self.stage_delete(namespace, name, None, &mut staged)?);
         }
-        if removed.is_empty() {
-            return Ok(removed);
-        }
-        match self.backend.apply(&batch) {
-            Ok(()) => {
-                let mut state = self.write();
-                for record in &removed {
-                    state.remove(namespace, &record.name);
-                }
-                Ok(removed)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
-                for (record, key) in removed.iter().zip(&keys) {
-                    self.refresh(namespace, &record.name, key)?;
-                }
-                Err(RefsError::Conflict {
-                    namespace: namespace.to_owned(),
-                    name: removed
-                        .first()
-                        .map(|record| record.name.clone())
-                        .unwrap_or_default(),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        batch.extend(&staged);
+        Ok(removed)
     }
 
     /// Points every name of `targets` at its descriptor in one atomic batch,
@@ -496,172 +483,154 @@ impl<B: RecordStore + ?Sized> RefStore<B> {
     /// was before, in the order first given. One backend write for the whole
     /// set, so naming one image 10k times costs one commit, not 10k.
     /// `InvalidArgument` for a record [`ImageRecord::validate`] refuses (then
-    /// nothing is written); [`RefsError::Conflict`] when another process
-    /// changed one of the names meanwhile (nothing written, the names
-    /// re-read).
+    /// nothing is written); [`RefsError::Conflict`] (or `AlreadyExists`)
+    /// when another process changed one of the names meanwhile (nothing
+    /// written).
     pub fn set_targets(
         &self,
         namespace: &str,
         targets: &[(String, Descriptor)],
     ) -> Result<Vec<TargetChange>> {
-        validate_namespace(namespace)?;
         let _writer = self.lock_writer();
-        // Per distinct name: the stored entry (bytes, record) and the new record.
-        let mut order: Vec<String> = Vec::new();
-        let mut planned: HashMap<String, (Option<StoredEntry>, ImageRecord)> = HashMap::new();
-        {
-            let state = self.read();
-            for (name, target) in targets {
-                if let Some((_, new)) = planned.get_mut(name) {
-                    new.target = target.clone();
-                    continue;
-                }
-                let stored = state
-                    .entry(namespace, name)
-                    .map(|entry| (Arc::clone(&entry.record), entry.stored.clone()));
-                let new = match &stored {
-                    Some((current, _)) => {
-                        let mut moved = ImageRecord::clone(current);
-                        moved.target = target.clone();
-                        moved
-                    }
-                    None => ImageRecord::new(name.clone(), target.clone()),
-                };
-                order.push(name.clone());
-                planned.insert(name.clone(), (stored, new));
+        let mut batch = Batch::new();
+        let changes = self.stage_set_targets(namespace, targets, &mut batch)?;
+        self.commit(&batch)?;
+        Ok(changes)
+    }
+
+    /// [`set_targets`](Self::set_targets)'s reads and checks, then its ops
+    /// added to `batch` (per name changed: `Absent` for a new name or
+    /// `Equals` on the bytes read, the put). Nothing is added for names
+    /// left alone, nor anything at all when a record is refused.
+    pub fn stage_set_targets(
+        &self,
+        namespace: &str,
+        targets: &[(String, Descriptor)],
+        batch: &mut Batch,
+    ) -> Result<Vec<TargetChange>> {
+        validate_namespace(namespace)?;
+        // The last target of each distinct name, in the order first given.
+        let mut order: Vec<&str> = Vec::new();
+        let mut last: HashMap<&str, &Descriptor> = HashMap::new();
+        for (name, target) in targets {
+            if last.insert(name.as_str(), target).is_none() {
+                order.push(name);
             }
         }
         let now = SystemTime::now();
-        let mut batch = Batch::new();
-        let mut written: Vec<(String, Entry)> = Vec::new();
+        let mut staged = Batch::new();
         let mut changes = Vec::with_capacity(order.len());
-        for name in &order {
-            let Some((stored, mut record)) = planned.remove(name) else {
-                continue;
+        for name in order {
+            let target = last[name];
+            let key = checked_key(namespace, name)?;
+            let stored = self.read(namespace, name)?;
+            let mut record = match &stored {
+                Some(current) => {
+                    let mut moved = ImageRecord::clone(&current.record);
+                    moved.target = target.clone();
+                    moved
+                }
+                None => ImageRecord::new(name, target.clone()),
             };
             record.validate()?;
             record.drop_empty_values();
-            let key = self.checked_key(namespace, name)?;
             match stored {
                 // As an import compares: the same blob of the same type.
-                Some((current, _))
-                    if current.target.digest == record.target.digest
-                        && current.target.media_type == record.target.media_type =>
+                Some(current)
+                    if current.record.target.digest == record.target.digest
+                        && current.record.target.media_type == record.target.media_type =>
                 {
                     changes.push(TargetChange::Unchanged);
                     continue;
                 }
-                Some((current, bytes)) => {
-                    record.created_at = current.created_at;
-                    record.updated_at = next_timestamp(current.updated_at);
-                    batch.require(BUCKET, &key, Precondition::Equals(bytes));
-                    changes.push(TargetChange::Moved(current));
+                Some(current) => {
+                    record.created_at = current.record.created_at;
+                    record.updated_at = next_timestamp(current.record.updated_at);
+                    staged.require(BUCKET, &key, Precondition::Equals(current.bytes));
+                    changes.push(TargetChange::Moved(current.record));
                 }
                 None => {
                     record.created_at = now;
                     record.updated_at = now;
-                    batch.require_absent(BUCKET, &key);
+                    staged.require_absent(BUCKET, &key);
                     changes.push(TargetChange::Created);
                 }
             }
-            let bytes = encode(&record);
-            batch.put(BUCKET, &key, bytes.clone());
-            written.push((
-                key,
-                Entry {
-                    record: Arc::new(record),
-                    stored: bytes,
-                },
-            ));
+            staged.put(BUCKET, &key, encode(&record));
         }
-        if written.is_empty() {
-            return Ok(changes);
-        }
-        match self.backend.apply(&batch) {
-            Ok(()) => {
-                let mut state = self.write();
-                for (_, entry) in written {
-                    state.insert(namespace, entry);
-                }
-                Ok(changes)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Conflict | ErrorKind::AlreadyExists | ErrorKind::NotFound
-                ) =>
-            {
-                for (key, entry) in &written {
-                    self.refresh(namespace, &entry.record.name, key)?;
-                }
-                Err(RefsError::Conflict {
-                    namespace: namespace.to_owned(),
-                    name: written
-                        .first()
-                        .map(|(_, entry)| entry.record.name.clone())
-                        .unwrap_or_default(),
-                })
-            }
-            Err(e) => Err(e.into()),
-        }
+        batch.extend(&staged);
+        Ok(changes)
     }
 
-    /// The record key, or `InvalidArgument` when the name makes it too long.
-    fn checked_key(&self, namespace: &str, name: &str) -> Result<String> {
-        if namespace.len() + 1 + name.len() > MAX_KEY_LEN {
-            return Err(RefsError::InvalidRecord {
-                name: name.chars().take(150).collect(),
-                reason: format!(
-                    "image name longer than {} bytes in namespace {namespace:?}",
-                    MAX_KEY_LEN - 1 - namespace.len()
-                ),
-            });
-        }
-        Ok(record_key(namespace, name))
+    /// Applies a batch holding staged changes (and whatever the caller
+    /// added), atomically. A precondition on a name record that no longer
+    /// holds is [`RefsError::AlreadyExists`] (a name created meanwhile) or
+    /// [`RefsError::Conflict`] (changed or removed meanwhile), naming it;
+    /// any other failure, the caller's own preconditions included, is
+    /// [`RefsError::Backend`] with the backend's error. Nothing is written
+    /// when it fails.
+    pub fn commit(&self, batch: &Batch) -> Result<()> {
+        self.backend.apply(batch).map_err(name_conflict)
     }
 
-    /// Re-reads one record after a batch found it other than memory said.
-    fn refresh(&self, namespace: &str, name: &str, key: &str) -> Result<()> {
-        let stored = self.backend.get_record(BUCKET, key)?;
-        let mut state = self.write();
-        match stored {
-            None => {
-                state.remove(namespace, name);
-                Ok(())
-            }
-            Some(bytes) => match decode(name, &bytes) {
-                Ok(record) => {
-                    state.insert(
-                        namespace,
-                        Entry {
-                            record: Arc::new(record),
-                            stored: bytes,
-                        },
-                    );
-                    Ok(())
-                }
-                Err(reason) => {
-                    state.remove(namespace, name);
-                    Err(RefsError::Corrupt {
-                        key: key.to_owned(),
-                        reason,
-                    })
-                }
-            },
+    /// The record stored under `namespace`/`name`, `None` when absent (or
+    /// when no record can have that name).
+    fn read(&self, namespace: &str, name: &str) -> Result<Option<Stored>> {
+        let key = record_key(namespace, name);
+        if validate_record_key(&key).is_err() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.backend.get_record(BUCKET, &key)? else {
+            return Ok(None);
+        };
+        match decode(name, &bytes) {
+            Ok(record) => Ok(Some(Stored {
+                record: Arc::new(record),
+                bytes,
+            })),
+            Err(reason) => Err(RefsError::Corrupt { key, reason }),
         }
     }
 }
 
 impl<B: ?Sized> RefStore<B> {
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The record key, or `InvalidArgument` when the name makes it too long.
+fn checked_key(namespace: &str, name: &str) -> Result<String> {
+    if namespace.len() + 1 + name.len() > MAX_KEY_LEN {
+        return Err(RefsError::InvalidRecord {
+            name: name.chars().take(150).collect(),
+            reason: format!(
+                "image name longer than {} bytes in namespace {namespace:?}",
+                MAX_KEY_LEN - 1 - namespace.len()
+            ),
+        });
+    }
+    Ok(record_key(namespace, name))
+}
+
+/// A failed precondition on one of this store's records, as the refs error
+/// naming it; anything else as it is.
+fn name_conflict(e: Error) -> RefsError {
+    let (Error::AlreadyExists { subject }
+    | Error::NotFound { subject }
+    | Error::Conflict { subject, .. }) = &e
+    else {
+        return e.into();
+    };
+    let Subject::Record { bucket, key } = subject else {
+        return e.into();
+    };
+    let Some((namespace, name)) = key.split_once('/').filter(|_| bucket == BUCKET) else {
+        return e.into();
+    };
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+    match e {
+        Error::AlreadyExists { .. } => RefsError::AlreadyExists { namespace, name },
+        _ => RefsError::Conflict { namespace, name },
     }
 }

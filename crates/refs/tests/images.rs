@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use imgstore_backend::{Batch, ErrorKind, RecordStore};
 use imgstore_digest::Digest;
-use imgstore_refs::{BUCKET, Descriptor, ImageRecord, RefStore, RefsError, TargetChange};
+use imgstore_refs::{
+    BUCKET, Descriptor, ImageRecord, RefProblem, RefStore, RefsError, TargetChange,
+};
 
 const NS: &str = "testing";
 
@@ -53,7 +55,7 @@ imgstore_backend::backend_matrix!(
         records_survive_reopen_with_nanoseconds,
         updated_at_strictly_increases_on_rapid_updates,
         concurrent_updates_from_8_threads_leave_one_consistent_record,
-        restore_skips_and_reports_undecodable_records,
+        check_reports_unusable_records_and_reads_skip_them,
         labels_of_4096_bytes_pass_and_4097_fail_on_create_and_update,
         list_with_a_bad_filter_is_invalid_argument,
         name_too_long_for_a_record_key_is_invalid_argument,
@@ -594,7 +596,7 @@ fn invalid_namespace_is_invalid_argument<B: RecordStore>(open: Open<B>) {
             ErrorKind::InvalidArgument
         );
     }
-    assert!(refs.namespaces().is_empty());
+    assert!(refs.namespaces().unwrap().is_empty());
     refs.create(&"a".repeat(76), simple("a")).unwrap();
     refs.create("k8s.io", simple("a")).unwrap();
     refs.create("moby_1-2.x", simple("a")).unwrap();
@@ -623,7 +625,7 @@ fn namespaces_isolate_names_completely<B: RecordStore>(open: Open<B>) {
     assert_eq!(*listed[0], k8s);
     assert_eq!(refs.list("k8s.io", &["labels.only==moby"]).unwrap(), []);
     assert_eq!(refs.list("default", &[]).unwrap(), []);
-    assert_eq!(refs.namespaces(), ["k8s.io", "moby"]);
+    assert_eq!(refs.namespaces().unwrap(), ["k8s.io", "moby"]);
 
     let updated = refs
         .update("moby", simple("shared").with_label("x", "y"), &["labels.x"])
@@ -702,7 +704,7 @@ fn records_survive_reopen_with_nanoseconds<B: RecordStore>(open: Open<B>) {
     }
     drop(refs);
     let reopened = RefStore::open(backend).unwrap();
-    assert!(reopened.restore_problems().is_empty());
+    assert!(reopened.check().unwrap().is_empty());
     let mut listed: Vec<ImageRecord> = reopened
         .list(NS, &[])
         .unwrap()
@@ -778,38 +780,92 @@ fn concurrent_updates_from_8_threads_leave_one_consistent_record<B: RecordStore>
     );
 }
 
-fn restore_skips_and_reports_undecodable_records<B: RecordStore>(open: Open<B>) {
+fn check_reports_unusable_records_and_reads_skip_them<B: RecordStore>(open: Open<B>) {
     let dir = tempfile::tempdir().unwrap();
     let backend = open(dir.path());
     let refs = RefStore::open(backend.clone()).unwrap();
     let good = refs.create(NS, simple("good")).unwrap();
-    drop(refs);
+    assert_eq!(refs.check().unwrap(), []);
     let mut batch = Batch::new();
     batch
         .put(BUCKET, "testing/broken", b"\x01garbage".to_vec())
         .put(BUCKET, "no-namespace", b"".to_vec())
         .put(BUCKET, "bad namespace/x", b"".to_vec());
     backend.apply(&batch).unwrap();
+    // A record that decodes but that no call would store: written by an
+    // older version, or by hand. Its bytes are those of a valid record
+    // with the media type cut out.
+    let valid = refs.create(NS, simple("empty-type")).unwrap();
+    let bytes = backend
+        .get_record(BUCKET, "testing/empty-type")
+        .unwrap()
+        .unwrap();
+    let media_type = valid.target.media_type.as_bytes();
+    let at = bytes
+        .windows(media_type.len())
+        .position(|w| w == media_type)
+        .unwrap();
+    let mut cut = bytes[..at - 4].to_vec();
+    cut.extend_from_slice(&0u32.to_le_bytes());
+    cut.extend_from_slice(&bytes[at + media_type.len()..]);
+    let mut batch = Batch::new();
+    batch.put(BUCKET, "testing/empty-type", cut);
+    backend.apply(&batch).unwrap();
 
-    let refs = RefStore::open(backend.clone()).unwrap();
-    let mut problems: Vec<String> = refs.restore_problems().into_iter().map(|p| p.key).collect();
-    problems.sort();
+    let problems = refs.check().unwrap();
+    let keys: Vec<&str> = problems.iter().map(RefProblem::key).collect();
     assert_eq!(
-        problems,
-        ["bad namespace/x", "no-namespace", "testing/broken"]
+        keys,
+        [
+            "bad namespace/x",
+            "no-namespace",
+            "testing/broken",
+            "testing/empty-type"
+        ]
     );
+    assert!(
+        matches!(problems[0], RefProblem::InvalidNamespace { .. }),
+        "{problems:?}"
+    );
+    assert_eq!(
+        problems[1],
+        RefProblem::KeyWithoutNamespace {
+            key: "no-namespace".to_owned()
+        }
+    );
+    assert!(
+        matches!(problems[2], RefProblem::Undecodable { .. }),
+        "{problems:?}"
+    );
+    assert!(
+        matches!(problems[3], RefProblem::InvalidRecord { .. }),
+        "{problems:?}"
+    );
+    assert_eq!(
+        problems[1].to_string(),
+        "name record \"no-namespace\": the key names no namespace"
+    );
+
     let listed = refs.list(NS, &[]).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(*listed[0], good);
-    let err = refs.create(NS, simple("broken")).unwrap_err();
+    assert_eq!(listed.len(), 2, "the undecodable record is skipped");
+    assert_eq!(*listed[1], good);
+    assert_eq!(refs.namespaces().unwrap(), [NS]);
+    let err = refs.get(NS, "broken").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DataCorruption, "{err}");
+    assert!(matches!(err, RefsError::Corrupt { ref key, .. } if key == "testing/broken"));
+    let err = refs.create(NS, simple("broken")).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::AlreadyExists,
+        "the name is taken: {err}"
+    );
     assert_eq!(
         backend
             .get_record(BUCKET, "testing/broken")
             .unwrap()
             .as_deref(),
         Some(&b"\x01garbage"[..]),
-        "skipped records are never deleted"
+        "unusable records are never deleted"
     );
 }
 

@@ -6,6 +6,7 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,10 @@ pub(crate) struct Inner {
     /// The in-process writer: holding the mutex is holding the right to write,
     /// so this process's threads queue here instead of in SQLite's busy handler.
     pub(crate) writer: Mutex<Connection>,
+    /// Transactions this backend's writer committed: `PRAGMA data_version`
+    /// on the writer counts only other connections' commits, so
+    /// `change_counter` adds these.
+    pub(crate) own_commits: AtomicU64,
     pub(crate) blobs: BlobDir,
 }
 
@@ -232,6 +237,7 @@ impl SqliteBackend {
                 options,
                 readers,
                 writer: Mutex::new(writer),
+                own_commits: AtomicU64::new(0),
                 blobs,
             }),
         };

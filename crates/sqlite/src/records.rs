@@ -2,6 +2,7 @@
 //! `records (bucket, key, value)`, keyed and ordered by `(bucket, key)`.
 
 use std::io;
+use std::sync::atomic::Ordering;
 
 use imgstore_backend::{
     Batch, Error, Op, RecordStore, Result, Subject, validate_bucket, validate_record_key,
@@ -167,7 +168,76 @@ impl RecordStore for SqliteBackend {
         fault::sync("sqlite: commit")
             .map_err(|e| Error::io("commit batch on", self.subject(), e))?;
         tx.commit()
-            .map_err(|e| sql_error("commit batch on", self.subject(), e))
+            .map_err(|e| sql_error("commit batch on", self.subject(), e))?;
+        self.inner.own_commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn first_records(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        validate_bucket(bucket)?;
+        if prefix.contains('\0') {
+            return Err(Error::invalid_argument(prefix, "record key contains NUL"));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let upper = prefix_upper_bound(prefix.as_bytes());
+        let upper = upper.as_deref().unwrap_or(ABOVE_ALL_KEYS);
+        let subject = || Subject::Store(format!("bucket {bucket:?}"));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, value FROM records
+                 WHERE bucket = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4",
+            )
+            .map_err(|e| sql_error("prepare", self.subject(), e))?;
+        let rows = stmt.query_map(
+            params![
+                bucket,
+                TextBytes(prefix.as_bytes()),
+                TextBytes(upper),
+                limit
+            ],
+            |row| {
+                let key = row.get_ref(0)?.as_bytes()?.to_vec();
+                let value = row.get_ref(1)?.as_bytes()?.to_vec();
+                Ok((key, value))
+            },
+        );
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = rows
+            .and_then(|rows| rows.collect::<rusqlite::Result<_>>())
+            .map_err(|e| sql_error("scan", subject(), e))?;
+        rows.into_iter()
+            .map(|(key, value)| {
+                let key = String::from_utf8(key).map_err(|e| {
+                    Error::io(
+                        "scan",
+                        subject(),
+                        io::Error::new(io::ErrorKind::InvalidData, e),
+                    )
+                })?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// The writer connection's `PRAGMA data_version` (which changes when
+    /// another connection, in any process, commits) plus the batches this
+    /// backend committed itself; both only grow, so their sum changes
+    /// whenever either does.
+    fn change_counter(&self) -> Result<u64> {
+        let data_version: i64 = self
+            .writer()
+            .pragma_query_value(None, "data_version", |row| row.get(0))
+            .map_err(|e| sql_error("read data_version of", self.subject(), e))?;
+        let own = self.inner.own_commits.load(Ordering::Relaxed);
+        Ok((data_version as u64).wrapping_add(own))
     }
 }
 

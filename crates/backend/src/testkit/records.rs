@@ -357,12 +357,25 @@ pub fn record_concurrent_create_only_one_wins<H: Harness>(harness: &H) {
 pub fn record_concurrent_compare_and_swap_counts_exactly<H: Harness>(harness: &H) {
     let dir = scratch();
     let store = open(harness, dir.path());
-    put(&store, "c", "n", b"0");
-    const THREADS: u64 = 4;
+    count_from_threads(&[&store, &store, &store, &store]);
+}
+
+/// The same from 2 threads on each of 2 instances over one directory: the
+/// instances order their batches between themselves too.
+pub fn record_two_instances_compare_and_swap_counts_exactly<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let a = open(harness, dir.path());
+    let b = open(harness, dir.path());
+    count_from_threads(&[&a, &b, &a, &b]);
+}
+
+/// One thread per entry of `stores` increments `c/n` 25 times by
+/// compare-and-swap; the total must be exact.
+fn count_from_threads<S: RecordStore>(stores: &[&S]) {
     const EACH: u64 = 25;
+    put(stores[0], "c", "n", b"0");
     std::thread::scope(|scope| {
-        for _ in 0..THREADS {
-            let store = &store;
+        for &store in stores {
             scope.spawn(move || {
                 for _ in 0..EACH {
                     loop {
@@ -384,8 +397,10 @@ pub fn record_concurrent_compare_and_swap_counts_exactly<H: Harness>(harness: &H
             });
         }
     });
-    let total = (THREADS * EACH).to_string();
-    assert_eq!(get(&store, "c", "n").as_deref(), Some(total.as_bytes()));
+    let total = (stores.len() as u64 * EACH).to_string();
+    for store in stores {
+        assert_eq!(get(*store, "c", "n").as_deref(), Some(total.as_bytes()));
+    }
 }
 
 /// Invalid bucket names and record keys are `InvalidArgument` everywhere.
@@ -501,4 +516,127 @@ pub fn records_many_batches_survive_reopen<H: Harness>(harness: &H) {
         expected,
         "the same after reopening"
     );
+}
+
+/// `first_records` returns at most `limit` records, in key order, only
+/// those whose keys start with the prefix; `limit` 0 returns none.
+pub fn record_first_records_bounded_ordered_prefixed<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let store = open(harness, dir.path());
+    for key in ["img b", "img a", "img c", "imh", "im", "image"] {
+        put(&store, "probe", key, key.as_bytes());
+    }
+    put(&store, "other", "img 0", b"elsewhere");
+    let first = |prefix: &str, limit: usize| -> Vec<String> {
+        ok(store.first_records("probe", prefix, limit), "first_records")
+            .into_iter()
+            .map(|(key, value)| {
+                assert_eq!(value, key.as_bytes(), "the value of {key}");
+                key
+            })
+            .collect()
+    };
+    assert_eq!(first("img ", 1), ["img a"]);
+    assert_eq!(first("img ", 2), ["img a", "img b"]);
+    assert_eq!(first("img ", 10), ["img a", "img b", "img c"]);
+    assert_eq!(first("img ", 0), Vec::<String>::new());
+    assert_eq!(first("", 2), ["im", "image"]);
+    assert_eq!(first("", usize::MAX).len(), 6);
+    assert_eq!(first("imx", 5), Vec::<String>::new());
+    assert_eq!(
+        ok(store.first_records("empty", "", 3), "first_records").len(),
+        0,
+        "an unknown bucket has no records"
+    );
+    fails(
+        store.first_records("bad bucket", "", 1),
+        ErrorKind::InvalidArgument,
+        "a bad bucket name",
+    );
+}
+
+/// The change counter is stable while nothing changes (reads included) and
+/// differs after a batch of this instance or of another instance over the
+/// same directory.
+pub fn record_change_counter_sees_every_batch<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let a = open(harness, dir.path());
+    let b = open(harness, dir.path());
+    let counter = |store: &H::Backend| ok(store.change_counter(), "change_counter");
+    let before = counter(&a);
+    assert_eq!(counter(&a), before, "stable when nothing changed");
+    put(&b, "names", "x", b"1");
+    let after_other = counter(&a);
+    assert_ne!(after_other, before, "another instance's batch changes it");
+    let _ = get(&a, "names", "x");
+    let _ = scan(&a, "names", "");
+    assert_eq!(counter(&a), after_other, "reads do not change it");
+    put(&a, "names", "y", b"2");
+    let after_own = counter(&a);
+    assert_ne!(after_own, after_other, "its own batch changes it");
+    assert_ne!(after_own, before);
+    let mut failing = Batch::new();
+    failing
+        .require_absent("names", "x")
+        .put("names", "z", b"3".to_vec());
+    fails(
+        a.apply(&failing),
+        ErrorKind::AlreadyExists,
+        "a failed batch",
+    );
+    assert_eq!(counter(&a), after_own, "a failed batch changes nothing");
+}
+
+/// Two instances over one directory see each other's batches at once, with
+/// no reopening, also across the compactions many batches cause, and their
+/// preconditions see each other's writes.
+pub fn record_two_instances_see_each_others_batches<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let a = open(harness, dir.path());
+    let b = open(harness, dir.path());
+    put(&a, "names", "from-a", b"a");
+    assert_eq!(get(&b, "names", "from-a").as_deref(), Some(&b"a"[..]));
+    put(&b, "names", "from-b", b"b");
+    assert_eq!(
+        scan(&a, "names", "from-"),
+        [
+            ("from-a".to_owned(), b"a".to_vec()),
+            ("from-b".to_owned(), b"b".to_vec())
+        ]
+    );
+    assert_eq!(
+        ok(a.first_records("names", "from-b", 1), "first_records"),
+        [("from-b".to_owned(), b"b".to_vec())]
+    );
+    let mut create = Batch::new();
+    create
+        .require_absent("names", "from-b")
+        .put("names", "from-b", b"lost".to_vec());
+    fails(
+        a.apply(&create),
+        ErrorKind::AlreadyExists,
+        "a sees b's record",
+    );
+    // Enough overwrites to make a log-structured backend compact, each
+    // instance writing in turn and reading the other's latest value.
+    let value = "v".repeat(2000);
+    for round in 0..300u32 {
+        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let expected = format!("{round}:{value}");
+        let mut batch = Batch::new();
+        batch.put(
+            "many",
+            &format!("k{}", round % 7),
+            expected.clone().into_bytes(),
+        );
+        ok(writer.apply(&batch), "apply");
+        assert_eq!(
+            get(reader, "many", &format!("k{}", round % 7)).as_deref(),
+            Some(expected.as_bytes()),
+            "round {round}"
+        );
+    }
+    assert_eq!(scan(&a, "many", ""), scan(&b, "many", ""));
+    assert_eq!(scan(&a, "many", "").len(), 7);
+    assert_eq!(get(&b, "names", "from-a").as_deref(), Some(&b"a"[..]));
 }
