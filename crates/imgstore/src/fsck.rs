@@ -409,8 +409,13 @@ impl Store {
                 .push(format!("deleted metadata {key:?} of image {image}"));
         }
         for (namespace, name) in dangling {
-            match self.refs.delete(&namespace, &name, None) {
-                Ok(()) => {}
+            // The name and its index entry, in one batch.
+            let mut batch = imgstore_backend::Batch::new();
+            match self.refs.stage_delete(&namespace, &name, None, &mut batch) {
+                Ok(_) => {
+                    self.stage_names(&mut batch, &namespace, &[(name.as_str(), None)])?;
+                    self.refs.commit(&batch)?;
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }

@@ -12,6 +12,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use imgstore_backend::Batch;
 use imgstore_backend::{ErrorKind, StoreBackend};
 use imgstore_cri::PINNED_LABEL;
 use imgstore_digest::Digest;
@@ -224,40 +225,30 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        // What to put back if the cache cannot follow: the old record, or
-        // nothing (a created name is deleted).
-        let previous = match self.refs.get(&self.namespace, &target) {
+        // The name and its index entry, in one batch.
+        let mut batch = Batch::new();
+        let record = match self.refs.get(&self.namespace, &target) {
+            Ok(existing)
+                if existing.target.digest == descriptor.digest
+                    && existing.target.media_type == descriptor.media_type =>
+            {
+                ImageRecord::clone(&existing)
+            }
             Ok(existing) => {
-                if existing.target.digest != descriptor.digest
-                    || existing.target.media_type != descriptor.media_type
-                {
-                    let mut moved = ImageRecord::clone(&existing);
-                    moved.target = descriptor;
-                    self.refs.update(&self.namespace, moved, &["target"])?;
-                }
-                Some(ImageRecord::clone(&existing))
+                let mut moved = ImageRecord::clone(&existing);
+                moved.target = descriptor;
+                self.refs
+                    .stage_update(&self.namespace, moved, &["target"], &mut batch)?
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.refs.create(
-                    &self.namespace,
-                    ImageRecord::new(target.clone(), descriptor),
-                )?;
-                None
-            }
+            Err(e) if e.kind() == ErrorKind::NotFound => self.refs.stage_create(
+                &self.namespace,
+                ImageRecord::new(target.clone(), descriptor),
+                &mut batch,
+            )?,
             Err(e) => return Err(e.into()),
         };
-        if let Err(e) = self.reindex(&[&target]) {
-            // A failed tag changes nothing: undo the name, best effort.
-            let _ = match previous {
-                Some(old) => self
-                    .refs
-                    .update(&self.namespace, old, &["target"])
-                    .map(drop),
-                None => self.refs.delete(&self.namespace, &target, None).map(drop),
-            };
-            let _ = self.reindex(&[&target]);
-            return Err(e);
-        }
+        self.stage_names(&mut batch, &self.namespace, &[(&target, Some(&record))])?;
+        self.refs.commit(&batch)?;
         // Docker's `LastTagTime` (moby's TagImage sets it after adding the
         // tag). Informational: the tag stands even if it cannot be written.
         let _ = self.images.set_last_updated(&id);
@@ -284,8 +275,7 @@ impl Store {
         let lock = self.lock_imports()?;
         let record = self.find_record(name)?;
         let image = self.image_of_name(&record.name)?;
-        self.refs.delete(&self.namespace, &record.name, None)?;
-        self.reindex(&[&record.name])?;
+        self.delete_names(&[record.name.clone()])?;
         lock.finish(Ok(Untagged {
             name: record.name.clone(),
             image,
@@ -396,10 +386,8 @@ impl Store {
     fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {
         let mut report = RemoveReport::default();
         let image = self.image_of_name(&record.name)?;
-        self.refs.delete(&self.namespace, &record.name, None)?;
+        self.delete_names(&[record.name.clone()])?;
         let untagged = [record.clone()];
-        self.reindex(&[&record.name])
-            .map_err(|e| self.restore_names(&untagged, e))?;
         report.untagged.push(record.name.clone());
         // The image goes with its last name in any namespace.
         if let Some(id) = image
@@ -439,16 +427,9 @@ impl Store {
             });
         }
         let mut report = RemoveReport::default();
-        // Every name in one batch and one cache pass (an image may have 10k).
-        let untagged: Vec<ImageRecord> = self
-            .refs
-            .delete_many(&self.namespace, &names)?
-            .iter()
-            .map(|record| ImageRecord::clone(record))
-            .collect();
-        let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-        self.reindex(&listed)
-            .map_err(|e| self.restore_names(&untagged, e))?;
+        // Every name and its index entries in one batch (an image may
+        // have 10k).
+        let untagged = self.delete_names(&names)?;
         report.untagged = names;
         self.delete_image_into(id, &mut report)
             .map_err(|e| self.restore_names(&untagged, e))?;
@@ -490,11 +471,44 @@ impl Store {
     /// Puts back names a failed `remove` had deleted (best effort), so the
     /// failed call changes nothing; returns the error to report.
     fn restore_names(&self, records: &[ImageRecord], error: Error) -> Error {
-        for record in records.iter().rev() {
-            let _ = self.refs.create(&self.namespace, record.clone());
-            let _ = self.reindex(&[&record.name]);
-        }
+        let restore = || -> Result<()> {
+            let mut batch = Batch::new();
+            let mut created = Vec::with_capacity(records.len());
+            for record in records {
+                created.push(self.refs.stage_create(
+                    &self.namespace,
+                    record.clone(),
+                    &mut batch,
+                )?);
+            }
+            let changes: Vec<(&str, Option<&ImageRecord>)> = created
+                .iter()
+                .map(|record| (record.name.as_str(), Some(record)))
+                .collect();
+            self.stage_names(&mut batch, &self.namespace, &changes)?;
+            Ok(self.refs.commit(&batch)?)
+        };
+        let _ = restore();
         error
+    }
+
+    /// Deletes the names of this namespace with their index entries, in one
+    /// batch; returns the records removed.
+    pub(crate) fn delete_names(&self, names: &[String]) -> Result<Vec<ImageRecord>> {
+        let mut batch = Batch::new();
+        let removed: Vec<ImageRecord> = self
+            .refs
+            .stage_delete_many(&self.namespace, names, &mut batch)?
+            .iter()
+            .map(|record| ImageRecord::clone(record))
+            .collect();
+        let changes: Vec<(&str, Option<&ImageRecord>)> = removed
+            .iter()
+            .map(|record| (record.name.as_str(), None))
+            .collect();
+        self.stage_names(&mut batch, &self.namespace, &changes)?;
+        self.refs.commit(&batch)?;
+        Ok(removed)
     }
 
     /// Pins an image, the CRI's way: every name of it (or just the name
@@ -528,7 +542,10 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        // Every name and its index entry in one batch.
+        let mut batch = Batch::new();
         let mut changed = Vec::new();
+        let mut updated_records = Vec::new();
         for name in names {
             let record = self.refs.get(&self.namespace, &name)?;
             if is_pinned(&record) == pinned {
@@ -543,11 +560,20 @@ impl Store {
                 updated.labels.remove(PINNED_LABEL);
             }
             let path = format!("labels.{PINNED_LABEL}");
-            self.refs
-                .update(&self.namespace, updated, &[path.as_str()])?;
-            self.reindex(&[&name])?;
+            updated_records.push(self.refs.stage_update(
+                &self.namespace,
+                updated,
+                &[path.as_str()],
+                &mut batch,
+            )?);
             changed.push(name);
         }
+        let changes: Vec<(&str, Option<&ImageRecord>)> = updated_records
+            .iter()
+            .map(|record| (record.name.as_str(), Some(record)))
+            .collect();
+        self.stage_names(&mut batch, &self.namespace, &changes)?;
+        self.refs.commit(&batch)?;
         lock.finish(Ok(changed))
     }
 
@@ -583,12 +609,10 @@ impl Store {
                 {
                     continue;
                 }
-                let removed = self.refs.delete_many(&self.namespace, &names)?;
-                let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-                self.reindex(&listed)?;
+                let removed = self.delete_names(&names)?;
                 let mut image = RemoveReport {
                     untagged: names,
-                    blobs_left_for_gc: targets_of(removed.iter().map(|record| &**record)),
+                    blobs_left_for_gc: targets_of(removed.iter()),
                     ..RemoveReport::default()
                 };
                 self.delete_image_into(&id, &mut image)?;

@@ -397,15 +397,33 @@ impl Store {
         Ok(visible_in(&self.namespace, &names))
     }
 
-    /// Re-derives the entries of `names` of this namespace from their
-    /// records as stored now, and writes what changed in one batch.
-    pub(crate) fn reindex(&self, names: &[&str]) -> Result<()> {
-        let namespace = self.namespace.clone();
-        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (namespace.as_str(), *n)).collect();
-        self.reindex_pairs(&pairs)
+    /// Adds to `batch` the name index of the names of `namespace` whose
+    /// records `batch` changes: each as `(name, the record as the batch
+    /// leaves it)`, `None` for a name it deletes. So a name and what is
+    /// derived from it commit together, or not at all.
+    pub(crate) fn stage_names(
+        &self,
+        batch: &mut Batch,
+        namespace: &str,
+        changes: &[(&str, Option<&ImageRecord>)],
+    ) -> Result<()> {
+        let records: Vec<&ImageRecord> = changes.iter().filter_map(|(_, r)| *r).collect();
+        let mut fresh = derive(&self.content, &records, &|id| self.is_stored(id))?.into_iter();
+        for (name, record) in changes {
+            let old = entry(&self.content, namespace, name)?;
+            let new = match record {
+                Some(_) => fresh.next(),
+                None => None,
+            };
+            if old != new {
+                stage(batch, namespace, name, old.as_ref(), new.as_ref())?;
+            }
+        }
+        Ok(())
     }
 
-    /// [`reindex`](Self::reindex) for names of any namespace.
+    /// Re-derives the entries of `names` (of any namespace) from their
+    /// records as stored now, and writes what changed in one batch.
     pub(crate) fn reindex_pairs(&self, names: &[(&str, &str)]) -> Result<()> {
         let mut batch = Batch::new();
         for (namespace, name) in names {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::write::MultiGzDecoder;
-use imgstore_backend::StoreBackend;
+use imgstore_backend::{Batch, StoreBackend};
 use imgstore_digest::{Algorithm, Digest, Digester};
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{BlobRef, ChainId, LayerGetReleaser, NewLayer};
@@ -1005,26 +1005,18 @@ impl Store {
         let mut undo = Undo::default();
         match self.apply(layout, plan, &mut undo) {
             Ok(imported) => {
-                // Committed: the name index follows. If it cannot (a read
-                // fails), the import is undone, so a failed call changes
-                // nothing.
-                let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
-                if let Err(e) = self.reindex(&names) {
-                    self.undo(undo, plan);
-                    return Err(e);
-                }
                 // New images may be what other names of indexes prefer.
                 if !undo.created_images.is_empty()
                     && let Err(e) = self.reindex_index_names()
                 {
-                    self.undo(undo, plan);
+                    self.undo(undo);
                     return Err(e);
                 }
                 lock.commit();
                 Ok(imported)
             }
             Err(e) => {
-                self.undo(undo, plan);
+                self.undo(undo);
                 Err(e)
             }
         }
@@ -1133,27 +1125,58 @@ impl Store {
             .iter()
             .map(|(name, target)| Ok((name.clone(), target.to_descriptor()?)))
             .collect::<Result<Vec<_>>>()?;
-        let changes = self.refs.set_targets(&self.namespace, &targets)?;
-        let mut distinct = std::collections::HashSet::new();
-        let names = targets
-            .iter()
-            .map(|(name, _)| name)
-            .filter(|name| distinct.insert(name.as_str()));
-        for (name, change) in names.zip(changes) {
-            match change {
-                TargetChange::Created => undo.created_names.push(name.clone()),
-                TargetChange::Moved(old) => {
-                    // The index still has the name's old image: it is
-                    // updated after the import.
-                    if let Ok(Some(previous)) = self.image_of_name(name) {
-                        for image in imported.iter_mut() {
-                            if image.names.contains(name) && image.id != previous {
-                                image.renamed.push((name.clone(), previous.clone()));
-                            }
-                        }
-                    }
-                    undo.moved_names.push(ImageRecord::clone(&old));
+        let mut batch = Batch::new();
+        let changes = self
+            .refs
+            .stage_set_targets(&self.namespace, &targets, &mut batch)?;
+        // Each distinct name with its last target, in the order first given
+        // (as `stage_set_targets` reports them), and its record as the
+        // batch leaves it: what the name index is derived from, in the
+        // same batch.
+        let mut last: std::collections::HashMap<&str, &Descriptor> =
+            std::collections::HashMap::new();
+        let mut names: Vec<&String> = Vec::new();
+        for (name, target) in &targets {
+            if last.insert(name.as_str(), target).is_none() {
+                names.push(name);
+            }
+        }
+        let mut records = Vec::with_capacity(names.len());
+        for (name, change) in names.iter().zip(&changes) {
+            let target = last.get(name.as_str()).copied().cloned();
+            records.push(match (change, target) {
+                (TargetChange::Moved(old), Some(target)) => {
+                    let mut moved = ImageRecord::clone(old);
+                    moved.target = target;
+                    moved
                 }
+                (TargetChange::Created, Some(target)) => ImageRecord::new(name.as_str(), target),
+                _ => ImageRecord::clone(&*self.refs.get(&self.namespace, name)?),
+            });
+        }
+        let index: Vec<(&str, Option<&ImageRecord>)> = names
+            .iter()
+            .zip(&records)
+            .map(|(name, record)| (name.as_str(), Some(record)))
+            .collect();
+        self.stage_names(&mut batch, &self.namespace, &index)?;
+        // What a moved name meant before: read before the batch commits.
+        for (name, change) in names.iter().zip(&changes) {
+            if let TargetChange::Moved(_) = change
+                && let Some(previous) = self.image_of_name(name)?
+            {
+                for image in imported.iter_mut() {
+                    if image.names.contains(name) && image.id != previous {
+                        image.renamed.push(((*name).clone(), previous.clone()));
+                    }
+                }
+            }
+        }
+        self.refs.commit(&batch)?;
+        for (name, change) in names.iter().zip(changes) {
+            match change {
+                TargetChange::Created => undo.created_names.push((*name).clone()),
+                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
                 TargetChange::Unchanged => {}
             }
         }
@@ -1324,31 +1347,45 @@ impl Store {
     /// Undoes what a failed apply changed, newest first. Failures here are
     /// ignored: the import's own error is the one reported, and transient
     /// layer references left behind live in memory only (gone on reopen).
-    fn undo(&self, undo: Undo, plan: &Plan) {
+    fn undo(&self, undo: Undo) {
         let created_images = !undo.created_images.is_empty();
-        for name in undo.created_names.iter().rev() {
-            let _ = self.refs.delete(&self.namespace, name, None);
-        }
-        for old in undo.moved_names.into_iter().rev() {
-            let _ = self.refs.update(&self.namespace, old, &["target"]);
-        }
+        // The names back as they were, with their index, in one batch.
+        let _ = self.restore_import_names(&undo);
         for id in undo.created_images.iter().rev() {
             let _ = self.images.delete(id);
         }
         for chain_id in undo.taken.iter().rev() {
             let _ = self.layers.release(chain_id);
         }
-        let names: Vec<&str> = plan.names.iter().map(|(name, _)| name.as_str()).collect();
-        if self.reindex(&names).is_err() {
-            // Best effort, name by name: one that cannot be read does not
-            // keep the others stale.
-            for name in names {
-                let _ = self.reindex(&[name]);
-            }
-        }
         if created_images {
             let _ = self.reindex_index_names();
         }
+    }
+
+    /// Deletes the names an import created and points those it moved back
+    /// at their old targets, with their index entries, in one batch.
+    fn restore_import_names(&self, undo: &Undo) -> Result<()> {
+        let mut batch = Batch::new();
+        let mut restored: Vec<ImageRecord> = Vec::new();
+        let mut deleted: Vec<&str> = Vec::new();
+        for name in &undo.created_names {
+            self.refs
+                .stage_delete(&self.namespace, name, None, &mut batch)?;
+            deleted.push(name);
+        }
+        for old in &undo.moved_names {
+            restored.push(self.refs.stage_update(
+                &self.namespace,
+                old.clone(),
+                &["target"],
+                &mut batch,
+            )?);
+        }
+        let mut changes: Vec<(&str, Option<&ImageRecord>)> =
+            deleted.iter().map(|name| (*name, None)).collect();
+        changes.extend(restored.iter().map(|r| (r.name.as_str(), Some(r))));
+        self.stage_names(&mut batch, &self.namespace, &changes)?;
+        Ok(self.refs.commit(&batch)?)
     }
 }
 
