@@ -352,7 +352,7 @@ impl Store {
                 .problems
                 .push(FsckProblem::LeftoverTempFile { path, size });
         }
-        self.check_derived(&mut report)?;
+        self.check_derived(&mut report, &dangling)?;
         if !repair {
             return lock.finish(Ok(report));
         }
@@ -606,8 +606,16 @@ impl Store {
     /// Compares every entry of the name index with a fresh derivation from
     /// the names, manifests and images: each name that drifted is a
     /// [`FsckProblem::Drift`] of the `name index`.
-    fn check_derived(&self, report: &mut FsckReport) -> Result<()> {
+    /// A name already reported dangling (its repair deletes it, and its
+    /// entry with it) is not reported again.
+    fn check_derived(&self, report: &mut FsckReport, dangling: &[(String, String)]) -> Result<()> {
         for drift in self.check_name_index(false)? {
+            if dangling
+                .iter()
+                .any(|(namespace, name)| *namespace == drift.namespace && *name == drift.name)
+            {
+                continue;
+            }
             report.problems.push(FsckProblem::Drift {
                 namespace: drift.namespace,
                 structure: "name index",

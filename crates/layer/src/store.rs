@@ -498,6 +498,22 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         reference: Reference<'_>,
     ) -> Result<Vec<LayerMetadata>> {
         let mut transient = self.writer();
+        if let Reference::Transient = reference {
+            if transient.get(chain_id).copied().unwrap_or(0) == 0 {
+                return Err(match self.read(chain_id)? {
+                    None => LayerError::NotFound {
+                        chain_id: chain_id.clone(),
+                    },
+                    Some(_) => LayerError::NotHeld {
+                        chain_id: chain_id.clone(),
+                        holder: "(get/register)".to_owned(),
+                    },
+                });
+            }
+            // Dropped first, whatever the reads and the commit below do:
+            // its holder let go (a layer left unheld is gc's).
+            release_transient(&mut transient, chain_id);
+        }
         let (layer, bytes) = match self.read(chain_id)? {
             Some(found) => found,
             None => {
@@ -510,17 +526,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         };
         let mut batch = Batch::new();
         let dropped_record = match reference {
-            Reference::Transient => {
-                if transient.get(chain_id).copied().unwrap_or(0) == 0 {
-                    return Err(LayerError::NotHeld {
-                        chain_id: chain_id.clone(),
-                        holder: "(get/register)".to_owned(),
-                    });
-                }
-                // Dropped now, whatever the commit does: its holder let go.
-                release_transient(&mut transient, chain_id);
-                None
-            }
+            Reference::Transient => None,
             Reference::Held(holder) => {
                 let key = holder_key(chain_id, holder);
                 if self.backend.get_record(HOLDERS, &key)?.is_none() {
