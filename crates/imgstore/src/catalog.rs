@@ -28,7 +28,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use imgstore_backend::StoreBackend;
 use imgstore_digest::{Algorithm, Digest};
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_refs::validate_namespace;
@@ -427,11 +426,8 @@ impl Store {
     /// since, by `fsck` repair, no longer counts). Only then is a listing
     /// derived from memory what the records give.
     pub(crate) fn holds_every_record(&self) -> bool {
-        let backend = self.images.backend();
-        self.images
-            .skipped()
-            .iter()
-            .all(|skipped| !backend.contains(skipped.id.digest()).unwrap_or(true))
+        self.unlisted_image_configs()
+            .is_ok_and(|unlisted| unlisted.is_empty())
             && self.layers.restore_problems().is_empty()
             && self.refs.restore_problems().is_empty()
     }
@@ -470,7 +466,10 @@ impl Store {
             .images_with(cache, elsewhere)
             .into_iter()
             .map(|summary| CatalogEntry {
-                has_children: !self.images.children(&summary.id).is_empty(),
+                has_children: self
+                    .images
+                    .children(&summary.id)
+                    .map_or(true, |children| !children.is_empty()),
                 targets: summary
                     .references
                     .iter()

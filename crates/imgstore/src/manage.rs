@@ -384,7 +384,7 @@ impl Store {
         while let Some(id) = parent {
             if self.cache.reference_count(&id) != 0
                 || !self.namespaces_elsewhere(&id).is_empty()
-                || !self.images.children(&id).is_empty()
+                || self.images.children(&id).map_or(true, |c| !c.is_empty())
             {
                 return;
             }
@@ -409,7 +409,7 @@ impl Store {
             && self.images.get(&id).is_ok()
             && self.cache.reference_count(&id) == 0
             && self.namespaces_elsewhere(&id).is_empty()
-            && self.images.children(&id).is_empty()
+            && self.images.children(&id)?.is_empty()
         {
             self.delete_image_into(&id, &mut report)
                 .map_err(|e| self.restore_names(&untagged, e))?;
@@ -420,7 +420,7 @@ impl Store {
 
     fn remove_by_id(&self, id: &ImageId, force: bool) -> Result<RemoveReport> {
         self.check_not_in_use_elsewhere(id)?;
-        if !self.images.children(id).is_empty() {
+        if !self.images.children(id)?.is_empty() {
             return Err(Error::ImageConflict {
                 short_id: short_id(id),
                 forcible: false,
@@ -578,7 +578,7 @@ impl Store {
         loop {
             let mut progressed = false;
             let mut names_by_image = self.names_by_image()?;
-            for id in self.images.heads().into_keys() {
+            for id in self.images.heads()?.into_keys() {
                 let names = names_by_image.remove(&id).unwrap_or_default();
                 // In use in another namespace: neither the image nor its
                 // names here go (as Docker's prune skips an image in use).
@@ -639,12 +639,7 @@ impl Store {
         // Layers nothing references: a persistent hold taken and dropped
         // deletes each with the cascade of a release.
         // Skipped entries deleted since (by `fsck` repair) no longer count.
-        let mut skipped_images = Vec::new();
-        for skipped in self.images.skipped() {
-            if self.images.backend().contains(skipped.id.digest())? {
-                skipped_images.push(skipped);
-            }
-        }
+        let skipped_images = self.unlisted_image_configs()?;
         let layer_problems = self.layers.restore_problems().len();
         if !skipped_images.is_empty() {
             report.notes.push(format!(
@@ -686,12 +681,13 @@ impl Store {
         }
         let images: HashSet<Digest> = self
             .images
-            .map()
-            .keys()
+            .summaries()?
+            .iter()
+            .map(|(id, _)| id)
             .map(|id| id.digest().clone())
             .collect();
         keep.extend(images.iter().cloned());
-        keep.extend(skipped_images.iter().map(|s| s.id.digest().clone()));
+        keep.extend(skipped_images.iter().map(|id| id.digest().clone()));
 
         let mut candidates = Vec::new();
         self.content.walk(&mut |digest| {

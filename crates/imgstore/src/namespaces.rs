@@ -157,8 +157,9 @@ impl Store {
                 // Rare: scan for the visible images with this prefix.
                 let matches: Vec<ImageId> = self
                     .images
-                    .map()
-                    .into_keys()
+                    .summaries()?
+                    .into_iter()
+                    .map(|(id, _)| id)
                     .filter(|id| has_prefix(id, term) && self.is_visible(id))
                     .collect();
                 match <[ImageId; 1]>::try_from(matches) {

@@ -395,7 +395,6 @@ impl Store {
         // Until the reload completes, memory is no base for a catalog.
         self.catalog_blocked.store(true, Ordering::SeqCst);
         self.layers.reload()?;
-        self.images.reload()?;
         self.refs.reload()?;
         self.rebuild_derived()?;
         self.catalog_blocked.store(false, Ordering::SeqCst);
@@ -506,8 +505,11 @@ impl Store {
     /// and whose other namespaces reach `elsewhere` sees them (what `fsck`
     /// derives afresh to compare).
     pub(crate) fn images_with(&self, cache: &RefCache, elsewhere: &Elsewhere) -> Vec<ImageSummary> {
+        // Reads every config; an unreadable store lists nothing here (the
+        // listing moves to the image summaries with the facade's rewrite).
         self.images
             .map()
+            .unwrap_or_default()
             .into_iter()
             .filter(|(id, _)| cache.reference_count(id) > 0 || !elsewhere.contains_key(id))
             .map(|(id, image)| self.summary_with(cache, id, &image))

@@ -722,7 +722,8 @@ impl Store {
     /// layer chain includes it.
     pub fn layer_usage(&self) -> Vec<LayerUsage> {
         let mut used_by: HashMap<ChainId, usize> = HashMap::new();
-        for image in self.images.map().values() {
+        // An unreadable image store counts no users (see `images_with`).
+        for image in self.images.map().unwrap_or_default().values() {
             for layer in self.chain_of(image.top_chain_id()) {
                 *used_by.entry(layer.chain_id().clone()).or_default() += 1;
             }
