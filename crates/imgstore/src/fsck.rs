@@ -590,12 +590,15 @@ impl Store {
     pub(crate) fn unlisted_images(&self) -> Result<Vec<(ImageId, String)>> {
         let mut unlisted = Vec::new();
         for problem in self.images.check()? {
-            let reason = problem.to_string();
             match problem {
-                ImageProblem::UnindexedConfig { id }
-                | ImageProblem::UnusableConfig { id, .. }
-                | ImageProblem::BrokenConfig { id, .. }
-                | ImageProblem::LayerMissing { id, .. } => unlisted.push((id, reason)),
+                ImageProblem::UnusableConfig { id, reason }
+                | ImageProblem::BrokenConfig { id, reason } => unlisted.push((id, reason)),
+                ImageProblem::LayerMissing { id, chain_id } => {
+                    unlisted.push((id, format!("layer {chain_id} does not exist")))
+                }
+                ImageProblem::UnindexedConfig { id } => {
+                    unlisted.push((id, "the config has no image summary".to_owned()))
+                }
                 _ => {}
             }
         }
@@ -665,15 +668,15 @@ impl Store {
         }
         let images = self.images.map()?;
         for (id, image) in &images {
-            if let Some(top) = image.top_chain_id() {
-                if layers.contains_key(top) {
-                    *recount.entry(top).or_default() += 1;
-                } else {
-                    report.problems.push(FsckProblem::MissingLayer {
-                        image: id.clone(),
-                        chain_id: top.clone(),
-                    });
-                }
+            // The image's reference is its `image:<hex>` hold, counted
+            // with the holders below.
+            if let Some(top) = image.top_chain_id()
+                && !layers.contains_key(top)
+            {
+                report.problems.push(FsckProblem::MissingLayer {
+                    image: id.clone(),
+                    chain_id: top.clone(),
+                });
             }
         }
         for (chain_id, layer) in &layers {

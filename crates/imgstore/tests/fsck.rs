@@ -169,7 +169,7 @@ fn corrupt_config_skips_the_image_and_repair_removes_it_and_its_names() {
         }
         corrupt(dir.path(), backend, "images", &id);
         let store = open(dir.path(), backend);
-        assert_eq!(store.image_store().skipped().len(), 1);
+        assert_eq!(store.image_store().check().expect("check").len(), 1);
         let report = store.fsck(false).expect("fsck");
         let kinds: Vec<&str> = report
             .problems
@@ -197,7 +197,7 @@ fn corrupt_config_skips_the_image_and_repair_removes_it_and_its_names() {
         assert_eq!(store.images().len(), 4);
         drop(store);
         let reopened = open(dir.path(), backend);
-        assert!(reopened.image_store().skipped().is_empty());
+        assert!(reopened.image_store().check().expect("check").is_empty());
         assert!(reopened.fsck(false).expect("fsck").is_clean());
     }
 }
