@@ -583,21 +583,18 @@ impl Store {
         Ok(to_delete)
     }
 
-    /// The image configs the image store cannot list, with why (corrupt,
-    /// unparsable, foreign OS, missing layer, not indexed): what open
-    /// skipped before the image records existed. O(n): the image store's
-    /// [`check`](imgstore_image::Store::check).
+    /// The images the image store lists but cannot read (a corrupt or
+    /// unparsable config, a missing layer), with why: what open skipped
+    /// before the image records existed. A config no summary names is a
+    /// leftover of a create or delete that stopped (gc's), not one of
+    /// these. O(n): the image store's [`check`](imgstore_image::Store::check).
     pub(crate) fn unlisted_images(&self) -> Result<Vec<(ImageId, String)>> {
         let mut unlisted = Vec::new();
         for problem in self.images.check()? {
             match problem {
-                ImageProblem::UnusableConfig { id, reason }
-                | ImageProblem::BrokenConfig { id, reason } => unlisted.push((id, reason)),
+                ImageProblem::BrokenConfig { id, reason } => unlisted.push((id, reason)),
                 ImageProblem::LayerMissing { id, chain_id } => {
                     unlisted.push((id, format!("layer {chain_id} does not exist")))
-                }
-                ImageProblem::UnindexedConfig { id } => {
-                    unlisted.push((id, "the config has no image summary".to_owned()))
                 }
                 _ => {}
             }

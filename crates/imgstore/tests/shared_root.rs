@@ -20,8 +20,9 @@ fn gc_in_a_stale_store_keeps_what_the_other_imported() {
     first
         .import_oci_layout(corpus.join("oci/main"))
         .expect("import");
-    // The second store opened before the import: its memory has no image.
-    assert!(second.images().is_empty());
+    // The second store opened before the import: its image store reads
+    // the records, so it sees the images at once (its names are memory).
+    assert_eq!(second.images().len(), 4);
     let gc = second.gc().expect("gc");
     assert_eq!(gc.blobs_removed, 0, "{gc:?}");
     assert_eq!(gc.layers_removed, 0);
