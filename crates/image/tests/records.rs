@@ -693,3 +693,41 @@ fn a_backend_written_the_old_way_works_after_rebuild_index() {
     assert!(store.is_empty().unwrap());
     assert!(!backend.contains(child.digest()).unwrap());
 }
+
+#[test]
+fn create_is_idempotent_and_completes_a_create_that_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Counting::open(dir.path());
+    let layers = layer_store(&backend);
+    let diff = Digest::from_bytes(b"top");
+    let layer = layers
+        .register(NewLayer::new(diff.clone(), 9), None)
+        .unwrap();
+    let store = Store::open(backend.clone(), layers.clone()).unwrap();
+    let parent = store.create(config(1, &[]).as_bytes()).unwrap();
+    let child_config = config(2, &[&diff]);
+    // A create that stopped after the config and its `parent` metadata
+    // (what a moby imagedb or a crash leaves): no summary, so no image.
+    let child = ImageId::from(backend.set(child_config.as_bytes()).unwrap());
+    backend
+        .set_metadata(child.digest(), "parent", parent.as_str().as_bytes())
+        .unwrap();
+    assert!(store.get(&child).unwrap_err().is_not_found());
+    assert!(store.children(&parent).unwrap().is_empty());
+    // Creating it again completes it, with the link its metadata names.
+    assert_eq!(store.create(child_config.as_bytes()).unwrap(), child);
+    assert_eq!(store.get_parent(&child).unwrap(), parent);
+    assert_eq!(
+        store.children(&parent).unwrap(),
+        std::slice::from_ref(&child)
+    );
+    assert_eq!(
+        layers.holders(layer.chain_id()),
+        [format!("image:{}", child.digest().encoded())]
+    );
+    assert!(store.check().unwrap().is_empty());
+    // Creating an existing image reads its summary and writes nothing.
+    backend.take();
+    assert_eq!(store.create(child_config.as_bytes()).unwrap(), child);
+    assert_eq!(backend.take(), BTreeMap::from([("get_record", 1)]));
+}
