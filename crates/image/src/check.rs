@@ -4,7 +4,7 @@
 //! O(n) in the images: for fsck and the one-time migration, never on a
 //! command's path.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use imgstore_backend::{Batch, RecordStore, StoreBackend};
@@ -22,16 +22,41 @@ type Result<T, E = ImageError> = std::result::Result<T, E>;
 /// store of any size is rebuilt in transactions of a bounded size.
 const BATCH_OPS: usize = 512;
 
-/// What [`Store::check`] needs of a layer store beyond
-/// [`LayerGetReleaser`]: whether a named holder holds a layer.
+/// What [`Store::check`] and [`Store::rebuild_index`] need of a layer
+/// store beyond [`LayerGetReleaser`]: the named holders of a layer.
 pub trait LayerHolders {
-    /// True when `holder` holds a persistent reference on `chain_id`.
-    fn is_held_by(&self, chain_id: &ChainId, holder: &str) -> Result<bool, LayerError>;
+    /// The holders of persistent references on `chain_id` (`image:<hex>`,
+    /// ...); empty when there are none or the layer is absent.
+    fn holders_of(&self, chain_id: &ChainId) -> Result<Vec<String>, LayerError>;
 }
 
 impl<B: StoreBackend + RecordStore> LayerHolders for LayerStore<B> {
-    fn is_held_by(&self, chain_id: &ChainId, holder: &str) -> Result<bool, LayerError> {
-        Ok(self.holders(chain_id).iter().any(|h| h == holder))
+    fn holders_of(&self, chain_id: &ChainId) -> Result<Vec<String>, LayerError> {
+        Ok(self.holders(chain_id))
+    }
+}
+
+/// The holders of each layer asked about, read once per layer: many images
+/// can share a top layer, and check must stay O(n).
+struct HeldBy<'a, L> {
+    layers: &'a L,
+    read: HashMap<ChainId, HashSet<String>>,
+}
+
+impl<'a, L: LayerHolders> HeldBy<'a, L> {
+    fn new(layers: &'a L) -> HeldBy<'a, L> {
+        HeldBy {
+            layers,
+            read: HashMap::new(),
+        }
+    }
+
+    fn holds(&mut self, chain_id: &ChainId, holder: &str) -> Result<bool> {
+        if !self.read.contains_key(chain_id) {
+            let holders = self.layers.holders_of(chain_id)?.into_iter().collect();
+            self.read.insert(chain_id.clone(), holders);
+        }
+        Ok(self.read.get(chain_id).is_some_and(|h| h.contains(holder)))
     }
 }
 
@@ -252,6 +277,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser + LayerHolders> Store<B,
         let derived = self.derive()?;
         let stored = self.stored()?;
         let mut problems = stored.bad;
+        let mut held = HeldBy::new(&*self.layers);
         for (id, (_, summary)) in &stored.summaries {
             let Some(summary) = summary else { continue };
             match (derived.summaries.get(id), derived.unusable.get(id)) {
@@ -264,7 +290,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser + LayerHolders> Store<B,
                         });
                     }
                     if let Some(top) = &expected.top
-                        && !self.layers.is_held_by(top, &holder(id))?
+                        && !held.holds(top, &holder(id))?
                     {
                         problems.push(ImageProblem::TopLayerNotHeld {
                             id: id.clone(),
@@ -339,9 +365,10 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser + LayerHolders> Store<B,
         let derived = self.derive()?;
         let stored = self.stored()?;
         let mut changed = 0;
+        let mut held = HeldBy::new(&*self.layers);
         for (id, summary) in &derived.summaries {
             if let Some(top) = &summary.top
-                && !self.layers.is_held_by(top, &holder(id))?
+                && !held.holds(top, &holder(id))?
             {
                 self.layers.hold(top, &holder(id))?;
                 changed += 1;
@@ -400,7 +427,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser + LayerHolders> Store<B,
         // Unlisted images let go of their layers (best effort: a layer that
         // is missing has nothing to let go of).
         for (id, top) in unlisted {
-            if self.layers.is_held_by(&top, &holder(&id)).unwrap_or(false) {
+            if held.holds(&top, &holder(&id)).unwrap_or(false) {
                 let _ = self.layers.unhold(&top, &holder(&id));
                 changed += 1;
             }
