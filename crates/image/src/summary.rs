@@ -129,7 +129,17 @@ pub(crate) fn parse_child_key(key: &str) -> Option<(ImageId, ImageId)> {
     Some((id_of_key(parent)?, id_of_key(child)?))
 }
 
-/// The layer holder name of an image: `image:<hex>`.
-pub(crate) fn holder(id: &ImageId) -> String {
+/// The name under which an image holds its top layer in the layer store:
+/// `image:<hex>`.
+pub fn layer_holder(id: &ImageId) -> String {
     format!("image:{}", id.digest().encoded())
 }
+
+/// The image a layer holder name stands for (the inverse of
+/// [`layer_holder`]); `None` for any other holder. What gc uses to drop the
+/// hold of an image that no longer exists (no summary).
+pub fn image_of_layer_holder(holder: &str) -> Option<ImageId> {
+    id_of_key(holder.strip_prefix("image:")?)
+}
+
+pub(crate) use layer_holder as holder;

@@ -731,3 +731,24 @@ fn create_is_idempotent_and_completes_a_create_that_stopped() {
     assert_eq!(store.create(child_config.as_bytes()).unwrap(), child);
     assert_eq!(backend.take(), BTreeMap::from([("get_record", 1)]));
 }
+
+#[test]
+fn layer_holder_names_map_to_images_and_back() {
+    let id = ImageId::of_config(b"{}");
+    let holder = imgstore_image::layer_holder(&id);
+    assert_eq!(holder, format!("image:{}", id.digest().encoded()));
+    assert_eq!(imgstore_image::image_of_layer_holder(&holder), Some(id));
+    for other in [
+        "imgstore-gc",
+        "image:",
+        "image:abc",
+        "layer:x",
+        "image:sha256:0",
+    ] {
+        assert_eq!(
+            imgstore_image::image_of_layer_holder(other),
+            None,
+            "{other}"
+        );
+    }
+}

@@ -404,12 +404,15 @@ impl Store {
             .update(&self.resolver(), &record.name)
             .map_err(|e| self.restore_names(&untagged, e.into()))?;
         report.untagged.push(record.name.clone());
-        // The image goes with its last name in any namespace.
+        // The image goes with its last name in any namespace. Its records
+        // are read now: a failing read puts the name back.
+        let stored_without_children = |id: &ImageId| -> Result<bool> {
+            Ok(self.images.summary(id)?.is_some() && self.images.children(id)?.is_empty())
+        };
         if let Some(id) = image
-            && self.images.get(&id).is_ok()
             && self.cache.reference_count(&id) == 0
             && self.namespaces_elsewhere(&id).is_empty()
-            && self.images.children(&id)?.is_empty()
+            && stored_without_children(&id).map_err(|e| self.restore_names(&untagged, e))?
         {
             self.delete_image_into(&id, &mut report)
                 .map_err(|e| self.restore_names(&untagged, e))?;
@@ -653,6 +656,17 @@ impl Store {
             ));
         }
         let mut released: Vec<LayerMetadata> = Vec::new();
+        // Holds of images that no longer exist (a delete whose unhold
+        // failed, a create that stopped before its summary) go first.
+        for chain in self.layers.map().keys() {
+            for holder in self.layers.holders(chain) {
+                if let Some(id) = imgstore_image::image_of_layer_holder(&holder)
+                    && self.images.summary(&id)?.is_none()
+                {
+                    released.extend(self.layers.unhold(chain, &holder)?);
+                }
+            }
+        }
         for chain in self.layers.map().keys() {
             if skipped_images.is_empty() && self.layers.references(chain) == Some(0) {
                 self.layers.hold(chain, GC_HOLDER)?;
