@@ -48,7 +48,7 @@ fn restore<B: StoreBackend + RecordStore>(
                 let start = Instant::now();
                 let images = open_images(open(dir.path()));
                 total += start.elapsed();
-                assert_eq!(images.len(), RESTORE_IMAGES);
+                assert_eq!(images.len().expect("len"), RESTORE_IMAGES);
                 drop(images);
             }
             total
@@ -56,7 +56,7 @@ fn restore<B: StoreBackend + RecordStore>(
     });
     group.finish();
     let images = open_images(open(dir.path()));
-    let ids: Vec<_> = images.map().into_keys().collect();
+    let ids: Vec<_> = images.map().expect("map").into_keys().collect();
     let mut i = 0;
     c.bench_function(&format!("image/{name}/get_10k"), |b| {
         b.iter(|| {

@@ -37,7 +37,9 @@ fn run(args: &[String]) -> Result<(), String> {
     match rest.first().map(String::as_str) {
         Some("images") if rest.get(1).is_some_and(|a| a == "-q") => {
             // IDs only: nothing per image beyond the image store's map.
-            for id in imgstore::image::ImageStore::map(store.image_store()).keys() {
+            let summaries = imgstore::image::ImageStore::summaries(store.image_store())
+                .map_err(|e| e.to_string())?;
+            for (id, _) in &summaries {
                 writeln!(out, "{}", id.short()).map_err(w)?;
             }
         }

@@ -85,7 +85,7 @@ fn main() {
         let cache = RefCache::rebuild(&resolver, &names).expect("rebuild");
         m.mark("rebuild");
         let t_cache = t.elapsed();
-        let map = images.map();
+        let map = images.map().expect("map");
         let mut n = 0usize;
         for (id, image) in &map {
             let cri = cache.get(id.as_str()).ok();
@@ -101,7 +101,7 @@ fn main() {
             t_backends,
             t_layers - t_backends,
             t_images - t_layers,
-            images.len(),
+            images.len().expect("len"),
             t_refs - t_images,
             t_cache - t_refs,
             t_list - t_cache,

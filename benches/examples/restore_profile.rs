@@ -46,7 +46,7 @@ fn profile<B: StoreBackend + imgstore_backend::RecordStore>(
             t_walk - t_backend,
             t_layers - t_walk,
             t_images - t_layers,
-            images.len(),
+            images.len().expect("len"),
             t_images
         );
     }

@@ -418,7 +418,9 @@ pub fn images_of<I: ImageStore>(
                     chosen = Some((candidate, image));
                     break;
                 }
-                Err(e) if e.is_not_found() => {}
+                // A listed image whose config no longer verifies leads
+                // nowhere, like a corrupt manifest (fsck reports it).
+                Err(e) if e.is_not_found() || e.kind() == ErrorKind::DataCorruption => {}
                 Err(e) => return Err(resolve_error(reference, e)),
             }
         }

@@ -52,6 +52,18 @@ pub enum ImageError {
         /// What is wrong with the value.
         reason: String,
     },
+    /// A record of the image store is unreadable (a summary that is not
+    /// JSON, a key that is not an image ID); `check` reports it and
+    /// `rebuild_index` rewrites it.
+    #[error("image store record {bucket}/{key} is corrupt: {reason}")]
+    CorruptRecord {
+        /// The bucket (`images` or `image-children`).
+        bucket: &'static str,
+        /// The record key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The config bytes are not a usable image config.
     #[error("{reason}")]
     InvalidConfig {
@@ -83,7 +95,9 @@ impl ImageError {
             | ImageError::ParentCycle { .. }
             | ImageError::InvalidConfig { .. }
             | ImageError::UnsupportedOs { .. } => ErrorKind::InvalidArgument,
-            ImageError::CorruptMetadata { .. } => ErrorKind::DataCorruption,
+            ImageError::CorruptMetadata { .. } | ImageError::CorruptRecord { .. } => {
+                ErrorKind::DataCorruption
+            }
             ImageError::Layer(e) => e.kind(),
             ImageError::Backend(e) => e.kind(),
         }

@@ -1,39 +1,54 @@
-//! `Store`: moby's image store over a backend and a layer store.
+//! `Store`: moby's image store over a backend's configs and records and a
+//! layer store. It keeps no state in memory: every call reads the records
+//! it concerns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use imgstore_backend::{ErrorKind, StateLock, StoreBackend};
-use imgstore_digestset::{DigestSet, LookupError};
-use imgstore_layer::{LayerGetReleaser, LayerMetadata};
+use imgstore_backend::{Batch, ErrorKind, Precondition, RecordStore, StoreBackend};
+use imgstore_digest::Algorithm;
+use imgstore_layer::{ChainId, LayerError, LayerGetReleaser, LayerMetadata};
 
+use crate::summary::{
+    CHILDREN_BUCKET, ChainSizes, IMAGES_BUCKET, Summary, child_key, holder, id_of_key, image_key,
+    parse_child_key,
+};
 use crate::time::{format_rfc3339_nanos, parse_rfc3339};
 use crate::{Image, ImageError, ImageId};
 
 type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 /// Metadata keys, exactly as moby names them.
-const PARENT: &str = "parent";
+pub(crate) const PARENT: &str = "parent";
 const LAST_UPDATED: &str = "lastUpdated";
 const BUILT_LOCALLY: &str = "builtLocally";
 
-/// moby's image `Store` surface. Implemented by [`Store`].
+/// How many parent links a walk follows before it takes the chain for a
+/// cycle: far deeper than any real image chain (moby builds stop at 125
+/// layers), and a bound on the point reads a walk can cost.
+pub(crate) const MAX_PARENT_DEPTH: usize = 4096;
+
+/// moby's image `Store` surface. Implemented by [`Store`]. Every read goes
+/// to the records, so every read can fail.
 pub trait ImageStore: Send + Sync {
     /// Stores a config and returns its ID (sha256 of the exact bytes). Takes
-    /// the image's reference on its top layer exactly once; creating an
-    /// existing image returns its ID and changes nothing. A failed create
-    /// leaves no trace.
+    /// the image's persistent hold (`image:<hex>`) on its top layer; creating
+    /// an existing image returns its ID and changes nothing. The image
+    /// appears when its summary is written, last: a failed create shows no
+    /// image.
     fn create(&self, config: &[u8]) -> Result<ImageId>;
-    /// The image, from memory.
+    /// The image: its config, read from the backend (which verifies the
+    /// digest) and parsed.
     fn get(&self, id: &ImageId) -> Result<Arc<Image>>;
-    /// Deletes the image: unlinks its children (they lose `parent`), leaves
-    /// its parent's children, removes it from the short-ID index and the
-    /// backend, and releases its layer; returns the layers that freed. Once
-    /// the config is deleted the delete has happened: a release that fails
-    /// then leaves the layers unreferenced, for gc, and is not reported.
+    /// Deletes the image: its summary and its children links in one batch
+    /// (its children lose `parent`), then its hold on the top layer (the
+    /// layers that freed are returned), then its config and metadata. Once
+    /// the batch committed the delete has happened: a later step that fails
+    /// leaves a layer or a config for gc, and is not reported.
     fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>>;
-    /// Finds an image by full ID, `sha256:` + prefix, or hex prefix.
+    /// Finds an image by full ID, `sha256:` + prefix, or hex prefix: one
+    /// bounded scan of at most two summaries.
     fn search(&self, term: &str) -> Result<ImageId>;
     /// Makes `parent` the parent of `id`, detaching it from any old parent.
     fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<()>;
@@ -47,289 +62,62 @@ pub trait ImageStore: Send + Sync {
     fn set_built_locally(&self, id: &ImageId) -> Result<()>;
     /// Whether it was built here; false when never set.
     fn is_built_locally(&self, id: &ImageId) -> Result<bool>;
-    /// The images whose parent is `id`, sorted.
-    fn children(&self, id: &ImageId) -> Vec<ImageId>;
-    /// Every image.
-    fn map(&self) -> BTreeMap<ImageId, Arc<Image>>;
-    /// The images without children (leaves of the parent graph).
-    fn heads(&self) -> BTreeMap<ImageId, Arc<Image>>;
-    /// Number of images.
-    fn len(&self) -> usize;
-    /// True when there are no images.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    /// The images whose parent is `id`, sorted: one prefix scan.
+    fn children(&self, id: &ImageId) -> Result<Vec<ImageId>>;
+    /// The image's summary, `None` when there is no such image: one read.
+    fn summary(&self, id: &ImageId) -> Result<Option<Summary>>;
+    /// Every image's summary, in ID order: one ordered scan, no config read.
+    fn summaries(&self) -> Result<Vec<(ImageId, Summary)>>;
+    /// Every image with its config: reads and parses every config, O(n).
+    /// For gc and fsck; a listing uses [`summaries`](Self::summaries). An
+    /// image whose config cannot be read or parsed is left out
+    /// ([`Store::check`] reports it as [`ImageProblem::BrokenConfig`](crate::ImageProblem::BrokenConfig)).
+    fn map(&self) -> Result<BTreeMap<ImageId, Arc<Image>>>;
+    /// The images without children (leaves of the parent graph), from the
+    /// summaries and the children links: two scans, no config read.
+    fn heads(&self) -> Result<BTreeMap<ImageId, Summary>>;
+    /// Number of images: a scan of the summary keys.
+    fn len(&self) -> Result<usize>;
+    /// True when there are no images: one probe.
+    fn is_empty(&self) -> Result<bool>;
 }
 
-/// A config that [`Store::open`] did not load, and why. It stays stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedImage {
-    /// The content digest walked.
-    pub id: ImageId,
-    /// Why it was skipped (corrupt, unparsable, foreign OS, missing layer).
-    pub reason: String,
-}
-
-/// A `parent` link stored on disk that [`Store::open`] did not follow
-/// because it closes a cycle (`a -> b -> a`, or `a -> a`, as a moby imagedb
-/// can hold). Both images stay loaded and nothing is deleted; the child
-/// reads as having no parent until [`ImageStore::set_parent`] gives it one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IgnoredParent {
-    /// The image whose stored `parent` was not followed.
-    pub id: ImageId,
-    /// The parent it names.
-    pub parent: ImageId,
-}
-
-/// Images by the raw 32 bytes of their sha256 ID: the key costs 32 bytes
-/// instead of a second copy of the 88-byte `ImageId` each image already has.
-#[derive(Default)]
-struct ImageMap(HashMap<[u8; 32], Arc<Image>>);
-
-/// The map key of an ID; `None` for a non-sha256 digest, which no image has.
-fn key(id: &ImageId) -> Option<[u8; 32]> {
-    id.digest().hash_bytes().as_ref().try_into().ok()
-}
-
-impl ImageMap {
-    fn insert(&mut self, image: Arc<Image>) {
-        if let Some(key) = key(image.id()) {
-            self.0.insert(key, image);
-        }
-    }
-    fn get(&self, id: &ImageId) -> Option<&Arc<Image>> {
-        self.0.get(&key(id)?)
-    }
-    fn contains(&self, id: &ImageId) -> bool {
-        self.get(id).is_some()
-    }
-    fn remove(&mut self, id: &ImageId) {
-        if let Some(key) = key(id) {
-            self.0.remove(&key);
-        }
-    }
-    fn iter(&self) -> impl Iterator<Item = &Arc<Image>> {
-        self.0.values()
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-#[derive(Default)]
-struct State {
-    images: ImageMap,
-    ids: DigestSet,
-    children: HashMap<ImageId, BTreeSet<ImageId>>,
-    parents: HashMap<ImageId, ImageId>,
-}
-
-impl State {
-    fn insert(&mut self, image: Arc<Image>) {
-        self.ids.add(image.id().digest());
-        self.images.insert(image);
-    }
-
-    /// True when making `parent` the parent of `id` closes a cycle: `id` is
-    /// `parent` or one of its ancestors. The walk is bounded by the number
-    /// of links, so even a cycle already in memory cannot make it loop; a
-    /// walk that runs out is taken as a cycle.
-    fn would_close_cycle(&self, id: &ImageId, parent: &ImageId) -> bool {
-        let mut current = parent;
-        for _ in 0..=self.parents.len() {
-            if current == id {
-                return true;
-            }
-            match self.parents.get(current) {
-                Some(next) => current = next,
-                None => return false,
-            }
-        }
-        true
-    }
-
-    fn link(&mut self, child: &ImageId, parent: &ImageId) {
-        if let Some(old) = self.parents.insert(child.clone(), parent.clone())
-            && let Some(siblings) = self.children.get_mut(&old)
-        {
-            siblings.remove(child);
-        }
-        self.children
-            .entry(parent.clone())
-            .or_default()
-            .insert(child.clone());
-    }
-}
-
-/// The image store (see the crate docs). `B` keeps configs and per-image
-/// metadata; `L` keeps the layers the images reference.
+/// The image store (see the crate docs). `B` keeps configs, per-image
+/// metadata and the image records; `L` keeps the layers the images hold.
 pub struct Store<B, L> {
-    backend: Arc<B>,
-    layers: Arc<L>,
-    state: StateLock<State>,
-    /// Serialises changes so a check and the write it guards see one state;
-    /// readers never take it.
+    pub(crate) backend: Arc<B>,
+    pub(crate) layers: Arc<L>,
+    /// Serialises this process's changes so a check and the write it guards
+    /// see one state (other processes are kept out by the caller's lock, and
+    /// the batches' preconditions catch what slips through); readers never
+    /// take it.
     writer: Mutex<()>,
-    skipped: StateLock<Vec<SkippedImage>>,
-    ignored_parents: StateLock<Vec<IgnoredParent>>,
 }
-
-/// What restore found for one walked digest.
-type LoadOutcome = std::result::Result<(Image, Option<ImageId>), String>;
 
 fn os_supported(image: &Image) -> bool {
     image.runs_on_host_os()
 }
 
-impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
-    /// Opens the store and restores it from `backend` (see the crate docs).
-    /// Configs are read, verified and parsed on several threads; only a
-    /// failure of the layer store other than a missing layer, or a failing
-    /// walk, makes opening fail.
+fn not_found(id: &ImageId) -> ImageError {
+    ImageError::NotFound {
+        term: id.to_string(),
+    }
+}
+
+impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> Store<B, L> {
+    /// Opens the store over `backend` and `layers`. Reads nothing: the
+    /// records are the index. A backend written before the records existed
+    /// (configs and metadata only) needs one
+    /// [`rebuild_index`](Self::rebuild_index) first.
     pub fn open(backend: Arc<B>, layers: Arc<L>) -> Result<Store<B, L>> {
-        let mut digests = Vec::new();
-        backend.walk(&mut |digest| {
-            digests.push(ImageId::from(digest.clone()));
-            Ok(())
-        })?;
-        let loaded = Self::load_all(&backend, &digests)?;
-        let mut state = State::default();
-        let mut skipped = Vec::new();
-        let mut parents = Vec::new();
-        for (id, outcome) in digests.into_iter().zip(loaded) {
-            let (image, parent) = match outcome {
-                Ok(found) => found,
-                Err(reason) => {
-                    skipped.push(SkippedImage { id, reason });
-                    continue;
-                }
-            };
-            if let Some(top) = image.top_chain_id() {
-                match layers.get(top) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == ErrorKind::NotFound => {
-                        skipped.push(SkippedImage {
-                            id,
-                            reason: format!("layer {top} does not exist"),
-                        });
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if let Some(parent) = parent {
-                parents.push((id, parent));
-            }
-            state.insert(Arc::new(image));
-        }
-        // In ID order, so which link of a cycle is ignored does not depend
-        // on the order the backend walks.
-        parents.sort();
-        let mut ignored_parents = Vec::new();
-        for (child, parent) in parents {
-            // A parent that is not loaded is ignored, as in moby.
-            if !state.images.contains(&parent) {
-                continue;
-            }
-            if state.would_close_cycle(&child, &parent) {
-                ignored_parents.push(IgnoredParent { id: child, parent });
-            } else {
-                state.link(&child, &parent);
-            }
-        }
         Ok(Store {
             backend,
             layers,
-            state: StateLock::new(state),
             writer: Mutex::new(()),
-            skipped: StateLock::new(skipped),
-            ignored_parents: StateLock::new(ignored_parents),
         })
     }
 
-    /// Re-reads every config, picking up what other processes changed, and
-    /// replaces the in-memory state; each image re-takes its layer
-    /// reference, so reload the layer store first
-    /// ([`LayerStore::reload`](imgstore_layer::LayerStore::reload)), as on
-    /// open.
-    pub fn reload(&self) -> Result<()> {
-        let fresh = Self::open(Arc::clone(&self.backend), Arc::clone(&self.layers))?;
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        *self.state.write() = fresh.state.into_inner();
-        *self.skipped.write() = fresh.skipped.into_inner();
-        *self.ignored_parents.write() = fresh.ignored_parents.into_inner();
-        Ok(())
-    }
-
-    /// Reads, verifies and parses every config and its `parent`, split over
-    /// the available cores, each part read with one `get_many` and one
-    /// `get_metadata_many`. Per image: `Ok((image, parent))` or the reason to
-    /// skip it.
-    fn load_all(backend: &B, ids: &[ImageId]) -> Result<Vec<LoadOutcome>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, 8);
-        let chunk = ids.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = ids
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || Self::load_part(backend, part)))
-                .collect();
-            let mut all = Vec::with_capacity(ids.len());
-            for worker in workers {
-                let part = worker.join().map_err(|_| ImageError::InvalidConfig {
-                    reason: "a restore thread panicked".into(),
-                })?;
-                all.extend(part);
-            }
-            Ok(all)
-        })
-    }
-
-    fn load_part(backend: &B, ids: &[ImageId]) -> Vec<LoadOutcome> {
-        let digests: Vec<_> = ids.iter().map(|id| id.digest().clone()).collect();
-        let configs = backend.get_many(&digests);
-        let parents = backend.get_metadata_many(&digests, PARENT);
-        configs
-            .into_iter()
-            .zip(parents)
-            .map(|(raw, parent)| Self::load_one(raw, parent))
-            .collect()
-    }
-
-    fn load_one(
-        raw: imgstore_backend::Result<Vec<u8>>,
-        parent: imgstore_backend::Result<Vec<u8>>,
-    ) -> LoadOutcome {
-        let raw = raw.map_err(|e| format!("failed to read config: {e}"))?;
-        let image = Image::from_config(&raw).map_err(|e| e.to_string())?;
-        if !os_supported(&image) {
-            return Err(format!("unsupported operating system {:?}", image.os()));
-        }
-        let parent = match parent {
-            Ok(bytes) => std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| s.trim().parse::<ImageId>().ok()),
-            Err(e) if e.kind() == ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("failed to read parent: {e}")),
-        };
-        Ok((image, parent))
-    }
-
-    /// Configs that the last [`open`](Self::open) or
-    /// [`reload`](Self::reload) skipped.
-    pub fn skipped(&self) -> Vec<SkippedImage> {
-        self.skipped.read().clone()
-    }
-
-    /// Stored `parent` links that the last [`open`](Self::open) or
-    /// [`reload`](Self::reload) did not follow because they close a cycle.
-    pub fn ignored_parents(&self) -> Vec<IgnoredParent> {
-        self.ignored_parents.read().clone()
-    }
-
-    /// The backend holding configs and metadata.
+    /// The backend holding configs, metadata and the image records.
     pub fn backend(&self) -> &Arc<B> {
         &self.backend
     }
@@ -339,142 +127,240 @@ impl<B: StoreBackend, L: LayerGetReleaser> Store<B, L> {
         &self.layers
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn require(&self, id: &ImageId) -> Result<()> {
-        if self.state.read().images.contains(id) {
-            Ok(())
-        } else {
-            Err(ImageError::NotFound {
-                term: id.to_string(),
-            })
+    /// The stored summary record (raw bytes and decoded), `None` when absent.
+    fn summary_record(&self, id: &ImageId) -> Result<Option<(Vec<u8>, Summary)>> {
+        let Some(key) = image_key(id) else {
+            return Ok(None);
+        };
+        match self.backend.get_record(IMAGES_BUCKET, key)? {
+            Some(bytes) => {
+                let summary = Summary::decode(key, &bytes)?;
+                Ok(Some((bytes, summary)))
+            }
+            None => Ok(None),
         }
+    }
+
+    fn require(&self, id: &ImageId) -> Result<(Vec<u8>, Summary)> {
+        self.summary_record(id)?.ok_or_else(|| not_found(id))
+    }
+
+    /// The sizes of the chain under `top`, walking parents through
+    /// [`LayerGetReleaser::lookup`]; a missing layer (or a chain deeper than
+    /// [`MAX_PARENT_DEPTH`]) is [`LayerError::NotFound`] naming it.
+    pub(crate) fn chain_sizes(&self, top: Option<&ChainId>) -> Result<ChainSizes> {
+        let mut sizes = ChainSizes::default();
+        let mut current = top.cloned();
+        let mut depth = 0;
+        while let Some(chain_id) = current {
+            depth += 1;
+            let layer = match self.layers.lookup(&chain_id)? {
+                Some(layer) if depth <= MAX_PARENT_DEPTH => layer,
+                _ => return Err(LayerError::NotFound { chain_id }.into()),
+            };
+            sizes.size += layer.files_size().unwrap_or(layer.size());
+            sizes.blobs_size += layer.blob().map_or(0, |blob| blob.size);
+            current = layer.parent().cloned();
+        }
+        Ok(sizes)
+    }
+
+    /// True when `ancestor` is `start` or one of its ancestors, walking the
+    /// summaries' parents; a walk longer than [`MAX_PARENT_DEPTH`] counts as
+    /// a yes (a cycle already on disk cannot make it loop).
+    fn is_ancestor_or_self(&self, ancestor: &ImageId, start: &ImageId) -> Result<bool> {
+        let mut current = start.clone();
+        for _ in 0..MAX_PARENT_DEPTH {
+            if &current == ancestor {
+                return Ok(true);
+            }
+            match self.summary_record(&current)?.and_then(|(_, s)| s.parent) {
+                Some(next) => current = next,
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The parent the `parent` metadata of `id` gives, when it names an
+    /// image that exists and the link closes no cycle: what create indexes
+    /// for a config that already had metadata (a crashed create or delete).
+    fn stored_parent(&self, id: &ImageId) -> Result<Option<ImageId>> {
+        let Some(parent) = read_parent(&*self.backend, id)? else {
+            return Ok(None);
+        };
+        if self.summary_record(&parent)?.is_none() || self.is_ancestor_or_self(id, &parent)? {
+            return Ok(None);
+        }
+        Ok(Some(parent))
     }
 }
 
-impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
+/// The `parent` metadata of `id`: `None` when unset or not an image ID.
+pub(crate) fn read_parent<B: StoreBackend + ?Sized>(
+    backend: &B,
+    id: &ImageId,
+) -> Result<Option<ImageId>> {
+    match backend.get_metadata(id.digest(), PARENT) {
+        Ok(bytes) => Ok(parse_parent(&bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn parse_parent(bytes: &[u8]) -> Option<ImageId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.trim().parse::<ImageId>().ok())
+}
+
+/// Whether a config can be an image here: the reason when not.
+pub(crate) fn refuse_os(image: &Image) -> Option<ImageError> {
+    (!os_supported(image)).then(|| ImageError::UnsupportedOs {
+        os: image.os().to_owned(),
+    })
+}
+
+impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B, L> {
     fn create(&self, config: &[u8]) -> Result<ImageId> {
         let image = Image::from_config(config)?;
-        if !os_supported(&image) {
-            return Err(ImageError::UnsupportedOs {
-                os: image.os().to_owned(),
-            });
+        if let Some(refused) = refuse_os(&image) {
+            return Err(refused);
         }
         let id = image.id().clone();
+        let Some(key) = image_key(&id).map(str::to_owned) else {
+            return Err(not_found(&id));
+        };
         let _writer = self.lock_writer();
-        if self.state.read().images.contains(&id) {
+        if self.summary_record(&id)?.is_some() {
             return Ok(id);
         }
-        // Take the layer first: if it is missing, nothing has been written.
         let top = image.top_chain_id().cloned();
-        if let Some(top) = &top {
-            self.layers.get(top)?;
-        }
+        // Read the layers before writing: a missing layer leaves no trace.
+        let sizes = self.chain_sizes(top.as_ref())?;
+        let parent = self.stored_parent(&id)?;
+        let summary = Summary::of(&image, parent.clone(), sizes);
         let stored_before = matches!(self.backend.contains(id.digest()), Ok(true));
-        if let Err(e) = self.backend.set(config) {
-            // A backend can fail after the bytes went in (an fsync after the
-            // rename): take them out again, so a failed create leaves no trace.
+        // Undo what this create wrote, best effort: what is left (a crash)
+        // is a config or a hold without a summary, for check and gc.
+        let undo = |held: bool| {
+            if held && let Some(top) = &top {
+                let _ = self.layers.unhold(top, &holder(&id));
+            }
             if !stored_before && matches!(self.backend.contains(id.digest()), Ok(true)) {
                 let _ = self.backend.delete(id.digest());
             }
-            if let Some(top) = &top {
-                // Undo the reference; if that fails too, restore repairs it.
-                let _ = self.layers.release(top);
-            }
+        };
+        if let Err(e) = self.backend.set(config) {
+            undo(false);
             return Err(e.into());
         }
-        self.state.write().insert(Arc::new(image));
-        Ok(id)
+        if let Some(top) = &top
+            && let Err(e) = self.layers.hold(top, &holder(&id))
+        {
+            undo(false);
+            return Err(e.into());
+        }
+        let mut batch = Batch::new();
+        batch.require_absent(IMAGES_BUCKET, &key);
+        batch.put(IMAGES_BUCKET, &key, summary.encode()?);
+        if let Some(parent) = &parent
+            && let Some(parent_key) = image_key(parent)
+        {
+            batch.require(IMAGES_BUCKET, parent_key, Precondition::Present);
+            batch.put(CHILDREN_BUCKET, &child_key(parent, &id), Vec::new());
+        }
+        match self.backend.apply(&batch) {
+            Ok(()) => Ok(id),
+            // Another process created it meanwhile: it exists, with its hold.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(id),
+            Err(e) => {
+                undo(true);
+                Err(e.into())
+            }
+        }
     }
 
     fn get(&self, id: &ImageId) -> Result<Arc<Image>> {
-        self.state
-            .read()
-            .images
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ImageError::NotFound {
-                term: id.to_string(),
-            })
+        self.require(id)?;
+        let raw = self.backend.get(id.digest())?;
+        Ok(Arc::new(Image::from_config(&raw)?))
     }
 
     fn delete(&self, id: &ImageId) -> Result<Vec<LayerMetadata>> {
         let _writer = self.lock_writer();
-        let (image, children) = {
-            let state = self.state.read();
-            let image = state
-                .images
-                .get(id)
-                .cloned()
-                .ok_or_else(|| ImageError::NotFound {
-                    term: id.to_string(),
-                })?;
-            (image, state.children.get(id).cloned().unwrap_or_default())
+        let (bytes, summary) = self.require(id)?;
+        let Some(key) = image_key(id) else {
+            return Err(not_found(id));
         };
-        let parent = self.state.read().parents.get(id).cloned();
-        // A backend can fail after the change is made (an fsync after the
-        // unlink): a failed delete puts back what it removed, from memory,
-        // so it changes nothing.
-        let undo = |unlinked: &[ImageId]| {
-            if !matches!(self.backend.contains(id.digest()), Ok(true))
-                && self.backend.set(image.raw()).is_ok()
-                && let Some(parent) = &parent
+        let children = self.children(id)?;
+        let mut batch = Batch::new();
+        batch.require(IMAGES_BUCKET, key, Precondition::Equals(bytes));
+        batch.delete(IMAGES_BUCKET, key);
+        if let Some(parent) = &summary.parent {
+            batch.delete(CHILDREN_BUCKET, &child_key(parent, id));
+        }
+        for child in &children {
+            batch.delete(CHILDREN_BUCKET, &child_key(id, child));
+            if let (Some(child_key), Some((child_bytes, mut child_summary))) =
+                (image_key(child), self.summary_record(child)?)
             {
-                let _ = self
-                    .backend
-                    .set_metadata(id.digest(), PARENT, parent.as_str().as_bytes());
+                child_summary.parent = None;
+                batch.require(IMAGES_BUCKET, child_key, Precondition::Equals(child_bytes));
+                batch.put(IMAGES_BUCKET, child_key, child_summary.encode()?);
             }
-            for child in unlinked {
-                let _ = self
-                    .backend
-                    .set_metadata(child.digest(), PARENT, id.as_str().as_bytes());
-            }
+        }
+        self.backend.apply(&batch)?;
+        // The image is deleted. What follows is best effort: a failure
+        // leaves a `parent` link to a missing image (which reads as none), a
+        // hold, or a config no summary names, for check and gc.
+        for child in &children {
+            let _ = self.backend.delete_metadata(child.digest(), PARENT);
+        }
+        let released = match &summary.top {
+            Some(top) => self.layers.unhold(top, &holder(id)).unwrap_or_default(),
+            None => Vec::new(),
         };
-        let children: Vec<ImageId> = children.into_iter().collect();
-        for (i, child) in children.iter().enumerate() {
-            if let Err(e) = self.backend.delete_metadata(child.digest(), PARENT) {
-                undo(&children[..=i]);
-                return Err(e.into());
-            }
-        }
-        if let Err(e) = self.backend.delete(id.digest()) {
-            undo(&children);
-            return Err(e.into());
-        }
-        {
-            let mut state = self.state.write();
-            for child in &children {
-                state.parents.remove(child);
-            }
-            state.children.remove(id);
-            if let Some(parent) = state.parents.remove(id)
-                && let Some(siblings) = state.children.get_mut(&parent)
-            {
-                siblings.remove(id);
-            }
-            state.ids.remove(id.digest());
-            state.images.remove(id);
-        }
-        // The image is deleted (its config is gone from the backend): a
-        // release that fails now leaves its layers unreferenced, for gc,
-        // rather than reporting a delete that happened as failed.
-        match image.top_chain_id() {
-            Some(top) => Ok(self.layers.release(top).unwrap_or_default()),
-            None => Ok(Vec::new()),
-        }
+        let _ = self.backend.delete(id.digest());
+        Ok(released)
     }
 
     fn search(&self, term: &str) -> Result<ImageId> {
-        match self.state.read().ids.lookup(term) {
-            Ok(digest) => Ok(ImageId::from(digest)),
-            Err(LookupError::Ambiguous { .. }) => Err(ImageError::Ambiguous {
-                term: term.to_owned(),
-            }),
-            Err(_) => Err(ImageError::NotFound {
+        let not_found = || ImageError::NotFound {
+            term: term.to_owned(),
+        };
+        // The query rules of the digest set (go-digest's `Lookup`): a bare
+        // hex prefix, or `sha256:` and a hex prefix; only sha256 IDs exist.
+        let prefix = match term.split_once(':') {
+            None => term,
+            Some((name, encoded))
+                if !encoded.is_empty() && Algorithm::from_name(name).is_some() =>
+            {
+                if Algorithm::from_name(name) != Some(Algorithm::Sha256) {
+                    return Err(not_found());
+                }
+                encoded
+            }
+            Some(_) => return Err(not_found()),
+        };
+        if prefix.len() > 64
+            || !prefix
+                .bytes()
+                .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(not_found());
+        }
+        let hits = self.backend.first_records(IMAGES_BUCKET, prefix, 2)?;
+        match hits.as_slice() {
+            [] => Err(not_found()),
+            [(key, _)] => id_of_key(key).ok_or_else(not_found),
+            _ => Err(ImageError::Ambiguous {
                 term: term.to_owned(),
             }),
         }
@@ -482,42 +368,51 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
 
     fn set_parent(&self, id: &ImageId, parent: &ImageId) -> Result<()> {
         let _writer = self.lock_writer();
-        {
-            let state = self.state.read();
-            if !state.images.contains(id) {
-                return Err(ImageError::NotFound {
-                    term: id.to_string(),
-                });
-            }
-            if !state.images.contains(parent) {
-                return Err(ImageError::UnknownParent {
-                    parent: parent.clone(),
-                });
-            }
-            if state.would_close_cycle(id, parent) {
-                return Err(ImageError::ParentCycle {
-                    id: id.clone(),
-                    parent: parent.clone(),
-                });
-            }
+        let (bytes, summary) = self.require(id)?;
+        if self.summary_record(parent)?.is_none() {
+            return Err(ImageError::UnknownParent {
+                parent: parent.clone(),
+            });
         }
+        if self.is_ancestor_or_self(id, parent)? {
+            return Err(ImageError::ParentCycle {
+                id: id.clone(),
+                parent: parent.clone(),
+            });
+        }
+        let (Some(key), Some(parent_key)) = (image_key(id), image_key(parent)) else {
+            return Err(not_found(id));
+        };
+        let old_metadata = self.backend.get_metadata(id.digest(), PARENT).ok();
         self.backend
             .set_metadata(id.digest(), PARENT, parent.as_str().as_bytes())?;
-        self.state.write().link(id, parent);
+        let mut batch = Batch::new();
+        batch.require(IMAGES_BUCKET, key, Precondition::Equals(bytes));
+        batch.require(IMAGES_BUCKET, parent_key, Precondition::Present);
+        if let Some(old) = &summary.parent {
+            batch.delete(CHILDREN_BUCKET, &child_key(old, id));
+        }
+        batch.put(CHILDREN_BUCKET, &child_key(parent, id), Vec::new());
+        let linked = Summary {
+            parent: Some(parent.clone()),
+            ..summary
+        };
+        batch.put(IMAGES_BUCKET, key, linked.encode()?);
+        if let Err(e) = self.backend.apply(&batch) {
+            // Put the metadata back so it agrees with the records again.
+            let _ = match old_metadata {
+                Some(old) => self.backend.set_metadata(id.digest(), PARENT, &old),
+                None => self.backend.delete_metadata(id.digest(), PARENT),
+            };
+            return Err(e.into());
+        }
         Ok(())
     }
 
     fn get_parent(&self, id: &ImageId) -> Result<ImageId> {
-        let state = self.state.read();
-        if !state.images.contains(id) {
-            return Err(ImageError::NotFound {
-                term: id.to_string(),
-            });
-        }
-        state
-            .parents
-            .get(id)
-            .cloned()
+        self.require(id)?
+            .1
+            .parent
             .ok_or_else(|| ImageError::NoParent { id: id.clone() })
     }
 
@@ -570,40 +465,91 @@ impl<B: StoreBackend, L: LayerGetReleaser> ImageStore for Store<B, L> {
         }
     }
 
-    fn children(&self, id: &ImageId) -> Vec<ImageId> {
-        self.state
-            .read()
-            .children
-            .get(id)
-            .map(|c| c.iter().cloned().collect())
-            .unwrap_or_default()
+    fn children(&self, id: &ImageId) -> Result<Vec<ImageId>> {
+        let Some(key) = image_key(id) else {
+            return Ok(Vec::new());
+        };
+        let mut children = Vec::new();
+        self.backend
+            .scan_records(CHILDREN_BUCKET, &format!("{key} "), &mut |key, _| {
+                if let Some((_, child)) = parse_child_key(key) {
+                    children.push(child);
+                }
+                Ok(())
+            })?;
+        Ok(children)
     }
 
-    fn map(&self) -> BTreeMap<ImageId, Arc<Image>> {
-        self.state
-            .read()
-            .images
-            .iter()
-            .map(|image| (image.id().clone(), image.clone()))
-            .collect()
+    fn summary(&self, id: &ImageId) -> Result<Option<Summary>> {
+        Ok(self.summary_record(id)?.map(|(_, summary)| summary))
     }
 
-    fn heads(&self) -> BTreeMap<ImageId, Arc<Image>> {
-        let state = self.state.read();
-        state
-            .images
-            .iter()
-            .filter(|image| {
-                state
-                    .children
-                    .get(image.id())
-                    .is_none_or(BTreeSet::is_empty)
+    fn summaries(&self) -> Result<Vec<(ImageId, Summary)>> {
+        let mut found = Vec::new();
+        let mut corrupt = None;
+        self.backend
+            .scan_records(IMAGES_BUCKET, "", &mut |key, value| {
+                match (id_of_key(key), Summary::decode(key, value)) {
+                    (Some(id), Ok(summary)) => found.push((id, summary)),
+                    (None, _) => {
+                        corrupt.get_or_insert(ImageError::CorruptRecord {
+                            bucket: IMAGES_BUCKET,
+                            key: key.to_owned(),
+                            reason: "the key is not 64 hex digits".into(),
+                        });
+                    }
+                    (_, Err(e)) => {
+                        corrupt.get_or_insert(e);
+                    }
+                }
+                Ok(())
+            })?;
+        match corrupt {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    fn map(&self) -> Result<BTreeMap<ImageId, Arc<Image>>> {
+        let ids: Vec<ImageId> = self.summaries()?.into_iter().map(|(id, _)| id).collect();
+        let digests: Vec<_> = ids.iter().map(|id| id.digest().clone()).collect();
+        let configs = self.backend.get_many(&digests);
+        Ok(ids
+            .into_iter()
+            .zip(configs)
+            .filter_map(|(id, raw)| {
+                let image = Image::from_config(&raw.ok()?).ok()?;
+                Some((id, Arc::new(image)))
             })
-            .map(|image| (image.id().clone(), image.clone()))
-            .collect()
+            .collect())
     }
 
-    fn len(&self) -> usize {
-        self.state.read().images.len()
+    fn heads(&self) -> Result<BTreeMap<ImageId, Summary>> {
+        let mut parents = BTreeSet::new();
+        self.backend
+            .scan_records(CHILDREN_BUCKET, "", &mut |key, _| {
+                if let Some((parent, _)) = parse_child_key(key) {
+                    parents.insert(parent);
+                }
+                Ok(())
+            })?;
+        Ok(self
+            .summaries()?
+            .into_iter()
+            .filter(|(id, _)| !parents.contains(id))
+            .collect())
+    }
+
+    fn len(&self) -> Result<usize> {
+        let mut count = 0;
+        self.backend.scan_records(IMAGES_BUCKET, "", &mut |_, _| {
+            count += 1;
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.backend.first_records(IMAGES_BUCKET, "", 1)?.is_empty())
     }
 }

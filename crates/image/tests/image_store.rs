@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use imgstore_backend::{ErrorKind, RecordStore, StoreBackend};
 use imgstore_digest::Digest;
-use imgstore_image::{IgnoredParent, ImageError, ImageId, ImageStore, Store};
+use imgstore_image::{ImageError, ImageId, ImageProblem, ImageStore, Store};
 use imgstore_layer::{ChainId, LayerGetReleaser, LayerStore, NewLayer};
 
 fn open_sqlite(dir: &Path) -> Arc<imgstore_sqlite::SqliteBackend> {
@@ -20,13 +20,13 @@ fn open_fs(dir: &Path) -> Arc<imgstore_fs::FsBackend> {
 imgstore_backend::backend_matrix!(
     [
         create_refuses_a_config_without_rootfs,
-        restore_loads_valid_configs_and_skips_invalid_ones,
+        rebuild_indexes_valid_configs_and_check_reports_invalid_ones,
         add_then_delete_parent_orphans_child_across_reopen,
         search_after_delete_is_not_found,
         delete_of_a_missing_image_is_not_found,
         set_parent_moves_the_child,
         set_parent_refuses_self_and_cycles,
-        restore_ignores_and_reports_parent_cycles_on_disk,
+        rebuild_ignores_and_check_reports_parent_cycles_on_disk,
         garbage_last_updated_is_data_corruption,
         last_updated_is_none_until_set_and_survives_reopen,
         built_locally_is_a_flag,
@@ -34,7 +34,7 @@ imgstore_backend::backend_matrix!(
         create_from_eight_threads_gives_one_image_and_one_layer_reference,
         failed_create_leaves_no_trace,
         delete_releases_the_top_layer_in_cascade,
-        restore_skips_missing_layer_and_foreign_os,
+        check_reports_missing_layer_and_foreign_os_and_create_refuses_it,
         ambiguous_search_is_not_not_found,
         raw_config_is_kept_byte_for_byte,
         state_is_identical_after_reopen,
@@ -81,7 +81,7 @@ fn create_refuses_a_config_without_rootfs<B: StoreBackend + RecordStore>(
     let err = store.create(b"{}").unwrap_err();
     assert_eq!(err.to_string(), "invalid image JSON, no RootFS key");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    assert!(store.is_empty());
+    assert!(store.is_empty().unwrap());
     let mut walked = 0;
     backend
         .walk(&mut |_| {
@@ -92,7 +92,7 @@ fn create_refuses_a_config_without_rootfs<B: StoreBackend + RecordStore>(
     assert_eq!(walked, 0);
 }
 
-fn restore_loads_valid_configs_and_skips_invalid_ones<B: StoreBackend + RecordStore>(
+fn rebuild_indexes_valid_configs_and_check_reports_invalid_ones<B: StoreBackend + RecordStore>(
     open: fn(&Path) -> Arc<B>,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -111,9 +111,22 @@ fn restore_loads_valid_configs_and_skips_invalid_ones<B: StoreBackend + RecordSt
         .unwrap();
 
     let store = open_store(backend);
-    assert_eq!(store.map().len(), 2);
-    assert_eq!(store.skipped().len(), 1);
-    assert_eq!(store.skipped()[0].id.as_str(), invalid.as_str());
+    assert!(store.is_empty().unwrap(), "not indexed yet");
+    assert_eq!(
+        store.rebuild_index().unwrap(),
+        4,
+        "two summaries, a link and the hold on foo"
+    );
+    assert_eq!(store.rebuild_index().unwrap(), 0, "idempotent");
+    assert_eq!(store.map().unwrap().len(), 2);
+    let problems = store.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        matches!(&problems[0], ImageProblem::UnusableConfig { id, reason }
+            if id.digest() == &invalid && reason.starts_with("invalid image JSON")),
+        "{problems:?}"
+    );
+    assert!(!problems[0].is_repairable());
     let (id1, id2) = (ImageId::from(id1), ImageId::from(id2));
     let image1 = store.get(&id1).unwrap();
     assert_eq!(image1.id(), &id1);
@@ -124,8 +137,8 @@ fn restore_loads_valid_configs_and_skips_invalid_ones<B: StoreBackend + RecordSt
     assert!(matches!(err, ImageError::NoParent { .. }), "{err}");
     assert!(err.is_not_found());
     assert_eq!(store.get_parent(&id2).unwrap(), id1);
-    assert_eq!(store.children(&id1), std::slice::from_ref(&id2));
-    assert_eq!(store.heads().keys().collect::<Vec<_>>(), [&id2]);
+    assert_eq!(store.children(&id1).unwrap(), std::slice::from_ref(&id2));
+    assert_eq!(store.heads().unwrap().keys().collect::<Vec<_>>(), [&id2]);
     assert_eq!(store.search(&ID_ABC[..10]).unwrap(), id1);
     assert_eq!(store.search(&ID_ABC[7..13]).unwrap(), id1);
     let err = store.search(&ID_ABC[8..13]).unwrap_err();
@@ -154,7 +167,7 @@ fn add_then_delete_parent_orphans_child_across_reopen<B: StoreBackend + RecordSt
     ));
     drop((store, backend));
     let store = open_store(open(dir.path()));
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.len().unwrap(), 1);
     assert!(matches!(
         store.get_parent(&id2),
         Err(ImageError::NoParent { .. })
@@ -201,10 +214,10 @@ fn set_parent_moves_the_child<B: StoreBackend + RecordStore>(open: fn(&Path) -> 
         "sha256:6ac6b5508154e9d239b1597ab6e756d30a1ec893381461c94992eb8eaf885259"
     );
     store.set_parent(&id1, &id2).unwrap();
-    assert_eq!(store.children(&id2).len(), 1);
+    assert_eq!(store.children(&id2).unwrap().len(), 1);
     store.set_parent(&id1, &id3).unwrap();
-    assert_eq!(store.children(&id2).len(), 0);
-    assert_eq!(store.children(&id3).len(), 1);
+    assert_eq!(store.children(&id2).unwrap().len(), 0);
+    assert_eq!(store.children(&id3).unwrap().len(), 1);
     let ghost = id(ID_DEF_FOO);
     let err = store.set_parent(&id1, &ghost).unwrap_err();
     assert!(
@@ -247,7 +260,9 @@ fn within_ten_seconds<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'stat
         .expect("the call returned within ten seconds")
 }
 
-fn restore_ignores_and_reports_parent_cycles_on_disk<B: StoreBackend + RecordStore + 'static>(
+fn rebuild_ignores_and_check_reports_parent_cycles_on_disk<
+    B: StoreBackend + RecordStore + 'static,
+>(
     open: fn(&Path) -> Arc<B>,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -266,17 +281,17 @@ fn restore_ignores_and_reports_parent_cycles_on_disk<B: StoreBackend + RecordSto
     }
     drop(store);
     let store = Arc::new(open_store(backend.clone()));
-    assert_eq!(store.len(), 4, "every image loads");
-    assert!(store.skipped().is_empty());
+    store.rebuild_index().unwrap();
+    assert_eq!(store.len().unwrap(), 4, "every image is listed");
     // Links are taken in ID order: a -> b holds, b -> a would close the cycle.
     assert_eq!(
-        store.ignored_parents(),
+        store.check().unwrap(),
         vec![
-            IgnoredParent {
+            ImageProblem::ParentCycle {
                 id: b.clone(),
                 parent: a.clone()
             },
-            IgnoredParent {
+            ImageProblem::ParentCycle {
                 id: c.clone(),
                 parent: c.clone()
             },
@@ -292,7 +307,7 @@ fn restore_ignores_and_reports_parent_cycles_on_disk<B: StoreBackend + RecordSto
         store.get_parent(&c),
         Err(ImageError::NoParent { .. })
     ));
-    assert_eq!(store.children(&b), vec![a.clone()]);
+    assert_eq!(store.children(&b).unwrap(), vec![a.clone()]);
     // Nothing was deleted: the stored links are still there.
     for (child, parent) in [(&b, &a), (&c, &c)] {
         assert_eq!(
@@ -314,16 +329,16 @@ fn restore_ignores_and_reports_parent_cycles_on_disk<B: StoreBackend + RecordSto
     );
     assert_eq!(cycle.kind(), ErrorKind::InvalidArgument);
     assert_eq!(store.get_parent(&c).unwrap(), d);
-    // c's link is whole now; b's stays ignored on the next open.
+    // c's link is whole now; b's stays ignored, in a rebuild too.
     drop(store);
     let store = open_store(backend);
-    assert_eq!(
-        store.ignored_parents(),
-        vec![IgnoredParent {
-            id: b.clone(),
-            parent: a.clone()
-        }]
-    );
+    let cycle = vec![ImageProblem::ParentCycle {
+        id: b.clone(),
+        parent: a.clone(),
+    }];
+    assert_eq!(store.check().unwrap(), cycle);
+    assert_eq!(store.rebuild_index().unwrap(), 0);
+    assert_eq!(store.check().unwrap(), cycle);
 }
 
 fn garbage_last_updated_is_data_corruption<B: StoreBackend + RecordStore>(
@@ -399,8 +414,9 @@ fn len_counts_every_image<B: StoreBackend + RecordStore>(open: fn(&Path) -> Arc<
     for i in 0..10 {
         store.create(abc(i).as_bytes()).unwrap();
     }
-    assert_eq!(store.len(), 10);
-    assert_eq!(store.map().len(), 10);
+    assert_eq!(store.len().unwrap(), 10);
+    assert_eq!(store.map().unwrap().len(), 10);
+    assert_eq!(store.summaries().unwrap().len(), 10);
 }
 
 fn create_from_eight_threads_gives_one_image_and_one_layer_reference<
@@ -419,12 +435,16 @@ fn create_from_eight_threads_gives_one_image_and_one_layer_reference<
     for t in threads {
         assert_eq!(t.join().unwrap().unwrap().as_str(), ID_DEF_FOO);
     }
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.len().unwrap(), 1);
     let foo_layer = ChainId::base(foo());
     assert_eq!(
         store.layers().references(&foo_layer).unwrap(),
         Some(2),
         "fixture + one image reference"
+    );
+    assert_eq!(
+        store.layers().holders(&foo_layer).unwrap(),
+        [format!("image:{}", &ID_DEF_FOO[7..])]
     );
 }
 
@@ -438,7 +458,7 @@ fn failed_create_leaves_no_trace<B: StoreBackend + RecordStore>(open: fn(&Path) 
     );
     let err = store.create(config.as_bytes()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
-    assert!(store.is_empty());
+    assert!(store.is_empty().unwrap());
     assert!(
         !backend
             .contains(&Digest::from_bytes(config.as_bytes()))
@@ -475,6 +495,8 @@ fn delete_releases_the_top_layer_in_cascade<B: StoreBackend + RecordStore>(
     layers.release(top.chain_id()).unwrap();
     layers.release(base.chain_id()).unwrap();
     assert_eq!(layers.len().unwrap(), 2, "held by the image");
+    let holder = format!("image:{}", id.digest().encoded());
+    assert_eq!(layers.holders(top.chain_id()).unwrap(), [holder]);
     let released = store.delete(&id).unwrap();
     assert_eq!(
         released
@@ -486,7 +508,9 @@ fn delete_releases_the_top_layer_in_cascade<B: StoreBackend + RecordStore>(
     assert!(layers.is_empty().unwrap());
 }
 
-fn restore_skips_missing_layer_and_foreign_os<B: StoreBackend + RecordStore>(
+fn check_reports_missing_layer_and_foreign_os_and_create_refuses_it<
+    B: StoreBackend + RecordStore,
+>(
     open: fn(&Path) -> Arc<B>,
 ) {
     let dir = tempfile::tempdir().unwrap();
@@ -507,28 +531,47 @@ fn restore_skips_missing_layer_and_foreign_os<B: StoreBackend + RecordStore>(
         .set(br#"{"os":"linux","rootfs":{"type":"layers"}}"#)
         .unwrap();
     let store = open_store(backend.clone());
+    store.rebuild_index().unwrap();
     assert_eq!(
-        store.map().keys().map(ImageId::digest).collect::<Vec<_>>(),
+        store
+            .map()
+            .unwrap()
+            .keys()
+            .map(ImageId::digest)
+            .collect::<Vec<_>>(),
         [&fine]
     );
-    let mut skipped: Vec<(String, String)> = store
-        .skipped()
-        .iter()
-        .map(|s| (s.id.to_string(), s.reason.clone()))
+    let mut unusable: Vec<(String, String)> = store
+        .check()
+        .unwrap()
+        .into_iter()
+        .map(|problem| match problem {
+            ImageProblem::UnusableConfig { id, reason } => (id.to_string(), reason),
+            other => panic!("unexpected {other:?}"),
+        })
         .collect();
-    skipped.sort();
-    assert_eq!(skipped.len(), 2);
-    for (id, reason) in &skipped {
+    unusable.sort();
+    assert_eq!(unusable.len(), 2);
+    for (id, reason) in &unusable {
         if id == missing.as_str() {
-            assert!(reason.contains("does not exist"), "{reason}");
+            assert_eq!(
+                reason,
+                &format!(
+                    "layer {} does not exist",
+                    ChainId::base(Digest::from_bytes(b"gone"))
+                )
+            );
         } else {
             assert_eq!(id, windows.as_str());
-            assert!(reason.contains("operating system"), "{reason}");
+            assert_eq!(
+                reason,
+                "image operating system \"windows\" cannot be used on this platform"
+            );
         }
     }
     assert!(
         backend.contains(&missing).unwrap() && backend.contains(&windows).unwrap(),
-        "skipped, never deleted"
+        "reported, never deleted"
     );
     let err = store
         .create(br#"{"os":"windows","rootfs":{"type":"layers"}}"#)
@@ -586,9 +629,12 @@ fn state_is_identical_after_reopen<B: StoreBackend + RecordStore>(open: fn(&Path
     store.set_last_updated(&ids[4]).unwrap();
     let snapshot = |s: &Images<B>| {
         (
-            s.len(),
-            s.heads().keys().cloned().collect::<Vec<_>>(),
-            ids.iter().map(|i| s.children(i)).collect::<Vec<_>>(),
+            s.len().unwrap(),
+            s.heads().unwrap().keys().cloned().collect::<Vec<_>>(),
+            ids.iter()
+                .map(|i| s.children(i).unwrap())
+                .collect::<Vec<_>>(),
+            s.summaries().unwrap(),
             ids.iter()
                 .map(|i| s.search(&i.short()[..8]).ok())
                 .collect::<Vec<_>>(),
@@ -603,7 +649,7 @@ fn state_is_identical_after_reopen<B: StoreBackend + RecordStore>(open: fn(&Path
 }
 
 #[test]
-fn restore_skips_a_corrupt_config_and_keeps_it() {
+fn a_corrupt_config_is_reported_never_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let good = {
         let store = open_store(open_fs(dir.path()));
@@ -617,14 +663,20 @@ fn restore_skips_a_corrupt_config_and_keeps_it() {
     )
     .unwrap();
     let store = open_store(open_fs(dir.path()));
-    assert_eq!(store.map().keys().collect::<Vec<_>>(), [&good]);
-    assert_eq!(store.skipped().len(), 1);
-    assert_eq!(store.skipped()[0].id.as_str(), ID_ABC);
+    assert_eq!(store.map().unwrap().keys().collect::<Vec<_>>(), [&good]);
+    let err = store.get(&id(ID_ABC)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DataCorruption, "{err}");
+    let problems = store.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        store.skipped()[0].reason.contains("failed to verify"),
-        "{}",
-        store.skipped()[0].reason
+        matches!(&problems[0], ImageProblem::BrokenConfig { id, reason }
+            if id.as_str() == ID_ABC && reason.contains("failed to verify")),
+        "{problems:?}"
     );
+    assert!(!problems[0].is_repairable());
+    // Repair unlists it and keeps the config for gc.
+    store.rebuild_index().unwrap();
+    assert!(store.summary(&id(ID_ABC)).unwrap().is_none());
     assert!(path.exists(), "reported, never deleted");
 }
 

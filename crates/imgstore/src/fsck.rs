@@ -22,7 +22,7 @@ use std::io;
 
 use imgstore_backend::{ErrorKind, StoreBackend, Subject};
 use imgstore_digest::Digest;
-use imgstore_image::{ImageId, ImageStore};
+use imgstore_image::{ImageId, ImageProblem, ImageStore};
 use imgstore_layer::ChainId;
 
 use crate::{GcReport, Result, Store};
@@ -387,7 +387,7 @@ impl Store {
             }
         }
         for image in corrupt_images {
-            if self.images.get(&image).is_ok() {
+            if self.images.summary(&image)?.is_some() {
                 self.images.delete(&image)?;
             } else {
                 match self.images.backend().delete(image.digest()) {
@@ -473,22 +473,48 @@ impl Store {
             });
             to_delete.push(image);
         }
-        for skipped in self.images.skipped() {
-            let digest = skipped.id.digest();
-            if to_delete.contains(&skipped.id) || !backend.contains(digest)? {
+        for (id, reason) in self.unlisted_images()? {
+            if to_delete.contains(&id) || !backend.contains(id.digest())? {
                 continue;
             }
-            // A healthy config skipped for a read that failed on open
-            // (EIO, EACCES) must not be deleted by repair.
-            if !self.whole_now(&**backend, digest) {
-                to_delete.push(skipped.id.clone());
+            // A healthy config unlisted for a read that failed (EIO,
+            // EACCES) must not be deleted by repair.
+            if !self.whole_now(&**backend, id.digest()) {
+                to_delete.push(id.clone());
             }
-            report.problems.push(FsckProblem::SkippedImage {
-                image: skipped.id,
-                reason: skipped.reason,
-            });
+            report
+                .problems
+                .push(FsckProblem::SkippedImage { image: id, reason });
         }
         Ok(to_delete)
+    }
+
+    /// The images the image store lists but cannot read (a corrupt or
+    /// unparsable config, a missing layer), with why: what open skipped
+    /// before the image records existed. A config no summary names is a
+    /// leftover of a create or delete that stopped (gc's), not one of
+    /// these. O(n): the image store's [`check`](imgstore_image::Store::check).
+    pub(crate) fn unlisted_images(&self) -> Result<Vec<(ImageId, String)>> {
+        let mut unlisted = Vec::new();
+        for problem in self.images.check()? {
+            match problem {
+                ImageProblem::BrokenConfig { id, reason } => unlisted.push((id, reason)),
+                ImageProblem::LayerMissing { id, chain_id } => {
+                    unlisted.push((id, format!("layer {chain_id} does not exist")))
+                }
+                _ => {}
+            }
+        }
+        Ok(unlisted)
+    }
+
+    /// [`unlisted_images`](Self::unlisted_images), IDs only.
+    pub(crate) fn unlisted_image_configs(&self) -> Result<Vec<ImageId>> {
+        Ok(self
+            .unlisted_images()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// Reads every image's `lastUpdated` and lists the `parent` links
@@ -499,7 +525,7 @@ impl Store {
         report: &mut FsckReport,
     ) -> Result<Vec<(ImageId, &'static str)>> {
         let mut bad = Vec::new();
-        for id in self.images.map().into_keys() {
+        for (id, _) in self.images.summaries()? {
             match self.images.get_last_updated(&id) {
                 Ok(_) => {}
                 Err(imgstore_image::ImageError::CorruptMetadata { key, reason, .. }) => {
@@ -515,12 +541,14 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
-        for ignored in self.images.ignored_parents() {
-            report.problems.push(FsckProblem::ParentCycle {
-                image: ignored.id.clone(),
-                parent: ignored.parent,
-            });
-            bad.push((ignored.id, "parent"));
+        for problem in self.images.check()? {
+            if let ImageProblem::ParentCycle { id, parent } = problem {
+                report.problems.push(FsckProblem::ParentCycle {
+                    image: id.clone(),
+                    parent,
+                });
+                bad.push((id, "parent"));
+            }
         }
         Ok(bad)
     }
@@ -539,17 +567,17 @@ impl Store {
                 *recount.entry(parent).or_default() += 1;
             }
         }
-        let images = self.images.map();
+        let images = self.images.map()?;
         for (id, image) in &images {
-            if let Some(top) = image.top_chain_id() {
-                if layers.contains_key(top) {
-                    *recount.entry(top).or_default() += 1;
-                } else {
-                    report.problems.push(FsckProblem::MissingLayer {
-                        image: id.clone(),
-                        chain_id: top.clone(),
-                    });
-                }
+            // The image's reference is its `image:<hex>` hold, counted
+            // with the holders below.
+            if let Some(top) = image.top_chain_id()
+                && !layers.contains_key(top)
+            {
+                report.problems.push(FsckProblem::MissingLayer {
+                    image: id.clone(),
+                    chain_id: top.clone(),
+                });
             }
         }
         for (chain_id, layer) in &layers {
@@ -599,7 +627,7 @@ impl Store {
     /// names are not dangling).
     fn image_is_stored(&self, id: &ImageId) -> bool {
         self.images.get(id).is_ok()
-            || (self.images.skipped().iter().any(|s| &s.id == id)
+            || (self.images.backend().contains(id.digest()).unwrap_or(false)
                 && self.whole_now(&**self.images.backend(), id.digest()))
     }
 

@@ -372,7 +372,7 @@ impl Store {
     fn prune_parents(&self, mut parent: Option<ImageId>, report: &mut RemoveReport) {
         while let Some(id) = parent {
             let in_use = crate::name_index::is_reached(&self.content, &id)
-                .map(|named| named || !self.images.children(&id).is_empty());
+                .and_then(|named| Ok(named || !self.images.children(&id)?.is_empty()));
             if in_use.unwrap_or(true) {
                 return;
             }
@@ -389,11 +389,15 @@ impl Store {
         self.delete_names(&[record.name.clone()])?;
         let untagged = [record.clone()];
         report.untagged.push(record.name.clone());
-        // The image goes with its last name in any namespace.
+        // The image goes with its last name in any namespace. Its records
+        // are read now: a failing read puts the name back.
+        let stored_without_children = |id: &ImageId| -> Result<bool> {
+            Ok(self.images.summary(id)?.is_some() && self.images.children(id)?.is_empty())
+        };
         if let Some(id) = image
-            && self.is_stored(&id)?
-            && !crate::name_index::is_reached(&self.content, &id)?
-            && self.images.children(&id).is_empty()
+            && !crate::name_index::is_reached(&self.content, &id)
+                .map_err(|e| self.restore_names(&untagged, e))?
+            && stored_without_children(&id).map_err(|e| self.restore_names(&untagged, e))?
         {
             self.delete_image_into(&id, &mut report)
                 .map_err(|e| self.restore_names(&untagged, e))?;
@@ -404,7 +408,7 @@ impl Store {
 
     fn remove_by_id(&self, id: &ImageId, force: bool) -> Result<RemoveReport> {
         self.check_not_in_use_elsewhere(id)?;
-        if !self.images.children(id).is_empty() {
+        if !self.images.children(id)?.is_empty() {
             return Err(Error::ImageConflict {
                 short_id: short_id(id),
                 forcible: false,
@@ -599,7 +603,7 @@ impl Store {
         loop {
             let mut progressed = false;
             let mut names_by_image = self.names_by_image()?;
-            for id in self.images.heads().into_keys() {
+            for id in self.images.heads()?.into_keys() {
                 let names = names_by_image.remove(&id).unwrap_or_default();
                 // In use in another namespace: neither the image nor its
                 // names here go (as Docker's prune skips an image in use).
@@ -658,12 +662,7 @@ impl Store {
         // Layers nothing references: a persistent hold taken and dropped
         // deletes each with the cascade of a release.
         // Skipped entries deleted since (by `fsck` repair) no longer count.
-        let mut skipped_images = Vec::new();
-        for skipped in self.images.skipped() {
-            if self.images.backend().contains(skipped.id.digest())? {
-                skipped_images.push(skipped);
-            }
-        }
+        let skipped_images = self.unlisted_image_configs()?;
         // Layer records that do not read: their blobs cannot be told apart.
         let layer_problems = self
             .layers
@@ -688,6 +687,17 @@ impl Store {
             ));
         }
         let mut released: Vec<LayerMetadata> = Vec::new();
+        // Holds of images that no longer exist (a delete whose unhold
+        // failed, a create that stopped before its summary) go first.
+        for chain in self.layers.map()?.keys() {
+            for holder in self.layers.holders(chain)? {
+                if let Some(id) = imgstore_image::image_of_layer_holder(&holder)
+                    && self.images.summary(&id)?.is_none()
+                {
+                    released.extend(self.layers.unhold(chain, &holder)?);
+                }
+            }
+        }
         for chain in self.layers.map()?.keys() {
             if skipped_images.is_empty() && self.layers.references(chain)? == Some(0) {
                 self.layers.hold(chain, GC_HOLDER)?;
@@ -716,12 +726,13 @@ impl Store {
         }
         let images: HashSet<Digest> = self
             .images
-            .map()
-            .keys()
+            .summaries()?
+            .iter()
+            .map(|(id, _)| id)
             .map(|id| id.digest().clone())
             .collect();
         keep.extend(images.iter().cloned());
-        keep.extend(skipped_images.iter().map(|s| s.id.digest().clone()));
+        keep.extend(skipped_images.iter().map(|id| id.digest().clone()));
 
         let mut candidates = Vec::new();
         self.content.walk(&mut |digest| {

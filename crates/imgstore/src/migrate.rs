@@ -81,6 +81,9 @@ impl Store {
     /// upgrade does, and what `fsck --repair` relies on.
     fn derive_every_record(&self) -> Result<()> {
         self.layers.repair_derived()?;
+        // Summaries, children links and each image's hold on its top layer;
+        // the name index is derived from which images are stored.
+        self.images.rebuild_index()?;
         self.check_name_index(true)?;
         Ok(())
     }

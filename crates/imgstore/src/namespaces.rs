@@ -54,7 +54,7 @@ impl Store {
             Err(e) if is_ambiguous(&e) => {
                 // Rare: scan for the visible images with this prefix.
                 let mut matches: Vec<ImageId> = Vec::new();
-                for id in self.images.map().into_keys() {
+                for (id, _) in self.images.summaries()? {
                     if has_prefix(&id, term) && self.is_visible(&id)? {
                         matches.push(id);
                     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use imgstore_cri::{RefCache, StoreResolver};
 use imgstore_fs::FsBackend;
-use imgstore_image::{Image, ImageId, ImageStore};
-use imgstore_layer::{ChainId, LayerStore};
+use imgstore_image::{ImageId, ImageStore, Summary};
+use imgstore_layer::LayerStore;
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
@@ -282,7 +282,6 @@ impl Store {
     /// (which re-take them), then names.
     fn reload(&self) -> Result<()> {
         self.layers.forget_transient_references();
-        self.images.reload()?;
         Ok(())
     }
 
@@ -388,47 +387,18 @@ impl Store {
             .collect())
     }
 
-    /// One image's [`ImageSummary`] (see [`Store::images`]) from the names
-    /// of the namespace that mean it.
-    pub(crate) fn summary_of(&self, id: ImageId, image: &Image) -> Result<ImageSummary> {
-        let names = self.names_meaning(&id)?;
-        self.summary_with(id, image, &names)
-    }
-
-    /// An [`ImageSummary`] from the image and the names meaning it, ranked.
-    pub(crate) fn summary_with(
-        &self,
-        id: ImageId,
-        image: &Image,
-        names: &[NameOfImage],
-    ) -> Result<ImageSummary> {
-        let (size, layer_blobs) = self.chain_sizes(image.top_chain_id());
-        let content_size = match names.first() {
-            Some(name) => name.reach.size,
-            None => image.raw().len() as u64 + layer_blobs,
+    /// One image's [`ImageSummary`] (see [`Store::images`]): its stored
+    /// summary and the names of the namespace that mean it. `NotFound`
+    /// when it is not stored.
+    pub(crate) fn summary_of(&self, id: ImageId) -> Result<ImageSummary> {
+        let Some(summary) = self.images.summary(&id)? else {
+            return Err(imgstore_image::ImageError::NotFound {
+                term: id.to_string(),
+            }
+            .into());
         };
-        Ok(ImageSummary {
-            references: names.iter().map(|n| n.name.clone()).collect(),
-            pinned: names.iter().any(|n| n.reach.pinned),
-            size,
-            content_size,
-            created: image.created().map(str::to_owned),
-            parent: self.images.get_parent(&id).ok(),
-            id,
-        })
-    }
-
-    /// Docker's size and the stored blob size of a chain of layers.
-    fn chain_sizes(&self, top: Option<&ChainId>) -> (u64, u64) {
-        let (mut size, mut blobs) = (0, 0);
-        if let Some(top) = top {
-            // An unreadable record ends the walk, as a missing one does.
-            let _ = self.layers.walk_chain(top, |layer| {
-                size += crate::usage::docker_layer_size(layer);
-                blobs += layer.compressed_size().unwrap_or(0);
-            });
-        }
-        (size, blobs)
+        let names = self.names_meaning(&id)?;
+        Ok(listed(id, &summary, &names))
     }
 
     /// The image a user means: a name of the namespace exactly as stored, a
@@ -446,6 +416,24 @@ impl Store {
             return Ok(id);
         }
         self.search_visible(name_or_id)
+    }
+}
+
+/// An [`ImageSummary`] from the image's stored summary and the names of
+/// the namespace meaning it, ranked: no config is read.
+pub(crate) fn listed(id: ImageId, summary: &Summary, names: &[NameOfImage]) -> ImageSummary {
+    let content_size = match names.first() {
+        Some(name) => name.reach.size,
+        None => summary.config_size + summary.blobs_size,
+    };
+    ImageSummary {
+        references: names.iter().map(|n| n.name.clone()).collect(),
+        pinned: names.iter().any(|n| n.reach.pinned),
+        size: summary.size,
+        content_size,
+        created: summary.created.clone(),
+        parent: summary.parent.clone(),
+        id,
     }
 }
 

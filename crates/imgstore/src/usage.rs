@@ -56,7 +56,7 @@ impl Store {
     /// images include it), plus totals. Reads memory and blob sizes only.
     pub fn disk_usage(&self) -> crate::Result<DiskUsage> {
         let layers = self.layers.map()?;
-        let images = self.images.map();
+        let images = self.images.map()?;
         // Each image's chain, top first, and how many images use each layer.
         let mut chains: Vec<(ImageId, Vec<&ChainId>)> = Vec::with_capacity(images.len());
         let mut users: HashMap<&ChainId, usize> = HashMap::new();

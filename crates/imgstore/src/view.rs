@@ -593,7 +593,7 @@ impl Store {
     pub fn inspect(&self, name_or_id: &str) -> Result<InspectView> {
         let id = self.resolve(name_or_id)?;
         let image = self.images.get(&id)?;
-        let summary = self.summary_of(id.clone(), &image)?;
+        let summary = self.summary_of(id.clone())?;
         let mut repo_tags = Vec::new();
         let mut repo_digests = Vec::new();
         // The names resolving to it, in name order (not a scan of every name).
@@ -731,7 +731,8 @@ impl Store {
     /// layer chain includes it.
     pub fn layer_usage(&self) -> Result<Vec<LayerUsage>> {
         let mut used_by: HashMap<ChainId, usize> = HashMap::new();
-        for image in self.images.map().values() {
+        // An unreadable image store counts no users (see `images_with`).
+        for image in self.images.map().unwrap_or_default().values() {
             for layer in self.chain_of(image.top_chain_id()) {
                 *used_by.entry(layer.chain_id().clone()).or_default() += 1;
             }
@@ -773,21 +774,21 @@ impl Store {
     /// each read in one ordered scan.
     pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
         let mut names = crate::name_index::all_names(&self.content)?;
-        let images = self.images.map();
-        let parents: std::collections::HashSet<ImageId> = images
-            .keys()
-            .filter_map(|id| self.images.get_parent(id).ok())
+        let summaries = self.images.summaries()?;
+        let parents: std::collections::HashSet<&ImageId> = summaries
+            .iter()
+            .filter_map(|(_, summary)| summary.parent.as_ref())
             .collect();
-        let mut entries = Vec::with_capacity(images.len());
-        for (id, image) in images {
-            let reached = names.remove(&id).unwrap_or_default();
+        let mut entries = Vec::with_capacity(summaries.len());
+        for (id, summary) in &summaries {
+            let reached = names.remove(id).unwrap_or_default();
             if !visible_in(&self.namespace, &reached) {
                 continue;
             }
             let meaning = meaning_in(&self.namespace, reached);
             entries.push(ListingEntry {
-                has_children: parents.contains(&id),
-                summary: self.summary_with(id, &image, &meaning)?,
+                has_children: parents.contains(id),
+                summary: crate::store::listed(id.clone(), summary, &meaning),
             });
         }
         sort_for_listing(&mut entries);

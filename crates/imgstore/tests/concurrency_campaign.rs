@@ -224,7 +224,7 @@ fn quiet_checks(store: &Store, disk: bool) -> Vec<String> {
         Ok(id) if store.image_store().get(&id).is_ok() => {}
         other => problems.push(format!("the pinned image {BASE} is gone: {other:?}")),
     }
-    for (id, _) in store.image_store().map() {
+    for (id, _) in store.image_store().map().expect("map") {
         if let Ok(parent) = store.image_store().get_parent(&id)
             && store.image_store().get(&parent).is_err()
         {

@@ -179,7 +179,7 @@ fn prune_all_keeps_pinned_images() {
             .map(|s| s.id.to_string())
             .collect();
         assert_eq!(left, vec![base.clone()]);
-        assert_eq!(store.image_store().len(), 1);
+        assert_eq!(store.image_store().len().expect("len"), 1);
         // What is left is exactly base's layer chain.
         assert_eq!(store.layers().len().expect("layer records"), 3);
         let gc = store.gc().expect("gc");

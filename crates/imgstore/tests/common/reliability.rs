@@ -32,12 +32,22 @@ fn check(store: &Store, disk: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let layers = store.layers().map().expect("layer records");
     let mut recount: BTreeMap<String, usize> = BTreeMap::new();
-    for (id, image) in store.image_store().map() {
+    for (id, image) in store.image_store().map().expect("map") {
         if let Some(top) = image.top_chain_id() {
-            if layers.contains_key(top) {
-                *recount.entry(top.to_string()).or_default() += 1;
-            } else {
+            // The image's reference is its persistent `image:<hex>` hold,
+            // counted with the holders below.
+            let holder = format!("image:{}", id.digest().encoded());
+            if !layers.contains_key(top) {
                 problems.push(format!("image {id}: its top layer {top} does not exist"));
+            } else if !store
+                .layers()
+                .holders(top)
+                .expect("layer records")
+                .contains(&holder)
+            {
+                problems.push(format!(
+                    "image {id}: its top layer {top} is not held by {holder}"
+                ));
             }
         }
     }
