@@ -1,36 +1,31 @@
-//! Coherence between processes sharing one root.
+//! The writers' lock between processes sharing one root.
 //!
-//! The stores keep their state in memory (layer reference counts, the image
-//! graph, names, the CRI cache), loaded on open. Two processes with the same
-//! SQLite root would each change the shared database from their own,
-//! possibly stale, view: one could free a layer an image of the other uses.
-//! containers/storage solves this with a lock file and a "last writer"
-//! token; so do we. `<root>/store.lock` holds a generation number. Every
-//! change takes the file's exclusive `flock` (after the in-process mutex),
-//! reloads the stores if the generation is not the one this process loaded,
-//! and bumps it *before* changing anything, so a change interrupted by a
-//! crash still makes every other process reload. Reads do not lock:
-//! [`Store::refresh`](crate::Store::refresh) brings a long-lived process's
-//! view up to date.
+//! The records are the index (`docs/STATE_ON_DISK.md`): nothing is kept in
+//! memory that another process could make stale, so nothing is reloaded.
+//! What needs serialising is a change's read-check-write across its stores
+//! (a layer's "any holder left?" probe and the delete it decides, a name's
+//! index derived from the images stored): every change takes
+//! `<root>/store.lock`'s exclusive `flock` (after the in-process mutex) for
+//! its duration. Readers take no lock: each read is a backend read of
+//! committed records. The lock waits at most the store's timeout and then
+//! names the processes holding it.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
-/// The lock file and the generation this process's memory reflects.
+/// The lock file of a root.
 pub(crate) struct StoreLock {
     path: PathBuf,
     file: File,
     /// How long to wait for another process's hold of the file lock.
     timeout: Duration,
-    loaded: AtomicU64,
     in_process: Mutex<()>,
 }
 
@@ -187,7 +182,6 @@ impl StoreLock {
             path,
             file,
             timeout,
-            loaded: AtomicU64::new(0),
             in_process: Mutex::new(()),
         })
     }
@@ -212,62 +206,11 @@ impl StoreLock {
         })
     }
 
-    fn generation(&self) -> io::Result<u64> {
-        let mut bytes = [0u8; 8];
-        let mut filled = 0;
-        while filled < bytes.len() {
-            match self.file.read_at(&mut bytes[filled..], filled as u64)? {
-                0 => break, // a new (or short) file: generation 0
-                n => filled += n,
-            }
-        }
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    /// Runs `load` under the shared lock and records the generation it
-    /// loaded: what [`Store::open`](crate::Store::open) does.
-    pub(crate) fn load<T>(&self, load: impl FnOnce() -> Result<T>) -> Result<T> {
-        let _in_process = self.lock_in_process();
-        let _shared = self.wait(libc::LOCK_SH)?;
-        let generation = self.generation().map_err(self.io_error("read"))?;
-        let loaded = load()?;
-        self.loaded.store(generation, Ordering::SeqCst);
-        Ok(loaded)
-    }
-
-    /// Brings memory up to date (calling `reload` when another process
-    /// changed the store since this one loaded it) under the shared lock.
-    /// Returns whether it reloaded.
-    pub(crate) fn refresh(&self, reload: impl FnOnce() -> Result<()>) -> Result<bool> {
-        let _in_process = self.lock_in_process();
-        let _shared = self.wait(libc::LOCK_SH)?;
-        let generation = self.generation().map_err(self.io_error("read"))?;
-        if generation == self.loaded.load(Ordering::SeqCst) {
-            return Ok(false);
-        }
-        reload()?;
-        self.loaded.store(generation, Ordering::SeqCst);
-        Ok(true)
-    }
-
-    /// Takes the locks for a change: reloads first if another process
-    /// changed the store, then bumps the generation.
-    pub(crate) fn change(&self, reload: impl FnOnce() -> Result<()>) -> Result<ChangeGuard<'_>> {
+    /// Takes the locks for a change: this process's mutex, then the file's
+    /// exclusive lock.
+    pub(crate) fn change(&self) -> Result<ChangeGuard<'_>> {
         let in_process = self.lock_in_process();
         let file = self.wait(libc::LOCK_EX)?;
-        let generation = self.generation().map_err(self.io_error("read"))?;
-        if generation != self.loaded.load(Ordering::SeqCst) {
-            reload()?;
-        }
-        let next = generation.wrapping_add(1);
-        // Synced: after a power loss the generation is never older than
-        // changes that reached the disk, so no catalog of an older
-        // generation can pass for current.
-        self.file
-            .write_all_at(&next.to_le_bytes(), 0)
-            .and_then(|()| self.file.sync_data())
-            .map_err(self.io_error("write"))?;
-        self.loaded.store(next, Ordering::SeqCst);
         Ok(ChangeGuard {
             _in_process: in_process,
             _file: file,

@@ -256,12 +256,10 @@ impl Store {
     ) -> Result<Store> {
         let lock = StoreLock::open(&root, lock_timeout)?;
         let content = Arc::new(content);
-        let (layers, images, refs) = lock.load(|| {
-            let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
-            let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
-            let refs = RefStore::open(Arc::clone(&content))?;
-            Ok((layers, images, refs))
-        })?;
+        // Nothing per image is read: each store reads its records on demand.
+        let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);
+        let images = imgstore_image::Store::open(Arc::new(image_backend), Arc::clone(&layers))?;
+        let refs = RefStore::open(Arc::clone(&content))?;
         let store = Store {
             root,
             namespace,
@@ -275,23 +273,6 @@ impl Store {
         };
         store.upgrade_if_needed()?;
         Ok(store)
-    }
-
-    /// Re-reads every store from the backends: the layer store's transient
-    /// references start from zero (its records need no reload), then images
-    /// (which re-take them), then names.
-    fn reload(&self) -> Result<()> {
-        self.layers.forget_transient_references();
-        Ok(())
-    }
-
-    /// Brings this process's view up to date with changes other processes
-    /// made to the same root since it opened or last changed the store
-    /// (see `store.lock` in `docs/ARCHITECTURE.md`). Changes do this by
-    /// themselves; a long-lived reader calls it before reading. Returns
-    /// whether anything was reloaded.
-    pub fn refresh(&self) -> Result<bool> {
-        self.lock.refresh(|| self.reload())
     }
 
     /// The directory the store lives in.
@@ -367,7 +348,7 @@ impl Store {
     /// Takes the locks every change holds: this process's, then the root's
     /// (reloading first when another process changed the store).
     pub(crate) fn lock_imports(&self) -> Result<Change<'_>> {
-        let guard = self.lock.change(|| self.reload())?;
+        let guard = self.lock.change()?;
         Ok(Change::new(self, guard))
     }
 

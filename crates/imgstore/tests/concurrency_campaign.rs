@@ -299,9 +299,6 @@ fn worker_process(root: &Path, backend: Backend, corpus: &Path, seconds: u64, se
         });
         tally.add(&shared.into_inner().expect("tally"));
         tally.slices += 1;
-        if shared_root && let Err(e) = store.refresh() {
-            tally.problems.push(format!("refresh: {e}"));
-        }
         tally.problems.extend(quiet_checks(&store, !shared_root));
         if !tally.problems.is_empty() {
             return tally;

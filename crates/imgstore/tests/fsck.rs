@@ -198,7 +198,10 @@ fn corrupt_config_skips_the_image_and_repair_removes_it_and_its_names() {
         // Deleting the image dropped its hold: its layer went with it, so
         // the gc that follows has none left to remove.
         assert_eq!(repaired.gc.as_ref().map(|gc| gc.layers_removed), Some(0));
-        assert_eq!(store.layers().len().expect("layer records"), layers_before - 1);
+        assert_eq!(
+            store.layers().len().expect("layer records"),
+            layers_before - 1
+        );
         let clean = store.fsck(false).expect("fsck");
         assert!(clean.is_clean(), "{backend:?}: {:?}", clean.problems);
         assert_eq!(store.images().expect("list images").len(), 4);
