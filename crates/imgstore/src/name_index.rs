@@ -353,11 +353,7 @@ impl Store {
     /// Whether an image is stored (its summary exists): what decides which
     /// candidate a name means.
     pub(crate) fn is_stored(&self, id: &ImageId) -> Result<bool> {
-        match self.images.get(id) {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.images.summary(id)?.is_some())
     }
 
     /// The image the name `name` (as stored) of this namespace means, from

@@ -1101,7 +1101,7 @@ impl Store {
                 }
             }
             let id = ImageId::of_config(&image.config_bytes);
-            let existed = self.images.get(&id).is_ok();
+            let existed = self.images.summary(&id)?.is_some();
             self.images.create(&image.config_bytes)?;
             if !existed {
                 undo.created_images.push(id.clone());

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use imgstore_digest::Digest;
 use imgstore_image::time::parse_rfc3339;
-use imgstore_image::{Image, ImageId, ImageStore};
+use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{ChainId, Layer};
 use imgstore_refs::filters::{Adaptor, Filter};
 use imgstore_refs::reference::{Reference, familiar_match};
@@ -366,12 +366,12 @@ pub(crate) struct ImageFilters {
 
 /// An image's config labels, as a containerd filter sees them
 /// (`labels."key"`).
-struct ConfigLabels<'a>(Option<&'a serde_json::Map<String, Value>>);
+struct ConfigLabels<'a>(&'a BTreeMap<String, String>);
 
 impl Adaptor for ConfigLabels<'_> {
     fn field(&self, path: &[String]) -> Option<&str> {
         match path {
-            [first, key] if first == "labels" => self.0?.get(key)?.as_str(),
+            [first, key] if first == "labels" => self.0.get(key).map(String::as_str),
             _ => None,
         }
     }
@@ -465,21 +465,20 @@ impl ImageFilters {
 
 /// The images of `entries` that `docker images` shows with these filters
 /// (without `all`, not the intermediate ones: no name and child images),
-/// newest first (by `created`, then by ID); `labels_match` decides the
-/// `label` filters. A `reference` filter also narrows each image's
-/// references to those it matches.
+/// newest first (by `created`, then by ID); the `label` filters match the
+/// labels of each entry's summary. A `reference` filter also narrows each
+/// image's references to those it matches.
 pub(crate) fn select_images(
     entries: Vec<ListingEntry>,
     all: bool,
     filters: &ImageFilters,
-    labels_match: &dyn Fn(&ImageId) -> bool,
 ) -> Result<Vec<ImageSummary>> {
     let mut listed = Vec::with_capacity(entries.len());
     let mut times = Vec::with_capacity(entries.len());
     for ListingEntry {
         mut summary,
         has_children,
-        ..
+        labels,
     } in entries
     {
         if !all && summary.references.is_empty() && has_children {
@@ -515,7 +514,9 @@ pub(crate) fn select_images(
         {
             continue;
         }
-        if filters.labels.is_some() && !labels_match(&summary.id) {
+        if let Some(filter) = &filters.labels
+            && !filter.matches(&ConfigLabels(&labels))
+        {
             continue;
         }
         times.push(created);
@@ -548,6 +549,8 @@ pub(crate) fn select_images(
 pub(crate) struct ListingEntry {
     pub(crate) summary: ImageSummary,
     pub(crate) has_children: bool,
+    /// The config's labels (what `label=` filters match).
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 /// Sorts listing entries as `docker images` lists them: newest first, then
@@ -561,10 +564,6 @@ pub(crate) fn sort_for_listing(entries: &mut [ListingEntry]) {
     });
 }
 
-fn labels_of(image: &Image) -> Option<&serde_json::Map<String, Value>> {
-    image.field("config")?.get("Labels")?.as_object()
-}
-
 impl Store {
     /// Docker's `docker images`: every image (without `all`, not the
     /// intermediate ones: no name and child images) that the filters keep,
@@ -575,17 +574,11 @@ impl Store {
     pub fn list_images(&self, query: &ImageQuery) -> Result<Vec<ImageSummary>> {
         let filters = ImageFilters::parse(&query.filters, &|reference| {
             let id = self.resolve(reference)?;
-            Ok(Some(created_time(self.images.get(&id)?.created())))
+            let created = self.images.summary(&id)?.and_then(|s| s.created);
+            Ok(Some(created_time(created.as_deref())))
         })?;
         let entries = self.listing_entries()?;
-        select_images(entries, query.all, &filters, &|id| {
-            let Some(labels) = &filters.labels else {
-                return true;
-            };
-            self.images
-                .get(id)
-                .is_ok_and(|image| labels.matches(&ConfigLabels(labels_of(&image))))
-        })
+        select_images(entries, query.all, &filters)
     }
 
     /// Docker's `docker inspect` of one image (a name, a full ID or a unique
@@ -789,6 +782,7 @@ impl Store {
             entries.push(ListingEntry {
                 has_children: parents.contains(id),
                 summary: crate::store::listed(id.clone(), summary, &meaning),
+                labels: summary.labels.clone(),
             });
         }
         sort_for_listing(&mut entries);
@@ -834,9 +828,9 @@ mod tests {
         assert_eq!(filter_quote("say \"hi\""), r#""say \"hi\"""#);
         let filter = Filter::parse(&format!("labels.{}==x", filter_quote("a \"b\"")))
             .expect("a quoted label key parses");
-        let mut labels = serde_json::Map::new();
-        labels.insert("a \"b\"".to_owned(), Value::from("x"));
-        assert!(filter.matches(&ConfigLabels(Some(&labels))));
-        assert!(!filter.matches(&ConfigLabels(None)));
+        let mut labels = BTreeMap::new();
+        labels.insert("a \"b\"".to_owned(), "x".to_owned());
+        assert!(filter.matches(&ConfigLabels(&labels)));
+        assert!(!filter.matches(&ConfigLabels(&BTreeMap::new())));
     }
 }

@@ -489,7 +489,16 @@ fn gc_keeps_what_an_image_skipped_on_open_may_use() {
     std::fs::write(&config, b"{}").expect("corrupt config");
     let store = open(dir.path(), Backend::Fs);
     assert_eq!(store.image_store().check().expect("check").len(), 1);
-    assert_eq!(store.images().expect("list images").len(), 3);
+    // Its summary stands: it is listed, and reading its config fails.
+    assert_eq!(store.images().expect("list images").len(), 4);
+    let err = store
+        .inspect(&sibling.id.to_string())
+        .expect_err("a corrupt config");
+    assert_eq!(
+        err.kind(),
+        imgstore::backend::ErrorKind::DataCorruption,
+        "{err}"
+    );
     let before = snapshot(&store);
     let gc = store.gc().expect("gc");
     assert_eq!((gc.layers_removed, gc.blobs_removed), (0, 0), "{gc:?}");
