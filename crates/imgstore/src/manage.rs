@@ -275,7 +275,7 @@ impl Store {
         let lock = self.lock_imports()?;
         let record = self.find_record(name)?;
         let image = self.image_of_name(&record.name)?;
-        self.delete_names(&[record.name.clone()])?;
+        self.delete_names(std::slice::from_ref(&record.name))?;
         lock.finish(Ok(Untagged {
             name: record.name.clone(),
             image,
@@ -386,7 +386,7 @@ impl Store {
     fn remove_by_name(&self, record: &ImageRecord) -> Result<RemoveReport> {
         let mut report = RemoveReport::default();
         let image = self.image_of_name(&record.name)?;
-        self.delete_names(&[record.name.clone()])?;
+        self.delete_names(std::slice::from_ref(&record.name))?;
         let untagged = [record.clone()];
         report.untagged.push(record.name.clone());
         // The image goes with its last name in any namespace. Its records
