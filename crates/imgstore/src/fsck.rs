@@ -10,11 +10,9 @@
 //! (directly, or through an index, whatever the platform) to a stored image;
 //! entries skipped on open are listed; every image's `lastUpdated` reads
 //! as a time, and `parent` links restore ignored (cycles) are listed;
-//! every derived structure (this namespace's CRI cache, what other
-//! namespaces' names reach, the catalog of every namespace current at the
-//! root) equals a fresh derivation from the records; temporary files of
-//! interrupted imports are listed. Leftovers `gc` removes (layers without
-//! references) are reported as such.
+//! the name index equals a fresh derivation from the records; temporary
+//! files of interrupted imports are listed. Leftovers `gc` removes
+//! (layers without references) are reported as such.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -138,13 +136,12 @@ pub enum FsckProblem {
         /// The digest of its target.
         target: Digest,
     },
-    /// A derived structure (the CRI cache, or what other namespaces' names
-    /// reach) differs from what the records give when derived afresh.
-    /// Repair rebuilds it.
+    /// A derived structure (the name index) differs from what the records
+    /// give when derived afresh. Repair rewrites it.
     Drift {
         /// The namespace whose structure drifted.
         namespace: String,
-        /// Which structure: `CRI cache` or `other namespaces' reach`.
+        /// Which structure: `name index`.
         structure: &'static str,
         /// The first differences found.
         detail: String,

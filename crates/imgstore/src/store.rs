@@ -133,8 +133,7 @@ impl Default for Options {
 /// lock. The sub-stores it hands out ([`content`](Store::content),
 /// [`layers`](Store::layers), [`image_store`](Store::image_store),
 /// [`refs`](Store::refs)) are for reading: a change made through one of
-/// them bypasses that lock, so other processes sharing the root do not
-/// reload for it.
+/// them bypasses that lock and the name index.
 ///
 /// Two backend instances: one for content (every blob: index, manifest,
 /// config, layer) and records (layer records, names), one dedicated to the
@@ -185,10 +184,8 @@ impl Store {
     /// recorded when it is new ([`Error::BackendMismatch`](crate::Error::BackendMismatch) when
     /// `options.backend` says otherwise).
     ///
-    /// Order: backends; then, side by side, the layer store and the image
-    /// store (which takes each image's layer reference), and the names with
-    /// the manifests they lead to; then the CRI cache built from every name
-    /// of the namespace.
+    /// Reads `store.json` and the `meta/schema` record, nothing per image
+    /// or name; a store of the previous format is upgraded once.
     pub fn open_with(root: impl AsRef<Path>, options: Options) -> Result<Store> {
         let root = root.as_ref().to_path_buf();
         validate_namespace(&options.namespace)?;
@@ -345,8 +342,7 @@ impl Store {
             .collect())
     }
 
-    /// Takes the locks every change holds: this process's, then the root's
-    /// (reloading first when another process changed the store).
+    /// Takes the locks every change holds: this process's, then the root's.
     pub(crate) fn lock_imports(&self) -> Result<Change<'_>> {
         let guard = self.lock.change()?;
         Ok(Change::new(self, guard))
