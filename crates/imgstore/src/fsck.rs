@@ -79,6 +79,16 @@ pub enum FsckProblem {
     /// derived records (`layer:` holders, `layer-blobs`); a primary record is
     /// kept, not repaired (it is not content and cannot be re-derived).
     LayerRecords(imgstore_layer::LayerProblem),
+    /// What the image store's check of its records found that the problems
+    /// above do not already say (see [`ImageProblem`]): a stale summary, a
+    /// missing children link or hold, a config no summary names (left by a
+    /// create that stopped: gc deletes it). Repair runs gc, then rebuilds
+    /// the image index from the configs (`rebuild_index`).
+    ImageRecords(ImageProblem),
+    /// A name record that does not decode or whose key is not a name of a
+    /// namespace (see [`RefProblem`](imgstore_refs::RefProblem)): primary
+    /// data, reported, never deleted by repair.
+    NameRecords(imgstore_refs::RefProblem),
     /// A layer record whose chain ID does not follow from its parent and
     /// diff ID.
     ChainMismatch {
@@ -178,6 +188,8 @@ impl fmt::Display for FsckProblem {
                 "image {image}: parent {parent} closes a cycle (link ignored)"
             ),
             FsckProblem::LayerRecords(problem) => problem.fmt(f),
+            FsckProblem::ImageRecords(problem) => problem.fmt(f),
+            FsckProblem::NameRecords(problem) => problem.fmt(f),
             FsckProblem::ChainMismatch { chain_id, computed } => write!(
                 f,
                 "layer {chain_id}: parent and diff ID give chain ID {computed}"
@@ -335,6 +347,10 @@ impl Store {
         let corrupt_images = self.check_configs(&mut report)?;
         let bad_metadata = self.check_image_metadata(&mut report)?;
         self.check_layers(&mut report)?;
+        let image_index_drifted = self.check_image_records(&mut report)?;
+        for problem in self.refs.check()? {
+            report.problems.push(FsckProblem::NameRecords(problem));
+        }
         let dangling = self.check_names(&mut report)?;
         let leftovers =
             crate::tmpdir::leftover_temp_files(&self.root, false).map_err(|source| {
@@ -361,6 +377,7 @@ impl Store {
                 bad_metadata,
                 dangling,
             )
+            .and_then(|()| self.repair_image_index(&mut report, image_index_drifted))
             .and_then(|()| self.repair_derived(&mut report));
         lock.finish(repaired.map(|()| report))
     }
@@ -646,6 +663,39 @@ impl Store {
                 structure: "name index",
                 detail: format!("{}: {}", drift.name, drift.detail),
             });
+        }
+        Ok(())
+    }
+
+    /// Reports what the image store's check finds beyond what
+    /// `check_configs` and `check_image_metadata` report; returns whether
+    /// the image index has anything `rebuild_index` repairs.
+    fn check_image_records(&self, report: &mut FsckReport) -> Result<bool> {
+        let mut repairable = false;
+        for problem in self.images.check()? {
+            match problem {
+                // Reported as SkippedImage and ParentCycle.
+                ImageProblem::BrokenConfig { .. }
+                | ImageProblem::LayerMissing { .. }
+                | ImageProblem::ParentCycle { .. } => {}
+                problem => {
+                    repairable |= problem.is_repairable();
+                    report.problems.push(FsckProblem::ImageRecords(problem));
+                }
+            }
+        }
+        Ok(repairable)
+    }
+
+    /// Rebuilds the image index (summaries, children links, holds) from the
+    /// configs when its check found drift; gc ran before, so configs no
+    /// summary named (leftovers of stopped creates) are gone, not indexed.
+    fn repair_image_index(&self, report: &mut FsckReport, drifted: bool) -> Result<()> {
+        if drifted {
+            let changed = self.images.rebuild_index()?;
+            report.repairs.push(format!(
+                "rebuilt the image index from the configs ({changed} record(s) changed)"
+            ));
         }
         Ok(())
     }

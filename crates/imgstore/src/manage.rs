@@ -734,6 +734,33 @@ impl Store {
         keep.extend(images.iter().cloned());
         keep.extend(skipped_images.iter().map(|id| id.digest().clone()));
 
+        // Configs in the image store no summary names: a create that
+        // stopped before its summary (or a delete after it). No create runs
+        // meanwhile (the change lock is held), so none is in progress.
+        let image_backend = self.images.backend();
+        let mut leftover_configs = Vec::new();
+        image_backend.walk(&mut |digest| {
+            if !images.contains(digest) {
+                leftover_configs.push(digest.clone());
+            }
+            Ok(())
+        })?;
+        for digest in leftover_configs {
+            let size = match image_backend.size(&digest) {
+                Ok(size) => size,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match image_backend.delete(&digest) {
+                Ok(()) => {
+                    report.blobs_removed += 1;
+                    report.bytes_freed += size;
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+
         let mut candidates = Vec::new();
         self.content.walk(&mut |digest| {
             if !keep.contains(digest) {

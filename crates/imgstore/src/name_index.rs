@@ -492,13 +492,16 @@ impl Store {
                                 old.chosen().map(|c| c.id.to_string()),
                                 fresh.chosen().map(|c| c.id.to_string())
                             ),
-                            Some(_) => "its image-names records differ".to_owned(),
+                            Some(_) => "its image-names or index-names records differ".to_owned(),
                         },
                     });
                     // Rewrite whole: the old entry's image-names go, the
                     // fresh ones are written.
                     if let Some(old) = &old {
                         stage(&mut batch, &namespace, &record.name, Some(old), None)?;
+                    }
+                    if !fresh.index {
+                        batch.delete(INDEX_NAMES, &name_key(&namespace, &record.name));
                     }
                     stage(&mut batch, &namespace, &record.name, None, Some(&fresh))?;
                 }
@@ -555,9 +558,16 @@ impl Store {
         Ok(drifted)
     }
 
-    /// Whether the `image-names` records of one name are exactly those its
-    /// entry gives.
+    /// Whether the `image-names` records of one name, and its `index-names`
+    /// mark, are exactly those its entry gives.
     fn image_names_match(&self, namespace: &str, name: &str, entry: &NameEntry) -> Result<bool> {
+        let marked = self
+            .content
+            .get_record(INDEX_NAMES, &name_key(namespace, name))?
+            .is_some();
+        if marked != entry.index {
+            return Ok(false);
+        }
         for (i, candidate) in entry.candidates.iter().enumerate() {
             let key = format!(
                 "{}{}",
