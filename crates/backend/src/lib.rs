@@ -128,6 +128,18 @@ pub trait StoreBackend: Send + Sync {
         digests.iter().map(|d| self.get(d)).collect()
     }
 
+    /// The sum of the stored lengths of every blob (what `df` reports as
+    /// content size). Backends override the default, which walks and asks
+    /// [`size`](Self::size) of each (a blob deleted meanwhile counts 0).
+    fn total_size(&self) -> Result<u64> {
+        let mut total = 0u64;
+        self.walk(&mut |digest| {
+            total = total.saturating_add(self.size(digest).unwrap_or(0));
+            Ok(())
+        })?;
+        Ok(total)
+    }
+
     /// [`get_metadata`](Self::get_metadata) of one key for many digests at
     /// once, in order; overridden like [`get_many`](Self::get_many).
     fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {

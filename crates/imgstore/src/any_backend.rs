@@ -90,6 +90,9 @@ impl StoreBackend for AnyBackend {
     fn get_many(&self, digests: &[Digest]) -> Vec<Result<Vec<u8>>> {
         forward!(self, b => b.get_many(digests))
     }
+    fn total_size(&self) -> Result<u64> {
+        forward!(self, b => b.total_size())
+    }
     fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {
         forward!(self, b => b.get_metadata_many(digests, key))
     }

@@ -53,16 +53,18 @@ pub(crate) fn docker_layer_size(layer: &Layer) -> u64 {
 impl Store {
     /// Disk usage, Docker's way: for every image its size, shared size and
     /// unique size (a layer is shared when the layer chains of two or more
-    /// images include it), plus totals. Reads memory and blob sizes only.
+    /// images include it), plus totals. Reads the layer records, the image
+    /// summaries and the name index (one scan each; no config) and the
+    /// content's total size.
     pub fn disk_usage(&self) -> crate::Result<DiskUsage> {
         let layers = self.layers.map()?;
-        let images = self.images.map()?;
+        let images = self.images.summaries()?;
         // Each image's chain, top first, and how many images use each layer.
         let mut chains: Vec<(ImageId, Vec<&ChainId>)> = Vec::with_capacity(images.len());
         let mut users: HashMap<&ChainId, usize> = HashMap::new();
-        for (id, image) in &images {
+        for (id, summary) in &images {
             let mut chain = Vec::new();
-            let mut current = image.top_chain_id();
+            let mut current = summary.top.as_ref();
             while let Some(chain_id) = current {
                 let Some((key, layer)) = layers.get_key_value(chain_id) else {
                     break;
@@ -116,10 +118,7 @@ impl Store {
             .copied()
             .collect();
         usage.reclaimable = reclaimable.iter().map(|c| size_of(c)).sum();
-        self.content.walk(&mut |digest| {
-            usage.content_size += self.content.size(digest).unwrap_or(0);
-            Ok(())
-        })?;
+        usage.content_size = self.content.total_size()?;
         Ok(usage)
     }
 }

@@ -644,6 +644,16 @@ impl StoreBackend for SqliteBackend {
             .map_err(|e| sql_error("read", content(digest), e))
     }
 
+    /// One `SUM` over the content table.
+    fn total_size(&self) -> Result<u64> {
+        let conn = self.reader()?;
+        let total: Option<i64> = conn
+            .prepare_cached("SELECT SUM(size) FROM content")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map_err(|e| sql_error("read", self.subject(), e))?;
+        Ok(total.map_or(0, |t| u64::try_from(t).unwrap_or(0)))
+    }
+
     fn size(&self, digest: &Digest) -> Result<u64> {
         if !is_storable(digest) {
             return Err(Error::content_not_found(digest));

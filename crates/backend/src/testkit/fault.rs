@@ -9,7 +9,8 @@
 //!   failed on entry by [`FaultyBackend`];
 //! - [`FaultClass::Read`]: a call that reads (`get`, `get_many`,
 //!   `get_metadata`, `get_metadata_many`, `contains`, `size`, `open_blob`,
-//!   `walk`, `get_record`, `scan_records`, `first_records`), failed on entry;
+//!   `walk`, `total_size`, `get_record`, `scan_records`, `first_records`),
+//!   failed on entry;
 //! - [`FaultClass::Sync`] and [`FaultClass::Rename`]: the fsyncs, SQLite
 //!   commits and renames *inside* the real backends. The wrapper cannot reach
 //!   them, so `imgstore-fs` and `imgstore-sqlite`, built with their feature
@@ -315,6 +316,9 @@ impl<B: StoreBackend> StoreBackend for FaultyBackend<B> {
                     .collect()
             }
         }
+    }
+    fn total_size(&self) -> Result<u64> {
+        self.call(FaultClass::Read, "total_size", || self.inner.total_size())
     }
     fn get_metadata_many(&self, digests: &[Digest], key: &str) -> Vec<Result<Vec<u8>>> {
         match self.call(FaultClass::Read, "get_metadata_many", || Ok(())) {
