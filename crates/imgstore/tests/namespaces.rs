@@ -332,14 +332,14 @@ fn fsck_reports_and_repairs_drift_of_the_derived_names() {
             .collect();
         assert_eq!(
             drifted,
-            [("default", "CRI cache")],
+            [("default", "name index")],
             "{backend:?}: {:?}",
             report.problems
         );
         let repaired = store.fsck(true).expect("repair");
         assert_eq!(
             repaired.repairs,
-            ["rebuilt the CRI cache of namespace default from the records"],
+            [format!("re-derived the name index entry of default/{base_name}")],
             "{backend:?}"
         );
         let clean = store.fsck(false).expect("fsck");
