@@ -350,18 +350,21 @@ impl Store {
 
     /// Every image visible in the namespace (its names reach it, or no name
     /// of any namespace does; see [`Options::namespace`]), Docker's
-    /// `images` view, newest first: its ID, the names of the namespace
+    /// `images` view: its ID, the names of the namespace
     /// pointing at it (most informative first), Docker's SIZE (the bytes of
     /// the regular files of its layers, see [`Store::disk_usage`]),
     /// containerd's content size (the sum of manifest, config and layer
     /// blobs; for an image no name reaches, of config and layer blobs), the
     /// creation time from the config, whether it is pinned, and its parent.
+    /// Sorted by ID ([`list_images`](Store::list_images) sorts as Docker).
     pub fn images(&self) -> Result<Vec<ImageSummary>> {
-        Ok(self
+        let mut images: Vec<ImageSummary> = self
             .listing_entries()?
             .into_iter()
             .map(|entry| entry.summary)
-            .collect())
+            .collect();
+        images.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(images)
     }
 
     /// One image's [`ImageSummary`] (see [`Store::images`]): its stored

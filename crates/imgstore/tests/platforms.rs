@@ -392,7 +392,7 @@ fn corrupt_content(root: &Path, backend: Backend, digest: &Digest) {
 }
 
 #[test]
-fn a_corrupt_manifest_is_not_what_the_name_means_and_the_store_still_opens() {
+fn a_corrupt_manifest_is_found_by_fsck_and_the_name_then_means_the_next_platform() {
     each_backend(|backend, tmp| {
         let layout = tmp.join("layout");
         let (ids, manifests) = multi_platform_layout(&layout);
@@ -410,15 +410,28 @@ fn a_corrupt_manifest_is_not_what_the_name_means_and_the_store_still_opens() {
             .expect("digest");
         corrupt_content(&root, backend, &manifest);
 
-        // The next stored platform in index order is what the name means.
+        // The store opens. What the name means is a derived record: it
+        // still says the host's image until fsck finds the damage, deletes
+        // the corrupt manifest and re-derives the name, which then means
+        // the next stored platform in index order.
         let next = if meant == 0 { 1 } else { 0 };
         let store = open(&root, backend);
-        assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);
+        assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[meant]);
         let fsck = store.fsck(true).expect("fsck");
         let problems: Vec<String> = fsck.problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(
             matches!(&fsck.problems[0], imgstore::FsckProblem::CorruptBlob { digest, .. } if digest == &manifest),
+            "{problems:?}"
+        );
+        assert!(
+            matches!(
+                &fsck.problems[1],
+                imgstore::FsckProblem::Drift {
+                    structure: "name index",
+                    ..
+                }
+            ),
             "{problems:?}"
         );
         assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[next]);
