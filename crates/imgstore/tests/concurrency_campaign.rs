@@ -214,11 +214,17 @@ fn one_op(store: &Store, corpus: &Path, rng: &mut Rng) -> Result<Option<ErrorKin
 
 /// What must hold with no operation of this process running; `disk`
 /// when no other process is changing the root either.
-fn quiet_checks(store: &Store, disk: bool) -> Vec<String> {
-    let mut problems = if disk {
-        reliability::problems(store)
-    } else {
-        reliability::memory_problems(store)
+/// What must hold between slices while the other process goes on: fsck's
+/// checks (every derived record recomputed and compared), which run under
+/// the change lock and so see no change half done, and the pinned chain.
+fn quiet_checks(store: &Store) -> Vec<String> {
+    let mut problems: Vec<String> = match store.fsck(false) {
+        Ok(report) => report
+            .problems
+            .iter()
+            .map(|problem| format!("fsck: {problem}"))
+            .collect(),
+        Err(e) => vec![format!("fsck: {e}")],
     };
     match store.resolve(BASE) {
         Ok(id) if store.image_store().get(&id).is_ok() => {}
@@ -289,9 +295,7 @@ fn worker_process(root: &Path, backend: Backend, corpus: &Path, seconds: u64, se
         });
         tally.add(&shared.into_inner().expect("tally"));
         tally.slices += 1;
-        // Blobs are not checked while the other process may be deleting
-        // them; the parent checks everything at the end.
-        tally.problems.extend(quiet_checks(&store, false));
+        tally.problems.extend(quiet_checks(&store));
         if !tally.problems.is_empty() {
             return tally;
         }
@@ -387,12 +391,15 @@ fn campaign(backend: Backend) {
     if let Err(e) = store.list_images(&every) {
         tally.problems.push(format!("listing: {e}"));
     }
-    tally.problems.extend(quiet_checks(&store, true));
+    // Alone on the root now: the whole-store checks, blobs included.
+    tally.problems.extend(reliability::problems(&store));
+    tally.problems.extend(quiet_checks(&store));
     match store.gc() {
         Ok(_) => {}
         Err(e) => tally.problems.push(format!("final gc: {e}")),
     }
-    tally.problems.extend(quiet_checks(&store, true));
+    tally.problems.extend(reliability::problems(&store));
+    tally.problems.extend(quiet_checks(&store));
     tally.problems.extend(reliability::fsck_problems(&store));
     eprintln!(
         "concurrency campaign on {backend:?}: {THREADS} threads x 2 processes for {:.1?}: {} operations in {} slices \

@@ -339,7 +339,9 @@ fn fsck_reports_and_repairs_drift_of_the_derived_names() {
         let repaired = store.fsck(true).expect("repair");
         assert_eq!(
             repaired.repairs,
-            [format!("re-derived the name index entry of default/{base_name}")],
+            [format!(
+                "re-derived the name index entry of default/{base_name}"
+            )],
             "{backend:?}"
         );
         let clean = store.fsck(false).expect("fsck");

@@ -416,7 +416,10 @@ fn a_corrupt_manifest_is_found_by_fsck_and_the_name_then_means_the_next_platform
         // the next stored platform in index order.
         let next = if meant == 0 { 1 } else { 0 };
         let store = open(&root, backend);
-        assert_eq!(store.resolve(NAME).expect("resolve").to_string(), ids[meant]);
+        assert_eq!(
+            store.resolve(NAME).expect("resolve").to_string(),
+            ids[meant]
+        );
         let fsck = store.fsck(true).expect("fsck");
         let problems: Vec<String> = fsck.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");

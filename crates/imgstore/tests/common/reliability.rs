@@ -22,12 +22,6 @@ pub fn problems(store: &Store) -> Vec<String> {
     check(store, true)
 }
 
-/// [`problems`] without looking at the backends (no blob checks): what
-/// must hold in one process's view while another process changes the root.
-pub fn memory_problems(store: &Store) -> Vec<String> {
-    check(store, false)
-}
-
 fn check(store: &Store, disk: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let layers = store.layers().map().expect("layer records");
