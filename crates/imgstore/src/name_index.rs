@@ -110,7 +110,11 @@ fn image_prefix(id: &ImageId) -> String {
 
 /// A record of the index that does not decode: an I/O error of kind
 /// `InvalidData` naming the record (fsck re-derives it).
-fn corrupt(bucket: &str, key: &str, reason: impl std::fmt::Display) -> Error {
+fn corrupt_record(
+    bucket: &str,
+    key: &str,
+    reason: impl std::fmt::Display,
+) -> imgstore_backend::Error {
     imgstore_backend::Error::io(
         "decode",
         imgstore_backend::Subject::Record {
@@ -119,7 +123,11 @@ fn corrupt(bucket: &str, key: &str, reason: impl std::fmt::Display) -> Error {
         },
         std::io::Error::new(std::io::ErrorKind::InvalidData, reason.to_string()),
     )
-    .into()
+}
+
+/// [`corrupt_record`] as the facade's error.
+fn corrupt(bucket: &str, key: &str, reason: impl std::fmt::Display) -> Error {
+    corrupt_record(bucket, key, reason).into()
 }
 
 fn encode<T: Serialize>(bucket: &str, key: &str, value: &T) -> Result<Vec<u8>> {
@@ -257,16 +265,25 @@ pub(crate) fn entry(
     }
 }
 
-fn decode_name_of_image(key: &str, value: &[u8]) -> Result<(ImageId, NameOfImage)> {
+/// One `image-names` record decoded: the image and how the name reaches it.
+fn decode_name_of_image(
+    key: &str,
+    value: &[u8],
+) -> imgstore_backend::Result<(ImageId, NameOfImage)> {
     let parsed = key.split_once(' ').and_then(|(hex, full)| {
         let id: ImageId = format!("sha256:{hex}").parse().ok()?;
         let (namespace, name) = full.split_once('/')?;
         Some((id, namespace.to_owned(), name.to_owned()))
     });
     let Some((id, namespace, name)) = parsed else {
-        return Err(corrupt(IMAGE_NAMES, key, "not `<hex> <namespace>/<name>`"));
+        return Err(corrupt_record(
+            IMAGE_NAMES,
+            key,
+            "not `<hex> <namespace>/<name>`",
+        ));
     };
-    let reach: Reach = serde_json::from_slice(value).map_err(|e| corrupt(IMAGE_NAMES, key, e))?;
+    let reach: Reach =
+        serde_json::from_slice(value).map_err(|e| corrupt_record(IMAGE_NAMES, key, e))?;
     Ok((
         id,
         NameOfImage {
@@ -277,23 +294,25 @@ fn decode_name_of_image(key: &str, value: &[u8]) -> Result<(ImageId, NameOfImage
     ))
 }
 
+/// Calls `visit` for each `image-names` record under `prefix`, decoded.
+fn scan_names(
+    content: &AnyBackend,
+    prefix: &str,
+    visit: &mut dyn FnMut(ImageId, NameOfImage),
+) -> Result<()> {
+    content.scan_records(IMAGE_NAMES, prefix, &mut |key, value| {
+        let (id, name) = decode_name_of_image(key, value)?;
+        visit(id, name);
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// Every name, of every namespace, that reaches `id` (one prefix scan,
 /// bounded by the image's own names).
 pub(crate) fn names_of(content: &AnyBackend, id: &ImageId) -> Result<Vec<NameOfImage>> {
     let mut out = Vec::new();
-    content.scan_records(IMAGE_NAMES, &image_prefix(id), &mut |key, value| {
-        match decode_name_of_image(key, value) {
-            Ok((_, name)) => out.push(name),
-            Err(Error::Backend(e)) => return Err(e),
-            Err(e) => {
-                return Err(imgstore_backend::Error::invalid_argument(
-                    key,
-                    e.to_string(),
-                ));
-            }
-        }
-        Ok(())
-    })?;
+    scan_names(content, &image_prefix(id), &mut |_, name| out.push(name))?;
     Ok(out)
 }
 
@@ -308,18 +327,8 @@ pub(crate) fn is_reached(content: &AnyBackend, id: &ImageId) -> Result<bool> {
 /// the image summaries (one ordered scan).
 pub(crate) fn all_names(content: &AnyBackend) -> Result<BTreeMap<ImageId, Vec<NameOfImage>>> {
     let mut out: BTreeMap<ImageId, Vec<NameOfImage>> = BTreeMap::new();
-    content.scan_records(IMAGE_NAMES, "", &mut |key, value| {
-        match decode_name_of_image(key, value) {
-            Ok((id, name)) => out.entry(id).or_default().push(name),
-            Err(Error::Backend(e)) => return Err(e),
-            Err(e) => {
-                return Err(imgstore_backend::Error::invalid_argument(
-                    key,
-                    e.to_string(),
-                ));
-            }
-        }
-        Ok(())
+    scan_names(content, "", &mut |id, name| {
+        out.entry(id).or_default().push(name)
     })?;
     Ok(out)
 }
