@@ -16,9 +16,13 @@
 //!
 //! Files (all integers little-endian):
 //!
-//! - `snapshot`: `"IMGRSNP1"`, generation `u64`, payload length `u64`,
-//!   sha256 of the payload (32 bytes), payload. Written whole with
-//!   temp + fsync + rename, so it is never torn.
+//! - `snapshot`: `"IMGRSNP2"`, generation `u64`, payload length `u64`,
+//!   CRC-32 (IEEE) of the generation, the length and the payload (`u32`),
+//!   payload. Written whole with temp + fsync + rename, so it is never
+//!   torn: the checksum is there for damage at rest, read whole on every
+//!   open, and a CRC-32 costs a twentieth of a sha256 there. Version 1
+//!   (`"IMGRSNP1"`, sha256 of the payload in 32 bytes in place of the
+//!   CRC) is still read; the next compaction writes version 2.
 //! - `log`: `"IMGRLOG1"`, generation `u64`, then frames: payload length
 //!   `u32`, sha256 of the payload (32 bytes), payload. One frame per batch,
 //!   fsynced before the batch returns.
@@ -72,7 +76,15 @@ const SNAPSHOT: &str = "snapshot";
 /// The records' own lock file (the root's lock is `<root>/lock`).
 const LOCK_FILE: &str = "lock";
 const LOG_MAGIC: &[u8; 8] = b"IMGRLOG1";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"IMGRSNP1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"IMGRSNP2";
+/// The snapshot format before version 2 (sha256 of the payload), still read.
+const SNAPSHOT_MAGIC_1: &[u8; 8] = b"IMGRSNP1";
+/// The header of a version 2 snapshot: magic, generation, payload length,
+/// CRC-32.
+const SNAPSHOT_HEADER: usize = 8 + 8 + 8 + 4;
+/// The header of a version 1 snapshot: magic, generation, payload length,
+/// sha256.
+const SNAPSHOT_HEADER_1: usize = 8 + 8 + 8 + 32;
 const LOG_HEADER: u64 = 16;
 const FRAME_HEADER: u64 = 4 + 32;
 const TAG_PUT: u8 = 1;
@@ -573,6 +585,42 @@ impl State {
     }
 }
 
+/// The CRC-32 of a version 2 snapshot: over its generation, its payload
+/// length and its payload.
+fn snapshot_crc(head: &[u8], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[8..24]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Checks the header and checksum of the snapshot `bytes`: where its
+/// payload starts.
+fn check_snapshot(path: &Path, bytes: &[u8]) -> Result<usize> {
+    let magic = bytes.get(..8);
+    let start = if magic == Some(SNAPSHOT_MAGIC) {
+        SNAPSHOT_HEADER
+    } else if magic == Some(SNAPSHOT_MAGIC_1) {
+        SNAPSHOT_HEADER_1
+    } else {
+        return Err(corrupt(path, "the snapshot has no valid header".into()));
+    };
+    if bytes.len() < start {
+        return Err(corrupt(path, "the snapshot has no valid header".into()));
+    }
+    let payload = &bytes[start..];
+    let checked = payload.len() as u64 == u64_at(bytes, 16)
+        && if start == SNAPSHOT_HEADER {
+            snapshot_crc(bytes, payload).to_le_bytes() == bytes[24..28]
+        } else {
+            sha256(payload) == bytes[24..56]
+        };
+    if !checked {
+        return Err(corrupt(path, "the snapshot fails its checksum".into()));
+    }
+    Ok(start)
+}
+
 /// The bytes of the record file `name`, `None` when absent. Anything but a
 /// regular file there (a symlink, which is not followed) is an error, not
 /// "absent": treating it as absent would start an empty record store.
@@ -647,16 +695,9 @@ fn load(dir: &File, path: &Path) -> Result<State> {
     };
     let mut state = State::default();
     if let Some((file, bytes)) = read_file(dir, path, SNAPSHOT, false).map_err(read_error)? {
-        if bytes.len() < 56 || &bytes[..8] != SNAPSHOT_MAGIC {
-            return Err(corrupt(path, "the snapshot has no valid header".into()));
-        }
-        let len = u64_at(&bytes, 16);
-        let payload = &bytes[56..];
-        if payload.len() as u64 != len || sha256(payload) != bytes[24..56] {
-            return Err(corrupt(path, "the snapshot fails its checksum".into()));
-        }
+        let start = check_snapshot(path, &bytes)?;
         let generation = u64_at(&bytes, 8);
-        let Some(loaded) = State::from_snapshot(bytes, 56) else {
+        let Some(loaded) = State::from_snapshot(bytes, start) else {
             return Err(corrupt(path, "the snapshot does not decode".into()));
         };
         state = loaded;
@@ -1059,7 +1100,8 @@ impl Records {
         let mut snapshot = TempFile::create(&self.dir)?;
         let mut head = header(SNAPSHOT_MAGIC, generation);
         head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        head.extend_from_slice(&sha256(&payload));
+        let crc = snapshot_crc(&head, &payload);
+        head.extend_from_slice(&crc.to_le_bytes());
         snapshot.write_all(&head)?;
         snapshot.write_all(&payload)?;
         let mut log = TempFile::create(&self.dir)?;

@@ -160,6 +160,8 @@ fn op(out: &mut Vec<u8>, bucket: &str, key: &str, value: Option<&[u8]>) {
     }
 }
 
+/// Writes a version 1 snapshot (sha256), as earlier versions did, and an
+/// empty log of its generation.
 fn write_snapshot(records: &Path, generation: u64, payload: &[u8]) {
     let mut bytes = b"IMGRSNP1".to_vec();
     bytes.extend_from_slice(&generation.to_le_bytes());
@@ -213,9 +215,10 @@ fn a_snapshot_out_of_order_is_decoded_whole_and_rewritten_in_order() {
         store.get_record("b", "k").unwrap().as_deref(),
         Some(&b"4"[..])
     );
-    // Opening rewrote it in order, as the next generation.
+    // Opening rewrote it in order, as the next generation, in version 2.
     let snapshot = fs::read(records.join("snapshot")).unwrap();
     assert_eq!(snapshot[8..16], 8u64.to_le_bytes());
+    assert_eq!(&snapshot[..8], b"IMGRSNP2");
     let mut batch = Batch::new();
     batch.put("b", "c", b"6".to_vec()).delete("b", "z");
     store.apply(&batch).unwrap();
@@ -294,4 +297,28 @@ fn a_damaged_snapshot_fails_open() {
     write_snapshot(&records, 1, &payload[..payload.len() - 1]);
     let e = FsBackend::open(&root).unwrap_err();
     assert!(e.to_string().contains("does not decode"), "{e}");
+    // Version 2 (CRC-32): written by the compaction of a snapshot out of
+    // order on open. Damage to the payload or to the generation is found.
+    let mut payload = Vec::new();
+    op(&mut payload, "a", "y", Some(b"2"));
+    op(&mut payload, "a", "x", Some(b"1"));
+    write_snapshot(&records, 1, &payload);
+    drop(FsBackend::open(&root).unwrap());
+    let good = fs::read(&path).unwrap();
+    assert_eq!(&good[..8], b"IMGRSNP2");
+    for at in [good.len() - 1, 8, 16, 30] {
+        let mut bytes = good.clone();
+        bytes[at] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let e = FsBackend::open(&root).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "byte {at}: {e}");
+    }
+    let mut bytes = good.clone();
+    bytes[2] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    let e = FsBackend::open(&root).unwrap_err();
+    assert!(e.to_string().contains("header"), "{e}");
+    fs::write(&path, &good).unwrap();
+    let store = FsBackend::open(&root).unwrap();
+    assert_eq!(all(&store, "a"), pairs(&[("x", "1"), ("y", "2")]));
 }
