@@ -1,13 +1,28 @@
 //! Records under `<root>/records/`: an append-only log of checksummed batch
-//! frames over a snapshot, replayed on open into memory and followed after:
-//! every read first catches up with what other backends of the root (in
-//! any process) appended, so nobody reopens to see others' batches.
+//! frames over a snapshot, loaded on open and followed after: every read
+//! first catches up with what other backends of the root (in any process)
+//! appended, so nobody reopens to see others' batches.
+//!
+//! Opening does not decode every record. The snapshot is read whole and
+//! its checksum verified (one sequential pass), then indexed: the offset of
+//! each record, in the snapshot's order, which is key order (it is written
+//! from sorted records; one that is not, or holds a delete, is decoded
+//! whole instead and rewritten in order by the next compaction). Only the
+//! log is decoded, into an overlay of the values and deletions it made
+//! since the snapshot. A read looks in the overlay, then binary-searches
+//! the index; a scan merges both in key order; values are copied out of the
+//! snapshot's bytes only when returned. The log is kept short beside the
+//! snapshot, so replaying it on open stays cheap.
 //!
 //! Files (all integers little-endian):
 //!
-//! - `snapshot`: `"IMGRSNP1"`, generation `u64`, payload length `u64`,
-//!   sha256 of the payload (32 bytes), payload. Written whole with
-//!   temp + fsync + rename, so it is never torn.
+//! - `snapshot`: `"IMGRSNP2"`, generation `u64`, payload length `u64`,
+//!   CRC-32 (IEEE) of the generation, the length and the payload (`u32`),
+//!   payload. Written whole with temp + fsync + rename, so it is never
+//!   torn: the checksum is there for damage at rest, read whole on every
+//!   open, and a CRC-32 costs a twentieth of a sha256 there. Version 1
+//!   (`"IMGRSNP1"`, sha256 of the payload in 32 bytes in place of the
+//!   CRC) is still read; the next compaction writes version 2.
 //! - `log`: `"IMGRLOG1"`, generation `u64`, then frames: payload length
 //!   `u32`, sha256 of the payload (32 bytes), payload. One frame per batch,
 //!   fsynced before the batch returns.
@@ -17,8 +32,10 @@
 //!   are not logged.
 //!
 //! The log applies on top of the snapshot of the same generation. When the
-//! log outgrows twice the live data (and 256 KiB), it is compacted: a new
-//! log (generation + 1, empty) and a new snapshot are written as temp files,
+//! log outgrows an eighth of the snapshot (and 256 KiB), it is compacted
+//! (by a writer after its batch, or by an opener): the snapshot's records
+//! merged in order with the overlay make a new snapshot, written with a new
+//! log (generation + 1, empty) as temp files,
 //! the snapshot is renamed into place (the commit point), then the log. A
 //! log older than the snapshot is therefore already folded in and is
 //! discarded on open. A frame torn by a crash at the end of the log (never
@@ -59,7 +76,15 @@ const SNAPSHOT: &str = "snapshot";
 /// The records' own lock file (the root's lock is `<root>/lock`).
 const LOCK_FILE: &str = "lock";
 const LOG_MAGIC: &[u8; 8] = b"IMGRLOG1";
-const SNAPSHOT_MAGIC: &[u8; 8] = b"IMGRSNP1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"IMGRSNP2";
+/// The snapshot format before version 2 (sha256 of the payload), still read.
+const SNAPSHOT_MAGIC_1: &[u8; 8] = b"IMGRSNP1";
+/// The header of a version 2 snapshot: magic, generation, payload length,
+/// CRC-32.
+const SNAPSHOT_HEADER: usize = 8 + 8 + 8 + 4;
+/// The header of a version 1 snapshot: magic, generation, payload length,
+/// sha256.
+const SNAPSHOT_HEADER_1: usize = 8 + 8 + 8 + 32;
 const LOG_HEADER: u64 = 16;
 const FRAME_HEADER: u64 = 4 + 32;
 const TAG_PUT: u8 = 1;
@@ -67,13 +92,163 @@ const TAG_DELETE: u8 = 2;
 /// Logs smaller than this are never compacted.
 const COMPACT_MIN: u64 = 256 * 1024;
 
-type Buckets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+/// What the log changed since the snapshot, per bucket and key: a value,
+/// or `None` for a record deleted that the snapshot holds.
+type Overlay = BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>;
+
+/// The snapshot's bytes and an index of its records, in key order: reads
+/// binary-search it and copy out only the values they return, so opening
+/// a store does not decode every record.
+#[derive(Debug, Default)]
+struct Base {
+    /// The snapshot file (or, after a compaction, the payload it wrote).
+    bytes: Vec<u8>,
+    /// Where the payload starts in `bytes`.
+    start: usize,
+    /// The offset in `bytes` of every record (a put op), sorted by bucket
+    /// then key.
+    offsets: Vec<u32>,
+    /// Every bucket, sorted, with its records' range in `offsets`.
+    buckets: Vec<(String, std::ops::Range<usize>)>,
+}
+
+/// What indexing a snapshot's payload found.
+enum Indexing {
+    /// Its records in order: their offsets, and each bucket's range of them.
+    Indexed(Vec<u32>, Vec<(String, std::ops::Range<usize>)>),
+    /// It decodes but cannot be indexed (records out of order, a delete, or
+    /// more than 4 GiB): it is decoded whole instead.
+    Unordered,
+    /// It does not decode.
+    Undecodable,
+}
+
+/// One record of a [`Base`]: its key, its value and its whole encoded op.
+struct BaseRecord<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
+    op: &'a [u8],
+}
+
+fn le_u32(bytes: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
+}
+
+impl Base {
+    /// Indexes the payload `bytes[start..]`.
+    fn index(bytes: &[u8], start: usize) -> Indexing {
+        let mut offsets = Vec::new();
+        let mut buckets: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        let mut last_key: &[u8] = &[];
+        let mut at = start;
+        if u32::try_from(bytes.len()).is_err() {
+            return Indexing::Unordered;
+        }
+        let mut decoder = Decoder {
+            bytes: &bytes[start..],
+        };
+        let mut ordered = true;
+        loop {
+            match decoder.next_op() {
+                None => return Indexing::Undecodable,
+                Some(None) => break,
+                Some(Some(Decoded::Delete(..))) => ordered = false,
+                Some(Some(Decoded::Put(bucket, key, _))) => {
+                    if !ordered {
+                        // Only checked to decode from here on.
+                        continue;
+                    }
+                    ordered = match buckets.last_mut() {
+                        Some((last, range)) if last.as_str() == bucket => {
+                            range.end += 1;
+                            key.as_bytes() > last_key
+                        }
+                        Some((last, _)) if last.as_str() > bucket => false,
+                        _ => {
+                            let n = offsets.len();
+                            buckets.push((bucket.to_owned(), n..n + 1));
+                            true
+                        }
+                    };
+                    last_key = key.as_bytes();
+                    // Fits: the whole file is under 4 GiB.
+                    offsets.push(at as u32);
+                    at = bytes.len() - decoder.bytes.len();
+                }
+            }
+        }
+        if !ordered {
+            return Indexing::Unordered;
+        }
+        Indexing::Indexed(offsets, buckets)
+    }
+
+    fn payload_len(&self) -> u64 {
+        (self.bytes.len() - self.start) as u64
+    }
+
+    /// The record at `offsets[i]` (indexed, so it decodes).
+    fn record(&self, i: usize) -> BaseRecord<'_> {
+        self.record_at(self.offsets[i] as usize)
+    }
+
+    /// The record whose op starts at byte `at` (an indexed offset).
+    fn record_at(&self, at: usize) -> BaseRecord<'_> {
+        let b = &self.bytes;
+        let key_at = at + 2 + usize::from(b[at + 1]);
+        let key_len = le_u32(b, key_at);
+        let value_at = key_at + 4 + key_len;
+        let value_len = le_u32(b, value_at);
+        let end = value_at + 4 + value_len;
+        BaseRecord {
+            key: &b[key_at + 4..value_at],
+            value: &b[value_at + 4..end],
+            op: &b[at..end],
+        }
+    }
+
+    /// The range in `offsets` of `bucket`'s records.
+    fn bucket(&self, bucket: &str) -> std::ops::Range<usize> {
+        match self
+            .buckets
+            .binary_search_by(|(name, _)| name.as_str().cmp(bucket))
+        {
+            Ok(i) => self.buckets[i].1.clone(),
+            Err(_) => 0..0,
+        }
+    }
+
+    /// The first index in `range` whose key is not below `key`.
+    fn lower_bound(&self, range: std::ops::Range<usize>, key: &str) -> usize {
+        let start = range.start;
+        start
+            + self.offsets[range]
+                .partition_point(|&at| self.record_at(at as usize).key < key.as_bytes())
+    }
+
+    /// The value of `bucket`'s record `key`.
+    fn get(&self, bucket: &str, key: &str) -> Option<&[u8]> {
+        let range = self.bucket(bucket);
+        let end = range.end;
+        let i = self.lower_bound(range, key);
+        (i < end)
+            .then(|| self.record(i))
+            .filter(|record| record.key == key.as_bytes())
+            .map(|record| record.value)
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
-    buckets: Buckets,
+    /// The snapshot's records, indexed.
+    base: Base,
+    /// What the log's frames changed on top of `base`.
+    overlay: Overlay,
     /// Encoded size of every live record: what a snapshot would hold.
     live_bytes: u64,
+    /// The snapshot could not be indexed and was decoded into `overlay`:
+    /// the next writer compacts, which writes it in order.
+    rewrite: bool,
     /// The snapshot's generation (0 without one).
     generation: u64,
     /// The snapshot the state was loaded from, held open so that its inode
@@ -84,7 +259,6 @@ struct State {
     log: Option<Followed>,
 }
 
-/// An open file and its inode.
 #[derive(Debug)]
 struct Pinned {
     file: File,
@@ -229,23 +403,126 @@ impl<'a> Decoder<'a> {
 }
 
 impl State {
-    fn put(&mut self, bucket: &str, key: &str, value: &[u8]) {
-        let size = op_size(bucket, key, Some(value));
-        let records = self.buckets.entry(bucket.to_owned()).or_default();
-        if let Some(old) = records.insert(key.to_owned(), value.to_vec()) {
-            self.live_bytes -= op_size(bucket, key, Some(&old));
+    /// A state holding the snapshot payload `bytes[start..]`; `None` when
+    /// it does not decode.
+    fn from_snapshot(bytes: Vec<u8>, start: usize) -> Option<State> {
+        match Base::index(&bytes, start) {
+            Indexing::Indexed(offsets, buckets) => {
+                let base = Base {
+                    bytes,
+                    start,
+                    offsets,
+                    buckets,
+                };
+                Some(State {
+                    live_bytes: base.payload_len(),
+                    base,
+                    ..State::default()
+                })
+            }
+            Indexing::Unordered => {
+                let mut state = State {
+                    rewrite: true,
+                    ..State::default()
+                };
+                state.apply_payload(&bytes[start..])?;
+                Some(state)
+            }
+            Indexing::Undecodable => None,
         }
-        self.live_bytes += size;
+    }
+
+    /// The current value of a record.
+    fn get(&self, bucket: &str, key: &str) -> Option<&[u8]> {
+        match self
+            .overlay
+            .get(bucket)
+            .and_then(|records| records.get(key))
+        {
+            Some(changed) => changed.as_deref(),
+            None => self.base.get(bucket, key),
+        }
+    }
+
+    /// At most `limit` records of `bucket` under `prefix`, in key order:
+    /// the snapshot's merged with the log's changes.
+    fn scan(&self, bucket: &str, prefix: &str, limit: usize) -> Vec<(String, Vec<u8>)> {
+        let range = self.base.bucket(bucket);
+        let end = range.end;
+        let mut base = (self.base.lower_bound(range, prefix)..end)
+            .map(|i| self.base.record(i))
+            .take_while(|record| record.key.starts_with(prefix.as_bytes()))
+            .peekable();
+        let mut overlay = self
+            .overlay
+            .get(bucket)
+            .into_iter()
+            .flat_map(|records| {
+                records.range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+            })
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let from_base = match (base.peek(), overlay.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(record), Some((key, _))) => {
+                    if record.key == key.as_bytes() {
+                        // Changed by the log: the overlay's entry wins.
+                        base.next();
+                        false
+                    } else {
+                        record.key < key.as_bytes()
+                    }
+                }
+            };
+            if from_base {
+                if let Some(record) = base.next() {
+                    let key = String::from_utf8_lossy(record.key).into_owned();
+                    out.push((key, record.value.to_vec()));
+                }
+            } else if let Some((key, Some(value))) = overlay.next() {
+                out.push((key.clone(), value.clone()));
+            }
+        }
+        out
+    }
+
+    fn put(&mut self, bucket: &str, key: &str, value: &[u8]) {
+        self.forget(bucket, key);
+        self.live_bytes += op_size(bucket, key, Some(value));
+        self.overlay
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), Some(value.to_vec()));
     }
 
     fn delete(&mut self, bucket: &str, key: &str) {
-        if let Some(records) = self.buckets.get_mut(bucket) {
-            if let Some(old) = records.remove(key) {
-                self.live_bytes -= op_size(bucket, key, Some(&old));
-            }
+        self.forget(bucket, key);
+        let in_base = self.base.get(bucket, key).is_some();
+        if in_base {
+            self.overlay
+                .entry(bucket.to_owned())
+                .or_default()
+                .insert(key.to_owned(), None);
+        } else if let Some(records) = self.overlay.get_mut(bucket) {
+            records.remove(key);
             if records.is_empty() {
-                self.buckets.remove(bucket);
+                self.overlay.remove(bucket);
             }
+        }
+    }
+
+    /// Subtracts the current record `key` (if any) from `live_bytes`.
+    fn forget(&mut self, bucket: &str, key: &str) {
+        if let Some(old) = self.get(bucket, key) {
+            let size = op_size(bucket, key, Some(old));
+            self.live_bytes = self.live_bytes.saturating_sub(size);
         }
     }
 
@@ -261,15 +538,87 @@ impl State {
         Some(())
     }
 
+    /// The payload of a snapshot of every live record, in key order: the
+    /// snapshot's records merged with the log's changes (the unchanged ones
+    /// copied as they are encoded).
     fn encode_snapshot(&self) -> Vec<u8> {
         let mut payload = Vec::with_capacity(self.live_bytes as usize);
-        for (bucket, records) in &self.buckets {
-            for (key, value) in records {
-                encode_op(&mut payload, TAG_PUT, bucket, key, Some(value));
+        let mut names: Vec<&str> = self
+            .base
+            .buckets
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(self.overlay.keys().map(String::as_str))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for bucket in names {
+            let range = self.base.bucket(bucket);
+            let mut base = range.map(|i| self.base.record(i)).peekable();
+            let mut overlay = self.overlay.get(bucket).into_iter().flatten().peekable();
+            loop {
+                let from_base = match (base.peek(), overlay.peek()) {
+                    (None, None) => break,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (Some(record), Some((key, _))) => {
+                        if record.key == key.as_bytes() {
+                            base.next();
+                            false
+                        } else {
+                            record.key < key.as_bytes()
+                        }
+                    }
+                };
+                if from_base {
+                    if let Some(record) = base.next() {
+                        payload.extend_from_slice(record.op);
+                    }
+                } else if let Some((key, value)) = overlay.next()
+                    && let Some(value) = value
+                {
+                    encode_op(&mut payload, TAG_PUT, bucket, key, Some(value));
+                }
             }
         }
         payload
     }
+}
+
+/// The CRC-32 of a version 2 snapshot: over its generation, its payload
+/// length and its payload.
+fn snapshot_crc(head: &[u8], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[8..24]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Checks the header and checksum of the snapshot `bytes`: where its
+/// payload starts.
+fn check_snapshot(path: &Path, bytes: &[u8]) -> Result<usize> {
+    let magic = bytes.get(..8);
+    let start = if magic == Some(SNAPSHOT_MAGIC) {
+        SNAPSHOT_HEADER
+    } else if magic == Some(SNAPSHOT_MAGIC_1) {
+        SNAPSHOT_HEADER_1
+    } else {
+        return Err(corrupt(path, "the snapshot has no valid header".into()));
+    };
+    if bytes.len() < start {
+        return Err(corrupt(path, "the snapshot has no valid header".into()));
+    }
+    let payload = &bytes[start..];
+    let checked = payload.len() as u64 == u64_at(bytes, 16)
+        && if start == SNAPSHOT_HEADER {
+            snapshot_crc(bytes, payload).to_le_bytes() == bytes[24..28]
+        } else {
+            sha256(payload) == bytes[24..56]
+        };
+    if !checked {
+        return Err(corrupt(path, "the snapshot fails its checksum".into()));
+    }
+    Ok(start)
 }
 
 /// The bytes of the record file `name`, `None` when absent. Anything but a
@@ -346,18 +695,13 @@ fn load(dir: &File, path: &Path) -> Result<State> {
     };
     let mut state = State::default();
     if let Some((file, bytes)) = read_file(dir, path, SNAPSHOT, false).map_err(read_error)? {
-        if bytes.len() < 56 || &bytes[..8] != SNAPSHOT_MAGIC {
-            return Err(corrupt(path, "the snapshot has no valid header".into()));
-        }
-        let len = u64_at(&bytes, 16);
-        let payload = &bytes[56..];
-        if payload.len() as u64 != len || sha256(payload) != bytes[24..56] {
-            return Err(corrupt(path, "the snapshot fails its checksum".into()));
-        }
-        if state.apply_payload(payload).is_none() {
+        let start = check_snapshot(path, &bytes)?;
+        let generation = u64_at(&bytes, 8);
+        let Some(loaded) = State::from_snapshot(bytes, start) else {
             return Err(corrupt(path, "the snapshot does not decode".into()));
-        }
-        state.generation = u64_at(&bytes, 8);
+        };
+        state = loaded;
+        state.generation = generation;
         state.snapshot = Some(pin(file).map_err(read_error)?);
     }
     let Some((file, bytes)) = read_file(dir, path, LOG, true).map_err(read_error)? else {
@@ -408,8 +752,9 @@ fn is_current(state: &State, log: Option<sys::Stat>) -> bool {
 
 impl Records {
     /// Opens (creating) the record store in `path`: under the exclusive
-    /// lock, removes temp files of interrupted compactions, replays
-    /// snapshot and log, cuts a torn tail and starts a missing log.
+    /// lock, removes temp files of interrupted compactions, indexes the
+    /// snapshot and replays the log, cuts a torn tail, starts a missing log
+    /// and compacts a log that is due.
     pub(crate) fn open(path: &Path, lock_timeout: Duration) -> Result<Records> {
         let subject = || store_subject(path);
         let dir = File::open(path).map_err(|e| Error::io("open", subject(), e))?;
@@ -427,6 +772,17 @@ impl Records {
             let _lock = records.lock_exclusive()?;
             remove_temp_files(&records.dir).map_err(|e| Error::io("clean", subject(), e))?;
             records.catch_up(Mode::Write)?;
+            let due = {
+                let state = records.read();
+                let log_len = state.log.as_ref().map_or(0, |followed| followed.applied);
+                compaction_due(&state, log_len)
+            };
+            if due {
+                // A log left long (by a crash, or by an older version that
+                // compacted later): folded in now, so later opens read
+                // little of it. On failure the log stays valid.
+                let _ = records.compact();
+            }
         }
         Ok(records)
     }
@@ -504,14 +860,7 @@ impl Records {
                 let read = followed.log.file.read_at(&mut tail, at);
                 let read = read.map_err(|e| Error::io("read the log of", subject(), e))?;
                 tail.truncate(read);
-                let mut replayed = State {
-                    buckets: std::mem::take(&mut state.buckets),
-                    live_bytes: state.live_bytes,
-                    ..State::default()
-                };
-                let applied = replay(&self.path, &tail, at, &mut replayed);
-                state.buckets = replayed.buckets;
-                state.live_bytes = replayed.live_bytes;
+                let applied = replay(&self.path, &tail, at, state);
                 if let Some(followed) = &mut state.log {
                     followed.applied = applied?;
                 }
@@ -572,12 +921,7 @@ impl Records {
     /// The value of one record, as of now.
     pub(crate) fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         self.refresh()?;
-        Ok(self
-            .read()
-            .buckets
-            .get(bucket)
-            .and_then(|records| records.get(key))
-            .cloned())
+        Ok(self.read().get(bucket, key).map(<[u8]>::to_vec))
     }
 
     /// At most `limit` records of `bucket` under `prefix`, in key order, as
@@ -590,19 +934,7 @@ impl Records {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>> {
         self.refresh()?;
-        let state = self.read();
-        let Some(records) = state.buckets.get(bucket) else {
-            return Ok(Vec::new());
-        };
-        Ok(records
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit)
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect())
+        Ok(self.read().scan(bucket, prefix, limit))
     }
 
     /// The generation and the replayed length of the log, folded into one
@@ -663,7 +995,7 @@ impl Records {
         frame.extend_from_slice(&sha256(&payload));
         frame.extend_from_slice(&payload);
         self.append(&frame)?;
-        let (log_len, live_bytes) = {
+        let due = {
             let mut state = self.write();
             // The payload was built above from validated ops; it decodes.
             let _ = state.apply_payload(&payload);
@@ -674,9 +1006,9 @@ impl Records {
                 }
                 None => 0,
             };
-            (log_len, state.live_bytes)
+            compaction_due(&state, log_len)
         };
-        if log_len > COMPACT_MIN && log_len > 2 * live_bytes {
+        if due {
             // The batch is durable already; a failed compaction is retried
             // after the next batch and leaves a valid log behind.
             let _ = self.compact();
@@ -728,7 +1060,18 @@ impl Records {
         let compacted = self.write_compaction();
         let mut state = self.write();
         match compacted {
-            Ok((generation, snapshot, log)) => {
+            Ok((generation, snapshot, log, payload)) => {
+                // The merged records, indexed (written in order, so they
+                // index; if not, the files are loaded again).
+                let Some(merged) = State::from_snapshot(payload, 0) else {
+                    state.log = None;
+                    state.snapshot = None;
+                    return Ok(());
+                };
+                state.base = merged.base;
+                state.overlay = merged.overlay;
+                state.live_bytes = merged.live_bytes;
+                state.rewrite = merged.rewrite;
                 state.generation = generation;
                 state.snapshot = Some(snapshot);
                 state.log = Some(Followed {
@@ -746,7 +1089,10 @@ impl Records {
         }
     }
 
-    fn write_compaction(&self) -> io::Result<(u64, Pinned, Pinned)> {
+    /// Writes the snapshot and the empty log of the next generation and
+    /// renames them into place: that generation, the new files, and the
+    /// snapshot's payload.
+    fn write_compaction(&self) -> io::Result<(u64, Pinned, Pinned, Vec<u8>)> {
         let (generation, payload) = {
             let state = self.read();
             (state.generation + 1, state.encode_snapshot())
@@ -754,7 +1100,8 @@ impl Records {
         let mut snapshot = TempFile::create(&self.dir)?;
         let mut head = header(SNAPSHOT_MAGIC, generation);
         head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        head.extend_from_slice(&sha256(&payload));
+        let crc = snapshot_crc(&head, &payload);
+        head.extend_from_slice(&crc.to_le_bytes());
         snapshot.write_all(&head)?;
         snapshot.write_all(&payload)?;
         let mut log = TempFile::create(&self.dir)?;
@@ -765,7 +1112,7 @@ impl Records {
         log.commit(LOG)?;
         let snapshot = pin(sys::open_read(&self.dir, SNAPSHOT)?)?;
         let log = pin(open_log(&self.path)?)?;
-        Ok((generation, snapshot, log))
+        Ok((generation, snapshot, log, payload))
     }
 }
 
@@ -846,14 +1193,30 @@ fn valid_frame_after(bytes: &[u8], from: usize) -> bool {
             return false;
         }
         let payload = &rest[header..header + len];
-        sha256(payload) == rest[4..36] && State::default().apply_payload(payload).is_some()
+        sha256(payload) == rest[4..36] && decodes(payload)
     })
 }
 
+/// True when `payload` decodes as a sequence of ops.
+fn decodes(payload: &[u8]) -> bool {
+    let mut decoder = Decoder { bytes: payload };
+    loop {
+        match decoder.next_op() {
+            None => return false,
+            Some(None) => return true,
+            Some(Some(_)) => {}
+        }
+    }
+}
+
+/// True when the log, `log_len` bytes long, is due for compaction: it
+/// outgrew an eighth of the snapshot (and 256 KiB), so replaying it on open
+/// stays cheap beside reading the snapshot, or the snapshot could not be
+/// indexed.
+fn compaction_due(state: &State, log_len: u64) -> bool {
+    state.rewrite || log_len > COMPACT_MIN.max(state.base.payload_len() / 8)
+}
+
 fn check(state: &State, bucket: &str, key: &str, condition: &Precondition) -> Result<()> {
-    let current = state
-        .buckets
-        .get(bucket)
-        .and_then(|records| records.get(key));
-    condition.check(bucket, key, current.map(Vec::as_slice))
+    condition.check(bucket, key, state.get(bucket, key))
 }
