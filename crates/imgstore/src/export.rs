@@ -650,7 +650,7 @@ impl Store {
             }
         }
         commit(&mut temp, dest, format, replace)?;
-        // Nothing in the store changed: the catalog holds for the new generation.
+        // Nothing in the store changed.
         lock.finish(Ok(report))
     }
 
