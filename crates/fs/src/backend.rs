@@ -56,7 +56,8 @@ pub struct FsBackend {
     root: PathBuf,
     content: File,
     metadata: File,
-    records: Records,
+    /// Boxed: its state is large, and backends are held by value in enums.
+    records: Box<Records>,
     _lock: RootLock,
 }
 
@@ -220,7 +221,7 @@ impl FsBackend {
             }
             Ok(())
         })?;
-        let records = Records::open(&root.join(RECORDS_DIR), options.lock_timeout)?;
+        let records = Box::new(Records::open(&root.join(RECORDS_DIR), options.lock_timeout)?);
         Ok(FsBackend {
             content: open_dir(&content_path)?,
             metadata: open_dir(&metadata_path)?,
