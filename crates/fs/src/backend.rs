@@ -221,7 +221,10 @@ impl FsBackend {
             }
             Ok(())
         })?;
-        let records = Box::new(Records::open(&root.join(RECORDS_DIR), options.lock_timeout)?);
+        let records = Box::new(Records::open(
+            &root.join(RECORDS_DIR),
+            options.lock_timeout,
+        )?);
         Ok(FsBackend {
             content: open_dir(&content_path)?,
             metadata: open_dir(&metadata_path)?,
