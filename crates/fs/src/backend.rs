@@ -106,8 +106,9 @@ fn ensure_dir(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes `.tmp-*` leftovers of interrupted writes from `dir`.
-fn remove_temp_files(dir: &Path) -> Result<()> {
+/// Removes `.tmp-*` leftovers of interrupted writes from `dir`; adds how
+/// many files and bytes went to `removed`.
+fn remove_temp_files(dir: &Path, removed: &mut (usize, u64)) -> Result<()> {
     let subject = || Subject::Store(dir.display().to_string());
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -121,8 +122,12 @@ fn remove_temp_files(dir: &Path) -> Result<()> {
             .to_str()
             .is_some_and(|n| n.starts_with(TEMP_PREFIX));
         if is_temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let size = entry.metadata().map_or(0, |m| m.len());
             match std::fs::remove_file(entry.path()) {
-                Ok(()) => {}
+                Ok(()) => {
+                    removed.0 += 1;
+                    removed.1 += size;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove leftover", subject(), e)),
             }
@@ -185,9 +190,10 @@ impl FsBackend {
     ///
     /// Any number of backends may have one root open at once, in this
     /// process and others: each sees the others' record batches at its next
-    /// read (see [`RecordStore`]). An opener that finds no other backend open
-    /// removes `.tmp-*` leftovers of interrupted writes first; then the
-    /// record log is replayed. A regular file where one of the directories
+    /// read (see [`RecordStore`]). Open costs the same whatever the number
+    /// of blobs: it lists no directory (`.tmp-*` leftovers of interrupted
+    /// writes are removed by [`remove_leftovers`](Self::remove_leftovers)),
+    /// and reads the record snapshot's index (see `records.rs`). A regular file where one of the directories
     /// should be is `FailedPrecondition` naming it; a lock still held after
     /// `options.lock_timeout` (an opener cleaning, or a writer of the record
     /// log) is `FailedPrecondition` naming the holder's pid.
@@ -205,22 +211,7 @@ impl FsBackend {
         }
         let content_path = root.join(CONTENT_DIR);
         let metadata_path = root.join(METADATA_DIR);
-        let lock = RootLock::acquire(&root, options.lock_timeout, || {
-            remove_temp_files(&content_path)?;
-            let entries = std::fs::read_dir(&metadata_path).map_err(|e| {
-                Error::io(
-                    "list",
-                    Subject::Store(metadata_path.display().to_string()),
-                    e,
-                )
-            })?;
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    remove_temp_files(&entry.path())?;
-                }
-            }
-            Ok(())
-        })?;
+        let lock = RootLock::acquire(&root, options.lock_timeout, || Ok(()))?;
         let records = Box::new(Records::open(
             &root.join(RECORDS_DIR),
             options.lock_timeout,
@@ -232,6 +223,30 @@ impl FsBackend {
             records,
             _lock: lock,
         })
+    }
+
+    /// Removes the `.tmp-*` files interrupted writes left in the content
+    /// and metadata directories; returns how many files and bytes went.
+    /// O(blobs): it lists every directory. Only while no write to this root
+    /// is in progress, in any process (a write's temporary file would go):
+    /// the facade's gc calls it under the store's change lock.
+    pub fn remove_leftovers(&self) -> Result<(usize, u64)> {
+        let mut removed = (0, 0);
+        remove_temp_files(&self.root.join(CONTENT_DIR), &mut removed)?;
+        let metadata_path = self.root.join(METADATA_DIR);
+        let entries = std::fs::read_dir(&metadata_path).map_err(|e| {
+            Error::io(
+                "list",
+                Subject::Store(metadata_path.display().to_string()),
+                e,
+            )
+        })?;
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_temp_files(&entry.path(), &mut removed)?;
+            }
+        }
+        Ok(removed)
     }
 
     /// The root directory this backend was opened on.

@@ -73,6 +73,9 @@ fn moby_imagedb_tree_opens_read_write() {
         store.get_metadata(&child, "lastUpdated").unwrap(),
         b"2024-05-01T10:00:00.000000000Z"
     );
+    // Open lists no directory: the leftovers go with remove_leftovers.
+    assert!(root.join("content/sha256/.tmp-abc123").exists());
+    assert_eq!(store.remove_leftovers().unwrap(), (2, 14));
     assert!(
         !root.join("content/sha256/.tmp-abc123").exists(),
         "leftovers cleaned"
@@ -138,7 +141,7 @@ fn open_creates_the_layout_with_private_modes() {
 }
 
 #[test]
-fn temp_leftovers_are_ignored_by_walk_and_removed_on_open() {
+fn temp_leftovers_are_ignored_by_walk_and_removed_by_remove_leftovers() {
     let dir = tempdir();
     let root = dir.path().join("root");
     let leftovers: Vec<PathBuf> = {
@@ -165,8 +168,13 @@ fn temp_leftovers_are_ignored_by_walk_and_removed_on_open() {
         leftovers
     };
     let store = FsBackend::open(&root).unwrap();
+    // The record store's own leftover goes on open (one small directory);
+    // the blobs' and metadata's with remove_leftovers (it lists them all).
+    assert!(!leftovers[3].exists(), "records' leftover removed on open");
+    assert!(leftovers[..3].iter().all(|path| path.exists()));
+    assert_eq!(store.remove_leftovers().unwrap(), (3, 36));
     for path in &leftovers {
-        assert!(!path.exists(), "{} removed on open", path.display());
+        assert!(!path.exists(), "{} removed", path.display());
     }
     assert_eq!(store.get(&digest(FOO)).unwrap(), b"foo");
     assert_eq!(store.get_metadata(&digest(FOO), "k").unwrap(), b"v");
@@ -352,11 +360,11 @@ fn a_killed_holder_releases_the_lock() {
 }
 
 #[test]
-fn leftovers_are_removed_only_by_an_opener_that_is_alone() {
+fn leftovers_are_removed_only_when_asked_never_on_open() {
     let dir = tempdir();
     let root = dir.path().join("root");
     let first = FsBackend::open(&root).unwrap();
-    // What another backend's write in progress looks like.
+    // What an interrupted write (or one in progress) looks like.
     let live = root.join("content/sha256/.tmp-live");
     fs::write(&live, b"partial").unwrap();
     let second = FsBackend::open_with(
@@ -369,13 +377,10 @@ fn leftovers_are_removed_only_by_an_opener_that_is_alone() {
     assert!(live.exists(), "a second opener leaves a live write alone");
     drop(first);
     drop(second);
-    let _alone = FsBackend::open(&root).unwrap();
-    assert!(!live.exists(), "an opener alone removes the leftover");
-    assert_eq!(
-        fs::read_to_string(root.join("lock")).unwrap().trim(),
-        std::process::id().to_string(),
-        "the lock file names the last opener that cleaned"
-    );
+    let alone = FsBackend::open(&root).unwrap();
+    assert!(live.exists(), "open lists no directory, even alone");
+    assert_eq!(alone.remove_leftovers().unwrap(), (1, 7));
+    assert!(!live.exists(), "remove_leftovers removes it");
 }
 
 // ---- the record log ---------------------------------------------------------

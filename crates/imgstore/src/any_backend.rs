@@ -22,6 +22,16 @@ pub enum AnyBackend {
 }
 
 impl AnyBackend {
+    /// The fs backend underneath (seeing through a fault injector).
+    pub fn as_fs(&self) -> Option<&FsBackend> {
+        match self {
+            AnyBackend::Fs(b) => Some(b),
+            AnyBackend::Sqlite(_) => None,
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty(b) => b.inner().as_fs(),
+        }
+    }
+
     /// The SQLite backend underneath (seeing through a fault injector).
     pub fn as_sqlite(&self) -> Option<&SqliteBackend> {
         match self {

@@ -802,6 +802,11 @@ impl Store {
                 report.orphan_files_removed += orphans.removed_files;
                 report.bytes_freed += orphans.removed_bytes;
             }
+            if let Some(fs) = backend.as_fs() {
+                let (files, bytes) = fs.remove_leftovers()?;
+                report.orphan_files_removed += files;
+                report.bytes_freed += bytes;
+            }
         }
         let (files, bytes) = crate::root::remove_old_catalogs(&self.root);
         report.orphan_files_removed += files;
