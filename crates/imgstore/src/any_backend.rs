@@ -42,9 +42,10 @@ impl AnyBackend {
         }
     }
 
-    /// Makes every write that returned Ok durable against a power loss:
-    /// an SQLite checkpoint ([`SqliteBackend::checkpoint`]); nothing for
-    /// the filesystem backend, which syncs every write before returning.
+    /// Makes every write that returned Ok durable against a power loss and
+    /// folds SQLite's write-ahead log into the database
+    /// ([`SqliteBackend::checkpoint`]); nothing for the filesystem backend,
+    /// which syncs every write before returning.
     pub fn make_durable(&self) -> Result<()> {
         match self {
             AnyBackend::Sqlite(b) => b.checkpoint(),

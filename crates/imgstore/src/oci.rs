@@ -1012,6 +1012,10 @@ impl Store {
                     self.undo(undo);
                     return Err(e);
                 }
+                // A load's log is folded now, by the load, not by the
+                // next command (best effort: the import stands either way).
+                let _ = self.content.make_durable();
+                let _ = self.images.backend().make_durable();
                 lock.commit();
                 Ok(imported)
             }
