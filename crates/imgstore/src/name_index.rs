@@ -265,17 +265,18 @@ pub(crate) fn entry(
     }
 }
 
-/// One `image-names` record decoded: the image and how the name reaches it.
-fn decode_name_of_image(
-    key: &str,
+/// One `image-names` record decoded: the image's 64 hex digits and how the
+/// name reaches it.
+fn decode_name_of_image<'k>(
+    key: &'k str,
     value: &[u8],
-) -> imgstore_backend::Result<(ImageId, NameOfImage)> {
+) -> imgstore_backend::Result<(&'k str, NameOfImage)> {
     let parsed = key.split_once(' ').and_then(|(hex, full)| {
-        let id: ImageId = format!("sha256:{hex}").parse().ok()?;
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         let (namespace, name) = full.split_once('/')?;
-        Some((id, namespace.to_owned(), name.to_owned()))
+        valid.then(|| (hex, namespace.to_owned(), name.to_owned()))
     });
-    let Some((id, namespace, name)) = parsed else {
+    let Some((hex, namespace, name)) = parsed else {
         return Err(corrupt_record(
             IMAGE_NAMES,
             key,
@@ -285,7 +286,7 @@ fn decode_name_of_image(
     let reach: Reach =
         serde_json::from_slice(value).map_err(|e| corrupt_record(IMAGE_NAMES, key, e))?;
     Ok((
-        id,
+        hex,
         NameOfImage {
             namespace,
             name,
@@ -294,15 +295,16 @@ fn decode_name_of_image(
     ))
 }
 
-/// Calls `visit` for each `image-names` record under `prefix`, decoded.
-fn scan_names(
+/// Calls `visit` for each `image-names` record under `prefix`, decoded, in
+/// key order (so grouped by image: its 64 hex digits start the key).
+pub(crate) fn scan_names(
     content: &AnyBackend,
     prefix: &str,
-    visit: &mut dyn FnMut(ImageId, NameOfImage),
+    visit: &mut dyn FnMut(&str, NameOfImage),
 ) -> Result<()> {
     content.scan_records(IMAGE_NAMES, prefix, &mut |key, value| {
-        let (id, name) = decode_name_of_image(key, value)?;
-        visit(id, name);
+        let (hex, name) = decode_name_of_image(key, value)?;
+        visit(hex, name);
         Ok(())
     })?;
     Ok(())
@@ -327,10 +329,21 @@ pub(crate) fn is_reached(content: &AnyBackend, id: &ImageId) -> Result<bool> {
 /// the image summaries (one ordered scan).
 pub(crate) fn all_names(content: &AnyBackend) -> Result<BTreeMap<ImageId, Vec<NameOfImage>>> {
     let mut out: BTreeMap<ImageId, Vec<NameOfImage>> = BTreeMap::new();
-    scan_names(content, "", &mut |id, name| {
-        out.entry(id).or_default().push(name)
-    })?;
-    Ok(out)
+    let mut bad = None;
+    scan_names(
+        content,
+        "",
+        &mut |hex, name| match format!("sha256:{hex}").parse::<ImageId>() {
+            Ok(id) => out.entry(id).or_default().push(name),
+            Err(e) => {
+                bad.get_or_insert_with(|| corrupt(IMAGE_NAMES, hex, e));
+            }
+        },
+    )?;
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// The names, of every namespace, whose target is an index, as
@@ -607,7 +620,9 @@ pub(crate) fn meaning_in(namespace: &str, names: Vec<NameOfImage>) -> Vec<NameOf
         .into_iter()
         .filter(|n| n.namespace == namespace && n.reach.chosen)
         .collect();
-    imgstore_cri::rank_references(&mut meaning, |n| n.name.as_str());
+    if meaning.len() > 1 {
+        imgstore_cri::rank_references(&mut meaning, |n| n.name.as_str());
+    }
     meaning
 }
 

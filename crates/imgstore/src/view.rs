@@ -18,7 +18,7 @@ use imgstore_refs::reference::{Reference, familiar_match};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::name_index::{meaning_in, visible_in};
+use crate::name_index::{NameOfImage, meaning_in, visible_in};
 use crate::{Error, ImageSummary, Result, Store};
 
 /// Docker's zero time, which `docker inspect` prints for a time not set.
@@ -478,6 +478,7 @@ pub(crate) fn select_images(
     for ListingEntry {
         mut summary,
         has_children,
+        created,
         labels,
     } in entries
     {
@@ -507,7 +508,6 @@ pub(crate) fn select_images(
             }
             summary.references = kept;
         }
-        let created = created_time(summary.created.as_deref());
         if filters.before.is_some_and(|before| created >= before)
             || filters.since.is_some_and(|since| created <= since)
             || filters.until.is_some_and(|until| created > until)
@@ -549,6 +549,8 @@ pub(crate) fn select_images(
 pub(crate) struct ListingEntry {
     pub(crate) summary: ImageSummary,
     pub(crate) has_children: bool,
+    /// The config's `created`, parsed (the epoch when unset or unreadable).
+    pub(crate) created: SystemTime,
     /// The config's labels (what `label=` filters match).
     pub(crate) labels: BTreeMap<String, String>,
 }
@@ -556,11 +558,10 @@ pub(crate) struct ListingEntry {
 /// Sorts listing entries as `docker images` lists them: newest first, then
 /// by ID.
 pub(crate) fn sort_for_listing(entries: &mut [ListingEntry]) {
-    entries.sort_by_cached_key(|entry| {
-        (
-            std::cmp::Reverse(created_time(entry.summary.created.as_deref())),
-            entry.summary.id.clone(),
-        )
+    entries.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then_with(|| a.summary.id.cmp(&b.summary.id))
     });
 }
 
@@ -766,23 +767,39 @@ impl Store {
     /// sorted as listed: the image summaries joined with the name index,
     /// each read in one ordered scan.
     pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
-        let mut names = crate::name_index::all_names(&self.content)?;
         let summaries = self.images.summaries()?;
-        let parents: std::collections::HashSet<&ImageId> = summaries
+        let parents: std::collections::HashSet<ImageId> = summaries
             .iter()
-            .filter_map(|(_, summary)| summary.parent.as_ref())
+            .filter_map(|(_, summary)| summary.parent.clone())
             .collect();
+        // Both scans come in image ID order: the names are joined to the
+        // summaries in one pass, without a map.
+        let mut reached: Vec<Vec<NameOfImage>> = vec![Vec::new(); summaries.len()];
+        let mut at = 0;
+        crate::name_index::scan_names(&self.content, "", &mut |hex, name| {
+            while at < summaries.len() && summaries[at].0.digest().encoded() < hex {
+                at += 1;
+            }
+            if let Some((id, _)) = summaries.get(at)
+                && id.digest().encoded() == hex
+            {
+                reached[at].push(name);
+            }
+        })?;
         let mut entries = Vec::with_capacity(summaries.len());
-        for (id, summary) in &summaries {
-            let reached = names.remove(id).unwrap_or_default();
+        for ((id, mut summary), reached) in summaries.into_iter().zip(reached) {
             if !visible_in(&self.namespace, &reached) {
                 continue;
             }
             let meaning = meaning_in(&self.namespace, reached);
+            let has_children = parents.contains(&id);
+            let created = created_time(summary.created.as_deref());
+            let labels = std::mem::take(&mut summary.labels);
             entries.push(ListingEntry {
-                has_children: parents.contains(id),
-                summary: crate::store::listed(id.clone(), summary, &meaning),
-                labels: summary.labels.clone(),
+                has_children,
+                created,
+                summary: crate::store::listed(id, &summary, &meaning),
+                labels,
             });
         }
         sort_for_listing(&mut entries);
