@@ -174,7 +174,7 @@ pub struct StoreState {
 pub fn store_state(store: &Store) -> StoreState {
     let mut images: Vec<(String, Vec<String>)> = store
         .images()
-        .expect("list images")
+        .unwrap_or_default()
         .into_iter()
         .map(|s| (s.id.to_string(), s.references))
         .collect();
