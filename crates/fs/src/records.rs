@@ -130,6 +130,47 @@ struct BaseRecord<'a> {
     op: &'a [u8],
 }
 
+/// One step of the ordered merge of a snapshot's records with the log's
+/// changes of one bucket ([`merge`]).
+enum Merged<'a> {
+    /// A snapshot record the log did not change.
+    Base(BaseRecord<'a>),
+    /// A record the log wrote (`Some`) or deleted (`None`).
+    Changed(&'a str, Option<&'a [u8]>),
+}
+
+/// Merges `base` and `overlay` (both in key order) into one key-ordered
+/// sequence; on a key both have, the overlay's change wins.
+fn merge<'a>(
+    base: impl Iterator<Item = BaseRecord<'a>>,
+    overlay: impl Iterator<Item = (&'a String, &'a Option<Vec<u8>>)>,
+) -> impl Iterator<Item = Merged<'a>> {
+    let (mut base, mut overlay) = (base.peekable(), overlay.peekable());
+    std::iter::from_fn(move || {
+        let from_base = match (base.peek(), overlay.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(record), Some((key, _))) => {
+                if record.key == key.as_bytes() {
+                    // Changed by the log: the overlay's entry wins.
+                    base.next();
+                    false
+                } else {
+                    record.key < key.as_bytes()
+                }
+            }
+        };
+        if from_base {
+            base.next().map(Merged::Base)
+        } else {
+            overlay
+                .next()
+                .map(|(key, value)| Merged::Changed(key.as_str(), value.as_deref()))
+        }
+    })
+}
+
 fn le_u32(bytes: &[u8], at: usize) -> usize {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize
 }
@@ -449,11 +490,10 @@ impl State {
     fn scan(&self, bucket: &str, prefix: &str, limit: usize) -> Vec<(String, Vec<u8>)> {
         let range = self.base.bucket(bucket);
         let end = range.end;
-        let mut base = (self.base.lower_bound(range, prefix)..end)
+        let base = (self.base.lower_bound(range, prefix)..end)
             .map(|i| self.base.record(i))
-            .take_while(|record| record.key.starts_with(prefix.as_bytes()))
-            .peekable();
-        let mut overlay = self
+            .take_while(|record| record.key.starts_with(prefix.as_bytes()));
+        let overlay = self
             .overlay
             .get(bucket)
             .into_iter()
@@ -463,34 +503,17 @@ impl State {
                     std::ops::Bound::Unbounded,
                 ))
             })
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .peekable();
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let from_base = match (base.peek(), overlay.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(record), Some((key, _))) => {
-                    if record.key == key.as_bytes() {
-                        // Changed by the log: the overlay's entry wins.
-                        base.next();
-                        false
-                    } else {
-                        record.key < key.as_bytes()
-                    }
-                }
-            };
-            if from_base {
-                if let Some(record) = base.next() {
-                    let key = String::from_utf8_lossy(record.key).into_owned();
-                    out.push((key, record.value.to_vec()));
-                }
-            } else if let Some((key, Some(value))) = overlay.next() {
-                out.push((key.clone(), value.clone()));
-            }
-        }
-        out
+            .take_while(|(key, _)| key.starts_with(prefix));
+        merge(base, overlay)
+            .filter_map(|step| match step {
+                Merged::Base(record) => Some((
+                    String::from_utf8_lossy(record.key).into_owned(),
+                    record.value.to_vec(),
+                )),
+                Merged::Changed(key, value) => value.map(|value| (key.to_owned(), value.to_vec())),
+            })
+            .take(limit)
+            .collect()
     }
 
     fn put(&mut self, bucket: &str, key: &str, value: &[u8]) {
@@ -554,30 +577,15 @@ impl State {
         names.dedup();
         for bucket in names {
             let range = self.base.bucket(bucket);
-            let mut base = range.map(|i| self.base.record(i)).peekable();
-            let mut overlay = self.overlay.get(bucket).into_iter().flatten().peekable();
-            loop {
-                let from_base = match (base.peek(), overlay.peek()) {
-                    (None, None) => break,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (Some(record), Some((key, _))) => {
-                        if record.key == key.as_bytes() {
-                            base.next();
-                            false
-                        } else {
-                            record.key < key.as_bytes()
-                        }
+            let base = range.map(|i| self.base.record(i));
+            let overlay = self.overlay.get(bucket).into_iter().flatten();
+            for step in merge(base, overlay) {
+                match step {
+                    Merged::Base(record) => payload.extend_from_slice(record.op),
+                    Merged::Changed(key, Some(value)) => {
+                        encode_op(&mut payload, TAG_PUT, bucket, key, Some(value));
                     }
-                };
-                if from_base {
-                    if let Some(record) = base.next() {
-                        payload.extend_from_slice(record.op);
-                    }
-                } else if let Some((key, value)) = overlay.next()
-                    && let Some(value) = value
-                {
-                    encode_op(&mut payload, TAG_PUT, bucket, key, Some(value));
+                    Merged::Changed(_, None) => {}
                 }
             }
         }
