@@ -195,7 +195,7 @@ impl FsBackend {
     /// writes are removed by [`remove_leftovers`](Self::remove_leftovers)),
     /// and reads the record snapshot's index (see `records.rs`). A regular file where one of the directories
     /// should be is `FailedPrecondition` naming it; a lock still held after
-    /// `options.lock_timeout` (an opener cleaning, or a writer of the record
+    /// `options.lock_timeout` (an older version cleaning on open, or a writer of the record
     /// log) is `FailedPrecondition` naming the holder's pid.
     pub fn open_with(root: impl AsRef<Path>, options: FsOptions) -> Result<FsBackend> {
         let root = root.as_ref().to_path_buf();
@@ -211,7 +211,7 @@ impl FsBackend {
         }
         let content_path = root.join(CONTENT_DIR);
         let metadata_path = root.join(METADATA_DIR);
-        let lock = RootLock::acquire(&root, options.lock_timeout, || Ok(()))?;
+        let lock = RootLock::acquire(&root, options.lock_timeout)?;
         let records = Box::new(Records::open(
             &root.join(RECORDS_DIR),
             options.lock_timeout,

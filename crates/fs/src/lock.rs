@@ -80,33 +80,20 @@ pub(crate) fn write_pid(file: &File, path: &Path) -> Result<()> {
 
 /// A shared lock on a store root, held for the backend's lifetime: any
 /// number of backends (in this process or others) share a root, and the
-/// record store orders their writes. Only an opener that finds itself alone
-/// holds the lock exclusively for a moment, to remove what interrupted
-/// writes left behind (with another backend open, a `.tmp-` file may be a
-/// live write). Released when dropped, or when the process dies.
+/// record store orders their writes. An opener waits only while another
+/// holds it exclusively (a version that cleaned leftovers on open did).
+/// Released when dropped, or when the process dies.
 #[derive(Debug)]
 pub(crate) struct RootLock {
     _file: File,
 }
 
 impl RootLock {
-    /// Takes the root's lock: `clean` runs first, under the exclusive lock,
-    /// when no other backend has the root open; otherwise it is skipped (the
-    /// next opener that is alone cleans). Waits up to `timeout` only for an
-    /// opener that is cleaning.
-    pub(crate) fn acquire(
-        root: &Path,
-        timeout: Duration,
-        clean: impl FnOnce() -> Result<()>,
-    ) -> Result<RootLock> {
+    /// Takes the root's lock shared, waiting up to `timeout` for an
+    /// exclusive holder to let go.
+    pub(crate) fn acquire(root: &Path, timeout: Duration) -> Result<RootLock> {
         let path = root.join(LOCK_FILE);
         let file = open_lock_file(&path)?;
-        let subject = || Subject::Store(path.display().to_string());
-        if sys::try_lock(&file, LockKind::Exclusive).map_err(|e| Error::io("lock", subject(), e))? {
-            write_pid(&file, &path)?;
-            clean()?;
-        }
-        // Converts the exclusive lock, or waits for a cleaner to finish.
         wait_for(&file, &path, LockKind::Shared, timeout)?;
         Ok(RootLock { _file: file })
     }
