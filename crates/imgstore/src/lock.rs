@@ -49,7 +49,7 @@ pub(crate) struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
-    pub(crate) fn new(_store: &'a crate::Store, guard: ChangeGuard<'a>) -> Change<'a> {
+    pub(crate) fn new(guard: ChangeGuard<'a>) -> Change<'a> {
         Change { _guard: guard }
     }
 

@@ -345,7 +345,7 @@ impl Store {
     /// Takes the locks every change holds: this process's, then the root's.
     pub(crate) fn lock_imports(&self) -> Result<Change<'_>> {
         let guard = self.lock.change()?;
-        Ok(Change::new(self, guard))
+        Ok(Change::new(guard))
     }
 
     /// Every image visible in the namespace (its names reach it, or no name
