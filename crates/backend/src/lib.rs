@@ -32,6 +32,7 @@
 //! assert_eq!(batch.len(), 2);
 //! ```
 
+pub mod codec;
 mod error;
 pub mod fault_point;
 mod hashing;

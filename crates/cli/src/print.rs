@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use imgstore::image::time::parse_rfc3339;
-use imgstore::refs::reference::Reference;
+use imgstore::refs::reference::{FamiliarParts, Reference, familiar_parts};
 use imgstore::{ImageSummary, ImageUsage, RemoveOptions, RemoveReport, Store};
 use serde_json::{Value, json};
 
@@ -199,30 +199,32 @@ pub fn image_rows(
 ) -> Vec<[String; 3]> {
     let none = || "<none>".to_owned();
     let mut rows: Vec<[String; 3]> = Vec::new();
-    let parsed: Vec<(&String, Reference)> = summary
+    // Stored names are in full form: slicing them is enough (a parse of
+    // each name was an eighth of `images -q` at 10k).
+    let parsed: Vec<(&String, Parts)> = summary
         .references
         .iter()
-        .filter_map(|name| Some((name, Reference::parse_normalized(name).ok()?)))
+        .filter_map(|name| Some((name, Parts::of(name)?)))
         .collect();
-    for (name, reference) in &parsed {
-        if let (Some(tag), None) = (reference.tag(), reference.digest()) {
+    for (name, parts) in &parsed {
+        if let (Some(tag), None) = (parts.tag(), parts.digest()) {
             rows.push([
-                reference.familiar_name(),
+                parts.name().to_owned(),
                 tag.to_owned(),
                 targets.get(*name).cloned().unwrap_or_else(none),
             ]);
         }
     }
-    for (_, reference) in &parsed {
-        if let Some(digest) = reference.digest() {
-            let repository = reference.familiar_name();
+    for (_, parts) in &parsed {
+        if let Some(digest) = parts.digest() {
+            let repository = parts.name();
             if !rows.iter().any(|row| row[0] == repository) {
                 let digest = if with_digests {
-                    digest.to_string()
+                    digest.to_owned()
                 } else {
                     String::new()
                 };
-                rows.push([repository, none(), digest]);
+                rows.push([repository.to_owned(), none(), digest]);
             }
         }
     }
@@ -230,6 +232,47 @@ pub fn image_rows(
         rows.push([none(), none(), none()]);
     }
     rows
+}
+
+/// A stored name's familiar parts: sliced from its full form, or parsed
+/// when it is not in that form.
+enum Parts<'a> {
+    Sliced(FamiliarParts<'a>),
+    Parsed { name: String, reference: Reference },
+}
+
+impl<'a> Parts<'a> {
+    fn of(stored: &'a str) -> Option<Parts<'a>> {
+        if let Some(parts) = familiar_parts(stored) {
+            return Some(Parts::Sliced(parts));
+        }
+        let reference = Reference::parse_normalized(stored).ok()?;
+        Some(Parts::Parsed {
+            name: reference.familiar_name(),
+            reference,
+        })
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Parts::Sliced(parts) => parts.name,
+            Parts::Parsed { name, .. } => name,
+        }
+    }
+
+    fn tag(&self) -> Option<&str> {
+        match self {
+            Parts::Sliced(parts) => parts.tag,
+            Parts::Parsed { reference, .. } => reference.tag(),
+        }
+    }
+
+    fn digest(&self) -> Option<&str> {
+        match self {
+            Parts::Sliced(parts) => parts.digest,
+            Parts::Parsed { reference, .. } => reference.digest().map(|d| d.as_str()),
+        }
+    }
 }
 
 pub fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<ExitCode, String> {

@@ -1,12 +1,17 @@
-//! A store written by the previous format (before the records became the
-//! index: no derived records, no `meta/schema`, a catalog directory) opens,
-//! is upgraded once, and says exactly what the previous code said of it.
+//! A store written by an earlier format opens, is upgraded once, and says
+//! exactly what the earlier code said of it:
 //!
-//! The roots under `crates/imgstore/tests/fixtures/v1-*` were written by
-//! the `imgstore` command of commit 4eabcea (see the fixtures' README):
-//! `load` of `examples/images/oci/main`, `child.docker.tar` and
-//! `sibling.oci.tar`, `base.docker.tar` in namespace `other`, a `tag` and a
-//! `pin`. The `expected-*` files are that command's own output.
+//! - `v1-*`: before the records became the index (no derived records, no
+//!   `meta/schema`, a catalog directory), written by the `imgstore` command
+//!   of commit 4eabcea;
+//! - `v2-*`: format 2 (summaries and `image-names` values in JSON), written
+//!   by the command of commit 328d712.
+//!
+//! Both with the same commands (see the fixtures' README): `load` of
+//! `examples/images/oci/main`, `child.docker.tar` and `sibling.oci.tar`,
+//! `base.docker.tar` in namespace `other`, a `tag` and a `pin`. The
+//! `expected-*` files are the 4eabcea command's own output; the 328d712
+//! one printed the same of its roots.
 
 mod common;
 
@@ -69,11 +74,20 @@ const IMAGES: &[&str] = &[
 ];
 
 #[test]
-fn a_store_of_the_previous_format_is_upgraded_and_reads_the_same() {
+fn a_store_of_the_first_format_is_upgraded_and_reads_the_same() {
+    upgrades_and_reads_the_same("v1");
+}
+
+#[test]
+fn a_store_of_format_2_is_upgraded_and_reads_the_same() {
+    upgrades_and_reads_the_same("v2");
+}
+
+fn upgrades_and_reads_the_same(format: &str) {
     for backend in ["sqlite", "fs"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("store");
-        copy_root(&format!("v1-{backend}"), &root);
+        copy_root(&format!("{format}-{backend}"), &root);
 
         assert_eq!(
             ok(&root, IMAGES),

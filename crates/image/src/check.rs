@@ -383,7 +383,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser + LayerHolders> Store<B,
             Ok(())
         };
         for (id, summary) in &derived.summaries {
-            let bytes = summary.encode()?;
+            let bytes = summary.encode();
             let key = id.digest().encoded();
             if stored.summaries.get(id).map(|(b, _)| b) != Some(&bytes) {
                 batch.put(IMAGES_BUCKET, key, bytes);

@@ -68,6 +68,11 @@ pub trait ImageStore: Send + Sync {
     fn summary(&self, id: &ImageId) -> Result<Option<Summary>>;
     /// Every image's summary, in ID order: one ordered scan, no config read.
     fn summaries(&self) -> Result<Vec<(ImageId, Summary)>>;
+    /// [`summaries`](Self::summaries) one at a time, in ID order, without
+    /// collecting them: what a listing builds its rows from. A record that
+    /// does not decode is skipped and reported as the error once the scan
+    /// is over.
+    fn scan_summaries(&self, visit: &mut dyn FnMut(ImageId, Summary)) -> Result<()>;
     /// Every image with its config: reads and parses every config, O(n).
     /// For gc and fsck; a listing uses [`summaries`](Self::summaries). An
     /// image whose config cannot be read or parsed is left out
@@ -269,7 +274,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B,
         }
         let mut batch = Batch::new();
         batch.require_absent(IMAGES_BUCKET, &key);
-        batch.put(IMAGES_BUCKET, &key, summary.encode()?);
+        batch.put(IMAGES_BUCKET, &key, summary.encode());
         if let Some(parent) = &parent
             && let Some(parent_key) = image_key(parent)
         {
@@ -313,7 +318,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B,
             {
                 child_summary.parent = None;
                 batch.require(IMAGES_BUCKET, child_key, Precondition::Equals(child_bytes));
-                batch.put(IMAGES_BUCKET, child_key, child_summary.encode()?);
+                batch.put(IMAGES_BUCKET, child_key, child_summary.encode());
             }
         }
         self.backend.apply(&batch)?;
@@ -397,7 +402,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B,
             parent: Some(parent.clone()),
             ..summary
         };
-        batch.put(IMAGES_BUCKET, key, linked.encode()?);
+        batch.put(IMAGES_BUCKET, key, linked.encode());
         if let Err(e) = self.backend.apply(&batch) {
             // Put the metadata back so it agrees with the records again.
             let _ = match old_metadata {
@@ -486,11 +491,16 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B,
 
     fn summaries(&self) -> Result<Vec<(ImageId, Summary)>> {
         let mut found = Vec::new();
+        self.scan_summaries(&mut |id, summary| found.push((id, summary)))?;
+        Ok(found)
+    }
+
+    fn scan_summaries(&self, visit: &mut dyn FnMut(ImageId, Summary)) -> Result<()> {
         let mut corrupt = None;
         self.backend
             .scan_records(IMAGES_BUCKET, "", &mut |key, value| {
                 match (id_of_key(key), Summary::decode(key, value)) {
-                    (Some(id), Ok(summary)) => found.push((id, summary)),
+                    (Some(id), Ok(summary)) => visit(id, summary),
                     (None, _) => {
                         corrupt.get_or_insert(ImageError::CorruptRecord {
                             bucket: IMAGES_BUCKET,
@@ -506,7 +516,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B,
             })?;
         match corrupt {
             Some(e) => Err(e),
-            None => Ok(found),
+            None => Ok(()),
         }
     }
 

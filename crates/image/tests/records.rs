@@ -14,7 +14,8 @@ use imgstore_backend::{
 };
 use imgstore_digest::Digest;
 use imgstore_image::{
-    CHILDREN_BUCKET, IMAGES_BUCKET, ImageError, ImageId, ImageProblem, ImageStore, Store, Summary,
+    CHILDREN_BUCKET, IMAGES_BUCKET, ImageError, ImageId, ImageProblem, ImageStore, SUMMARY_FORMAT,
+    Store, Summary,
 };
 use imgstore_layer::{ChainId, LayerGetReleaser, LayerStore, NewLayer};
 use imgstore_sqlite::SqliteBackend;
@@ -442,17 +443,15 @@ fn summary_sizes_fall_back_to_the_layer_size_and_sum_the_blobs() {
         summary.labels,
         BTreeMap::from([("n".to_owned(), "1".to_owned())])
     );
-    // The record is the documented JSON.
-    let stored: serde_json::Value = serde_json::from_slice(
-        &store
-            .backend()
-            .get_record(IMAGES_BUCKET, id.digest().encoded())
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(stored["size"], 230);
-    assert_eq!(stored["top"], summary.top.unwrap().to_string());
+    // The record is the documented binary value.
+    let stored = store
+        .backend()
+        .get_record(IMAGES_BUCKET, id.digest().encoded())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored[0], SUMMARY_FORMAT);
+    assert_eq!(Summary::decode("k", &stored).unwrap(), summary);
+    assert_eq!(stored, summary.encode());
 }
 
 #[test]
@@ -495,28 +494,16 @@ fn every_problem_is_detected_and_the_repairable_ones_repaired() {
             .set(br#"{"os":"windows","rootfs":{"type":"layers"}}"#)
             .unwrap(),
     );
-    put(
-        IMAGES_BUCKET,
-        &hex(&windows),
-        serde_json::to_vec(&summary_2).unwrap(),
-    );
+    put(IMAGES_BUCKET, &hex(&windows), summary_2.encode());
     // A layer missing under a listed image.
     let gone = Digest::from_bytes(b"gone");
     let lost = ImageId::from(backend.set(config(11, &[&gone]).as_bytes()).unwrap());
-    put(
-        IMAGES_BUCKET,
-        &hex(&lost),
-        serde_json::to_vec(&summary_2).unwrap(),
-    );
+    put(IMAGES_BUCKET, &hex(&lost), summary_2.encode());
     // A stale summary.
     let mut stale = store.summary(&ids[3]).unwrap().unwrap();
     let expected_3 = stale.clone();
     stale.size = 999;
-    put(
-        IMAGES_BUCKET,
-        &hex(&ids[3]),
-        serde_json::to_vec(&stale).unwrap(),
-    );
+    put(IMAGES_BUCKET, &hex(&ids[3]), stale.encode());
     // A hold dropped (the fixture's reference keeps the layer).
     layers
         .unhold(kept.chain_id(), &format!("image:{}", hex(&ids[4])))

@@ -11,7 +11,8 @@
 //!
 //! - `name-images/<ns>/<name>` -> [`NameEntry`] (JSON): the images the name
 //!   may mean, most preferred first, and the one it means.
-//! - `image-names/<hex> <ns>/<name>` -> [`Reach`] (JSON): one per image
+//! - `image-names/<hex> <ns>/<name>` -> [`Reach`] (binary, format
+//!   [`REACH_FORMAT`]: a listing decodes one per name): one per image
 //!   the name reaches (every candidate, whatever the platform: all are in
 //!   use while the name exists), saying whether the name means it.
 //! - `index-names/<ns>/<name>` -> empty: the names whose target is an index,
@@ -21,6 +22,7 @@
 
 use std::collections::BTreeMap;
 
+use imgstore_backend::codec::{CodecError, Decoder, Encoder};
 use imgstore_backend::{Batch, RecordStore};
 use imgstore_cri::{NameTarget, read_records};
 use imgstore_digest::Digest;
@@ -77,8 +79,13 @@ impl NameEntry {
     }
 }
 
+/// The format byte of an `image-names` value: 1, then a flags byte
+/// ([`Reach::chosen`] 1, [`Reach::pinned`] 2) and the size (8 bytes,
+/// little-endian). JSON in store format 2.
+pub(crate) const REACH_FORMAT: u8 = 1;
+
 /// An `image-names` value: how one name reaches one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reach {
     /// The name means this image (else it only reaches it, as another
     /// platform of its index).
@@ -87,6 +94,30 @@ pub(crate) struct Reach {
     pub pinned: bool,
     /// containerd's size of the image through this name.
     pub size: u64,
+}
+
+impl Reach {
+    fn encode(&self) -> Vec<u8> {
+        let flags = u8::from(self.chosen) | (u8::from(self.pinned) << 1);
+        let mut encoder = Encoder::new(REACH_FORMAT);
+        encoder.u8(flags).u64(self.size);
+        encoder.finish()
+    }
+
+    fn decode(value: &[u8]) -> Result<Reach, CodecError> {
+        let mut decoder = Decoder::new(value, REACH_FORMAT)?;
+        let flags = decoder.u8()?;
+        if flags > 3 {
+            return Err(CodecError::new(format!("flags {flags:#04x}")));
+        }
+        let size = decoder.u64()?;
+        decoder.finish()?;
+        Ok(Reach {
+            chosen: flags & 1 != 0,
+            pinned: flags & 2 != 0,
+            size,
+        })
+    }
 }
 
 /// One `image-names` record, decoded.
@@ -224,11 +255,7 @@ pub(crate) fn stage(
     }
     for (image_key, reach) in &after {
         if before.get(image_key) != Some(reach) {
-            batch.put(
-                IMAGE_NAMES,
-                image_key,
-                encode(IMAGE_NAMES, image_key, reach)?,
-            );
+            batch.put(IMAGE_NAMES, image_key, reach.encode());
         }
     }
     match new {
@@ -283,8 +310,7 @@ fn decode_name_of_image<'k>(
             "not `<hex> <namespace>/<name>`",
         ));
     };
-    let reach: Reach =
-        serde_json::from_slice(value).map_err(|e| corrupt_record(IMAGE_NAMES, key, e))?;
+    let reach = Reach::decode(value).map_err(|e| corrupt_record(IMAGE_NAMES, key, e))?;
     Ok((
         hex,
         NameOfImage {
@@ -604,7 +630,7 @@ impl Store {
             let have = self
                 .content
                 .get_record(IMAGE_NAMES, &key)?
-                .and_then(|bytes| serde_json::from_slice::<Reach>(&bytes).ok());
+                .and_then(|bytes| Reach::decode(&bytes).ok());
             if have != Some(want) {
                 return Ok(false);
             }
@@ -633,4 +659,30 @@ pub(crate) fn visible_in(namespace: &str, names: &[NameOfImage]) -> bool {
         .iter()
         .any(|n| n.namespace == namespace && n.reach.chosen)
         || names.iter().all(|n| n.namespace == namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reach_reads_back_and_a_bad_one_is_refused() {
+        for (chosen, pinned) in [(false, false), (true, false), (false, true), (true, true)] {
+            let reach = Reach {
+                chosen,
+                pinned,
+                size: 1 << 40,
+            };
+            assert_eq!(Reach::decode(&reach.encode()), Ok(reach));
+        }
+        assert_eq!(
+            Reach::decode(&[REACH_FORMAT, 4, 0, 0, 0, 0, 0, 0, 0, 0])
+                .unwrap_err()
+                .to_string(),
+            "flags 0x04"
+        );
+        // Store format 2 wrote JSON: not read as a reach (the upgrade and
+        // fsck rewrite it).
+        assert!(Reach::decode(br#"{"chosen":true,"pinned":false,"size":1}"#).is_err());
+    }
 }

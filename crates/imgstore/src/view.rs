@@ -463,9 +463,9 @@ impl ImageFilters {
     }
 }
 
-/// The images of `entries` that `docker images` shows with these filters
-/// (without `all`, not the intermediate ones: no name and child images),
-/// newest first (by `created`, then by ID); the `label` filters match the
+/// The images of `entries` (in ID order) that `docker images` shows with
+/// these filters (without `all`, not the intermediate ones: no name and
+/// child images), newest first (by `created`, then by ID); the `label` filters match the
 /// labels of each entry's summary. A `reference` filter also narrows each
 /// image's references to those it matches.
 pub(crate) fn select_images(
@@ -522,23 +522,19 @@ pub(crate) fn select_images(
         times.push(created);
         listed.push(summary);
     }
-    // Newest first, then by ID. Entries usually arrive in that order
-    // (`listing_entries` sorts them so): then nothing moves. Otherwise sorted by key,
-    // as a summary is large to move.
-    let before = |a: usize, b: usize| {
-        times[b]
-            .cmp(&times[a])
-            .then_with(|| listed[a].id.cmp(&listed[b].id))
-    };
-    if (1..listed.len()).all(|i| before(i - 1, i) != std::cmp::Ordering::Greater) {
-        return Ok(listed);
-    }
-    let mut order: Vec<usize> = (0..listed.len()).collect();
-    order.sort_by(|&a, &b| before(a, b));
+    // Newest first, then by ID: the entries came in ID order, so the
+    // position breaks ties. Only the small keys move while sorting; then
+    // each summary moves once.
+    let mut order: Vec<(std::cmp::Reverse<SystemTime>, usize)> = times
+        .into_iter()
+        .enumerate()
+        .map(|(at, created)| (std::cmp::Reverse(created), at))
+        .collect();
+    order.sort_unstable();
     let mut slots: Vec<Option<ImageSummary>> = listed.into_iter().map(Some).collect();
     Ok(order
         .into_iter()
-        .filter_map(|index| slots.get_mut(index).and_then(Option::take))
+        .filter_map(|(_, at)| slots.get_mut(at).and_then(Option::take))
         .collect())
 }
 
@@ -553,16 +549,6 @@ pub(crate) struct ListingEntry {
     pub(crate) created: SystemTime,
     /// The config's labels (what `label=` filters match).
     pub(crate) labels: BTreeMap<String, String>,
-}
-
-/// Sorts listing entries as `docker images` lists them: newest first, then
-/// by ID.
-pub(crate) fn sort_for_listing(entries: &mut [ListingEntry]) {
-    entries.sort_by(|a, b| {
-        b.created
-            .cmp(&a.created)
-            .then_with(|| a.summary.id.cmp(&b.summary.id))
-    });
 }
 
 impl Store {
@@ -764,45 +750,48 @@ impl Store {
 
 impl Store {
     /// Every image visible in the namespace with whether it has children,
-    /// sorted as listed: the image summaries joined with the name index,
-    /// each read in one ordered scan.
+    /// in ID order: the image summaries joined with the name index, each
+    /// read in one ordered scan (the names first, being fewer, then each
+    /// summary becomes its entry as it is read).
     pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
-        let summaries = self.images.summaries()?;
-        let parents: std::collections::HashSet<ImageId> = summaries
-            .iter()
-            .filter_map(|(_, summary)| summary.parent.clone())
-            .collect();
-        // Both scans come in image ID order: the names are joined to the
-        // summaries in one pass, without a map.
-        let mut reached: Vec<Vec<NameOfImage>> = vec![Vec::new(); summaries.len()];
-        let mut at = 0;
+        let mut names: Vec<(String, NameOfImage)> = Vec::new();
         crate::name_index::scan_names(&self.content, "", &mut |hex, name| {
-            while at < summaries.len() && summaries[at].0.digest().encoded() < hex {
-                at += 1;
-            }
-            if let Some((id, _)) = summaries.get(at)
-                && id.digest().encoded() == hex
-            {
-                reached[at].push(name);
-            }
+            names.push((hex.to_owned(), name));
         })?;
-        let mut entries = Vec::with_capacity(summaries.len());
-        for ((id, mut summary), reached) in summaries.into_iter().zip(reached) {
+        let mut names = names.into_iter().peekable();
+        let mut parents = std::collections::HashSet::new();
+        let mut entries = Vec::new();
+        self.images.scan_summaries(&mut |id, mut summary| {
+            let hex = id.digest().encoded();
+            let mut reached = Vec::new();
+            while let Some((name_hex, _)) = names.peek() {
+                match name_hex.as_str().cmp(hex) {
+                    std::cmp::Ordering::Less => {
+                        names.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        reached.extend(names.next().map(|(_, name)| name));
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            if let Some(parent) = &summary.parent {
+                parents.insert(parent.clone());
+            }
             if !visible_in(&self.namespace, &reached) {
-                continue;
+                return;
             }
             let meaning = meaning_in(&self.namespace, reached);
-            let has_children = parents.contains(&id);
-            let created = created_time(summary.created.as_deref());
-            let labels = std::mem::take(&mut summary.labels);
             entries.push(ListingEntry {
-                has_children,
-                created,
+                has_children: false,
+                created: created_time(summary.created.as_deref()),
+                labels: std::mem::take(&mut summary.labels),
                 summary: crate::store::listed(id, &summary, &meaning),
-                labels,
             });
+        })?;
+        for entry in &mut entries {
+            entry.has_children = parents.contains(&entry.summary.id);
         }
-        sort_for_listing(&mut entries);
         Ok(entries)
     }
 }

@@ -252,6 +252,43 @@ impl fmt::Display for Reference {
     }
 }
 
+/// A stored reference's parts as Docker's listings show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamiliarParts<'a> {
+    /// The name as [`Reference::familiar_name`] gives it.
+    pub name: &'a str,
+    /// The tag, if any.
+    pub tag: Option<&'a str>,
+    /// The digest, if any, as written.
+    pub digest: Option<&'a str>,
+}
+
+/// The familiar parts of a reference in full form (what
+/// [`Reference`]'s `Display` writes and stores keep), by slicing it without
+/// validating it again: a listing reads thousands of stored names it
+/// validated when they were written. `None` when `full` does not start with
+/// a domain; the caller then parses it with [`Reference::parse_normalized`].
+pub fn familiar_parts(full: &str) -> Option<FamiliarParts<'_>> {
+    let (named, digest) = match full.split_once('@') {
+        Some((named, digest)) => (named, Some(digest)),
+        None => (full, None),
+    };
+    let (name, tag) = match named.rfind(':') {
+        Some(i) if !named[i..].contains('/') => (&named[..i], Some(&named[i + 1..])),
+        _ => (named, None),
+    };
+    let (domain, path) = name.split_once('/')?;
+    if domain != DEFAULT_DOMAIN {
+        let is_domain = domain.contains(['.', ':']) || domain == "localhost";
+        return is_domain.then_some(FamiliarParts { name, tag, digest });
+    }
+    let name = match path.strip_prefix(OFFICIAL_REPO_PREFIX) {
+        Some(rest) if !rest.contains('/') => rest,
+        _ => path,
+    };
+    Some(FamiliarParts { name, tag, digest })
+}
+
 impl FromStr for Reference {
     type Err = ReferenceError;
     /// [`Reference::parse_normalized`].

@@ -3,8 +3,8 @@
 
 use imgstore_backend::ErrorKind;
 use imgstore_refs::reference::{
-    AnyReference, Reference, ReferenceError, ReferenceRank, familiar, normalize, rank,
-    sort_references,
+    AnyReference, FamiliarParts, Reference, ReferenceError, ReferenceRank, familiar,
+    familiar_parts, normalize, rank, sort_references,
 };
 
 const HEX: &str = "ccb28a06ca54f02372657c78ba14c5bf7e3ac83a1646eba3dba9b262cbcf89bb";
@@ -330,5 +330,44 @@ mod properties {
             );
             prop_assert_eq!(normalize(&familiar_form).unwrap(), normalized);
         }
+
+        #[test]
+        fn familiar_parts_of_the_full_form_are_the_parsed_ones(input in reference_like()) {
+            let reference = Reference::parse_normalized(&input).unwrap();
+            let full = reference.to_string();
+            let digest = reference.digest().map(|d| d.to_string());
+            let expected = FamiliarParts {
+                name: &reference.familiar_name(),
+                tag: reference.tag(),
+                digest: digest.as_deref(),
+            };
+            prop_assert_eq!(familiar_parts(&full), Some(expected));
+        }
     }
+}
+
+#[test]
+fn familiar_parts_slice_the_full_form() {
+    let parts = |s| familiar_parts(s).map(|p| (p.name, p.tag, p.digest));
+    assert_eq!(
+        parts("docker.io/library/busybox:1.36"),
+        Some(("busybox", Some("1.36"), None))
+    );
+    assert_eq!(
+        parts("docker.io/library/a/b:x"),
+        Some(("library/a/b", Some("x"), None))
+    );
+    assert_eq!(parts("docker.io/user/app"), Some(("user/app", None, None)));
+    let pinned = format!("localhost:5000/app@{}", digest());
+    assert_eq!(
+        parts(&pinned),
+        Some(("localhost:5000/app", None, Some(digest().as_str())))
+    );
+    assert_eq!(
+        parts("quay.io/x/y:1"),
+        Some(("quay.io/x/y", Some("1"), None))
+    );
+    // Not in full form: the caller parses instead.
+    assert_eq!(parts("busybox:1"), None);
+    assert_eq!(parts("user/app"), None);
 }
