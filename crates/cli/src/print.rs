@@ -823,23 +823,12 @@ pub fn df(
     out: &mut impl Write,
 ) -> Result<ExitCode, String> {
     let usage = store.disk_usage().map_err(|e| e.to_string())?;
-    let summaries: BTreeMap<_, _> = store
-        .images()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|summary| (summary.id.clone(), summary))
-        .collect();
-    // Newest first, then by ID, as `docker system df -v` lists them.
-    let mut images: Vec<(&ImageUsage, Option<&ImageSummary>)> = usage
-        .images
-        .iter()
-        .map(|image| (image, summaries.get(&image.id)))
-        .collect();
-    images.sort_by_cached_key(|(image, summary)| {
-        let created = summary
-            .and_then(|s| s.created.as_deref())
-            .and_then(parse_rfc3339);
-        (std::cmp::Reverse(created), image.id.clone())
+    // Newest first, then by ID, as `docker system df -v` lists them: the
+    // usage comes in ID order, so a stable sort by time keeps that order
+    // among equal times.
+    let mut images: Vec<&ImageUsage> = usage.images.iter().collect();
+    images.sort_by_cached_key(|image| {
+        std::cmp::Reverse(image.created.as_deref().and_then(parse_rfc3339))
     });
     let now = SystemTime::now();
     // With no containers nothing is active and every byte reclaimable, as
@@ -875,9 +864,9 @@ pub fn df(
     let image_rows = |full_id: bool| -> Vec<Vec<(&'static str, Value)>> {
         images
             .iter()
-            .map(|(image, summary)| {
+            .map(|image| {
                 let [repository, tag] = first_tag(&image.references);
-                let created = summary.and_then(|s| s.created.as_deref());
+                let created = image.created.as_deref();
                 vec![
                     ("Containers", json!("0")),
                     ("CreatedAt", json!(go_time_string(created))),
@@ -920,7 +909,7 @@ pub fn df(
             let rows: Vec<String> = image_rows(true)
                 .into_iter()
                 .zip(&images)
-                .map(|(mut fields, (image, _))| {
+                .map(|(mut fields, image)| {
                     let mut references = image.references.clone();
                     references.sort();
                     fields.extend([

@@ -298,11 +298,15 @@ fn decode_name_of_image<'k>(
     key: &'k str,
     value: &[u8],
 ) -> imgstore_backend::Result<(&'k str, NameOfImage)> {
-    let parsed = key.split_once(' ').and_then(|(hex, full)| {
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let (namespace, name) = full.split_once('/')?;
-        valid.then(|| (hex, namespace.to_owned(), name.to_owned()))
-    });
+    // `<64 hex> <namespace>/<name>`: the separators found by position and
+    // by a byte search (a listing splits one key per name).
+    let parsed = (key.as_bytes().get(64) == Some(&b' '))
+        .then(|| (&key[..64], &key[65..]))
+        .and_then(|(hex, full)| {
+            let valid = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let slash = full.bytes().position(|b| b == b'/')?;
+            valid.then(|| (hex, full[..slash].to_owned(), full[slash + 1..].to_owned()))
+        });
     let Some((hex, namespace, name)) = parsed else {
         return Err(corrupt_record(
             IMAGE_NAMES,
@@ -351,8 +355,46 @@ pub(crate) fn is_reached(content: &AnyBackend, id: &ImageId) -> Result<bool> {
         .is_empty())
 }
 
-/// Every `image-names` record, grouped by image: what a listing joins with
-/// the image summaries (one ordered scan).
+/// Every `image-names` record in key order, handed out image by image to a
+/// caller that walks the images in ID order too (a listing's scan of the
+/// summaries): a merge join, with no map from IDs to names.
+pub(crate) struct NamesInIdOrder {
+    names: std::iter::Peekable<std::vec::IntoIter<(String, NameOfImage)>>,
+}
+
+impl NamesInIdOrder {
+    /// Reads every `image-names` record: one ordered scan.
+    pub(crate) fn read(content: &AnyBackend) -> Result<NamesInIdOrder> {
+        let mut names = Vec::new();
+        scan_names(content, "", &mut |hex, name| {
+            names.push((hex.to_owned(), name))
+        })?;
+        Ok(NamesInIdOrder {
+            names: names.into_iter().peekable(),
+        })
+    }
+
+    /// The names reaching `id`; the IDs asked for must ascend (names of
+    /// images passed over are dropped).
+    pub(crate) fn take(&mut self, id: &ImageId) -> Vec<NameOfImage> {
+        let hex = id.digest().encoded();
+        let mut reached = Vec::new();
+        while let Some((name_hex, _)) = self.names.peek() {
+            match name_hex.as_str().cmp(hex) {
+                std::cmp::Ordering::Less => {
+                    self.names.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    reached.extend(self.names.next().map(|(_, name)| name));
+                }
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        reached
+    }
+}
+
+/// Every `image-names` record, grouped by image (one ordered scan).
 pub(crate) fn all_names(content: &AnyBackend) -> Result<BTreeMap<ImageId, Vec<NameOfImage>>> {
     let mut out: BTreeMap<ImageId, Vec<NameOfImage>> = BTreeMap::new();
     let mut bad = None;

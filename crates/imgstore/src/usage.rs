@@ -9,11 +9,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use imgstore_backend::StoreBackend;
 use imgstore_image::{ImageId, ImageStore};
 use imgstore_layer::{ChainId, Layer};
 
 use crate::Store;
+use crate::name_index::{NamesInIdOrder, meaning_in};
 
 /// One image in [`DiskUsage`], as a row of `docker system df -v`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct ImageUsage {
     pub shared_size: u64,
     /// `size - shared_size`: what removing only this image would free.
     pub unique_size: u64,
+    /// The config's `created` time, as written there.
+    pub created: Option<String>,
 }
 
 /// What [`Store::disk_usage`] reports.
@@ -54,71 +59,82 @@ impl Store {
     /// Disk usage, Docker's way: for every image its size, shared size and
     /// unique size (a layer is shared when the layer chains of two or more
     /// images include it), plus totals. Reads the layer records, the image
-    /// summaries and the name index (one scan each; no config) and the
-    /// content's total size.
+    /// summaries and the name index (one ordered scan each; no config) and
+    /// the content's total size.
     pub fn disk_usage(&self) -> crate::Result<DiskUsage> {
-        let layers = self.layers.map()?;
-        let images = self.images.summaries()?;
+        // Each layer's parent and size, by chain ID.
+        let mut layers: HashMap<ChainId, (Option<ChainId>, u64), RandomState> = HashMap::default();
+        let mut layers_size = 0u64;
+        self.layers.scan(&mut |layer| {
+            let size = docker_layer_size(&layer);
+            layers_size += size;
+            layers.insert(layer.chain_id().clone(), (layer.parent().cloned(), size));
+        })?;
+        let size_of = |chain_id: &ChainId| layers.get(chain_id).map_or(0, |(_, size)| *size);
+
         // Each image's chain, top first, and how many images use each layer.
-        let mut chains: Vec<(ImageId, Vec<&ChainId>)> = Vec::with_capacity(images.len());
-        let mut users: HashMap<&ChainId, usize> = HashMap::new();
-        for (id, summary) in &images {
+        let mut names = NamesInIdOrder::read(&self.content)?;
+        let mut images = Vec::new();
+        let mut chains: Vec<Vec<&ChainId>> = Vec::new();
+        let mut users: HashMap<&ChainId, usize, RandomState> = HashMap::default();
+        self.images.scan_summaries(&mut |id, summary| {
             let mut chain = Vec::new();
             let mut current = summary.top.as_ref();
             while let Some(chain_id) = current {
-                let Some((key, layer)) = layers.get_key_value(chain_id) else {
+                // The scan took the records' keys unchecked: a corrupt
+                // parent could close a loop, which fsck reports.
+                let Some((key, (parent, _))) = layers.get_key_value(chain_id) else {
                     break;
                 };
+                if chain.len() == layers.len() {
+                    break;
+                }
                 chain.push(key);
                 *users.entry(key).or_default() += 1;
-                current = layer.parent();
+                current = parent.as_ref();
             }
-            chains.push((id.clone(), chain));
-        }
-        let size_of = |chain_id: &ChainId| layers.get(chain_id).map_or(0, docker_layer_size);
+            let references = meaning_in(&self.namespace, names.take(&id))
+                .into_iter()
+                .map(|n| n.name)
+                .collect();
+            images.push(ImageUsage {
+                id,
+                references,
+                size: 0,
+                shared_size: 0,
+                unique_size: 0,
+                created: summary.created,
+            });
+            chains.push(chain);
+        })?;
 
-        let mut usage = DiskUsage {
-            layers_size: layers.values().map(docker_layer_size).sum(),
-            ..DiskUsage::default()
-        };
-        let mut named_layers: HashSet<&ChainId> = HashSet::new();
+        let mut named_layers: HashSet<&ChainId, RandomState> = HashSet::default();
         let mut unnamed = Vec::new();
-        let mut names = crate::name_index::all_names(&self.content)?;
-        for (id, chain) in &chains {
-            let references: Vec<String> = crate::name_index::meaning_in(
-                &self.namespace,
-                names.remove(id).unwrap_or_default(),
-            )
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-            let size: u64 = chain.iter().map(|c| size_of(c)).sum();
-            let shared_size: u64 = chain
+        for (image, chain) in images.iter_mut().zip(&chains) {
+            image.size = chain.iter().map(|c| size_of(c)).sum();
+            image.shared_size = chain
                 .iter()
                 .filter(|c| users.get(*c).copied().unwrap_or(0) > 1)
                 .map(|c| size_of(c))
                 .sum();
-            if references.is_empty() {
+            image.unique_size = image.size - image.shared_size;
+            if image.references.is_empty() {
                 unnamed.push(chain);
             } else {
                 named_layers.extend(chain.iter().copied());
             }
-            usage.images.push(ImageUsage {
-                id: id.clone(),
-                references,
-                size,
-                shared_size,
-                unique_size: size - shared_size,
-            });
         }
-        let reclaimable: HashSet<&ChainId> = unnamed
+        let reclaimable: HashSet<&ChainId, RandomState> = unnamed
             .into_iter()
             .flatten()
             .filter(|c| !named_layers.contains(*c))
             .copied()
             .collect();
-        usage.reclaimable = reclaimable.iter().map(|c| size_of(c)).sum();
-        usage.content_size = self.content.total_size()?;
-        Ok(usage)
+        Ok(DiskUsage {
+            reclaimable: reclaimable.iter().map(|c| size_of(c)).sum(),
+            content_size: self.content.total_size()?,
+            layers_size,
+            images,
+        })
     }
 }

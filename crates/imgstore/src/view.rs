@@ -18,7 +18,7 @@ use imgstore_refs::reference::{Reference, familiar_match};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::name_index::{NameOfImage, meaning_in, visible_in};
+use crate::name_index::{meaning_in, visible_in};
 use crate::{Error, ImageSummary, Result, Store};
 
 /// Docker's zero time, which `docker inspect` prints for a time not set.
@@ -751,30 +751,14 @@ impl Store {
 impl Store {
     /// Every image visible in the namespace with whether it has children,
     /// in ID order: the image summaries joined with the name index, each
-    /// read in one ordered scan (the names first, being fewer, then each
-    /// summary becomes its entry as it is read).
+    /// read in one ordered scan (the names first, then each summary becomes
+    /// its entry as it is read).
     pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
-        let mut names: Vec<(String, NameOfImage)> = Vec::new();
-        crate::name_index::scan_names(&self.content, "", &mut |hex, name| {
-            names.push((hex.to_owned(), name));
-        })?;
-        let mut names = names.into_iter().peekable();
+        let mut names = crate::name_index::NamesInIdOrder::read(&self.content)?;
         let mut parents = std::collections::HashSet::new();
         let mut entries = Vec::new();
         self.images.scan_summaries(&mut |id, mut summary| {
-            let hex = id.digest().encoded();
-            let mut reached = Vec::new();
-            while let Some((name_hex, _)) = names.peek() {
-                match name_hex.as_str().cmp(hex) {
-                    std::cmp::Ordering::Less => {
-                        names.next();
-                    }
-                    std::cmp::Ordering::Equal => {
-                        reached.extend(names.next().map(|(_, name)| name));
-                    }
-                    std::cmp::Ordering::Greater => break,
-                }
-            }
+            let reached = names.take(&id);
             if let Some(parent) = &summary.parent {
                 parents.insert(parent.clone());
             }

@@ -637,6 +637,21 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         Ok(layers)
     }
 
+    /// Every layer, in chain-ID order, one at a time: what a listing of
+    /// sizes (`df`) reads. The record's key is taken as its chain ID,
+    /// without recomputing it from the parent and diff ID (a SHA-256 per
+    /// layer, most of the scan; [`check`](Self::check) verifies it). Records
+    /// that do not parse are left out, as in [`map`](Self::map).
+    pub fn scan(&self, visit: &mut dyn FnMut(Layer)) -> Result<()> {
+        self.backend.scan_records(LAYERS, "", &mut |key, value| {
+            if let Ok(layer) = read_layer(key, value) {
+                visit(layer);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
     /// The reference count: this store's transient references plus every
     /// holder record (named holders and child layers); `None` if the layer
     /// is absent. A prefix scan of the layer's holders.
@@ -763,18 +778,27 @@ impl DecodeError {
 /// Decodes a layer record: its key must be a chain ID that follows from the
 /// record's parent and diff ID.
 pub(crate) fn decode_layer(key: &str, value: &[u8]) -> std::result::Result<Layer, DecodeError> {
+    let layer = read_layer(key, value)?;
+    let computed = match &layer.parent {
+        None => ChainId::base(layer.diff_id.clone()),
+        Some(parent) => parent.child(&layer.diff_id),
+    };
+    if computed != layer.chain_id {
+        return Err(DecodeError::ChainMismatch {
+            chain_id: layer.chain_id,
+            computed,
+        });
+    }
+    Ok(layer)
+}
+
+/// Parses a layer record, taking its key as the chain ID unchecked.
+fn read_layer(key: &str, value: &[u8]) -> std::result::Result<Layer, DecodeError> {
     let chain_id: ChainId = key
         .parse()
         .map_err(|e| DecodeError::Unreadable(format!("key is not a chain ID: {e}")))?;
     let stored: StoredLayer = serde_json::from_slice(value)
         .map_err(|e| DecodeError::Unreadable(format!("record does not parse: {e}")))?;
-    let computed = match &stored.parent {
-        None => ChainId::base(stored.diff_id.clone()),
-        Some(parent) => parent.child(&stored.diff_id),
-    };
-    if computed != chain_id {
-        return Err(DecodeError::ChainMismatch { chain_id, computed });
-    }
     Ok(Layer {
         chain_id,
         diff_id: stored.diff_id,

@@ -426,6 +426,19 @@ fn every_problem_is_detected_and_derived_ones_repaired<B: StoreBackend + RecordS
         .put("layer-blobs", "garbage", Vec::new());
     backend.apply(&batch).unwrap();
 
+    // `scan` takes record keys unchecked: the mismatched record is in it
+    // and not in `map`; the unreadable one is in neither. Both in key order.
+    let mut scanned = Vec::new();
+    layers
+        .scan(&mut |layer| scanned.push(layer.chain_id().clone()))
+        .unwrap();
+    let mapped: Vec<ChainId> = layers.map().unwrap().into_keys().collect();
+    assert!(scanned.contains(&mismatched) && !mapped.contains(&mismatched));
+    assert!(!scanned.contains(&unreadable) && !mapped.contains(&unreadable));
+    let mut without_mismatched = scanned.clone();
+    without_mismatched.retain(|c| *c != mismatched);
+    assert_eq!(without_mismatched, mapped);
+
     let problems = layers.check().unwrap();
     let reason = problems
         .iter()
