@@ -64,6 +64,7 @@
 
 mod any_backend;
 mod archive;
+mod changes;
 mod error;
 mod export;
 mod fsck;

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::changes::ChangeCount;
 use crate::{Error, Result};
 
 /// The lock file of a root.
@@ -27,6 +28,9 @@ pub(crate) struct StoreLock {
     /// How long to wait for another process's hold of the file lock.
     timeout: Duration,
     in_process: Mutex<()>,
+    /// `<root>/store.changes`, moved by every change; `None` where it
+    /// cannot be opened or mapped (readers then ask the backends).
+    changes: Option<ChangeCount>,
 }
 
 /// Held while one change runs: the in-process mutex and the file's
@@ -37,9 +41,23 @@ pub(crate) struct StoreLock {
 /// find it already held (one open file description) and go on, and this
 /// one's unlock would then leave it changing the store without the lock
 /// (found by the concurrency campaign: another process's change slipped in).
+///
+/// The change count ends first of all, while both locks are still held.
 pub(crate) struct ChangeGuard<'a> {
+    _counted: Counted<'a>,
     _file: FileLock<'a>,
     _in_process: MutexGuard<'a, ()>,
+}
+
+/// A change counted in [`ChangeCount`]: begun when taken, ended on drop.
+struct Counted<'a>(Option<&'a ChangeCount>);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(changes) = self.0 {
+            changes.end();
+        }
+    }
 }
 
 /// A change of a [`Store`](crate::Store) in progress: the locks, held
@@ -183,6 +201,7 @@ impl StoreLock {
             file,
             timeout,
             in_process: Mutex::new(()),
+            changes: ChangeCount::open(root).ok(),
         })
     }
 
@@ -211,10 +230,19 @@ impl StoreLock {
     pub(crate) fn change(&self) -> Result<ChangeGuard<'_>> {
         let in_process = self.lock_in_process();
         let file = self.wait(libc::LOCK_EX)?;
+        if let Some(changes) = &self.changes {
+            changes.begin();
+        }
         Ok(ChangeGuard {
+            _counted: Counted(self.changes.as_ref()),
             _in_process: in_process,
             _file: file,
         })
+    }
+
+    /// The root's change count, when it could be mapped.
+    pub(crate) fn changes(&self) -> Option<&ChangeCount> {
+        self.changes.as_ref()
     }
 
     fn lock_in_process(&self) -> MutexGuard<'_, ()> {

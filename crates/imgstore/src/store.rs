@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use imgstore_cri::{RefCache, StoreResolver};
@@ -11,6 +12,7 @@ use imgstore_layer::LayerStore;
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
+use crate::changes::{ChangeCount, is_quiet};
 use crate::lock::{Change, StoreLock};
 use crate::name_index::NameOfImage;
 use crate::{AnyBackend, Result};
@@ -126,6 +128,10 @@ impl Default for Options {
     }
 }
 
+/// [`Store`]'s cache stamp when nothing vouches for the cache: odd, so
+/// never a quiet change count.
+const NOT_STAMPED: u64 = u64::MAX;
+
 /// A local image store: content, layers, images, names and the CRI cache,
 /// composed as DESIGN.md's "How the facade composes the stores" says.
 ///
@@ -149,8 +155,12 @@ pub struct Store {
     /// The CRI cache of the namespace, built on first use by
     /// [`cache`](Store::cache) and rebuilt when the records changed since.
     cache: RefCache,
-    /// The change counters the cache was built at (`None`: not built).
+    /// The backends' change counters the cache was built at (`None`: not
+    /// built).
     cache_built_at: Mutex<Option<(u64, u64)>>,
+    /// The root's change count the cache is known current at
+    /// ([`NOT_STAMPED`]: ask the backends).
+    cache_stamp: AtomicU64,
     /// Serialises changes, in this process and between processes sharing
     /// the root, so one's undo never meets another's changes and no change
     /// works from a stale view.
@@ -266,6 +276,7 @@ impl Store {
             refs,
             cache: RefCache::new(),
             cache_built_at: Mutex::new(None),
+            cache_stamp: AtomicU64::new(NOT_STAMPED),
             lock,
         };
         store.upgrade_if_needed()?;
@@ -309,9 +320,19 @@ impl Store {
     /// The CRI cache of the namespace (every name and the image it means,
     /// in memory, for callers that resolve names many times a second):
     /// built on first use (O(names)), and rebuilt when another change of
-    /// the records (by any process) happened since, which one read of the
-    /// backends' change counters tells.
+    /// the records (by any process) happened since. What tells is the
+    /// root's change count (one atomic load of a shared mapping, moved by
+    /// every change made through a `Store`) while it says nothing changed,
+    /// else the backends' own change counters (one read each).
     pub fn cache(&self) -> Result<&RefCache> {
+        let changes = self.lock.changes();
+        let count = changes.map(ChangeCount::load);
+        if let Some(count) = count
+            && is_quiet(count)
+            && self.cache_stamp.load(Ordering::Acquire) == count
+        {
+            return Ok(&self.cache);
+        }
         let counters = (
             self.content.change_counter()?,
             self.images.backend().change_counter()?,
@@ -329,6 +350,13 @@ impl Store {
             )?);
             *built_at = Some(counters);
         }
+        // Current as of `count`, read before the backends were: a change
+        // that began after it moved the count on.
+        let stamp = match count {
+            Some(count) if is_quiet(count) => count,
+            _ => NOT_STAMPED,
+        };
+        self.cache_stamp.store(stamp, Ordering::Release);
         Ok(&self.cache)
     }
 

@@ -511,3 +511,55 @@ fn gc_keeps_what_an_image_skipped_on_open_may_use() {
             .expect("contains")
     );
 }
+
+#[test]
+fn a_long_lived_cache_sees_every_change_another_store_of_the_root_makes() {
+    use std::os::unix::fs::FileExt;
+    let corpus = corpus();
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reader = open(dir.path(), backend);
+        let writer = open(dir.path(), backend);
+        let imported = writer
+            .import_archive(corpus.join("docker/docker-save-multi.docker.tar"))
+            .expect("import");
+        let id = imported[0].id.clone();
+        let name = imported[0].names[0].clone();
+        assert_eq!(
+            reader.cache().expect("cache").resolve(&name).ok(),
+            Some(id.clone())
+        );
+        // Nothing changed: the same cache, vouched for by the change count.
+        assert_eq!(reader.cache().expect("cache").len(), imported.len());
+
+        writer.tag(&name, "fixture.test/new:v1").expect("tag");
+        let new = "docker.io/fixture.test/new:v1";
+        let resolved = reader
+            .cache()
+            .expect("cache")
+            .resolve("fixture.test/new:v1");
+        assert_eq!(resolved.ok(), Some(id.clone()), "{backend:?}");
+        writer.untag("fixture.test/new:v1").expect("untag");
+        assert!(
+            reader.cache().expect("cache").resolve(new).is_err(),
+            "{backend:?}"
+        );
+
+        // A change killed midway left the count odd; a write that bypasses
+        // `Store` (straight to the names) is still seen: the backends are
+        // asked while the count is odd.
+        let count = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("store.changes"))
+            .expect("open the count");
+        count.write_all_at(&7u64.to_le_bytes(), 0).expect("write");
+        writer
+            .refs()
+            .delete("default", &name, None)
+            .expect("delete the name");
+        assert!(
+            reader.cache().expect("cache").resolve(&name).is_err(),
+            "{backend:?}"
+        );
+    }
+}
