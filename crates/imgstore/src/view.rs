@@ -469,73 +469,73 @@ impl ImageFilters {
 /// labels of each entry's summary. A `reference` filter also narrows each
 /// image's references to those it matches.
 pub(crate) fn select_images(
-    entries: Vec<ListingEntry>,
+    mut entries: Vec<ListingEntry>,
     all: bool,
     filters: &ImageFilters,
 ) -> Result<Vec<ImageSummary>> {
-    let mut listed = Vec::with_capacity(entries.len());
-    let mut times = Vec::with_capacity(entries.len());
-    for ListingEntry {
-        mut summary,
-        has_children,
-        created,
-        labels,
-    } in entries
+    // Filtered and sorted in place: a listing of 10k images moves no
+    // summary into a new buffer until the last step.
+    let mut failed = None;
+    entries.retain_mut(|entry| match keeps(entry, all, filters) {
+        Ok(keep) => keep,
+        Err(e) => {
+            failed.get_or_insert(e);
+            false
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    // Newest first, then by ID: the entries came in ID order and the sort
+    // is stable.
+    entries.sort_by_cached_key(|entry| std::cmp::Reverse(entry.created));
+    Ok(entries.into_iter().map(|entry| entry.summary).collect())
+}
+
+/// Whether `docker images` shows `entry` with these filters (see
+/// [`select_images`]); narrows its references to those a `reference`
+/// filter matches.
+fn keeps(entry: &mut ListingEntry, all: bool, filters: &ImageFilters) -> Result<bool> {
+    let summary = &mut entry.summary;
+    if !all && summary.references.is_empty() && entry.has_children {
+        return Ok(false);
+    }
+    if let Some(dangling) = filters.dangling
+        && dangling != summary.references.is_empty()
     {
-        if !all && summary.references.is_empty() && has_children {
-            continue;
-        }
-        if let Some(dangling) = filters.dangling
-            && dangling != summary.references.is_empty()
-        {
-            continue;
-        }
-        if !filters.references.is_empty() {
-            let mut kept = Vec::new();
-            for reference in &summary.references {
-                for pattern in &filters.references {
-                    if familiar_match(pattern, reference).map_err(|e| Error::InvalidInput {
-                        what: format!("filter \"reference={pattern}\""),
-                        reason: e.to_string(),
-                    })? {
-                        kept.push(reference.clone());
-                        break;
-                    }
+        return Ok(false);
+    }
+    if !filters.references.is_empty() {
+        let mut kept = Vec::new();
+        for reference in &summary.references {
+            for pattern in &filters.references {
+                if familiar_match(pattern, reference).map_err(|e| Error::InvalidInput {
+                    what: format!("filter \"reference={pattern}\""),
+                    reason: e.to_string(),
+                })? {
+                    kept.push(reference.clone());
+                    break;
                 }
             }
-            if kept.is_empty() {
-                continue;
-            }
-            summary.references = kept;
         }
-        if filters.before.is_some_and(|before| created >= before)
-            || filters.since.is_some_and(|since| created <= since)
-            || filters.until.is_some_and(|until| created > until)
-        {
-            continue;
+        if kept.is_empty() {
+            return Ok(false);
         }
-        if let Some(filter) = &filters.labels
-            && !filter.matches(&ConfigLabels(&labels))
-        {
-            continue;
-        }
-        times.push(created);
-        listed.push(summary);
+        summary.references = kept;
     }
-    // Newest first, then by ID: the entries came in ID order, so the
-    // position breaks ties. Only the small keys move while sorting; then
-    // each summary moves once.
-    let mut order: Vec<(std::cmp::Reverse<SystemTime>, usize)> = times
-        .into_iter()
-        .enumerate()
-        .map(|(at, created)| (std::cmp::Reverse(created), at))
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<ImageSummary>> = listed.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|(_, at)| slots.get_mut(at).and_then(Option::take))
-        .collect())
+    let created = entry.created;
+    if filters.before.is_some_and(|before| created >= before)
+        || filters.since.is_some_and(|since| created <= since)
+        || filters.until.is_some_and(|until| created > until)
+    {
+        return Ok(false);
+    }
+    if let Some(filter) = &filters.labels
+        && !filter.matches(&ConfigLabels(&entry.labels))
+    {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// One image of a listing: its summary and whether it has child images

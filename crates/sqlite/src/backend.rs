@@ -216,7 +216,15 @@ impl SqliteBackend {
         let reader_flags = OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE;
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(reader_flags)
-            .with_init(move |conn| configure(conn, &init_options));
+            .with_init(move |conn| {
+                configure(conn, &init_options)?;
+                // Negative: KiB rather than pages.
+                conn.pragma_update(
+                    None,
+                    "cache_size",
+                    -i64::from(init_options.reader_cache_kib),
+                )
+            });
         let readers = Pool::builder()
             .max_size(options.pool_size)
             .min_idle(Some(1))
