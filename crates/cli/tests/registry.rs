@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{command, corpus, expected_image, path_str, succeeded, text};
-use registry::RealRegistry;
+use registry::{RealRegistry, tls_certificates};
 
 /// Docker's credentials directory for the tests: an empty one of their own,
 /// so that no login of the machine's user is read or written.
@@ -422,4 +422,63 @@ fn pull_takes_one_platform_or_all_not_both() {
         "{}",
         text(&output.stderr)
     );
+}
+
+#[test]
+fn an_untrusted_registry_certificate_is_refused_unless_tls_verify_is_false_or_its_ca_is_a_system_root()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key] = tls_certificates(dir.path(), "cli");
+    let registry = RealRegistry::start_tls(&cert, &key);
+    let port = registry.host.rsplit_once(':').expect("port").1;
+    let host = format!("localhost:{port}");
+    let remote = format!("{host}/secure/base:v1");
+    let source = dir.path().join("source");
+    ok(
+        &source,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let push = ["push", "-q", "registry.demo.test/demo/base:v1", &remote];
+
+    // The test's CA is no root of the system's: refused, naming why.
+    let refused = imgstore(&source, &push);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: HEAD https://{host}/v2/secure/base/blobs/sha256:"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "the registry's certificate is not trusted (invalid peer certificate: UnknownIssuer)"
+        ),
+        "{stderr}"
+    );
+
+    // --tls-verify=false: pushed over HTTPS, unverified.
+    let mut unverified = push.to_vec();
+    unverified.insert(1, "--tls-verify=false");
+    assert_eq!(ok(&source, &unverified), format!("{remote}\n"));
+
+    // The CA as the system's roots (SSL_CERT_FILE, or a file of
+    // SSL_CERT_DIR): trusted, verified.
+    let certs = dir.path().join("system-certs");
+    std::fs::create_dir_all(&certs).expect("mkdir");
+    std::fs::copy(&ca, certs.join("test-ca.pem")).expect("copy the CA");
+    let config = docker_config();
+    for (variable, value) in [("SSL_CERT_FILE", ca.as_path()), ("SSL_CERT_DIR", &certs)] {
+        let root = dir.path().join(variable);
+        let pulled = command(&root, &["pull", "-q", &remote])
+            .env("DOCKER_CONFIG", config.path())
+            .env(variable, value)
+            .output()
+            .expect("run imgstore");
+        assert_eq!(
+            succeeded(pulled, &["pull", "-q", &remote]),
+            format!("{remote}\n"),
+            "{variable}"
+        );
+    }
 }

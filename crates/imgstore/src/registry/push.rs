@@ -7,16 +7,33 @@ use imgstore_digest::Digest;
 use serde_json::Value;
 
 use super::pull::parse_reference;
-use super::{Client, ClientOptions};
+use super::{Client, ClientOptions, ProgressReader};
 use crate::oci::{MANIFEST_TYPES, RawConfig};
 use crate::{Error, Result, Store};
 
 /// How [`Store::push`] pushes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// How to reach the registry (insecure registries, credentials).
     pub client: ClientOptions,
+    /// A blob larger than this is uploaded in chunks of this many bytes
+    /// (`PATCH` with `Content-Range`, then `PUT ?digest=`), a smaller one
+    /// in a single `PUT`: [`DEFAULT_CHUNK_SIZE`] by default.
+    pub chunk_size: u64,
+}
+
+/// The default [`PushOptions::chunk_size`]: 64 MiB, so most layers go in
+/// one request and a large one in a few.
+pub const DEFAULT_CHUNK_SIZE: u64 = 64 << 20;
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            client: ClientOptions::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+        }
+    }
 }
 
 /// What happens to one layer during a push, in Docker's words.
@@ -24,6 +41,15 @@ pub struct PushOptions {
 pub enum PushStatus {
     /// About to be checked.
     Preparing,
+    /// Uploading: `current` of `total` bytes sent. Reported when the upload
+    /// starts (0), every [`PROGRESS_STEP`](super::PROGRESS_STEP) bytes, and
+    /// at its end (`current == total`), before [`PushStatus::Pushed`].
+    Pushing {
+        /// Bytes sent so far.
+        current: u64,
+        /// The blob's size.
+        total: u64,
+    },
     /// The registry had it: not uploaded.
     LayerAlreadyExists,
     /// Uploaded.
@@ -38,6 +64,7 @@ impl fmt::Display for PushStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PushStatus::Preparing => "Preparing",
+            PushStatus::Pushing { .. } => "Pushing",
             PushStatus::LayerAlreadyExists => "Layer already exists",
             PushStatus::Pushed => "Pushed",
             PushStatus::Mounted => "Mounted from",
@@ -71,6 +98,21 @@ pub struct PushReport {
     pub size: u64,
     /// Blobs uploaded (layers and config).
     pub blobs_uploaded: u64,
+    /// `PATCH` requests of chunked uploads (0 when every blob went whole).
+    pub chunks_uploaded: u64,
+}
+
+/// The uploads of one push: where to, how, and what was sent.
+struct Upload<'a> {
+    client: &'a Client,
+    repository: &'a str,
+    /// Another repository of the registry to mount blobs from.
+    mount_from: Option<&'a str>,
+    chunk_size: u64,
+    /// Blobs uploaded.
+    blobs: u64,
+    /// `PATCH` requests sent.
+    chunks: u64,
 }
 
 /// A blob a manifest lists.
@@ -195,13 +237,26 @@ impl Store {
             .filter(|name| name.domain() == target.domain() && name.path() != target.path())
             .map(|name| name.path().to_owned())
             .min();
-        let mut uploaded = 0;
+        let mut upload = Upload {
+            client: &client,
+            repository,
+            mount_from: mount_from.as_deref(),
+            chunk_size: options.chunk_size,
+            blobs: 0,
+            chunks: 0,
+        };
         for &i in &order {
-            let status =
-                self.upload_blob(&client, repository, &layers[i], mount_from.as_deref())?;
-            if status == PushStatus::Pushed {
-                uploaded += 1;
-            }
+            let status = self.upload_blob(&mut upload, &layers[i], &mut |current| {
+                progress(&PushEvent {
+                    diff_id: diff_ids[i].clone(),
+                    layer: layers[i].digest.clone(),
+                    status: PushStatus::Pushing {
+                        current,
+                        total: layers[i].size,
+                    },
+                    mounted_from: None,
+                });
+            })?;
             progress(&PushEvent {
                 diff_id: diff_ids[i].clone(),
                 layer: layers[i].digest.clone(),
@@ -209,11 +264,7 @@ impl Store {
                 mounted_from: mount_from.clone().filter(|_| status == PushStatus::Mounted),
             });
         }
-        if self.upload_blob(&client, repository, &config, mount_from.as_deref())?
-            == PushStatus::Pushed
-        {
-            uploaded += 1;
-        }
+        self.upload_blob(&mut upload, &config, &mut |_| {})?;
         let tag = match (target.tag(), target.digest()) {
             (Some(tag), _) => tag.to_owned(),
             (None, Some(digest)) => digest.to_string(),
@@ -225,29 +276,39 @@ impl Store {
             tag,
             digest,
             size: bytes.len() as u64,
-            blobs_uploaded: uploaded,
+            blobs_uploaded: upload.blobs,
+            chunks_uploaded: upload.chunks,
         })
     }
 
     /// Uploads a blob unless the registry has it, or can mount it from the
-    /// repository `mount_from`: what happened.
+    /// repository `upload.mount_from`: what happened. `sent` hears the bytes
+    /// sent so far.
     fn upload_blob(
         &self,
-        client: &Client,
-        repository: &str,
+        upload: &mut Upload<'_>,
         blob: &ManifestBlob,
-        mount_from: Option<&str>,
+        sent: &mut dyn FnMut(u64),
     ) -> Result<PushStatus> {
+        let (client, repository) = (upload.client, upload.repository);
         if client.has_blob_for_push(repository, &blob.digest)? {
             return Ok(PushStatus::LayerAlreadyExists);
         }
-        if let Some(from) = mount_from
+        if let Some(from) = upload.mount_from
             && client.mount_blob(repository, &blob.digest, from)?
         {
             return Ok(PushStatus::Mounted);
         }
-        let mut reader = self.content.open_blob(&blob.digest)?;
-        client.put_blob(repository, &blob.digest, blob.size, &mut reader)?;
+        let reader = self.content.open_blob(&blob.digest)?;
+        let mut reader = ProgressReader::new(reader, blob.size, sent);
+        upload.chunks += client.put_blob(
+            repository,
+            &blob.digest,
+            blob.size,
+            &mut reader,
+            upload.chunk_size,
+        )?;
+        upload.blobs += 1;
         Ok(PushStatus::Pushed)
     }
 }
