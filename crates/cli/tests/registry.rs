@@ -482,3 +482,77 @@ fn an_untrusted_registry_certificate_is_refused_unless_tls_verify_is_false_or_it
         );
     }
 }
+
+/// The lines the README shows after `$ COMMAND` (up to the next `$ ` line
+/// or the end of its block).
+fn readme_output(command: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README.md");
+    let mut lines = readme
+        .lines()
+        .skip_while(|line| *line != format!("$ {command}"));
+    assert!(lines.next().is_some(), "the README shows no `$ {command}`");
+    lines
+        .take_while(|line| !line.starts_with("$ ") && !line.starts_with("```"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when `actual` is `shown` where each `...` line of `shown` stands
+/// for any lines.
+fn matches_with_elisions(shown: &[String], actual: &[&str]) -> bool {
+    match shown.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => {
+            (0..=actual.len()).any(|skip| matches_with_elisions(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => {
+            actual.first() == Some(&first.as_str()) && matches_with_elisions(rest, &actual[1..])
+        }
+    }
+}
+
+#[test]
+fn the_readme_tours_push_and_pull_print_what_it_shows() {
+    let registry = RealRegistry::start();
+    let port = registry.host.rsplit_once(':').expect("port").1;
+    let here = format!("localhost:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let other = dir.path().join("other");
+    for (command, root) in [
+        (
+            "imgstore push registry.demo.test/demo/base:v1 localhost:5000/demo/base:v1",
+            &root,
+        ),
+        (
+            "imgstore --root /tmp/other pull localhost:5000/demo/base:v1",
+            &other,
+        ),
+    ] {
+        let shown: Vec<String> = readme_output(command)
+            .iter()
+            .map(|line| line.replace("localhost:5000", &here))
+            .collect();
+        let args: Vec<String> = command
+            .replace("localhost:5000", &here)
+            .split(' ')
+            .skip(1)
+            .filter(|word| !matches!(*word, "--root" | "/tmp/other"))
+            .map(str::to_owned)
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let printed = ok(root, &args);
+        let actual: Vec<&str> = printed.lines().collect();
+        assert!(
+            matches_with_elisions(&shown, &actual),
+            "README shows:\n{}\nimgstore printed:\n{printed}",
+            shown.join("\n")
+        );
+    }
+}
