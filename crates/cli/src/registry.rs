@@ -32,7 +32,7 @@ enum LayerLines {
     /// stdout is not a terminal.
     Plain,
     /// On a terminal, one line per layer, redrawn as its status changes,
-    /// with a bar while its bytes move.
+    /// with a bar while its bytes move (Docker's 50 columns, decimal units).
     Bars {
         multi: indicatif::MultiProgress,
         bars: HashMap<String, indicatif::ProgressBar>,
@@ -77,7 +77,7 @@ impl LayerLines {
                     bar
                 });
                 let template = match bytes {
-                    Some(_) => "{prefix}: {msg} [{bar:50}] {bytes}/{total_bytes}",
+                    Some(_) => "{prefix}: {msg} [{bar:50}] {decimal_bytes}/{decimal_total_bytes}",
                     None => "{prefix}: {msg}",
                 };
                 if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
