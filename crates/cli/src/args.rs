@@ -383,10 +383,10 @@ pub struct PruneArgs {
 /// How `pull`, `push` and `login` reach a registry.
 #[derive(Debug, Args)]
 pub struct RegistryAccess {
-    /// An insecure registry (HOST or HOST:PORT; repeatable): plain HTTP,
-    /// or HTTPS without verifying its certificate when it speaks only
-    /// HTTPS. Loopback registries (localhost, 127.0.0.0/8) are spoken to
-    /// over plain HTTP unless they speak only HTTPS.
+    /// An insecure registry (HOST or HOST:PORT; repeatable): HTTPS without
+    /// verifying its certificate, or plain HTTP when HTTPS fails. Loopback
+    /// registries (localhost, 127.0.0.0/8) are spoken to over plain HTTP
+    /// unless they speak only HTTPS.
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
     /// Verify the registry's TLS certificate (against the system's roots and

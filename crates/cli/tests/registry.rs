@@ -461,6 +461,17 @@ fn an_untrusted_registry_certificate_is_refused_unless_tls_verify_is_false_or_it
     let mut unverified = push.to_vec();
     unverified.insert(1, "--tls-verify=false");
     assert_eq!(ok(&source, &unverified), format!("{remote}\n"));
+    let login = ["login", "-u", "alice", "-p", "s3cret", &host];
+    let refused = imgstore(&source, &login);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("the registry's certificate is not trusted"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let mut unverified = login.to_vec();
+    unverified.insert(1, "--tls-verify=false");
+    assert_eq!(ok(&source, &unverified), "Login Succeeded\n");
 
     // The CA as the system's roots (SSL_CERT_FILE, or a file of
     // SSL_CERT_DIR): trusted, verified.

@@ -1486,3 +1486,23 @@ fn an_untrusted_certificate_is_refused_by_default_and_accepted_without_verificat
         .expect("pull from an insecure registry");
     assert_eq!(pulled.digest, pushed.digest);
 }
+
+#[test]
+fn an_insecure_registry_that_speaks_plain_http_is_reached_after_https_fails() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/plain/base:v1", registry.host);
+    let mut push = PushOptions::default();
+    push.client.tls_verify = false;
+    let pushed = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect("push over plain HTTP after HTTPS failed");
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut pull = PullOptions::default();
+    pull.client.insecure_registries = vec![registry.host.clone()];
+    let pulled = target.pull(&remote, &pull).expect("pull");
+    assert_eq!(pulled.digest, pushed.digest);
+    // The manifest GET: once over HTTPS (refused), once over HTTP.
+    assert_eq!(pulled.requests, 2 + pulled.blobs_downloaded * 2);
+}

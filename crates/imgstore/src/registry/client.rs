@@ -50,8 +50,8 @@ impl std::fmt::Debug for Credentials {
 #[non_exhaustive]
 pub struct ClientOptions {
     /// Insecure registries (`host` or `host:port`), like Docker's
-    /// `--insecure-registry`: plain HTTP, or HTTPS without verifying the
-    /// certificate when the registry answers that it speaks only HTTPS.
+    /// `--insecure-registry`: HTTPS without verifying the certificate, or
+    /// plain HTTP when HTTPS fails.
     pub insecure_registries: Vec<String>,
     /// False makes the client's registry insecure whatever its name, as
     /// podman's and skopeo's `--tls-verify=false`. True by default.
@@ -149,9 +149,13 @@ impl Payload<'_> {
 enum Scheme {
     /// HTTPS, the certificate verified.
     Https,
-    /// Plain HTTP until the registry answers that it speaks only HTTPS
-    /// (a 400 saying so); then HTTPS, verified or not.
+    /// A loopback registry: plain HTTP until it answers that it speaks
+    /// only HTTPS (a 400 saying so); then HTTPS, verified.
     PlainUntilTls,
+    /// An insecure registry, as Docker reaches one: HTTPS without
+    /// verifying the certificate, unless the first connection fails
+    /// (nothing listens, or the registry speaks plain HTTP); then plain HTTP.
+    HttpsUntilPlain,
 }
 
 /// The trust a client's HTTPS connections use.
@@ -205,8 +209,13 @@ pub struct Client {
     /// The host requests go to (`registry-1.docker.io` for `docker.io`).
     api_host: String,
     scheme: Scheme,
-    /// Set when a [`Scheme::PlainUntilTls`] registry turned out to speak HTTPS.
-    upgraded: AtomicBool,
+    /// Set when the client left its first scheme: a [`Scheme::PlainUntilTls`]
+    /// registry turned out to speak HTTPS, a [`Scheme::HttpsUntilPlain`]
+    /// one failed over HTTPS.
+    switched: AtomicBool,
+    /// Set when a [`Scheme::HttpsUntilPlain`] registry answered over HTTPS:
+    /// a later failure is not a reason to switch.
+    answered: AtomicBool,
     /// Where `certs.d` is looked up, named in certificate errors.
     certs_dir: PathBuf,
     credentials: Option<Credentials>,
@@ -255,13 +264,14 @@ fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
 impl Client {
     /// A client of the registry `host` (`docker.io`, `ghcr.io`,
     /// `127.0.0.1:5000`): HTTPS verified against the system's roots and
-    /// the CAs of its `certs.d` directory. Loopback registries without
-    /// such a directory (as Docker allows) and insecure ones
-    /// (`options.insecure_registries`, `options.tls_verify` false) are
-    /// spoken to over plain HTTP until they answer that they speak only
-    /// HTTPS; then over HTTPS, the certificate verified for a loopback
-    /// registry, not for an insecure one. Connects lazily; fails only on a
-    /// `certs.d` file that cannot be read.
+    /// the CAs of its `certs.d` directory. An insecure registry
+    /// (`options.insecure_registries`, `options.tls_verify` false) is
+    /// reached as Docker reaches one: HTTPS without verifying the
+    /// certificate, and plain HTTP if the first HTTPS connection fails.
+    /// A loopback registry without a `certs.d` directory (as Docker
+    /// allows) is spoken to over plain HTTP until it answers that it speaks
+    /// only HTTPS; then over HTTPS, verified. Connects lazily; fails only
+    /// on a `certs.d` file that cannot be read.
     pub fn new(host: &str, options: &ClientOptions) -> Result<Client, RegistryError> {
         let certs_dir = options
             .certs_dir
@@ -273,7 +283,9 @@ impl Client {
                 .insecure_registries
                 .iter()
                 .any(|h| h.as_str() == host);
-        let scheme = if insecure || (is_loopback(host) && roots.is_empty()) {
+        let scheme = if insecure {
+            Scheme::HttpsUntilPlain
+        } else if is_loopback(host) && roots.is_empty() {
             Scheme::PlainUntilTls
         } else {
             Scheme::Https
@@ -294,7 +306,8 @@ impl Client {
             host: host.to_owned(),
             api_host: api_host.to_owned(),
             scheme,
-            upgraded: AtomicBool::new(false),
+            switched: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
             certs_dir,
             credentials: options.credentials.clone(),
             authorizations: Mutex::new(HashMap::new()),
@@ -310,7 +323,12 @@ impl Client {
 
     /// `https://host` or `http://host`: where requests go now.
     fn base(&self) -> String {
-        let https = self.scheme == Scheme::Https || self.upgraded.load(Ordering::Relaxed);
+        let switched = self.switched.load(Ordering::Relaxed);
+        let https = match self.scheme {
+            Scheme::Https => true,
+            Scheme::PlainUntilTls => switched,
+            Scheme::HttpsUntilPlain => !switched,
+        };
         let scheme = if https { "https" } else { "http" };
         format!("{scheme}://{}", self.api_host)
     }
@@ -683,7 +701,16 @@ impl Client {
                     .map(|request| agent.run(request)),
             }?;
             let response = match sent {
-                Ok(response) => response,
+                Ok(response) => {
+                    if current.starts_with("https://") {
+                        self.answered.store(true, Ordering::Relaxed);
+                    }
+                    response
+                }
+                Err(_) if payload.replayable() && self.plain_instead(&current) => {
+                    current = format!("http://{}", &current["https://".len()..]);
+                    continue;
+                }
                 Err(e) if payload.replayable() && attempt < MAX_ATTEMPTS && retriable(&e) => {
                     backoff(attempt);
                     continue;
@@ -730,6 +757,20 @@ impl Client {
         }
     }
 
+    /// For an insecure registry ([`Scheme::HttpsUntilPlain`]) whose HTTPS
+    /// request for `url` failed before it ever answered over HTTPS: the
+    /// client switches to plain HTTP (Docker's fallback), and true says to
+    /// send the request again that way.
+    fn plain_instead(&self, url: &str) -> bool {
+        let switch = self.scheme == Scheme::HttpsUntilPlain
+            && !self.answered.load(Ordering::Relaxed)
+            && url.starts_with(&format!("https://{}/", self.api_host));
+        if switch {
+            self.switched.store(true, Ordering::Relaxed);
+        }
+        switch
+    }
+
     /// For a registry spoken to over plain HTTP until it answers that it
     /// speaks only HTTPS: when `response` (to a request for `url` that can
     /// be sent again) is that answer (a 400 whose body names HTTPS, as Go's
@@ -769,7 +810,7 @@ impl Client {
                 .is_ok_and(|ping| ping.status().as_u16() == 400 && says_https(ping.into_body()).0);
         }
         if https {
-            self.upgraded.store(true, Ordering::Relaxed);
+            self.switched.store(true, Ordering::Relaxed);
             return Ok(format!("https://{}", &url["http://".len()..]));
         }
         Err(http::Response::from_parts(
