@@ -1428,6 +1428,17 @@ fn a_chunked_upload_sends_each_range_then_the_digest() {
             ),
         ]
     );
+    // A chunk size of 0: the blob goes whole, in the PUT.
+    let patches = client
+        .put_blob("c", &digest, 2500, &mut &blob[..], 0)
+        .expect("monolithic upload");
+    assert_eq!(patches, 0);
+    let seen = registry.seen();
+    let last: Vec<(&str, Option<&str>)> = seen[5..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.header("Content-Length")))
+        .collect();
+    assert_eq!(last, [("POST", Some("0")), ("PUT", Some("2500"))]);
 }
 
 #[test]

@@ -518,7 +518,8 @@ impl Client {
     /// the bytes with `?digest=` (monolithic); for a larger one, `PATCH`es
     /// of `chunk_size` bytes each with their `Content-Range` (at least the
     /// registry's `OCI-Chunk-Min-Length`), then an empty `PUT` with
-    /// `?digest=` (chunked). Returns the `PATCH`es sent.
+    /// `?digest=` (chunked). A `chunk_size` of 0 uploads every blob whole.
+    /// Returns the `PATCH`es sent.
     pub fn put_blob(
         &self,
         repository: &str,
@@ -535,9 +536,9 @@ impl Client {
         let min_chunk = header(&response, "OCI-Chunk-Min-Length")
             .and_then(|value| value.parse::<u64>().ok())
             .unwrap_or(0);
-        let chunk_size = chunk_size.max(min_chunk).max(1);
         let mut patches = 0;
-        if size > chunk_size {
+        if chunk_size > 0 && size > chunk_size {
+            let chunk_size = chunk_size.max(min_chunk);
             let mut offset = 0;
             while offset < size {
                 let length = chunk_size.min(size - offset);

@@ -19,7 +19,8 @@ pub struct PushOptions {
     pub client: ClientOptions,
     /// A blob larger than this is uploaded in chunks of this many bytes
     /// (`PATCH` with `Content-Range`, then `PUT ?digest=`), a smaller one
-    /// in a single `PUT`: [`DEFAULT_CHUNK_SIZE`] by default.
+    /// in a single `PUT`: [`DEFAULT_CHUNK_SIZE`] by default; 0 sends every
+    /// blob whole.
     pub chunk_size: u64,
 }
 
