@@ -35,7 +35,8 @@ enum LayerLines {
     /// with a bar while its bytes move (Docker's 50 columns, decimal units).
     Bars {
         multi: indicatif::MultiProgress,
-        bars: HashMap<String, indicatif::ProgressBar>,
+        /// Each layer's bar, and whether it now shows a byte count.
+        bars: HashMap<String, (indicatif::ProgressBar, bool)>,
     },
 }
 
@@ -71,17 +72,15 @@ impl LayerLines {
             LayerLines::Plain if bytes.is_some() => Ok(()),
             LayerLines::Plain => writeln!(out, "{id}: {status}").and_then(|()| out.flush()),
             LayerLines::Bars { multi, bars } => {
-                let bar = bars.entry(id.to_owned()).or_insert_with(|| {
+                let (bar, counting) = bars.entry(id.to_owned()).or_insert_with(|| {
                     let bar = multi.add(indicatif::ProgressBar::new(0));
                     bar.set_prefix(id.to_owned());
-                    bar
+                    bar.set_style(layer_style(false));
+                    (bar, false)
                 });
-                let template = match bytes {
-                    Some(_) => "{prefix}: {msg} [{bar:50}] {decimal_bytes}/{decimal_total_bytes}",
-                    None => "{prefix}: {msg}",
-                };
-                if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                    bar.set_style(style.progress_chars("=> "));
+                if *counting != bytes.is_some() {
+                    *counting = bytes.is_some();
+                    bar.set_style(layer_style(*counting));
                 }
                 if let Some((current, total)) = bytes {
                     bar.set_length(total);
@@ -97,11 +96,24 @@ impl LayerLines {
     /// come below them.
     fn finish(self) {
         if let LayerLines::Bars { bars, .. } = self {
-            for bar in bars.values() {
+            for (bar, _) in bars.values() {
                 bar.finish();
             }
         }
     }
+}
+
+/// A layer's line: `ID: STATUS`, with Docker's 50-column bar and the byte
+/// counts in decimal units while `counting`.
+fn layer_style(counting: bool) -> indicatif::ProgressStyle {
+    let template = if counting {
+        "{prefix}: {msg} [{bar:50}] {decimal_bytes}/{decimal_total_bytes}"
+    } else {
+        "{prefix}: {msg}"
+    };
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 /// A reference as typed, normalised as Docker does, with the tag it
