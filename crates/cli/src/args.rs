@@ -435,6 +435,9 @@ pub struct PushArgs {
     /// How the registry is reached.
     #[command(flatten)]
     pub access: RegistryAccess,
+    /// Layers uploaded at once (Docker's daemon option of that name).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_uploads: u16,
     /// Suppress verbose output: print only the name pushed.
     #[arg(short, long)]
     pub quiet: bool,

@@ -266,7 +266,7 @@ pub(crate) fn pull(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `imgstore push [-q] IMAGE [REF]`.
+/// `imgstore push [--max-concurrent-uploads N] [-q] IMAGE [REF]`.
 pub(crate) fn push(
     store: &Store,
     args: &PushArgs,
@@ -275,6 +275,7 @@ pub(crate) fn push(
     let (reference, defaulted) = parse(args.reference.as_deref().unwrap_or(&args.image))?;
     let mut options = PushOptions::default();
     options.client = client_options(reference.domain(), &args.access)?;
+    options.max_concurrent_uploads = usize::from(args.max_concurrent_uploads);
     let quiet = args.quiet;
     if !quiet {
         if defaulted {

@@ -61,13 +61,25 @@ fn layer_digests(image: &serde_json::Value) -> Vec<String> {
 }
 
 /// What `push` prints for an image whose layers (diff IDs, bottom first)
-/// the registry lacks or has.
-fn push_lines(repository: &str, tag: &str, image: &serde_json::Value, status: &str) -> String {
+/// the registry lacks or has; `one_at_a_time` (`--max-concurrent-uploads
+/// 1`): all but the top layer wait.
+fn push_lines(
+    repository: &str,
+    tag: &str,
+    image: &serde_json::Value,
+    status: &str,
+    one_at_a_time: bool,
+) -> String {
     let mut diff_ids = strings(image, "diff_ids");
     diff_ids.reverse();
     let mut out = format!("The push refers to repository [{repository}]\n");
     for diff_id in &diff_ids {
         out.push_str(&format!("{}: Preparing\n", short(diff_id)));
+    }
+    if one_at_a_time {
+        for diff_id in &diff_ids[1..] {
+            out.push_str(&format!("{}: Waiting\n", short(diff_id)));
+        }
     }
     for diff_id in &diff_ids {
         out.push_str(&format!("{}: {status}\n", short(diff_id)));
@@ -90,6 +102,8 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
     let base = expected_image("base");
     let repository = format!("{}/demo/base", registry.host);
 
+    // Up to 5 layers at once (Docker's default): each layer's lines come
+    // in its order, the layers' in the order they finish.
     let out = ok(
         &root,
         &[
@@ -98,19 +112,45 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
             &format!("{repository}:v1"),
         ],
     );
-    assert_eq!(out, push_lines(&repository, "v1", &base, "Pushed"));
+    let expected = push_lines(&repository, "v1", &base, "Pushed", false);
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&out), sorted(&expected));
+    assert_eq!(out.lines().last(), expected.lines().last());
+
+    // One at a time: Docker's lines in one order.
+    let out = ok(
+        &root,
+        &[
+            "push",
+            "--max-concurrent-uploads",
+            "1",
+            "registry.demo.test/demo/base:v1",
+            &format!("{repository}:v1"),
+        ],
+    );
+    assert_eq!(
+        out,
+        push_lines(&repository, "v1", &base, "Layer already exists", true)
+    );
 
     // Docker 20.10 pushes the latest tag when none is given.
     ok(
         &root,
         &["tag", "registry.demo.test/demo/base:v1", &repository],
     );
-    let out = ok(&root, &["push", &repository]);
+    let out = ok(
+        &root,
+        &["push", "--max-concurrent-uploads", "1", &repository],
+    );
     assert_eq!(
         out,
         format!(
             "Using default tag: latest\n{}",
-            push_lines(&repository, "latest", &base, "Layer already exists")
+            push_lines(&repository, "latest", &base, "Layer already exists", true)
         )
     );
 
@@ -119,10 +159,19 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
 
     // Another repository of the registry: mounted from the one that has them.
     let copies = format!("{}/copies/base", registry.host);
-    let out = ok(&root, &["push", &repository, &format!("{copies}:v1")]);
+    let out = ok(
+        &root,
+        &[
+            "push",
+            "--max-concurrent-uploads",
+            "1",
+            &repository,
+            &format!("{copies}:v1"),
+        ],
+    );
     assert_eq!(
         out,
-        push_lines(&copies, "v1", &base, "Mounted from demo/base")
+        push_lines(&copies, "v1", &base, "Mounted from demo/base", true)
     );
 }
 

@@ -1218,12 +1218,15 @@ fn a_push_reports_each_layers_bytes_before_pushed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = corpus_store(dir.path());
     let remote = format!("{}/demo/base:v1", registry.host);
+    // One upload at a time: the whole sequence is fixed.
+    let mut options = PushOptions::default();
+    options.max_concurrent_uploads = 1;
     let mut events = Vec::new();
     source
         .push_with_progress(
             "registry.demo.test/demo/base:v1",
             &remote,
-            &PushOptions::default(),
+            &options,
             &mut |e| events.push((e.layer.clone(), e.status)),
         )
         .expect("push");
@@ -1233,6 +1236,9 @@ fn a_push_reports_each_layers_bytes_before_pushed() {
         .iter()
         .map(|(layer, _)| (layer.clone(), PushStatus::Preparing))
         .collect();
+    for (layer, _) in &top_first[1..] {
+        expected.push((layer.clone(), PushStatus::Waiting));
+    }
     for (layer, size) in &top_first {
         for current in [0, *size] {
             let total = *size;

@@ -221,6 +221,9 @@ pub struct Client {
     credentials: Option<Credentials>,
     /// `Authorization` values by scope (Bearer), or under "" (Basic).
     authorizations: Mutex<HashMap<String, String>>,
+    /// Held while a challenge is answered: requests of several threads
+    /// (a push's uploads) challenged at once fetch one token, not one each.
+    answering: Mutex<()>,
     requests: AtomicU64,
     blob_downloads: AtomicU64,
 }
@@ -311,6 +314,7 @@ impl Client {
             certs_dir,
             credentials: options.credentials.clone(),
             authorizations: Mutex::new(HashMap::new()),
+            answering: Mutex::new(()),
             requests: AtomicU64::new(0),
             blob_downloads: AtomicU64::new(0),
         })
@@ -747,7 +751,12 @@ impl Client {
                 && let Some(challenge) = header(&response, "WWW-Authenticate")
             {
                 authenticated = true;
-                self.answer_challenge(&challenge, scope, &current)?;
+                // Another thread may have answered the same challenge
+                // while this request was under way: its answer is used.
+                let _answering = self.answering.lock();
+                if self.authorization(scope) == authorization {
+                    self.answer_challenge(&challenge, scope, &current)?;
+                }
                 continue;
             }
             if (status == 429 || status >= 500) && payload.replayable() && attempt < MAX_ATTEMPTS {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::pull::parse_reference;
 use super::{Client, ClientOptions, ProgressReader};
 use crate::oci::{MANIFEST_TYPES, RawConfig};
-use crate::{Error, Result, Store};
+use crate::{AnyBackend, Error, Result, Store};
 
 /// How [`Store::push`] pushes.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct PushOptions {
     /// in a single `PUT`: [`DEFAULT_CHUNK_SIZE`] by default; 0 sends every
     /// blob whole.
     pub chunk_size: u64,
+    /// Layers uploaded at once: 5 by default, as Docker's
+    /// `max-concurrent-uploads` (0 counts as 1).
+    pub max_concurrent_uploads: usize,
 }
 
 /// The default [`PushOptions::chunk_size`]: 64 MiB, so most layers go in
@@ -33,6 +36,7 @@ impl Default for PushOptions {
         PushOptions {
             client: ClientOptions::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            max_concurrent_uploads: 5,
         }
     }
 }
@@ -42,6 +46,8 @@ impl Default for PushOptions {
 pub enum PushStatus {
     /// About to be checked.
     Preparing,
+    /// To be checked and uploaded once an upload slot is free.
+    Waiting,
     /// Uploading: `current` of `total` bytes sent. Reported when the upload
     /// starts (0), every [`PROGRESS_STEP`](super::PROGRESS_STEP) bytes, and
     /// at its end (`current == total`), before [`PushStatus::Pushed`].
@@ -65,6 +71,7 @@ impl fmt::Display for PushStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PushStatus::Preparing => "Preparing",
+            PushStatus::Waiting => "Waiting",
             PushStatus::Pushing { .. } => "Pushing",
             PushStatus::LayerAlreadyExists => "Layer already exists",
             PushStatus::Pushed => "Pushed",
@@ -103,17 +110,13 @@ pub struct PushReport {
     pub chunks_uploaded: u64,
 }
 
-/// The uploads of one push: where to, how, and what was sent.
+/// Where a push's uploads go and how.
 struct Upload<'a> {
     client: &'a Client,
     repository: &'a str,
     /// Another repository of the registry to mount blobs from.
     mount_from: Option<&'a str>,
     chunk_size: u64,
-    /// Blobs uploaded.
-    blobs: u64,
-    /// `PATCH` requests sent.
-    chunks: u64,
 }
 
 /// A blob a manifest lists.
@@ -238,34 +241,43 @@ impl Store {
             .filter(|name| name.domain() == target.domain() && name.path() != target.path())
             .map(|name| name.path().to_owned())
             .min();
-        let mut upload = Upload {
+        let upload = Upload {
             client: &client,
             repository,
             mount_from: mount_from.as_deref(),
             chunk_size: options.chunk_size,
-            blobs: 0,
-            chunks: 0,
         };
-        for &i in &order {
-            let status = self.upload_blob(&mut upload, &layers[i], &mut |current| {
-                progress(&PushEvent {
-                    diff_id: diff_ids[i].clone(),
-                    layer: layers[i].digest.clone(),
-                    status: PushStatus::Pushing {
-                        current,
-                        total: layers[i].size,
-                    },
-                    mounted_from: None,
-                });
-            })?;
+        let mut sent = Sent::default();
+        let workers = options.max_concurrent_uploads.clamp(1, order.len().max(1));
+        for &i in order.iter().skip(workers) {
+            progress(&PushEvent {
+                diff_id: diff_ids[i].clone(),
+                layer: layers[i].digest.clone(),
+                status: PushStatus::Waiting,
+                mounted_from: None,
+            });
+        }
+        let blobs: Vec<&ManifestBlob> = order.iter().map(|&i| &layers[i]).collect();
+        self.upload_layers(&upload, &blobs, workers, &mut |k, update| {
+            let i = order[k];
+            let status = match update {
+                Update::Bytes(current) => PushStatus::Pushing {
+                    current,
+                    total: layers[i].size,
+                },
+                Update::Done(uploaded) => {
+                    sent.add(uploaded);
+                    uploaded.status
+                }
+            };
             progress(&PushEvent {
                 diff_id: diff_ids[i].clone(),
                 layer: layers[i].digest.clone(),
                 status,
                 mounted_from: mount_from.clone().filter(|_| status == PushStatus::Mounted),
             });
-        }
-        self.upload_blob(&mut upload, &config, &mut |_| {})?;
+        })?;
+        sent.add(upload_blob(&self.content, &upload, &config, &mut |_| {})?);
         let tag = match (target.tag(), target.digest()) {
             (Some(tag), _) => tag.to_owned(),
             (None, Some(digest)) => digest.to_string(),
@@ -277,39 +289,128 @@ impl Store {
             tag,
             digest,
             size: bytes.len() as u64,
-            blobs_uploaded: upload.blobs,
-            chunks_uploaded: upload.chunks,
+            blobs_uploaded: sent.blobs,
+            chunks_uploaded: sent.chunks,
         })
     }
 
-    /// Uploads a blob unless the registry has it, or can mount it from the
-    /// repository `upload.mount_from`: what happened. `sent` hears the bytes
-    /// sent so far.
-    fn upload_blob(
+    /// Uploads `blobs` (a push's layers), `workers` at once; `report`
+    /// hears, on this thread, the bytes each has sent and how each ended,
+    /// by its index in `blobs`. The first failure in `blobs`' order is
+    /// returned once the uploads under way end (none starts after it).
+    fn upload_layers(
         &self,
-        upload: &mut Upload<'_>,
-        blob: &ManifestBlob,
-        sent: &mut dyn FnMut(u64),
-    ) -> Result<PushStatus> {
-        let (client, repository) = (upload.client, upload.repository);
-        if client.has_blob_for_push(repository, &blob.digest)? {
-            return Ok(PushStatus::LayerAlreadyExists);
+        upload: &Upload<'_>,
+        blobs: &[&ManifestBlob],
+        workers: usize,
+        report: &mut dyn FnMut(usize, Update),
+    ) -> Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let content: &AnyBackend = &self.content;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let (tx, updates) = std::sync::mpsc::channel::<(usize, Result<Update>)>();
+        let mut failures: Vec<(usize, Error)> = Vec::new();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= blobs.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = upload_blob(content, upload, blobs[k], &mut |bytes| {
+                            // The receiver outlives the workers.
+                            let _ = tx.send((k, Ok(Update::Bytes(bytes))));
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if tx.send((k, result.map(Update::Done))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (k, update) in updates {
+                match update {
+                    Ok(update) => report(k, update),
+                    Err(e) => failures.push((k, e)),
+                }
+            }
+        });
+        match failures.into_iter().min_by_key(|(k, _)| *k) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        if let Some(from) = upload.mount_from
-            && client.mount_blob(repository, &blob.digest, from)?
-        {
-            return Ok(PushStatus::Mounted);
-        }
-        let reader = self.content.open_blob(&blob.digest)?;
-        let mut reader = ProgressReader::new(reader, blob.size, sent);
-        upload.chunks += client.put_blob(
-            repository,
-            &blob.digest,
-            blob.size,
-            &mut reader,
-            upload.chunk_size,
-        )?;
-        upload.blobs += 1;
-        Ok(PushStatus::Pushed)
     }
+}
+
+/// What a push's upload of one layer tells its caller.
+enum Update {
+    /// Bytes sent so far.
+    Bytes(u64),
+    /// The upload ended.
+    Done(Uploaded),
+}
+
+/// How one blob's upload ended.
+#[derive(Clone, Copy)]
+struct Uploaded {
+    status: PushStatus,
+    /// `PATCH` requests it took.
+    chunks: u64,
+}
+
+/// What a push sent, added up.
+#[derive(Default)]
+struct Sent {
+    blobs: u64,
+    chunks: u64,
+}
+
+impl Sent {
+    fn add(&mut self, uploaded: Uploaded) {
+        if uploaded.status == PushStatus::Pushed {
+            self.blobs += 1;
+        }
+        self.chunks += uploaded.chunks;
+    }
+}
+
+/// Uploads a blob of `content` unless the registry has it, or can mount it
+/// from the repository `upload.mount_from`: what happened. `sent` hears the
+/// bytes sent so far.
+fn upload_blob(
+    content: &AnyBackend,
+    upload: &Upload<'_>,
+    blob: &ManifestBlob,
+    sent: &mut dyn FnMut(u64),
+) -> Result<Uploaded> {
+    let (client, repository) = (upload.client, upload.repository);
+    let done = |status| Uploaded { status, chunks: 0 };
+    if client.has_blob_for_push(repository, &blob.digest)? {
+        return Ok(done(PushStatus::LayerAlreadyExists));
+    }
+    if let Some(from) = upload.mount_from
+        && client.mount_blob(repository, &blob.digest, from)?
+    {
+        return Ok(done(PushStatus::Mounted));
+    }
+    let reader = content.open_blob(&blob.digest)?;
+    let mut reader = ProgressReader::new(reader, blob.size, sent);
+    let chunks = client.put_blob(
+        repository,
+        &blob.digest,
+        blob.size,
+        &mut reader,
+        upload.chunk_size,
+    )?;
+    Ok(Uploaded {
+        status: PushStatus::Pushed,
+        chunks,
+    })
 }
