@@ -14,11 +14,14 @@
 # present  a pull of the gzip image into a store that has it (30 runs, ms)
 #
 # Each line: NAME WALL_SECONDS PEAK_RSS_KB (GNU time), or NAME MS.
-# IMGSTORE (default target/release/imgstore) and WORK (default
-# /tmp/registry-bench, ~6 GiB) may be set.
+# IMGSTORE (default target/release/imgstore), WORK (default
+# /tmp/registry-bench: the layouts and stores, up to 3.5 GiB) and REGDATA
+# (the registry's storage, default $WORK/regdata, up to 2.2 GiB; a tmpfs
+# takes the disk out of both sides) may be set.
 set -u
 B=$(realpath "${IMGSTORE:-target/release/imgstore}")
 W=${WORK:-/tmp/registry-bench}
+R=${REGDATA:-$W/regdata}
 HERE=$(dirname "$(realpath "$0")")
 PORT=5055
 REG=127.0.0.1:$PORT
@@ -28,7 +31,7 @@ mkdir -p "$DOCKER_CONFIG"
 T() { /usr/bin/time -f "%e %M" -o "$W/t.out" "$@" >/dev/null 2>"$W/err.out" || { echo "FAILED: $*"; cat "$W/err.out"; }; cat "$W/t.out"; }
 
 start_registry() {
-  rm -rf "$W/regdata"; mkdir -p "$W/regdata"
+  rm -rf "$R"; mkdir -p "$R"
   cat > "$W/reg.yml" <<YML
 version: 0.1
 log:
@@ -37,7 +40,7 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $W/regdata
+    rootdirectory: $R
 http:
   addr: $REG
 YML
@@ -52,22 +55,28 @@ stop_registry() {
 }
 trap stop_registry EXIT
 
-layouts() {
-  [ -f "$W/gz/index.json" ] || python3 "$HERE/make_layout.py" "$W/gz" gz
-  [ -f "$W/plain/index.json" ] || python3 "$HERE/make_layout.py" "$W/plain" plain
+# The layout of KIND (gz or plain), made once.
+layout() {
+  [ -f "$W/$1/index.json" ] || python3 "$HERE/make_layout.py" "$W/$1" "$1" >/dev/null
 }
 
+# A fresh registry holding bench/KIND:v1: the gzip image copied by skopeo,
+# the plain one pushed by imgstore (skopeo would compress its layers).
 setup() {
-  layouts
+  layout "$1"
   stop_registry; start_registry
-  skopeo copy -q --dest-tls-verify=false "oci:$W/gz:v1" "docker://$REG/bench/gz:v1" >/dev/null
-  rm -rf "$W/plainsrc"; "$B" --root "$W/plainsrc" load -q -i "$W/plain" >/dev/null
-  "$B" --root "$W/plainsrc" push -q "$("$B" --root "$W/plainsrc" images -q | head -1)" "$REG/bench/plain:v1" >/dev/null
+  if [ "$1" = gz ]; then
+    skopeo copy -q --dest-tls-verify=false "oci:$W/gz:v1" "docker://$REG/bench/gz:v1" >/dev/null
+  else
+    rm -rf "$W/src"; "$B" --root "$W/src" load -q -i "$W/plain" >/dev/null
+    "$B" --root "$W/src" push -q "$("$B" --root "$W/src" images -q | head -1)" "$REG/bench/plain:v1" >/dev/null
+    rm -rf "$W/src"
+  fi
 }
 
 case "${1:-}" in
 pull)
-  setup
+  setup gz
   for _ in $(seq "$N"); do
     rm -rf "$W/store"; sync
     echo "imgstore-pull $(T "$B" --root "$W/store" pull "$REG/bench/gz:v1")"
@@ -76,7 +85,7 @@ pull)
   done
   ;;
 plain)
-  setup
+  setup plain
   L=$(python3 -c "import json;m=json.load(open('$W/plain/blobs/sha256/'+json.load(open('$W/plain/index.json'))['manifests'][0]['digest'][7:]));print(' '.join('$W/plain/blobs/sha256/'+l['digest'][7:] for l in m['layers']))")
   for _ in $(seq "$N"); do
     rm -rf "$W/store"; sync
@@ -86,18 +95,18 @@ plain)
   done
   ;;
 push)
-  layouts
-  rm -rf "$W/gzsrc"; "$B" --root "$W/gzsrc" load -q -i "$W/gz" >/dev/null
-  ID=$("$B" --root "$W/gzsrc" images -q | head -1)
+  layout gz
+  rm -rf "$W/src"; "$B" --root "$W/src" load -q -i "$W/gz" >/dev/null
+  ID=$("$B" --root "$W/src" images -q | head -1)
   for _ in $(seq "$N"); do
     stop_registry; start_registry; sync
-    echo "imgstore-push $(T "$B" --root "$W/gzsrc" push "$ID" "$REG/push/gz:v1")"
+    echo "imgstore-push $(T "$B" --root "$W/src" push "$ID" "$REG/push/gz:v1")"
     stop_registry; start_registry; sync
     echo "skopeo-push $(T skopeo copy -q --dest-tls-verify=false "oci:$W/gz:v1" "docker://$REG/push/gz:v1")"
   done
   ;;
 present)
-  setup
+  setup gz
   rm -rf "$W/store"; "$B" --root "$W/store" pull -q "$REG/bench/gz:v1" >/dev/null
   for _ in $(seq 30); do
     s=$EPOCHREALTIME; "$B" --root "$W/store" pull "$REG/bench/gz:v1" >/dev/null; e=$EPOCHREALTIME
@@ -108,3 +117,5 @@ present)
   echo "usage: figures.sh pull|plain|push|present" >&2; exit 2
   ;;
 esac
+stop_registry
+rm -rf "$W/store" "$W/skopeo-oci" "$W/src" "$R"
