@@ -380,6 +380,30 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
+/// How `pull`, `push` and `login` reach a registry.
+#[derive(Debug, Args)]
+pub struct RegistryAccess {
+    /// An insecure registry (HOST or HOST:PORT; repeatable): HTTPS without
+    /// verifying its certificate, or plain HTTP when HTTPS fails. Loopback
+    /// registries (localhost, 127.0.0.0/8) are spoken to over plain HTTP
+    /// unless they speak only HTTPS.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Verify the registry's TLS certificate (against the system's roots and
+    /// /etc/docker/certs.d/HOST/ca.crt); `--tls-verify=false` makes the
+    /// registry insecure, as podman's and skopeo's flag does.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub tls_verify: bool,
+}
+
 /// `pull`'s arguments.
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -393,10 +417,9 @@ pub struct PullArgs {
     /// Layers downloaded at once (Docker's daemon option of that name).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_downloads: u16,
-    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
-    /// Loopback registries (localhost, 127.0.0.0/8) always are.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    /// How the registry is reached.
+    #[command(flatten)]
+    pub access: RegistryAccess,
     /// Suppress verbose output: print only the name pulled.
     #[arg(short, long)]
     pub quiet: bool,
@@ -409,10 +432,12 @@ pub struct PullArgs {
 /// `push`'s arguments.
 #[derive(Debug, Args)]
 pub struct PushArgs {
-    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
-    /// Loopback registries (localhost, 127.0.0.0/8) always are.
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    /// How the registry is reached.
+    #[command(flatten)]
+    pub access: RegistryAccess,
+    /// Layers uploaded at once (Docker's daemon option of that name).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_uploads: u16,
     /// Suppress verbose output: print only the name pushed.
     #[arg(short, long)]
     pub quiet: bool,
@@ -436,9 +461,9 @@ pub struct LoginArgs {
     /// Read the password from STDIN.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Speak plain HTTP to this registry (HOST or HOST:PORT; repeatable).
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
+    /// How the registry is reached.
+    #[command(flatten)]
+    pub access: RegistryAccess,
     /// The registry [default: Docker Hub].
     pub server: Option<String>,
 }

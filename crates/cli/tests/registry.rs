@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::{command, corpus, expected_image, path_str, succeeded, text};
-use registry::RealRegistry;
+use registry::{RealRegistry, tls_certificates};
 
 /// Docker's credentials directory for the tests: an empty one of their own,
 /// so that no login of the machine's user is read or written.
@@ -61,13 +61,25 @@ fn layer_digests(image: &serde_json::Value) -> Vec<String> {
 }
 
 /// What `push` prints for an image whose layers (diff IDs, bottom first)
-/// the registry lacks or has.
-fn push_lines(repository: &str, tag: &str, image: &serde_json::Value, status: &str) -> String {
+/// the registry lacks or has; `one_at_a_time` (`--max-concurrent-uploads
+/// 1`): all but the top layer wait.
+fn push_lines(
+    repository: &str,
+    tag: &str,
+    image: &serde_json::Value,
+    status: &str,
+    one_at_a_time: bool,
+) -> String {
     let mut diff_ids = strings(image, "diff_ids");
     diff_ids.reverse();
     let mut out = format!("The push refers to repository [{repository}]\n");
     for diff_id in &diff_ids {
         out.push_str(&format!("{}: Preparing\n", short(diff_id)));
+    }
+    if one_at_a_time {
+        for diff_id in &diff_ids[1..] {
+            out.push_str(&format!("{}: Waiting\n", short(diff_id)));
+        }
     }
     for diff_id in &diff_ids {
         out.push_str(&format!("{}: {status}\n", short(diff_id)));
@@ -90,6 +102,8 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
     let base = expected_image("base");
     let repository = format!("{}/demo/base", registry.host);
 
+    // Up to 5 layers at once (Docker's default): each layer's lines come
+    // in its order, the layers' in the order they finish.
     let out = ok(
         &root,
         &[
@@ -98,19 +112,45 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
             &format!("{repository}:v1"),
         ],
     );
-    assert_eq!(out, push_lines(&repository, "v1", &base, "Pushed"));
+    let expected = push_lines(&repository, "v1", &base, "Pushed", false);
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&out), sorted(&expected));
+    assert_eq!(out.lines().last(), expected.lines().last());
+
+    // One at a time: Docker's lines in one order.
+    let out = ok(
+        &root,
+        &[
+            "push",
+            "--max-concurrent-uploads",
+            "1",
+            "registry.demo.test/demo/base:v1",
+            &format!("{repository}:v1"),
+        ],
+    );
+    assert_eq!(
+        out,
+        push_lines(&repository, "v1", &base, "Layer already exists", true)
+    );
 
     // Docker 20.10 pushes the latest tag when none is given.
     ok(
         &root,
         &["tag", "registry.demo.test/demo/base:v1", &repository],
     );
-    let out = ok(&root, &["push", &repository]);
+    let out = ok(
+        &root,
+        &["push", "--max-concurrent-uploads", "1", &repository],
+    );
     assert_eq!(
         out,
         format!(
             "Using default tag: latest\n{}",
-            push_lines(&repository, "latest", &base, "Layer already exists")
+            push_lines(&repository, "latest", &base, "Layer already exists", true)
         )
     );
 
@@ -119,10 +159,19 @@ fn push_prints_dockers_lines_and_finds_layers_already_there() {
 
     // Another repository of the registry: mounted from the one that has them.
     let copies = format!("{}/copies/base", registry.host);
-    let out = ok(&root, &["push", &repository, &format!("{copies}:v1")]);
+    let out = ok(
+        &root,
+        &[
+            "push",
+            "--max-concurrent-uploads",
+            "1",
+            &repository,
+            &format!("{copies}:v1"),
+        ],
+    );
     assert_eq!(
         out,
-        push_lines(&copies, "v1", &base, "Mounted from demo/base")
+        push_lines(&copies, "v1", &base, "Mounted from demo/base", true)
     );
 }
 
@@ -422,4 +471,148 @@ fn pull_takes_one_platform_or_all_not_both() {
         "{}",
         text(&output.stderr)
     );
+}
+
+#[test]
+fn an_untrusted_registry_certificate_is_refused_unless_tls_verify_is_false_or_its_ca_is_a_system_root()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [ca, cert, key] = tls_certificates(dir.path(), "cli");
+    let registry = RealRegistry::start_tls(&cert, &key);
+    let port = registry.host.rsplit_once(':').expect("port").1;
+    let host = format!("localhost:{port}");
+    let remote = format!("{host}/secure/base:v1");
+    let source = dir.path().join("source");
+    ok(
+        &source,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let push = ["push", "-q", "registry.demo.test/demo/base:v1", &remote];
+
+    // The test's CA is no root of the system's: refused, naming why.
+    let refused = imgstore(&source, &push);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: HEAD https://{host}/v2/secure/base/blobs/sha256:"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "the registry's certificate is not trusted (invalid peer certificate: UnknownIssuer)"
+        ),
+        "{stderr}"
+    );
+
+    // --tls-verify=false: pushed over HTTPS, unverified.
+    let mut unverified = push.to_vec();
+    unverified.insert(1, "--tls-verify=false");
+    assert_eq!(ok(&source, &unverified), format!("{remote}\n"));
+    let login = ["login", "-u", "alice", "-p", "s3cret", &host];
+    let refused = imgstore(&source, &login);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("the registry's certificate is not trusted"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let mut unverified = login.to_vec();
+    unverified.insert(1, "--tls-verify=false");
+    assert_eq!(ok(&source, &unverified), "Login Succeeded\n");
+
+    // The CA as the system's roots (SSL_CERT_FILE, or a file of
+    // SSL_CERT_DIR): trusted, verified.
+    let certs = dir.path().join("system-certs");
+    std::fs::create_dir_all(&certs).expect("mkdir");
+    std::fs::copy(&ca, certs.join("test-ca.pem")).expect("copy the CA");
+    let config = docker_config();
+    for (variable, value) in [("SSL_CERT_FILE", ca.as_path()), ("SSL_CERT_DIR", &certs)] {
+        let root = dir.path().join(variable);
+        let pulled = command(&root, &["pull", "-q", &remote])
+            .env("DOCKER_CONFIG", config.path())
+            .env(variable, value)
+            .output()
+            .expect("run imgstore");
+        assert_eq!(
+            succeeded(pulled, &["pull", "-q", &remote]),
+            format!("{remote}\n"),
+            "{variable}"
+        );
+    }
+}
+
+/// The lines the README shows after `$ COMMAND` (up to the next `$ ` line
+/// or the end of its block).
+fn readme_output(command: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README.md");
+    let mut lines = readme
+        .lines()
+        .skip_while(|line| *line != format!("$ {command}"));
+    assert!(lines.next().is_some(), "the README shows no `$ {command}`");
+    lines
+        .take_while(|line| !line.starts_with("$ ") && !line.starts_with("```"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when `actual` is `shown` where each `...` line of `shown` stands
+/// for any lines.
+fn matches_with_elisions(shown: &[String], actual: &[&str]) -> bool {
+    match shown.split_first() {
+        None => actual.is_empty(),
+        Some((first, rest)) if first == "..." => {
+            (0..=actual.len()).any(|skip| matches_with_elisions(rest, &actual[skip..]))
+        }
+        Some((first, rest)) => {
+            actual.first() == Some(&first.as_str()) && matches_with_elisions(rest, &actual[1..])
+        }
+    }
+}
+
+#[test]
+fn the_readme_tours_push_and_pull_print_what_it_shows() {
+    let registry = RealRegistry::start();
+    let port = registry.host.rsplit_once(':').expect("port").1;
+    let here = format!("localhost:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    ok(
+        &root,
+        &["load", "-q", "-i", path_str(&corpus().join("oci/main"))],
+    );
+    let other = dir.path().join("other");
+    for (command, root) in [
+        (
+            "imgstore push registry.demo.test/demo/base:v1 localhost:5000/demo/base:v1",
+            &root,
+        ),
+        (
+            "imgstore --root /tmp/other pull localhost:5000/demo/base:v1",
+            &other,
+        ),
+    ] {
+        let shown: Vec<String> = readme_output(command)
+            .iter()
+            .map(|line| line.replace("localhost:5000", &here))
+            .collect();
+        let args: Vec<String> = command
+            .replace("localhost:5000", &here)
+            .split(' ')
+            .skip(1)
+            .filter(|word| !matches!(*word, "--root" | "/tmp/other"))
+            .map(str::to_owned)
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let printed = ok(root, &args);
+        let actual: Vec<&str> = printed.lines().collect();
+        assert!(
+            matches_with_elisions(&shown, &actual),
+            "README shows:\n{}\nimgstore printed:\n{printed}",
+            shown.join("\n")
+        );
+    }
 }

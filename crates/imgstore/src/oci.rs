@@ -33,7 +33,7 @@ use crate::import::{ImportOptions, Platform, PlatformChoice};
 use crate::limits::{
     MAX_IMPORT_DESCRIPTORS, MAX_IMPORT_JSON_BYTES, MAX_INDEX_DEPTH, MAX_JSON_BLOB, MAX_LAYERS,
 };
-use crate::registry::{LayerStatus, PullEvent, RegistrySource, Remote};
+use crate::registry::{LayerStatus, ProgressReader, PullEvent, RegistrySource, Remote};
 use crate::tarscan::TarScanner;
 use crate::{Error, Result, Store};
 
@@ -1227,8 +1227,8 @@ impl Store {
 
     /// Downloads `layers` from a registry into the content store, up to
     /// `max_concurrent_downloads` at once (the rest reported `Waiting`),
-    /// each streamed and verified as `store_layer_blob` does; progress is
-    /// reported on this thread as each finishes. The first failure in
+    /// each streamed and verified as `store_layer_blob` does; progress (the
+    /// bytes received, each layer finished) is reported on this thread. The first failure in
     /// layer order is returned once the downloads under way end (no new
     /// one starts after a failure).
     fn download_layers(
@@ -1248,7 +1248,13 @@ impl Store {
         let content: &crate::AnyBackend = &self.content;
         let next = AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
-        let (done, finished) = std::sync::mpsc::channel::<(usize, Result<DiffInfo>)>();
+        // Per layer: bytes received so far, or the download's end.
+        enum Update {
+            Bytes(u64),
+            // Boxed: an error is large, the byte counts are many.
+            Done(Box<Result<DiffInfo>>),
+        }
+        let (done, finished) = std::sync::mpsc::channel::<(usize, Update)>();
         let mut results: Vec<Option<Result<DiffInfo>>> = (0..layers.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -1262,19 +1268,36 @@ impl Store {
                         }
                         let result = remote.open_blob(&layers[i].desc).and_then(|(reader, len)| {
                             check_blob_size(&layers[i].desc, len)?;
+                            let reader = ProgressReader::new(reader, len, |bytes| {
+                                // The receiver outlives the workers.
+                                let _ = done.send((i, Update::Bytes(bytes)));
+                            });
                             store_layer_stream(content, reader, layers[i])
                         });
                         if result.is_err() {
                             failed.store(true, Ordering::Relaxed);
                         }
-                        if done.send((i, result)).is_err() {
+                        if done.send((i, Update::Done(Box::new(result)))).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(done);
-            for (i, result) in finished {
+            for (i, update) in finished {
+                let result = match update {
+                    Update::Bytes(current) => {
+                        source.report(&PullEvent {
+                            layer: layers[i].desc.digest.clone(),
+                            status: LayerStatus::Downloading {
+                                current,
+                                total: layers[i].desc.size,
+                            },
+                        });
+                        continue;
+                    }
+                    Update::Done(result) => *result,
+                };
                 if result.is_ok() {
                     for status in [
                         LayerStatus::VerifyingChecksum,

@@ -11,7 +11,8 @@ use std::process::Command;
 use imgstore::backend::ErrorKind;
 use imgstore::image::ImageStore;
 use imgstore::registry::{
-    ClientOptions, Credentials, LayerStatus, PullEvent, PullOptions, PushOptions, PushStatus,
+    ClientOptions, Credentials, LayerStatus, PROGRESS_STEP, PullEvent, PullOptions, PushOptions,
+    PushStatus,
 };
 use imgstore::{Backend, Error, Platform, PlatformChoice, Store};
 
@@ -20,7 +21,7 @@ mod common;
 mod registry;
 
 use common::{corpus, expected_image, open, snapshot, strings};
-use registry::{FakeRegistry, RealRegistry, Reply, serve_layout};
+use registry::{FakeRegistry, RealRegistry, Reply, openssl, serve_layout, tls_certificates};
 
 /// A store with the corpus's `oci/main` images.
 fn corpus_store(dir: &std::path::Path) -> Store {
@@ -43,11 +44,15 @@ fn id_and_diff_ids(store: &Store, reference: &str) -> (String, Vec<String>) {
     )
 }
 
+/// A pull's report and its events but the byte counts (the statuses
+/// Docker prints when not on a terminal).
 fn pull_events(store: &Store, reference: &str) -> (imgstore::registry::PullReport, Vec<PullEvent>) {
     let mut events = Vec::new();
     let report = store
         .pull_with_progress(reference, &PullOptions::default(), &mut |e| {
-            events.push(e.clone())
+            if !matches!(e.status, LayerStatus::Downloading { .. }) {
+                events.push(e.clone())
+            }
         })
         .unwrap_or_else(|e| panic!("pull {reference}: {e}"));
     (report, events)
@@ -80,7 +85,9 @@ fn push_then_pull_into_a_fresh_store_keeps_ids_diff_ids_and_manifests() {
         let mut events = Vec::new();
         let pushed = source
             .push_with_progress(&local, &remote, &PushOptions::default(), &mut |e| {
-                events.push(e.clone())
+                if !matches!(e.status, PushStatus::Pushing { .. }) {
+                    events.push(e.clone())
+                }
             })
             .unwrap_or_else(|e| panic!("push {local}: {e}"));
         assert_eq!(pushed.digest.to_string(), expected["manifest_digest"]);
@@ -829,19 +836,6 @@ fn percent_decode(value: &str) -> String {
     String::from_utf8(out).expect("UTF-8")
 }
 
-fn openssl(args: &[&str]) -> Vec<u8> {
-    let output = Command::new("openssl")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run openssl {args:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
-}
-
 /// A token server as Docker Hub's auth service works: it grants what the
 /// scope asks, as an RS256 JWT whose `x5c` header carries a certificate
 /// the registry trusts (`rootcertbundle`). Returns the server and the
@@ -982,83 +976,11 @@ fn the_bearer_flow_against_a_token_authenticated_registry() {
     );
 }
 
-/// A CA and a server certificate it signs for `localhost` and 127.0.0.1,
-/// made by openssl in `dir`: (CA certificate, server certificate, key).
-fn tls_certificates(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
-    let path = |file: &str| dir.join(format!("{name}-{file}"));
-    let s = |p: &std::path::Path| p.to_str().expect("path").to_owned();
-    let (ca_key, ca, key, csr, cert, ext) = (
-        path("ca.key"),
-        path("ca.crt"),
-        path("server.key"),
-        path("server.csr"),
-        path("server.crt"),
-        path("ext.cnf"),
-    );
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        &format!("/CN={name} test CA"),
-        "-keyout",
-        &s(&ca_key),
-        "-out",
-        &s(&ca),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &s(&key),
-        "-out",
-        &s(&csr),
-    ]);
-    std::fs::write(
-        &ext,
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .expect("write ext.cnf");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &s(&csr),
-        "-CA",
-        &s(&ca),
-        "-CAkey",
-        &s(&ca_key),
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        &s(&ext),
-        "-out",
-        &s(&cert),
-    ]);
-    [ca, cert, key]
-}
-
 #[test]
 fn a_tls_registry_is_trusted_through_its_certs_d_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [ca, cert, key] = tls_certificates(dir.path(), "right");
-    let registry = RealRegistry::start_with_config(|_| {
-        format!(
-            "  tls:\n    certificate: {}\n    key: {}\n",
-            cert.display(),
-            key.display()
-        )
-    });
+    let registry = RealRegistry::start_tls(&cert, &key);
     let port = registry.host.rsplit_once(':').expect("port").1.to_owned();
     let host = format!("localhost:{port}");
     // Docker's layout: certs.d/<host:port>/ca.crt.
@@ -1222,4 +1144,382 @@ fn layers_beyond_the_concurrent_downloads_wait() {
         .collect();
     assert_eq!(waiting, layers[2..]);
     assert_eq!(report.images[0].id.to_string(), expected["image_id"]);
+}
+
+/// The corpus image `name`'s layers, bottom first: (digest, size).
+fn corpus_layers(name: &str) -> Vec<(imgstore::digest::Digest, u64)> {
+    expected_image(&corpus(), name)["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| {
+            let digest = l["digest"]
+                .as_str()
+                .expect("digest")
+                .parse()
+                .expect("digest");
+            (digest, l["size"].as_u64().expect("size"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_pull_reports_each_layers_bytes_between_its_docker_statuses() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/demo/base:v1", registry.host);
+    source
+        .push(
+            "registry.demo.test/demo/base:v1",
+            &remote,
+            &PushOptions::default(),
+        )
+        .expect("push");
+    let layers = corpus_layers("base");
+    assert!(layers.iter().all(|(_, size)| *size < PROGRESS_STEP));
+
+    // One download at a time: the whole sequence is fixed.
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut options = PullOptions::default();
+    options.max_concurrent_downloads = 1;
+    let mut events = Vec::new();
+    target
+        .pull_with_progress(&remote, &options, &mut |e| events.push(e.clone()))
+        .expect("pull");
+    let event = |layer: &imgstore::digest::Digest, status| PullEvent {
+        layer: layer.clone(),
+        status,
+    };
+    let mut expected = Vec::new();
+    for (layer, _) in &layers {
+        expected.push(event(layer, LayerStatus::PullingFsLayer));
+    }
+    for (layer, _) in &layers[1..] {
+        expected.push(event(layer, LayerStatus::Waiting));
+    }
+    for (layer, size) in &layers {
+        for current in [0, *size] {
+            let total = *size;
+            expected.push(event(layer, LayerStatus::Downloading { current, total }));
+        }
+        expected.push(event(layer, LayerStatus::VerifyingChecksum));
+        expected.push(event(layer, LayerStatus::DownloadComplete));
+    }
+    for (layer, _) in &layers {
+        expected.push(event(layer, LayerStatus::PullComplete));
+    }
+    assert_eq!(events, expected);
+}
+
+#[test]
+fn a_push_reports_each_layers_bytes_before_pushed() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/demo/base:v1", registry.host);
+    // One upload at a time: the whole sequence is fixed.
+    let mut options = PushOptions::default();
+    options.max_concurrent_uploads = 1;
+    let mut events = Vec::new();
+    source
+        .push_with_progress(
+            "registry.demo.test/demo/base:v1",
+            &remote,
+            &options,
+            &mut |e| events.push((e.layer.clone(), e.status)),
+        )
+        .expect("push");
+    let mut top_first = corpus_layers("base");
+    top_first.reverse();
+    let mut expected: Vec<_> = top_first
+        .iter()
+        .map(|(layer, _)| (layer.clone(), PushStatus::Preparing))
+        .collect();
+    for (layer, _) in &top_first[1..] {
+        expected.push((layer.clone(), PushStatus::Waiting));
+    }
+    for (layer, size) in &top_first {
+        for current in [0, *size] {
+            let total = *size;
+            expected.push((layer.clone(), PushStatus::Pushing { current, total }));
+        }
+        expected.push((layer.clone(), PushStatus::Pushed));
+    }
+    assert_eq!(events, expected);
+}
+
+/// An image of three layers of random bytes (`sizes`, uncompressed tar
+/// layers), imported from an OCI layout made here; its name.
+fn random_layers_store(dir: &std::path::Path, sizes: &[usize]) -> (Store, String) {
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).expect("mkdir");
+    let write_blob = |bytes: &[u8]| {
+        let digest = imgstore::digest::Algorithm::Sha256.from_bytes(bytes);
+        std::fs::write(blobs.join(digest.encoded()), bytes).expect("write blob");
+        (digest.to_string(), bytes.len())
+    };
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut layers = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let mut data = vec![0u8; *size];
+        for byte in &mut data {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *byte = seed as u8;
+        }
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("file{i}"), &data[..])
+            .expect("tar");
+        layers.push(write_blob(&tar.into_inner().expect("tar")));
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>()},
+    });
+    let (config_digest, config_size) = write_blob(config.to_string().as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": layers.iter().map(|(d, s)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s
+        })).collect::<Vec<_>>(),
+    });
+    let (manifest_digest, manifest_size) = write_blob(manifest.to_string().as_bytes());
+    let name = "registry.demo.test/demo/random:v1";
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let store = open(&dir.join("source"), Backend::Sqlite);
+    store.import_oci_layout(&layout).expect("import");
+    (store, name.to_owned())
+}
+
+#[test]
+fn blobs_above_the_chunk_size_are_pushed_in_chunks_that_skopeo_reads_back() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Layers of 1, 2.5 and 0.1 MiB in 1 MiB chunks: 2 + 3 PATCHes; the
+    // smallest layer and the config go whole.
+    let (source, local) = random_layers_store(dir.path(), &[1 << 20, 5 << 19, 100 << 10]);
+    let remote = format!("{}/chunked/random:v1", registry.host);
+    let mut options = PushOptions::default();
+    options.chunk_size = 1 << 20;
+    let pushed = source
+        .push(&local, &remote, &options)
+        .expect("push in chunks");
+    assert_eq!(pushed.blobs_uploaded, 4);
+    assert_eq!(pushed.chunks_uploaded, 2 + 3);
+
+    // skopeo reads back the manifest and every blob under its digest.
+    let inspect: serde_json::Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{remote}"),
+    ]))
+    .expect("manifest JSON");
+    // A dir: copy keeps the blobs as they are (oci: would compress them).
+    let copied = dir.path().join("copied");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{remote}"),
+        &format!("dir:{}", copied.display()),
+    ]);
+    for layer in inspect["layers"].as_array().expect("layers") {
+        let digest = layer["digest"].as_str().expect("digest");
+        let bytes =
+            std::fs::read(copied.join(&digest["sha256:".len()..])).expect("blob copied by skopeo");
+        assert_eq!(
+            imgstore::digest::Algorithm::Sha256
+                .from_bytes(&bytes)
+                .to_string(),
+            digest
+        );
+        assert_eq!(bytes.len() as u64, layer["size"].as_u64().expect("size"));
+    }
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let pulled = target.pull(&remote, &PullOptions::default()).expect("pull");
+    assert_eq!(pulled.digest, pushed.digest);
+    assert_eq!(
+        pulled.images[0].id,
+        source.resolve(&local).expect("source image")
+    );
+}
+
+#[test]
+fn a_chunked_upload_sends_each_range_then_the_digest() {
+    // The fake registry accepts every upload request: the requests show
+    // the chunks' ranges, each sent to the Location the last answer gave.
+    let registry = FakeRegistry::start(|request| match request.method.as_str() {
+        "HEAD" => Reply::new(404, ""),
+        "POST" => Reply::new(202, "").header("Location", "/v2/c/blobs/uploads/u0"),
+        "PATCH" => {
+            let end = request
+                .header("Content-Range")
+                .and_then(|r| r.split_once('-'));
+            let next = format!("/v2/c/blobs/uploads/u{}", end.map_or("", |(_, end)| end));
+            Reply::new(202, "").header("Location", &next)
+        }
+        _ => Reply::new(201, ""),
+    });
+    let client =
+        imgstore::registry::Client::new(&registry.host, &ClientOptions::default()).expect("client");
+    let blob = vec![7u8; 2500];
+    let digest = imgstore::digest::Algorithm::Sha256.from_bytes(&blob);
+    let patches = client
+        .put_blob("c", &digest, 2500, &mut &blob[..], 1000)
+        .expect("chunked upload");
+    assert_eq!(patches, 3);
+    let seen: Vec<(String, String, Option<String>, Option<String>)> = registry
+        .seen()
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.header("Content-Range").map(str::to_owned),
+                r.header("Content-Length").map(str::to_owned),
+            )
+        })
+        .collect();
+    let patch = |path: &str, range: &str, length: &str| {
+        (
+            "PATCH".to_owned(),
+            path.to_owned(),
+            Some(range.to_owned()),
+            Some(length.to_owned()),
+        )
+    };
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "POST".to_owned(),
+                "/v2/c/blobs/uploads/".to_owned(),
+                None,
+                Some("0".to_owned())
+            ),
+            patch("/v2/c/blobs/uploads/u0", "0-999", "1000"),
+            patch("/v2/c/blobs/uploads/u999", "1000-1999", "1000"),
+            patch("/v2/c/blobs/uploads/u1999", "2000-2499", "500"),
+            (
+                "PUT".to_owned(),
+                format!(
+                    "/v2/c/blobs/uploads/u2499?digest=sha256%3A{}",
+                    digest.encoded()
+                ),
+                None,
+                Some("0".to_owned())
+            ),
+        ]
+    );
+    // A chunk size of 0: the blob goes whole, in the PUT.
+    let patches = client
+        .put_blob("c", &digest, 2500, &mut &blob[..], 0)
+        .expect("monolithic upload");
+    assert_eq!(patches, 0);
+    let seen = registry.seen();
+    let last: Vec<(&str, Option<&str>)> = seen[5..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.header("Content-Length")))
+        .collect();
+    assert_eq!(last, [("POST", Some("0")), ("PUT", Some("2500"))]);
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_by_default_and_accepted_without_verification() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let [_, cert, key] = tls_certificates(dir.path(), "untrusted");
+    let registry = RealRegistry::start_tls(&cert, &key);
+    let port = registry.host.rsplit_once(':').expect("port").1.to_owned();
+    let host = format!("localhost:{port}");
+    let remote = format!("{host}/secure/base:v1");
+    // No certs.d for it; the system's roots do not know the test's CA.
+    let certs = dir.path().join("certs.d");
+    let source = corpus_store(dir.path());
+    let mut push = PushOptions::default();
+    push.client.certs_dir = Some(certs.clone());
+    let before = snapshot(&source);
+    let err = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect_err("an untrusted certificate");
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "HEAD https://{host}/v2/secure/base/blobs/{}: the registry's certificate is not \
+             trusted (invalid peer certificate: UnknownIssuer); trust its CA in {} or the \
+             system's roots, or do not verify it (--tls-verify=false)",
+            corpus_layers("base")[2].0,
+            certs.join(&host).join("ca.crt").display()
+        )
+    );
+    assert_eq!(snapshot(&source), before);
+
+    // --tls-verify=false: pushed and pulled over HTTPS, unverified.
+    push.client.tls_verify = false;
+    let pushed = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect("push without verification");
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut pull = PullOptions::default();
+    pull.client.certs_dir = Some(certs.clone());
+    let err = refused_pull_from(&target, &remote, &pull);
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    pull.client.tls_verify = false;
+    let pulled = target
+        .pull(&remote, &pull)
+        .expect("pull without verification");
+    assert_eq!(pulled.digest, pushed.digest);
+
+    // --insecure-registry HOST does the same.
+    let again = open(&dir.path().join("again"), Backend::Sqlite);
+    let mut pull = PullOptions::default();
+    pull.client.certs_dir = Some(certs);
+    pull.client.insecure_registries = vec![host.clone()];
+    let pulled = again
+        .pull(&remote, &pull)
+        .expect("pull from an insecure registry");
+    assert_eq!(pulled.digest, pushed.digest);
+}
+
+#[test]
+fn an_insecure_registry_that_speaks_plain_http_is_reached_after_https_fails() {
+    let registry = RealRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = corpus_store(dir.path());
+    let remote = format!("{}/plain/base:v1", registry.host);
+    let mut push = PushOptions::default();
+    push.client.tls_verify = false;
+    let pushed = source
+        .push("registry.demo.test/demo/base:v1", &remote, &push)
+        .expect("push over plain HTTP after HTTPS failed");
+    let target = open(&dir.path().join("target"), Backend::Sqlite);
+    let mut pull = PullOptions::default();
+    pull.client.insecure_registries = vec![registry.host.clone()];
+    let pulled = target.pull(&remote, &pull).expect("pull");
+    assert_eq!(pulled.digest, pushed.digest);
+    // The manifest GET: once over HTTPS (refused), once over HTTP.
+    assert_eq!(pulled.requests, 2 + pulled.blobs_downloaded * 2);
 }

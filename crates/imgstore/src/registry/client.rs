@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use imgstore_digest::{Algorithm, Digest};
@@ -46,22 +46,36 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// How a [`Client`] reaches its registry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientOptions {
-    /// Registries (`host` or `host:port`) spoken to over plain HTTP, like
-    /// Docker's `--insecure-registry`. Loopback registries (`localhost`,
-    /// `127.0.0.0/8`, `::1`) always are.
+    /// Insecure registries (`host` or `host:port`), like Docker's
+    /// `--insecure-registry`: HTTPS without verifying the certificate, or
+    /// plain HTTP when HTTPS fails.
     pub insecure_registries: Vec<String>,
+    /// False makes the client's registry insecure whatever its name, as
+    /// podman's and skopeo's `--tls-verify=false`. True by default.
+    pub tls_verify: bool,
     /// Credentials for Basic auth and for the token endpoint of the Bearer
     /// flow; anonymous without.
     pub credentials: Option<Credentials>,
     /// Docker's directory of per-registry certificate authorities:
-    /// `<dir>/<host[:port]>/*.crt` (`ca.crt`) are the roots a registry's
-    /// certificate must chain to, instead of the bundled web roots; a
-    /// registry with such a directory is spoken to over HTTPS, loopback or
-    /// not. [`DEFAULT_CERTS_DIR`] when `None`.
+    /// `<dir>/<host[:port]>/*.crt` (`ca.crt`) are trusted for that
+    /// registry besides the system's roots; a registry with such a
+    /// directory is spoken to over HTTPS, loopback or not.
+    /// [`DEFAULT_CERTS_DIR`] when `None`.
     pub certs_dir: Option<PathBuf>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            tls_verify: true,
+            credentials: None,
+            certs_dir: None,
+        }
+    }
 }
 
 /// Where Docker reads per-registry CA certificates.
@@ -130,18 +144,86 @@ impl Payload<'_> {
     }
 }
 
+/// How a client reaches its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// HTTPS, the certificate verified.
+    Https,
+    /// A loopback registry: plain HTTP until it answers that it speaks
+    /// only HTTPS (a 400 saying so); then HTTPS, verified.
+    PlainUntilTls,
+    /// An insecure registry, as Docker reaches one: HTTPS without
+    /// verifying the certificate, unless the first connection fails
+    /// (nothing listens, or the registry speaks plain HTTP); then plain HTTP.
+    HttpsUntilPlain,
+}
+
+/// The trust a client's HTTPS connections use.
+#[derive(Debug, Clone)]
+struct TlsTrust {
+    /// False for an insecure registry: any certificate is accepted.
+    verify: bool,
+    /// The registry's own CAs, from `certs.d`, trusted besides the system's.
+    extra_roots: Vec<ureq::tls::Certificate<'static>>,
+}
+
+impl TlsTrust {
+    /// The TLS settings: the system's roots (rustls-native-certs: the
+    /// platform's store, or `SSL_CERT_FILE` / `SSL_CERT_DIR`) and the
+    /// registry's own; the bundled web roots only when the system has none.
+    fn config(&self) -> ureq::tls::TlsConfig {
+        if !self.verify {
+            return ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build();
+        }
+        // A file of the store that does not parse is skipped, as curl and
+        // openssl skip it; the certificates that do parse are trusted.
+        let system = rustls_native_certs::load_native_certs().certs;
+        if system.is_empty() && self.extra_roots.is_empty() {
+            return ureq::tls::TlsConfig::default();
+        }
+        let roots: Vec<ureq::tls::Certificate<'static>> = system
+            .iter()
+            .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned())
+            .chain(self.extra_roots.iter().cloned())
+            .collect();
+        ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build()
+    }
+}
+
 /// A blocking client of one registry. Tokens of the Bearer flow are cached
 /// per scope; requests are counted (tests check what a pull downloads).
 pub struct Client {
-    agent: ureq::Agent,
+    /// For plain HTTP requests.
+    plain_agent: ureq::Agent,
+    /// For HTTPS requests, made at the first one (reading the system's
+    /// roots costs milliseconds a loopback pull does not spend).
+    tls_agent: OnceLock<ureq::Agent>,
+    tls: TlsTrust,
     /// `host[:port]` as named in references (`docker.io` is reached as
     /// `registry-1.docker.io`).
     host: String,
-    /// `https://host` or `http://host`.
-    base: String,
+    /// The host requests go to (`registry-1.docker.io` for `docker.io`).
+    api_host: String,
+    scheme: Scheme,
+    /// Set when the client left its first scheme: a [`Scheme::PlainUntilTls`]
+    /// registry turned out to speak HTTPS, a [`Scheme::HttpsUntilPlain`]
+    /// one failed over HTTPS.
+    switched: AtomicBool,
+    /// Set when a [`Scheme::HttpsUntilPlain`] registry answered over HTTPS:
+    /// a later failure is not a reason to switch.
+    answered: AtomicBool,
+    /// Where `certs.d` is looked up, named in certificate errors.
+    certs_dir: PathBuf,
     credentials: Option<Credentials>,
     /// `Authorization` values by scope (Bearer), or under "" (Basic).
     authorizations: Mutex<HashMap<String, String>>,
+    /// Held while a challenge is answered: requests of several threads
+    /// (a push's uploads) challenged at once fetch one token, not one each.
+    answering: Mutex<()>,
     requests: AtomicU64,
     blob_downloads: AtomicU64,
 }
@@ -149,7 +231,7 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("base", &self.base())
             .finish_non_exhaustive()
     }
 }
@@ -167,29 +249,49 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// An agent that leaves redirects and error statuses to [`Client::send`]:
+/// credentials must not follow a redirect to another host, and a
+/// registry's error body is worth showing.
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_per_read(Some(Duration::from_secs(300)))
+        .user_agent(concat!("imgstore/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .into()
+}
+
 impl Client {
     /// A client of the registry `host` (`docker.io`, `ghcr.io`,
-    /// `127.0.0.1:5000`): HTTPS with the bundled web roots, or the CAs of
-    /// its `certs.d` directory when it has one; plain HTTP for loopback
-    /// registries without one and `options.insecure_registries`. Connects
-    /// lazily; fails only on a `certs.d` file that cannot be read.
+    /// `127.0.0.1:5000`): HTTPS verified against the system's roots and
+    /// the CAs of its `certs.d` directory. An insecure registry
+    /// (`options.insecure_registries`, `options.tls_verify` false) is
+    /// reached as Docker reaches one: HTTPS without verifying the
+    /// certificate, and plain HTTP if the first HTTPS connection fails.
+    /// A loopback registry without a `certs.d` directory (as Docker
+    /// allows) is spoken to over plain HTTP until it answers that it speaks
+    /// only HTTPS; then over HTTPS, verified. Connects lazily; fails only
+    /// on a `certs.d` file that cannot be read.
     pub fn new(host: &str, options: &ClientOptions) -> Result<Client, RegistryError> {
         let certs_dir = options
             .certs_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR));
         let roots = registry_roots(&certs_dir, host)?;
-        let insecure = options
-            .insecure_registries
-            .iter()
-            .any(|h| h.as_str() == host);
-        let plain = insecure || (is_loopback(host) && roots.is_empty());
-        let tls = if roots.is_empty() {
-            ureq::tls::TlsConfig::default()
+        let insecure = !options.tls_verify
+            || options
+                .insecure_registries
+                .iter()
+                .any(|h| h.as_str() == host);
+        let scheme = if insecure {
+            Scheme::HttpsUntilPlain
+        } else if is_loopback(host) && roots.is_empty() {
+            Scheme::PlainUntilTls
         } else {
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                .build()
+            Scheme::Https
         };
         // Docker Hub's references say docker.io; its API lives here.
         let api_host = if host == "docker.io" {
@@ -197,25 +299,22 @@ impl Client {
         } else {
             host
         };
-        let scheme = if plain { "http" } else { "https" };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            // Redirects and error statuses are handled here: credentials
-            // must not follow a redirect to another host, and a registry's
-            // error body is worth showing.
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(300)))
-            .user_agent(concat!("imgstore/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls)
-            .build()
-            .into();
         Ok(Client {
-            agent,
+            plain_agent: agent(ureq::tls::TlsConfig::default()),
+            tls_agent: OnceLock::new(),
+            tls: TlsTrust {
+                verify: !insecure,
+                extra_roots: roots,
+            },
             host: host.to_owned(),
-            base: format!("{scheme}://{api_host}"),
+            api_host: api_host.to_owned(),
+            scheme,
+            switched: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            certs_dir,
             credentials: options.credentials.clone(),
             authorizations: Mutex::new(HashMap::new()),
+            answering: Mutex::new(()),
             requests: AtomicU64::new(0),
             blob_downloads: AtomicU64::new(0),
         })
@@ -224,6 +323,41 @@ impl Client {
     /// The registry as references name it.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// `https://host` or `http://host`: where requests go now.
+    fn base(&self) -> String {
+        let switched = self.switched.load(Ordering::Relaxed);
+        let https = match self.scheme {
+            Scheme::Https => true,
+            Scheme::PlainUntilTls => switched,
+            Scheme::HttpsUntilPlain => !switched,
+        };
+        let scheme = if https { "https" } else { "http" };
+        format!("{scheme}://{}", self.api_host)
+    }
+
+    /// The agent for `url`: the HTTPS one (made now if need be) or the plain one.
+    fn agent_for(&self, url: &str) -> &ureq::Agent {
+        if url.starts_with("https://") {
+            self.tls_agent.get_or_init(|| agent(self.tls.config()))
+        } else {
+            &self.plain_agent
+        }
+    }
+
+    /// The error of a request whose connection failed: a certificate the
+    /// client does not trust is named as such, with how to trust it.
+    fn transport_error(&self, method: &str, url: &str, source: ureq::Error) -> RegistryError {
+        match certificate_problem(&source) {
+            Some(reason) => RegistryError::UntrustedCertificate {
+                method: method.to_owned(),
+                url: url.to_owned(),
+                reason,
+                ca_file: self.certs_dir.join(&self.host).join("ca.crt"),
+            },
+            None => transport(method, url, source),
+        }
     }
 
     /// HTTP requests sent so far (every attempt, redirect and token fetch).
@@ -238,7 +372,7 @@ impl Client {
 
     /// `GET /v2/`: checks the registry speaks the API (authenticating if it asks).
     pub fn ping(&self) -> Result<(), RegistryError> {
-        let url = format!("{}/v2/", self.base);
+        let url = format!("{}/v2/", self.base());
         let response = self.send("GET", &url, "", &[], Payload::Empty)?;
         expect_status(response, "GET", &url, &[200]).map(drop)
     }
@@ -251,7 +385,7 @@ impl Client {
         repository: &str,
         reference: &str,
     ) -> Result<FetchedManifest, RegistryError> {
-        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base());
         let response = self.send(
             "GET",
             &url,
@@ -336,7 +470,7 @@ impl Client {
         digest: &Digest,
         scope: &str,
     ) -> Result<Option<u64>, RegistryError> {
-        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base());
         let response = self.send("HEAD", &url, scope, &[], Payload::Empty)?;
         if response.status().as_u16() == 404 {
             return Ok(None);
@@ -356,7 +490,7 @@ impl Client {
         digest: &Digest,
         size: u64,
     ) -> Result<Box<dyn Read + Send + 'c>, RegistryError> {
-        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base());
         self.blob_downloads.fetch_add(1, Ordering::Relaxed);
         let scope = pull_scope(repository);
         let response = self.send("GET", &url, &scope, &[], Payload::Empty)?;
@@ -383,41 +517,83 @@ impl Client {
             .is_some())
     }
 
-    /// Uploads a blob of `size` bytes read from `reader`, monolithically:
-    /// `POST` an upload, then one `PUT` of the bytes with `?digest=`.
+    /// Uploads a blob of `size` bytes read from `reader`: `POST` an
+    /// upload, then, for a blob of at most `chunk_size` bytes, one `PUT` of
+    /// the bytes with `?digest=` (monolithic); for a larger one, `PATCH`es
+    /// of `chunk_size` bytes each with their `Content-Range` (at least the
+    /// registry's `OCI-Chunk-Min-Length`), then an empty `PUT` with
+    /// `?digest=` (chunked). A `chunk_size` of 0 uploads every blob whole.
+    /// Returns the `PATCH`es sent.
     pub fn put_blob(
         &self,
         repository: &str,
         digest: &Digest,
         size: u64,
         reader: &mut dyn Read,
-    ) -> Result<(), RegistryError> {
+        chunk_size: u64,
+    ) -> Result<u64, RegistryError> {
         let scope = push_scope(repository);
-        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
+        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base());
         let response = self.send("POST", &url, &scope, &[], Payload::Bytes(&[]))?;
         let response = expect_status(response, "POST", &url, &[202])?;
-        let location = header(&response, "Location").ok_or_else(|| RegistryError::Protocol {
-            url: url.clone(),
-            reason: "the upload's answer has no Location".to_owned(),
-        })?;
-        let location = resolve_location(&url, &location);
+        let mut location = upload_location(&response, &url)?;
+        let min_chunk = header(&response, "OCI-Chunk-Min-Length")
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0);
+        let mut patches = 0;
+        if chunk_size > 0 && size > chunk_size {
+            let chunk_size = chunk_size.max(min_chunk);
+            let mut offset = 0;
+            while offset < size {
+                let length = chunk_size.min(size - offset);
+                let range = format!("{offset}-{}", offset + length - 1);
+                let content_length = length.to_string();
+                let mut chunk = (&mut *reader).take(length);
+                let response = self.send(
+                    "PATCH",
+                    &location,
+                    &scope,
+                    &[
+                        ("Content-Type", "application/octet-stream"),
+                        ("Content-Length", &content_length),
+                        ("Content-Range", &range),
+                    ],
+                    Payload::Stream(&mut chunk),
+                )?;
+                let response = expect_status(response, "PATCH", &location, &[202])?;
+                location = upload_location(&response, &location)?;
+                offset += length;
+                patches += 1;
+            }
+        }
         let separator = if location.contains('?') { '&' } else { '?' };
         let put_url = format!(
             "{location}{separator}digest={}",
             percent_encode(digest.as_str())
         );
-        let length = size.to_string();
-        let response = self.send(
-            "PUT",
-            &put_url,
-            &scope,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Length", &length),
-            ],
-            Payload::Stream(reader),
-        )?;
-        expect_status(response, "PUT", &put_url, &[201]).map(drop)
+        let response = if patches > 0 {
+            self.send(
+                "PUT",
+                &put_url,
+                &scope,
+                &[("Content-Length", "0")],
+                Payload::Bytes(&[]),
+            )?
+        } else {
+            let length = size.to_string();
+            self.send(
+                "PUT",
+                &put_url,
+                &scope,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Length", &length),
+                ],
+                Payload::Stream(reader),
+            )?
+        };
+        expect_status(response, "PUT", &put_url, &[201])?;
+        Ok(patches)
     }
 
     /// Asks the registry to link a blob `from` another repository of its
@@ -434,7 +610,7 @@ impl Client {
         let scope = format!("{} {}", push_scope(repository), pull_scope(from));
         let url = format!(
             "{}/v2/{repository}/blobs/uploads/?mount={}&from={}",
-            self.base,
+            self.base(),
             percent_encode(digest.as_str()),
             percent_encode(from)
         );
@@ -452,7 +628,7 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Digest, RegistryError> {
-        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base());
         let response = self.send(
             "PUT",
             &url,
@@ -498,7 +674,7 @@ impl Client {
         let mut authenticated = false;
         loop {
             attempt += 1;
-            let same_host = host_of(&current) == host_of(&self.base);
+            let same_host = host_of(&current) == host_of(&self.base());
             let authorization = if same_host {
                 self.authorization(scope)
             } else {
@@ -514,29 +690,47 @@ impl Client {
                 builder = builder.header("Authorization", value.as_str());
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let agent = self.agent_for(&current);
             let sent = match &mut payload {
                 Payload::Empty => builder
                     .body(ureq::SendBody::none())
                     .map_err(|e| protocol(&current, e))
-                    .map(|request| self.agent.run(request)),
+                    .map(|request| agent.run(request)),
                 Payload::Bytes(bytes) => builder
                     .body(*bytes)
                     .map_err(|e| protocol(&current, e))
-                    .map(|request| self.agent.run(request)),
+                    .map(|request| agent.run(request)),
                 Payload::Stream(reader) => builder
                     .body(ureq::SendBody::from_reader(&mut **reader))
                     .map_err(|e| protocol(&current, e))
-                    .map(|request| self.agent.run(request)),
+                    .map(|request| agent.run(request)),
             }?;
             let response = match sent {
-                Ok(response) => response,
+                Ok(response) => {
+                    if current.starts_with("https://") {
+                        self.answered.store(true, Ordering::Relaxed);
+                    }
+                    response
+                }
+                Err(_) if payload.replayable() && self.plain_instead(&current) => {
+                    current = format!("http://{}", &current["https://".len()..]);
+                    continue;
+                }
                 Err(e) if payload.replayable() && attempt < MAX_ATTEMPTS && retriable(&e) => {
                     backoff(attempt);
                     continue;
                 }
-                Err(e) => return Err(transport(method, &current, e)),
+                Err(e) => return Err(self.transport_error(method, &current, e)),
             };
             let status = response.status().as_u16();
+            let response =
+                match self.https_instead(response, method, &current, payload.replayable()) {
+                    Ok(https) => {
+                        current = https;
+                        continue;
+                    }
+                    Err(response) => response,
+                };
             if matches!(status, 301 | 302 | 303 | 307 | 308)
                 && let Some(location) = header(&response, "Location")
             {
@@ -557,7 +751,12 @@ impl Client {
                 && let Some(challenge) = header(&response, "WWW-Authenticate")
             {
                 authenticated = true;
-                self.answer_challenge(&challenge, scope, &current)?;
+                // Another thread may have answered the same challenge
+                // while this request was under way: its answer is used.
+                let _answering = self.answering.lock();
+                if self.authorization(scope) == authorization {
+                    self.answer_challenge(&challenge, scope, &current)?;
+                }
                 continue;
             }
             if (status == 429 || status >= 500) && payload.replayable() && attempt < MAX_ATTEMPTS {
@@ -566,6 +765,68 @@ impl Client {
             }
             return Ok(response);
         }
+    }
+
+    /// For an insecure registry ([`Scheme::HttpsUntilPlain`]) whose HTTPS
+    /// request for `url` failed before it ever answered over HTTPS: the
+    /// client switches to plain HTTP (Docker's fallback), and true says to
+    /// send the request again that way.
+    fn plain_instead(&self, url: &str) -> bool {
+        let switch = self.scheme == Scheme::HttpsUntilPlain
+            && !self.answered.load(Ordering::Relaxed)
+            && url.starts_with(&format!("https://{}/", self.api_host));
+        if switch {
+            self.switched.store(true, Ordering::Relaxed);
+        }
+        switch
+    }
+
+    /// For a registry spoken to over plain HTTP until it answers that it
+    /// speaks only HTTPS: when `response` (to a request for `url` that can
+    /// be sent again) is that answer (a 400 whose body names HTTPS, as Go's
+    /// and nginx's servers send; for a `HEAD`, which has no body, the
+    /// answer to a `GET /v2/`), the client switches to HTTPS and the URL
+    /// to send the request to again. Otherwise the response, unchanged.
+    fn https_instead(
+        &self,
+        response: http::Response<ureq::Body>,
+        method: &str,
+        url: &str,
+        replayable: bool,
+    ) -> Result<String, http::Response<ureq::Body>> {
+        let plain_base = format!("http://{}/", self.api_host);
+        if self.scheme != Scheme::PlainUntilTls
+            || response.status().as_u16() != 400
+            || !replayable
+            || !url.starts_with(&plain_base)
+        {
+            return Err(response);
+        }
+        let says_https = |body: ureq::Body| {
+            let mut bytes = Vec::new();
+            // An unreadable body is no such answer; the status says the rest.
+            let _ = body.into_reader().take(64 << 10).read_to_end(&mut bytes);
+            let https = String::from_utf8_lossy(&bytes).contains("HTTPS");
+            (https, bytes)
+        };
+        let (parts, body) = response.into_parts();
+        let (mut https, bytes) = says_https(body);
+        if method == "HEAD" {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            https = self
+                .plain_agent
+                .get(format!("{plain_base}v2/"))
+                .call()
+                .is_ok_and(|ping| ping.status().as_u16() == 400 && says_https(ping.into_body()).0);
+        }
+        if https {
+            self.switched.store(true, Ordering::Relaxed);
+            return Ok(format!("https://{}", &url["http://".len()..]));
+        }
+        Err(http::Response::from_parts(
+            parts,
+            ureq::Body::builder().data(bytes),
+        ))
     }
 
     /// The `Authorization` value known for `scope`: its Bearer token, or Basic.
@@ -639,9 +900,9 @@ impl Client {
             .map_err(|e| protocol(token_url, e))?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = self
-            .agent
+            .agent_for(token_url)
             .run(request)
-            .map_err(|e| transport("GET", token_url, e))?;
+            .map_err(|e| self.transport_error("GET", token_url, e))?;
         let response = expect_status(response, "GET", token_url, &[200])?;
         let mut bytes = Vec::new();
         response
@@ -771,6 +1032,34 @@ fn header(response: &http::Response<ureq::Body>, name: &str) -> Option<String> {
         .get(name)
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
+}
+
+/// The absolute URL of an upload's `Location` (where its next request goes).
+fn upload_location(
+    response: &http::Response<ureq::Body>,
+    url: &str,
+) -> Result<String, RegistryError> {
+    let location = header(response, "Location").ok_or_else(|| RegistryError::Protocol {
+        url: url.to_owned(),
+        reason: "the upload's answer has no Location".to_owned(),
+    })?;
+    Ok(resolve_location(url, &location))
+}
+
+/// What is wrong with the server's certificate, when that is why a
+/// connection failed (rustls's words: `invalid peer certificate: UnknownIssuer`).
+fn certificate_problem(error: &ureq::Error) -> Option<String> {
+    let tls = match error {
+        ureq::Error::Rustls(tls) => tls,
+        ureq::Error::Io(io) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::UnsupportedNameType => Some(tls.to_string()),
+        _ => None,
+    }
 }
 
 /// The response when its status is one of `ok`; else the registry's error.

@@ -26,6 +26,23 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    /// The registry's TLS certificate is not trusted (unknown issuer,
+    /// expired, for another name): refused, saying how to trust it.
+    #[error(
+        "{method} {url}: the registry's certificate is not trusted ({reason}); \
+         trust its CA in {} or the system's roots, or do not verify it (--tls-verify=false)",
+        .ca_file.display()
+    )]
+    UntrustedCertificate {
+        /// The HTTP method.
+        method: String,
+        /// The URL requested.
+        url: String,
+        /// What is wrong with the certificate, in rustls's words.
+        reason: String,
+        /// Where Docker's `certs.d` would hold the registry's CA.
+        ca_file: std::path::PathBuf,
+    },
     /// The registry answered with an error status; `message` is its error
     /// body (`errors[].code: message`) or the start of the body's text.
     #[error("{method} {url}: {status}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
@@ -109,6 +126,7 @@ impl RegistryError {
                 ErrorKind::DataCorruption
             }
             RegistryError::Transport { .. }
+            | RegistryError::UntrustedCertificate { .. }
             | RegistryError::Status { .. }
             | RegistryError::TooManyRedirects { .. }
             | RegistryError::Protocol { .. } => ErrorKind::Io,

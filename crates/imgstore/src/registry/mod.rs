@@ -28,6 +28,6 @@ pub use client::{
 };
 pub use credentials::{DOCKER_HUB_KEY, DockerConfig, config_key, login, login_host};
 pub use error::RegistryError;
-pub use pull::{LayerStatus, PullEvent, PullOptions, PullReport};
-pub(crate) use pull::{RegistrySource, Remote};
-pub use push::{PushEvent, PushOptions, PushReport, PushStatus};
+pub use pull::{LayerStatus, PROGRESS_STEP, PullEvent, PullOptions, PullReport};
+pub(crate) use pull::{ProgressReader, RegistrySource, Remote};
+pub use push::{DEFAULT_CHUNK_SIZE, PushEvent, PushOptions, PushReport, PushStatus};

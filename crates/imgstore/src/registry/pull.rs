@@ -60,6 +60,15 @@ pub enum LayerStatus {
     PullingFsLayer,
     /// To be downloaded once a download slot is free.
     Waiting,
+    /// Downloading: `current` of `total` bytes received. Reported when the
+    /// download starts (0), every [`PROGRESS_STEP`] bytes, and at its end
+    /// (`current == total`).
+    Downloading {
+        /// Bytes received so far.
+        current: u64,
+        /// The blob's size.
+        total: u64,
+    },
     /// Downloaded; its digest and diff ID were checked as it streamed.
     VerifyingChecksum,
     /// Downloaded and verified.
@@ -75,10 +84,52 @@ impl fmt::Display for LayerStatus {
             LayerStatus::AlreadyExists => "Already exists",
             LayerStatus::PullingFsLayer => "Pulling fs layer",
             LayerStatus::Waiting => "Waiting",
+            LayerStatus::Downloading { .. } => "Downloading",
             LayerStatus::VerifyingChecksum => "Verifying Checksum",
             LayerStatus::DownloadComplete => "Download complete",
             LayerStatus::PullComplete => "Pull complete",
         })
+    }
+}
+
+/// Bytes between two progress reports of a blob being downloaded or
+/// uploaded ([`LayerStatus::Downloading`], `PushStatus::Pushing`).
+pub const PROGRESS_STEP: u64 = 512 << 10;
+
+/// A reader that tells `report` how many bytes it has handed out: at its
+/// start (0), every [`PROGRESS_STEP`] bytes, and when it reaches `total`.
+pub(crate) struct ProgressReader<R, F> {
+    inner: R,
+    current: u64,
+    reported: u64,
+    total: u64,
+    report: F,
+}
+
+impl<R: Read, F: FnMut(u64)> ProgressReader<R, F> {
+    /// Wraps `inner` (of `total` bytes), reporting 0 now.
+    pub(crate) fn new(inner: R, total: u64, mut report: F) -> ProgressReader<R, F> {
+        report(0);
+        ProgressReader {
+            inner,
+            current: 0,
+            reported: 0,
+            total,
+            report,
+        }
+    }
+}
+
+impl<R: Read, F: FnMut(u64)> Read for ProgressReader<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.current += n as u64;
+        let done = self.current == self.total && self.reported < self.total;
+        if n > 0 && (done || self.current - self.reported >= PROGRESS_STEP) {
+            self.reported = self.current;
+            (self.report)(self.current);
+        }
+        Ok(n)
     }
 }
 

@@ -7,16 +7,38 @@ use imgstore_digest::Digest;
 use serde_json::Value;
 
 use super::pull::parse_reference;
-use super::{Client, ClientOptions};
+use super::{Client, ClientOptions, ProgressReader};
 use crate::oci::{MANIFEST_TYPES, RawConfig};
-use crate::{Error, Result, Store};
+use crate::{AnyBackend, Error, Result, Store};
 
 /// How [`Store::push`] pushes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// How to reach the registry (insecure registries, credentials).
     pub client: ClientOptions,
+    /// A blob larger than this is uploaded in chunks of this many bytes
+    /// (`PATCH` with `Content-Range`, then `PUT ?digest=`), a smaller one
+    /// in a single `PUT`: [`DEFAULT_CHUNK_SIZE`] by default; 0 sends every
+    /// blob whole.
+    pub chunk_size: u64,
+    /// Layers uploaded at once: 5 by default, as Docker's
+    /// `max-concurrent-uploads` (0 counts as 1).
+    pub max_concurrent_uploads: usize,
+}
+
+/// The default [`PushOptions::chunk_size`]: 64 MiB, so most layers go in
+/// one request and a large one in a few.
+pub const DEFAULT_CHUNK_SIZE: u64 = 64 << 20;
+
+impl Default for PushOptions {
+    fn default() -> PushOptions {
+        PushOptions {
+            client: ClientOptions::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            max_concurrent_uploads: 5,
+        }
+    }
 }
 
 /// What happens to one layer during a push, in Docker's words.
@@ -24,6 +46,17 @@ pub struct PushOptions {
 pub enum PushStatus {
     /// About to be checked.
     Preparing,
+    /// To be checked and uploaded once an upload slot is free.
+    Waiting,
+    /// Uploading: `current` of `total` bytes sent. Reported when the upload
+    /// starts (0), every [`PROGRESS_STEP`](super::PROGRESS_STEP) bytes, and
+    /// at its end (`current == total`), before [`PushStatus::Pushed`].
+    Pushing {
+        /// Bytes sent so far.
+        current: u64,
+        /// The blob's size.
+        total: u64,
+    },
     /// The registry had it: not uploaded.
     LayerAlreadyExists,
     /// Uploaded.
@@ -38,6 +71,8 @@ impl fmt::Display for PushStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PushStatus::Preparing => "Preparing",
+            PushStatus::Waiting => "Waiting",
+            PushStatus::Pushing { .. } => "Pushing",
             PushStatus::LayerAlreadyExists => "Layer already exists",
             PushStatus::Pushed => "Pushed",
             PushStatus::Mounted => "Mounted from",
@@ -71,6 +106,17 @@ pub struct PushReport {
     pub size: u64,
     /// Blobs uploaded (layers and config).
     pub blobs_uploaded: u64,
+    /// `PATCH` requests of chunked uploads (0 when every blob went whole).
+    pub chunks_uploaded: u64,
+}
+
+/// Where a push's uploads go and how.
+struct Upload<'a> {
+    client: &'a Client,
+    repository: &'a str,
+    /// Another repository of the registry to mount blobs from.
+    mount_from: Option<&'a str>,
+    chunk_size: u64,
 }
 
 /// A blob a manifest lists.
@@ -195,25 +241,43 @@ impl Store {
             .filter(|name| name.domain() == target.domain() && name.path() != target.path())
             .map(|name| name.path().to_owned())
             .min();
-        let mut uploaded = 0;
-        for &i in &order {
-            let status =
-                self.upload_blob(&client, repository, &layers[i], mount_from.as_deref())?;
-            if status == PushStatus::Pushed {
-                uploaded += 1;
-            }
+        let upload = Upload {
+            client: &client,
+            repository,
+            mount_from: mount_from.as_deref(),
+            chunk_size: options.chunk_size,
+        };
+        let mut sent = Sent::default();
+        let workers = options.max_concurrent_uploads.clamp(1, order.len().max(1));
+        for &i in order.iter().skip(workers) {
+            progress(&PushEvent {
+                diff_id: diff_ids[i].clone(),
+                layer: layers[i].digest.clone(),
+                status: PushStatus::Waiting,
+                mounted_from: None,
+            });
+        }
+        let blobs: Vec<&ManifestBlob> = order.iter().map(|&i| &layers[i]).collect();
+        self.upload_layers(&upload, &blobs, workers, &mut |k, update| {
+            let i = order[k];
+            let status = match update {
+                Update::Bytes(current) => PushStatus::Pushing {
+                    current,
+                    total: layers[i].size,
+                },
+                Update::Done(uploaded) => {
+                    sent.add(uploaded);
+                    uploaded.status
+                }
+            };
             progress(&PushEvent {
                 diff_id: diff_ids[i].clone(),
                 layer: layers[i].digest.clone(),
                 status,
                 mounted_from: mount_from.clone().filter(|_| status == PushStatus::Mounted),
             });
-        }
-        if self.upload_blob(&client, repository, &config, mount_from.as_deref())?
-            == PushStatus::Pushed
-        {
-            uploaded += 1;
-        }
+        })?;
+        sent.add(upload_blob(&self.content, &upload, &config, &mut |_| {})?);
         let tag = match (target.tag(), target.digest()) {
             (Some(tag), _) => tag.to_owned(),
             (None, Some(digest)) => digest.to_string(),
@@ -225,29 +289,128 @@ impl Store {
             tag,
             digest,
             size: bytes.len() as u64,
-            blobs_uploaded: uploaded,
+            blobs_uploaded: sent.blobs,
+            chunks_uploaded: sent.chunks,
         })
     }
 
-    /// Uploads a blob unless the registry has it, or can mount it from the
-    /// repository `mount_from`: what happened.
-    fn upload_blob(
+    /// Uploads `blobs` (a push's layers), `workers` at once; `report`
+    /// hears, on this thread, the bytes each has sent and how each ended,
+    /// by its index in `blobs`. The first failure in `blobs`' order is
+    /// returned once the uploads under way end (none starts after it).
+    fn upload_layers(
         &self,
-        client: &Client,
-        repository: &str,
-        blob: &ManifestBlob,
-        mount_from: Option<&str>,
-    ) -> Result<PushStatus> {
-        if client.has_blob_for_push(repository, &blob.digest)? {
-            return Ok(PushStatus::LayerAlreadyExists);
+        upload: &Upload<'_>,
+        blobs: &[&ManifestBlob],
+        workers: usize,
+        report: &mut dyn FnMut(usize, Update),
+    ) -> Result<()> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let content: &AnyBackend = &self.content;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let (tx, updates) = std::sync::mpsc::channel::<(usize, Result<Update>)>();
+        let mut failures: Vec<(usize, Error)> = Vec::new();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (next, failed) = (&next, &failed);
+                scope.spawn(move || {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        if k >= blobs.len() || failed.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let result = upload_blob(content, upload, blobs[k], &mut |bytes| {
+                            // The receiver outlives the workers.
+                            let _ = tx.send((k, Ok(Update::Bytes(bytes))));
+                        });
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if tx.send((k, result.map(Update::Done))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (k, update) in updates {
+                match update {
+                    Ok(update) => report(k, update),
+                    Err(e) => failures.push((k, e)),
+                }
+            }
+        });
+        match failures.into_iter().min_by_key(|(k, _)| *k) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        if let Some(from) = mount_from
-            && client.mount_blob(repository, &blob.digest, from)?
-        {
-            return Ok(PushStatus::Mounted);
-        }
-        let mut reader = self.content.open_blob(&blob.digest)?;
-        client.put_blob(repository, &blob.digest, blob.size, &mut reader)?;
-        Ok(PushStatus::Pushed)
     }
+}
+
+/// What a push's upload of one layer tells its caller.
+enum Update {
+    /// Bytes sent so far.
+    Bytes(u64),
+    /// The upload ended.
+    Done(Uploaded),
+}
+
+/// How one blob's upload ended.
+#[derive(Clone, Copy)]
+struct Uploaded {
+    status: PushStatus,
+    /// `PATCH` requests it took.
+    chunks: u64,
+}
+
+/// What a push sent, added up.
+#[derive(Default)]
+struct Sent {
+    blobs: u64,
+    chunks: u64,
+}
+
+impl Sent {
+    fn add(&mut self, uploaded: Uploaded) {
+        if uploaded.status == PushStatus::Pushed {
+            self.blobs += 1;
+        }
+        self.chunks += uploaded.chunks;
+    }
+}
+
+/// Uploads a blob of `content` unless the registry has it, or can mount it
+/// from the repository `upload.mount_from`: what happened. `sent` hears the
+/// bytes sent so far.
+fn upload_blob(
+    content: &AnyBackend,
+    upload: &Upload<'_>,
+    blob: &ManifestBlob,
+    sent: &mut dyn FnMut(u64),
+) -> Result<Uploaded> {
+    let (client, repository) = (upload.client, upload.repository);
+    let done = |status| Uploaded { status, chunks: 0 };
+    if client.has_blob_for_push(repository, &blob.digest)? {
+        return Ok(done(PushStatus::LayerAlreadyExists));
+    }
+    if let Some(from) = upload.mount_from
+        && client.mount_blob(repository, &blob.digest, from)?
+    {
+        return Ok(done(PushStatus::Mounted));
+    }
+    let reader = content.open_blob(&blob.digest)?;
+    let mut reader = ProgressReader::new(reader, blob.size, sent);
+    let chunks = client.put_blob(
+        repository,
+        &blob.digest,
+        blob.size,
+        &mut reader,
+        upload.chunk_size,
+    )?;
+    Ok(Uploaded {
+        status: PushStatus::Pushed,
+        chunks,
+    })
 }

@@ -53,6 +53,17 @@ impl RealRegistry {
         })
     }
 
+    /// A registry serving HTTPS with `cert` and `key` (see [`tls_certificates`]).
+    pub fn start_tls(cert: &Path, key: &Path) -> RealRegistry {
+        RealRegistry::start_with_config(|_| {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            )
+        })
+    }
+
     /// Starts a registry with more configuration, which `extra` writes
     /// given the registry's directory: YAML appended right after the `http:`
     /// section's `addr:` line (so `  tls:` nests under `http:`, and `auth:`
@@ -333,4 +344,84 @@ fn blob_reply(dir: &Path, digest: &str, media_type: Option<&str>) -> Reply {
             r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
         ),
     }
+}
+
+/// Runs `openssl ARGS`; its stdout.
+pub fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run openssl {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A CA and a server certificate it signs for `localhost` and 127.0.0.1,
+/// made by openssl in `dir`: (CA certificate, server certificate, key).
+pub fn tls_certificates(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
+    let path = |file: &str| dir.join(format!("{name}-{file}"));
+    let s = |p: &std::path::Path| p.to_str().expect("path").to_owned();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path("ca.key"),
+        path("ca.crt"),
+        path("server.key"),
+        path("server.csr"),
+        path("server.crt"),
+        path("ext.cnf"),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-keyout",
+        &s(&ca_key),
+        "-out",
+        &s(&ca),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &s(&key),
+        "-out",
+        &s(&csr),
+    ]);
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&ca),
+        "-CAkey",
+        &s(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
+    ]);
+    [ca, cert, key]
 }
