@@ -292,6 +292,23 @@ pub(crate) fn entry(
     }
 }
 
+/// Every entry of `namespace`'s names, in name order: one prefix scan of
+/// `name-images`.
+pub(crate) fn entries_in(
+    content: &AnyBackend,
+    namespace: &str,
+) -> Result<Vec<(String, NameEntry)>> {
+    let prefix = name_key(namespace, "");
+    let mut entries = Vec::new();
+    content.scan_records(NAME_IMAGES, &prefix, &mut |key, value| {
+        let entry: NameEntry =
+            serde_json::from_slice(value).map_err(|e| corrupt_record(NAME_IMAGES, key, e))?;
+        entries.push((key[prefix.len()..].to_owned(), entry));
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
 /// One `image-names` record decoded: the image's 64 hex digits and how the
 /// name reaches it.
 fn decode_name_of_image<'k>(

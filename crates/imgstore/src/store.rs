@@ -1,13 +1,14 @@
 //! `Store`: the stores composed over two backends.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use imgstore_cri::{RefCache, StoreResolver};
+use imgstore_cri::{CriImage, RefCache};
 use imgstore_fs::FsBackend;
-use imgstore_image::{ImageId, ImageStore, Summary};
+use imgstore_image::{Image, ImageId, ImageStore, Summary};
 use imgstore_layer::LayerStore;
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
@@ -19,25 +20,63 @@ use crate::{AnyBackend, Result};
 use imgstore_backend::RecordStore;
 use std::sync::Mutex;
 
-/// The CRI cache of every name of `namespace`, derived afresh.
+/// The CRI cache of every name of `namespace`, derived afresh from the name
+/// index (one scan of the namespace's entries: what each name means, with
+/// its size and pinned state, by the one platform rule) and each meant
+/// image's config, read once however many names mean it.
 pub(crate) fn rebuild_cache(
     namespace: &str,
-    refs: &RefStore<AnyBackend>,
     content: &AnyBackend,
     images: &Images,
 ) -> Result<RefCache> {
-    let names: Vec<String> = refs
-        .list(namespace, &[])?
-        .iter()
-        .map(|record| record.name.clone())
-        .collect();
-    let resolver = StoreResolver {
-        namespace,
-        refs,
-        content,
-        images,
-    };
-    Ok(RefCache::rebuild(&resolver, &names)?)
+    let entries = crate::name_index::entries_in(content, namespace)?;
+    let mut configs: HashMap<ImageId, Option<Arc<Image>>, foldhash::fast::RandomState> =
+        HashMap::default();
+    let mut resolved = Vec::with_capacity(entries.len());
+    for (name, entry) in &entries {
+        // The first stored candidate whose config reads, as the resolver
+        // picks it: one whose config no longer verifies leads nowhere.
+        let mut meant = None;
+        for candidate in entry
+            .candidates
+            .iter()
+            .skip(entry.chosen.unwrap_or(usize::MAX))
+        {
+            let config = match configs.get(&candidate.id) {
+                Some(config) => config.clone(),
+                None => {
+                    let config = match images.get(&candidate.id) {
+                        Ok(image) => Some(image),
+                        Err(e)
+                            if e.is_not_found()
+                                || e.kind() == imgstore_backend::ErrorKind::DataCorruption =>
+                        {
+                            None
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    configs.insert(candidate.id.clone(), config.clone());
+                    config
+                }
+            };
+            if let Some(image) = config {
+                meant = Some(CriImage {
+                    chain_id: image
+                        .top_chain_id()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    size: candidate.size,
+                    spec: Some(image),
+                    pinned: entry.pinned,
+                    ..CriImage::new(candidate.id.clone(), name)
+                });
+                break;
+            }
+        }
+        resolved.push(meant);
+    }
+    let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+    Ok(RefCache::from_resolved(&names, resolved)?)
 }
 
 /// The image store of a [`Store`]: configs and per-image metadata in their
@@ -319,7 +358,8 @@ impl Store {
 
     /// The CRI cache of the namespace (every name and the image it means,
     /// in memory, for callers that resolve names many times a second):
-    /// built on first use (O(names)), and rebuilt when another change of
+    /// built on first use (O(names): a scan of the namespace's name index
+    /// and each meant image's config), and rebuilt when another change of
     /// the records (by any process) happened since. What tells is the
     /// root's change count (one atomic load of a shared mapping, moved by
     /// every change made through a `Store`) while it says nothing changed,
@@ -342,12 +382,8 @@ impl Store {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if *built_at != Some(counters) {
-            self.cache.replace(rebuild_cache(
-                &self.namespace,
-                &self.refs,
-                &self.content,
-                &self.images,
-            )?);
+            self.cache
+                .replace(rebuild_cache(&self.namespace, &self.content, &self.images)?);
             *built_at = Some(counters);
         }
         // Current as of `count`, read before the backends were: a change

@@ -546,17 +546,16 @@ fn a_long_lived_cache_sees_every_change_another_store_of_the_root_makes() {
         );
 
         // A change killed midway left the count odd; a write that bypasses
-        // `Store` (straight to the names) is still seen: the backends are
-        // asked while the count is odd.
+        // `Store` (straight to the name index's record) is still seen: the
+        // backends are asked while the count is odd.
         let count = std::fs::OpenOptions::new()
             .write(true)
             .open(dir.path().join("store.changes"))
             .expect("open the count");
         count.write_all_at(&7u64.to_le_bytes(), 0).expect("write");
-        writer
-            .refs()
-            .delete("default", &name, None)
-            .expect("delete the name");
+        let mut batch = imgstore::backend::Batch::new();
+        batch.delete("name-images", &format!("default/{name}"));
+        imgstore::backend::RecordStore::apply(&**writer.content(), &batch).expect("delete");
         assert!(
             reader.cache().expect("cache").resolve(&name).is_err(),
             "{backend:?}"
