@@ -78,6 +78,7 @@ fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "sqlite",
         Backend::Fs => "fs",
+        Backend::Postgres => "postgres",
     }
 }
 
