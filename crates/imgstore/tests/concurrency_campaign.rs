@@ -21,6 +21,10 @@
 //!   end, when the other process has stopped changing them);
 //! - at the end, `gc` then `fsck` find nothing.
 //!
+//! On PostgreSQL the two processes are two "nodes": separate roots (no
+//! file in common, so no `store.lock`), one database, both open at once;
+//! the database's advisory lock orders their changes.
+//!
 //! Bounded here (`IMGSTORE_CONCURRENCY_SECONDS`, default 8 per backend);
 //! `cargo xtask stress concurrency [minutes]` runs the long one.
 
@@ -34,7 +38,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{corpus, open};
+use common::corpus;
 use imgstore::backend::ErrorKind;
 use imgstore::backend::testkit::Rng;
 use imgstore::backend::testkit::crash::self_test_command;
@@ -47,6 +51,10 @@ const ENV_SECONDS: &str = "IMGSTORE_CONCURRENCY_CHILD_SECONDS";
 const ENV_SEED: &str = "IMGSTORE_CONCURRENCY_CHILD_SEED";
 const ENV_CORPUS: &str = "IMGSTORE_CONCURRENCY_CHILD_CORPUS";
 const ENV_REPORT: &str = "IMGSTORE_CONCURRENCY_CHILD_REPORT";
+const ENV_DATABASE: &str = "IMGSTORE_CONCURRENCY_CHILD_DATABASE";
+
+/// The database of the postgres campaign, for every open of this process.
+static DATABASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 const THREADS: usize = 8;
 const BASE: &str = "registry.demo.test/demo/base:v1";
@@ -245,6 +253,7 @@ fn open_store(root: &Path, backend: Backend) -> imgstore::Result<Store> {
         root,
         Options {
             backend: Some(backend),
+            database_url: DATABASE.get().cloned(),
             ..Options::default()
         },
     )
@@ -317,11 +326,12 @@ fn concurrency_child() {
     ) else {
         return;
     };
-    let backend = if backend == "fs" {
-        Backend::Fs
-    } else {
-        Backend::Sqlite
-    };
+    let backend: Backend = backend.parse().expect("a backend name");
+    if let Ok(url) = std::env::var(ENV_DATABASE)
+        && !url.is_empty()
+    {
+        let _ = DATABASE.set(url);
+    }
     let tally = worker_process(
         Path::new(&root),
         backend,
@@ -344,8 +354,15 @@ fn campaign(backend: Backend) {
         .unwrap_or_else(|| Rng::from_entropy().next_u64());
     let work = tempfile::tempdir().expect("tempdir");
     let root: PathBuf = work.path().join("store");
+    // The second process's root: the same one, except for the two nodes
+    // of a postgres store, which share only the database.
+    let mut child_root = root.clone();
+    if backend == Backend::Postgres {
+        let _ = DATABASE.set(imgstore_postgres::testserver::TestServer::shared().create_database());
+        child_root = work.path().join("second-node");
+    }
     {
-        let store = open(&root, backend);
+        let store = open_store(&root, backend).expect("open the store");
         store
             .import_oci_layout(corpus.join("oci/main"))
             .expect("import");
@@ -357,15 +374,9 @@ fn campaign(backend: Backend) {
     let mut rng = Rng::new(seed);
     let child_seed = rng.next_u64();
     let mut child = self_test_command("concurrency_child")
-        .env(ENV_ROOT, &root)
-        .env(
-            ENV_BACKEND,
-            if backend == Backend::Fs {
-                "fs"
-            } else {
-                "sqlite"
-            },
-        )
+        .env(ENV_ROOT, &child_root)
+        .env(ENV_BACKEND, backend.name())
+        .env(ENV_DATABASE, DATABASE.get().cloned().unwrap_or_default())
         .env(ENV_SECONDS, seconds.to_string())
         .env(ENV_SEED, child_seed.to_string())
         .env(ENV_CORPUS, &corpus)
@@ -387,7 +398,7 @@ fn campaign(backend: Backend) {
         all: true,
         filters: Vec::new(),
     };
-    let store = open(&root, backend);
+    let store = open_store(&root, backend).expect("open the store");
     if let Err(e) = store.list_images(&every) {
         tally.problems.push(format!("listing: {e}"));
     }
@@ -433,4 +444,9 @@ fn eight_threads_two_processes_lose_no_reference_sqlite() {
 #[test]
 fn eight_threads_two_processes_lose_no_reference_fs() {
     campaign(Backend::Fs);
+}
+
+#[test]
+fn eight_threads_two_nodes_on_one_database_lose_no_reference_postgres() {
+    campaign(Backend::Postgres);
 }

@@ -155,7 +155,10 @@ impl PostgresBackend {
             .parse()
             .map_err(|e| Error::invalid_argument(&shown, format!("not a PostgreSQL URL: {e}")))?;
         // The store's schema first: every statement names its tables bare.
-        let search_path = format!("-c search_path={}", options.schema);
+        let mut search_path = format!("-c search_path={}", options.schema);
+        if !options.synchronous_commit {
+            search_path.push_str(" -c synchronous_commit=off");
+        }
         let session_options = match config.get_options() {
             Some(given) if !given.is_empty() => format!("{given} {search_path}"),
             _ => search_path,

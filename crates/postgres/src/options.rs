@@ -22,6 +22,15 @@ pub struct PostgresOptions {
     /// serialization failure) before it fails with a retryable `Io` error:
     /// 30 s by default, enough for a `pg_ctl restart` or a fail-over.
     pub retry_for: Duration,
+    /// PostgreSQL's `synchronous_commit` for this store's sessions. `true`
+    /// (the default): a call returns once its commit is flushed to the
+    /// server's disk, so it survives any crash, the server's included.
+    /// `false`: the server flushes a moment later (at most three times
+    /// `wal_writer_delay`, 600 ms by default), like SQLite's `NORMAL`: a
+    /// crash of a client loses nothing, a crash of the server may lose the
+    /// last commits (never part of one), and a single client commits about
+    /// four times as many batches a second (docs/ARCHITECTURE.md).
+    pub synchronous_commit: bool,
 }
 
 impl Default for PostgresOptions {
@@ -31,6 +40,7 @@ impl Default for PostgresOptions {
             pool_size: 8,
             connect_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
+            synchronous_commit: true,
         }
     }
 }

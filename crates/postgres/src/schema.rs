@@ -11,7 +11,7 @@
 
 use imgstore_backend::{Error, Result, Subject};
 use postgres::Client;
-use postgres::types::Type;
+use postgres::error::SqlState;
 
 use crate::error::pg_error;
 
@@ -96,23 +96,22 @@ pub(crate) const COUNTER_SLOTS: u64 = 16;
 /// ("IMGSMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x494D_4753_4D49_4752;
 
-/// The version of `schema`: 0 when it or its version table does not exist.
+/// The version of `schema`: 0 when it or its version table does not
+/// exist. One round trip: every open of a current store pays for it.
 pub(crate) fn read_version(client: &mut Client, schema: &str, subject: &Subject) -> Result<u32> {
-    let table = format!("{schema}.schema_version");
-    let exists: bool = client
-        .query_typed_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[(&table, Type::TEXT)],
-        )
-        .and_then(|row| row.try_get(0))
-        .map_err(|e| pg_error("read schema version of", subject.clone(), e))?;
-    if !exists {
-        return Ok(0);
-    }
-    let version: i32 = client
-        .query_one(&format!("SELECT version FROM {table}"), &[])
-        .and_then(|row| row.try_get(0))
-        .map_err(|e| pg_error("read schema version of", subject.clone(), e))?;
+    let read = client
+        .query_typed_one(&format!("SELECT version FROM {schema}.schema_version"), &[])
+        .and_then(|row| row.try_get::<_, i32>(0));
+    let version = match read {
+        Ok(version) => version,
+        Err(e)
+            if e.code() == Some(&SqlState::UNDEFINED_TABLE)
+                || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>
+        {
+            return Ok(0);
+        }
+        Err(e) => return Err(pg_error("read schema version of", subject.clone(), e)),
+    };
     u32::try_from(version).map_err(|_| Error::FailedPrecondition {
         subject: subject.clone(),
         reason: format!("has an invalid schema version {version}"),
