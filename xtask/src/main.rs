@@ -103,7 +103,14 @@ fn ci() -> Result<(), String> {
     // The CLI suite once more with every store in PostgreSQL (a server the
     // tests start; crates/cli/tests/common): the binaries are built already.
     cargo(
-        &["test", "-p", "imgstore-cli", "--all-features", "--test", "cli"],
+        &[
+            "test",
+            "-p",
+            "imgstore-cli",
+            "--all-features",
+            "--test",
+            "cli",
+        ],
         &[("IMGSTORE_TEST_BACKEND", "postgres")],
     )?;
     cargo(
