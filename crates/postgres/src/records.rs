@@ -125,6 +125,37 @@ fn final_state(batch: &Batch) -> FinalState<'_> {
     state
 }
 
+impl PostgresBackend {
+    /// Whether transaction `xid` committed (`pg_xact_status`), asked on a
+    /// fresh connection and again while it is still in progress (a server
+    /// finishing it), within [`PostgresOptions::retry_for`](crate::PostgresOptions::retry_for);
+    /// `None` when the server cannot say.
+    fn commit_status(&self, xid: &str) -> Option<bool> {
+        let deadline = std::time::Instant::now() + self.inner.options.retry_for;
+        loop {
+            let status: Option<String> = self
+                .run(|client| {
+                    client
+                        .query_typed_one(
+                            "SELECT pg_xact_status($1::text::xid8)::text",
+                            &[(&xid, Type::TEXT)],
+                        )
+                        .and_then(|row| row.try_get(0))
+                        .pg("ask for the outcome of a batch on", || self.subject())
+                })
+                .ok()?;
+            match status.as_deref() {
+                Some("committed") => return Some(true),
+                Some("aborted") => return Some(false),
+                Some("in progress") if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
 impl RecordStore for PostgresBackend {
     fn get_record(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         validate_bucket(bucket)?;
@@ -241,13 +272,22 @@ impl RecordStore for PostgresBackend {
         }
         let slot = self.inner.counter_slot;
         let subject = || self.subject();
-        self.run(|client| {
+        // The transaction id of an attempt whose COMMIT went unanswered.
+        let mut unanswered: Option<String> = None;
+        let applied = self.run(|client| {
+            unanswered = None;
             let mut tx = client.transaction().pg("begin a batch on", subject)?;
-            tx.execute_typed(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k",
-                &[(&lock_keys, Type::INT8_ARRAY)],
-            )
-            .pg("lock the records of a batch on", subject)?;
+            // The locks, and the transaction's id for asking the server
+            // later whether it committed, should the COMMIT go unanswered.
+            let xid: String = tx
+                .query_typed_one(
+                    "SELECT pg_current_xact_id()::text, count(*) FROM (
+                         SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k ORDER BY k
+                     ) AS locked",
+                    &[(&lock_keys, Type::INT8_ARRAY)],
+                )
+                .and_then(|row| row.try_get(0))
+                .pg("lock the records of a batch on", subject)?;
             if !required.is_empty() {
                 let rows = tx
                     .query_typed(
@@ -295,8 +335,24 @@ impl RecordStore for PostgresBackend {
             .pg("write a batch on", subject)?;
             fault::sync("postgres: commit")
                 .map_err(|e| Error::io("commit batch on", subject(), e))?;
-            tx.commit().at_commit(subject)
-        })
+            let committed = tx.commit().at_commit(subject);
+            if committed.is_err() {
+                unanswered = Some(xid);
+            }
+            committed
+        });
+        match (applied, unanswered) {
+            (Ok(()), _) => Ok(()),
+            (Err(error), None) => Err(error),
+            // The COMMIT was sent and its answer lost (the connection or
+            // the server went): ask the server what became of it.
+            (Err(error), Some(xid)) => match self.commit_status(&xid) {
+                Some(true) => Ok(()),
+                // Rolled back: nothing happened, so the batch may run again.
+                Some(false) => self.apply(batch),
+                None => Err(error),
+            },
+        }
     }
 
     /// The sum of the `change_counter` slots: every batch of every node adds

@@ -1,5 +1,6 @@
-//! Against a server of its own (durable settings): a restart of the server
-//! under a running client is retried through, nothing committed is lost; a
+//! Against a server of its own (durable settings): restarts of the server
+//! under a running client are retried through, no call fails and nothing
+//! acknowledged is lost; a
 //! server that stays down is a retryable error; the change lock times out
 //! naming its holder; the change counter sees other instances' batches.
 
@@ -68,12 +69,9 @@ fn restarts_of_the_server_are_retried_through_and_lose_nothing_committed() {
     let failures = writer.join().expect("writer");
     let committed = committed.load(Ordering::Relaxed);
     assert!(committed > 20, "only {committed} batches committed");
-    // Only a COMMIT cut by the restart itself may surface; every other
-    // failure was retried inside the call.
-    assert!(failures.len() <= 3, "{failures:?}");
-    for failure in &failures {
-        assert!(failure.contains("commit (outcome unknown)"), "{failure}");
-    }
+    // Every failure was retried inside the call, and a COMMIT the restart
+    // cut was resolved by asking the server what became of it.
+    assert!(failures.is_empty(), "{failures:?}");
     let mut keys = Vec::new();
     store
         .scan_records("n", "", &mut |key, _| {
