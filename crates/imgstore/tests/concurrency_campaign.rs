@@ -23,7 +23,13 @@
 //!
 //! On PostgreSQL the two processes are two "nodes": separate roots (no
 //! file in common, so no `store.lock`), one database, both open at once;
-//! the database's advisory lock orders their changes.
+//! the database's advisory lock orders their changes. With
+//! `IMGSTORE_CONCURRENCY_PG_RESTARTS=N` (default 0) the server, one of the
+//! campaign's own with durable settings, is restarted N times while they
+//! work (`pg_ctl restart`, `-m fast` and `-m immediate` in turn). Known to
+//! fail (docs/RELIABILITY.md): a restart ends the session holding the
+//! change lock, so another node's change can interleave with the one in
+//! progress.
 //!
 //! Bounded here (`IMGSTORE_CONCURRENCY_SECONDS`, default 8 per backend);
 //! `cargo xtask stress concurrency [minutes]` runs the long one.
@@ -357,8 +363,22 @@ fn campaign(backend: Backend) {
     // The second process's root: the same one, except for the two nodes
     // of a postgres store, which share only the database.
     let mut child_root = root.clone();
+    let restarts: u64 = std::env::var("IMGSTORE_CONCURRENCY_PG_RESTARTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut server = None;
     if backend == Backend::Postgres {
-        let _ = DATABASE.set(imgstore_postgres::testserver::TestServer::shared().create_database());
+        let url = if restarts > 0 {
+            let own = imgstore_postgres::testserver::TestServer::start(true)
+                .expect("a durable PostgreSQL server of the campaign's own");
+            let url = own.create_database();
+            server = Some(own);
+            url
+        } else {
+            imgstore_postgres::testserver::TestServer::shared().create_database()
+        };
+        let _ = DATABASE.set(url);
         child_root = work.path().join("second-node");
     }
     {
@@ -385,7 +405,26 @@ fn campaign(backend: Backend) {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn the second process");
-    let mut tally = worker_process(&root, backend, &corpus, seconds, rng.next_u64());
+    let worker_seed = rng.next_u64();
+    let mut restarted = 0;
+    let mut tally = std::thread::scope(|scope| {
+        if let Some(server) = &server {
+            let restarted = &mut restarted;
+            scope.spawn(move || {
+                for n in 0..restarts {
+                    std::thread::sleep(Duration::from_secs(seconds) / (restarts as u32 + 1));
+                    let mode = if n % 2 == 0 {
+                        imgstore_postgres::testserver::StopMode::Fast
+                    } else {
+                        imgstore_postgres::testserver::StopMode::Immediate
+                    };
+                    server.restart(mode).expect("restart the server");
+                    *restarted += 1;
+                }
+            });
+        }
+        worker_process(&root, backend, &corpus, seconds, worker_seed)
+    });
     let status = child.wait().expect("wait for the second process");
     let theirs = Tally::from_text(&std::fs::read_to_string(&report).unwrap_or_default());
     if !status.success() {
@@ -415,7 +454,7 @@ fn campaign(backend: Backend) {
     eprintln!(
         "concurrency campaign on {backend:?}: {THREADS} threads x 2 processes for {:.1?}: {} operations in {} slices \
          (second process: {} operations, {} slices), documented refusals {:?}, {} images and {} layers at the end, \
-         {} problems (seed {seed})",
+         {restarted} server restarts, {} problems (seed {seed})",
         started.elapsed(),
         tally.ops,
         tally.slices,

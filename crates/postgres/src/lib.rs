@@ -19,8 +19,8 @@
 //!   compare.
 //! - **Connection loss** and a restarting server are retried inside each
 //!   call for up to [`PostgresOptions::retry_for`], then reported as
-//!   retryable `Io` errors; a `COMMIT` whose answer was lost is reported,
-//!   never repeated.
+//!   retryable `Io` errors; a batch whose `COMMIT` went unanswered asks the
+//!   server whether its transaction committed before it runs again.
 //! - [`PostgresBackend::lock_changes`] is the store-wide change lock the
 //!   facade takes instead of a lock file, which cannot span machines.
 //!
