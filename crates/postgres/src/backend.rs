@@ -323,7 +323,12 @@ impl PostgresBackend {
     /// `timeout`: then [`LockError::TimedOut`] names the sessions holding
     /// it (their `application_name`, `imgstore <pid>@<host>`, and address).
     /// A holder that dies (SIGKILL, a lost machine) releases the lock with
-    /// its connection.
+    /// its connection. So does a server restart while this process goes
+    /// on: while the lock is held, every batch and content delete of this
+    /// process on this database checks in its transaction that the session
+    /// that took it still holds it, and fails with `Conflict` otherwise,
+    /// so the change in progress stops instead of interleaving with
+    /// another node's.
     pub fn lock_changes(&self, timeout: Duration) -> Result<ChangeLock, LockError> {
         let key = self.change_lock_key();
         let start = Instant::now();
@@ -331,11 +336,22 @@ impl PostgresBackend {
         let mut conn = self.connection().map_err(LockError::Backend)?;
         loop {
             let taken = conn
-                .query_typed_one("SELECT pg_try_advisory_lock($1)", &[(&key, Type::INT8)])
-                .and_then(|row| row.try_get::<_, bool>(0));
+                .query_typed_one(
+                    "SELECT pg_try_advisory_lock($1), pg_backend_pid()",
+                    &[(&key, Type::INT8)],
+                )
+                .and_then(|row| Ok((row.try_get::<_, bool>(0)?, row.try_get::<_, i32>(1)?)));
             match taken {
-                Ok(true) => return Ok(ChangeLock { conn, key }),
-                Ok(false) => {}
+                Ok((true, pid)) => {
+                    let fence = Fence {
+                        url: self.inner.url.clone(),
+                        key,
+                        pid,
+                    };
+                    held_fences().push(fence.clone());
+                    return Ok(ChangeLock { conn, fence });
+                }
+                Ok((false, _)) => {}
                 Err(e) => {
                     // A lost connection: wait on a fresh one, within the timeout.
                     let error =
@@ -412,20 +428,63 @@ fn lock_holders(conn: &mut Client, key: i64) -> String {
 /// on drop.
 pub struct ChangeLock {
     conn: Connection,
+    fence: Fence,
+}
+
+/// A change lock this process holds: the database, the lock's key and the
+/// server process (session) holding it. While it is held, every batch of
+/// this process on that database checks in its transaction that the same
+/// session still holds it ([`PostgresBackend::fences`]): a server restart
+/// ends the session and frees the lock for another node, and the change in
+/// progress must then stop rather than interleave with that node's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fence {
+    url: String,
     key: i64,
+    pid: i32,
+}
+
+/// The change locks this process holds.
+fn held_fences() -> std::sync::MutexGuard<'static, Vec<Fence>> {
+    static HELD: std::sync::Mutex<Vec<Fence>> = std::sync::Mutex::new(Vec::new());
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl PostgresBackend {
+    /// The change locks this process holds on this backend's database, as
+    /// the columns `pg_locks` shows them: classid (the key's high 32
+    /// bits), objid (its low 32 bits), pid.
+    pub(crate) fn fences(&self) -> (Vec<i64>, Vec<i64>, Vec<i32>) {
+        let held = held_fences();
+        let mine = held.iter().filter(|fence| fence.url == self.inner.url);
+        let mut columns = (Vec::new(), Vec::new(), Vec::new());
+        for fence in mine {
+            columns.0.push((fence.key as u64 >> 32) as i64);
+            columns.1.push((fence.key as u64 & 0xFFFF_FFFF) as i64);
+            columns.2.push(fence.pid);
+        }
+        columns
+    }
 }
 
 impl fmt::Debug for ChangeLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChangeLock")
-            .field("key", &self.key)
+            .field("key", &self.fence.key)
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for ChangeLock {
     fn drop(&mut self) {
-        let key = self.key;
+        {
+            let mut held = held_fences();
+            if let Some(at) = held.iter().position(|fence| *fence == self.fence) {
+                held.remove(at);
+            }
+        }
+        let key = self.fence.key;
         let released = self
             .conn
             .query_typed_one("SELECT pg_advisory_unlock($1)", &[(&key, Type::INT8)]);

@@ -384,11 +384,33 @@ impl StoreBackend for PostgresBackend {
             return Err(Error::content_not_found(digest));
         }
         // One statement: the row, its chunks and (by the foreign key) its
-        // metadata go together.
+        // metadata go together; in a transaction that first checks the
+        // change lock while this process holds one (gc's deletes must stop
+        // when another node may be adding what they would delete).
+        let (fence_high, fence_low, fence_pids) = self.fences();
         let deleted: i64 = self.run(|client| {
             fault::sync("postgres: commit")
                 .map_err(|e| Error::io("commit delete of", content(digest), e))?;
-            client
+            let mut tx = client
+                .transaction()
+                .pg("begin a delete on", || self.subject())?;
+            if !fence_pids.is_empty() {
+                let lost: i64 = tx
+                    .query_typed_one(
+                        crate::records::FENCE_CHECK,
+                        &[
+                            (&fence_high, Type::INT8_ARRAY),
+                            (&fence_low, Type::INT8_ARRAY),
+                            (&fence_pids, Type::INT4_ARRAY),
+                        ],
+                    )
+                    .and_then(|row| row.try_get(0))
+                    .pg("check the change lock of", || self.subject())?;
+                if lost > 0 {
+                    return Err(Failed::from(crate::records::lost_lock(self.subject())));
+                }
+            }
+            let deleted = tx
                 .query_typed_one(
                     "WITH gone AS (DELETE FROM content WHERE digest = $1 RETURNING blob_id),
                           chunks_gone AS (DELETE FROM chunks
@@ -397,7 +419,9 @@ impl StoreBackend for PostgresBackend {
                     &[(&digest.as_str(), Type::TEXT)],
                 )
                 .and_then(|row| row.try_get(0))
-                .pg("delete", || content(digest))
+                .pg("delete", || content(digest))?;
+            tx.commit().pg("commit delete of", || content(digest))?;
+            Ok(deleted)
         })?;
         if deleted == 0 {
             return Err(Error::content_not_found(digest));

@@ -125,6 +125,26 @@ fn final_state(batch: &Batch) -> FinalState<'_> {
     state
 }
 
+/// How many of the change locks this process holds (classid, objid, pid)
+/// are no longer held by the session that took them.
+pub(crate) const FENCE_CHECK: &str = "
+    SELECT count(*) FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS f (high, low, pid)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pg_locks AS l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid::bigint = f.high AND l.objid::bigint = f.low AND l.pid = f.pid)";
+
+/// `Conflict`: the change lock this process held was lost.
+pub(crate) fn lost_lock(subject: Subject) -> Error {
+    Error::Conflict {
+        subject,
+        reason: "the change lock was lost (its session ended: a server restart or a cut \
+                 connection); another node may be changing the store, so this change stops"
+            .to_owned(),
+    }
+}
+
 impl PostgresBackend {
     /// Whether transaction `xid` committed (`pg_xact_status`), asked on a
     /// fresh connection and again while it is still in progress (a server
@@ -271,6 +291,7 @@ impl RecordStore for PostgresBackend {
             }
         }
         let slot = self.inner.counter_slot;
+        let (fence_high, fence_low, fence_pids) = self.fences();
         let subject = || self.subject();
         // The transaction id of an attempt whose COMMIT went unanswered.
         let mut unanswered: Option<String> = None;
@@ -288,6 +309,19 @@ impl RecordStore for PostgresBackend {
                 )
                 .and_then(|row| row.try_get(0))
                 .pg("lock the records of a batch on", subject)?;
+            if !fence_pids.is_empty() {
+                let lost: i64 = tx
+                    .query_typed_one(FENCE_CHECK, &[
+                        (&fence_high, Type::INT8_ARRAY),
+                        (&fence_low, Type::INT8_ARRAY),
+                        (&fence_pids, Type::INT4_ARRAY),
+                    ])
+                    .and_then(|row| row.try_get(0))
+                    .pg("check the change lock of", subject)?;
+                if lost > 0 {
+                    return Err(Failed::from(lost_lock(self.subject())));
+                }
+            }
             if !required.is_empty() {
                 let rows = tx
                     .query_typed(

@@ -197,3 +197,38 @@ fn large_blobs_are_chunked_and_deleted_with_their_chunks() {
         .get(0);
     assert_eq!(chunks, 0);
 }
+
+#[test]
+fn changes_stop_once_the_change_lock_is_lost() {
+    // A database of its own: the test ends every session holding an
+    // advisory lock in it.
+    let url = TestServer::shared().create_database();
+    let store = PostgresBackend::open(&url).expect("open");
+    let digest = store.set(b"kept while the lock is lost").expect("set");
+    let held = store.lock_changes(Duration::from_secs(5)).expect("lock");
+    let mut batch = Batch::new();
+    batch.put("b", "during", vec![1]);
+    store.apply(&batch).expect("a batch under the lock");
+    // What a server restart does to the session holding the lock.
+    postgres::Client::connect(&url, postgres::NoTls)
+        .expect("a raw connection")
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .expect("end the session holding the lock");
+    let mut later = Batch::new();
+    later.put("b", "after", vec![2]);
+    let e = store.apply(&later).expect_err("the lock is gone");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert!(e.to_string().contains("the change lock was lost"), "{e}");
+    let e = store.delete(&digest).expect_err("deletes stop too");
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    assert_eq!(store.get_record("b", "after").expect("read"), None);
+    drop(held);
+    store
+        .apply(&later)
+        .expect("without a lock held, batches go on");
+    store.delete(&digest).expect("and deletes");
+}
