@@ -100,6 +100,19 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     cargo(&["test", "--workspace", "--all-features"], &[])?;
+    // The CLI suite once more with every store in PostgreSQL (a server the
+    // tests start; crates/cli/tests/common): the binaries are built already.
+    cargo(
+        &[
+            "test",
+            "-p",
+            "imgstore-cli",
+            "--all-features",
+            "--test",
+            "cli",
+        ],
+        &[("IMGSTORE_TEST_BACKEND", "postgres")],
+    )?;
     cargo(
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],

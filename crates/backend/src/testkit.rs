@@ -77,6 +77,13 @@ pub trait Harness {
     /// [`StoreBackend::walk`] must skip it. A backend whose storage cannot
     /// hold such an entry does nothing.
     fn plant_invalid_entry(&self, dir: &Path, backend: &Self::Backend);
+
+    /// The fault point (see [`fault`]) of the first sync a `write_blob` of
+    /// a few MiB reaches: for a backend writing a temp file, waiting for
+    /// its early write-back; a database backend names its own.
+    fn first_sync_of_a_large_write(&self) -> &'static str {
+        "write-back: wait for a written chunk"
+    }
 }
 
 /// Emits one `#[test]` per conformance case for a [`Harness`] value, so a

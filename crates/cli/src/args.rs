@@ -20,6 +20,17 @@ pub struct Cli {
     /// root was created with; sqlite for a new root]
     #[arg(long, global = true, value_enum, env = "IMGSTORE_BACKEND")]
     pub backend: Option<BackendArg>,
+    /// The database of a postgres store (postgres://user@host/db): needed
+    /// to create one; later commands use the one the root recorded, without
+    /// its password, unless given
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "IMGSTORE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
     /// The namespace of the names (containerd's).
     #[arg(
         long,
@@ -44,6 +55,8 @@ pub enum BackendArg {
     Sqlite,
     /// Files in moby's layout (content/, imagedb/).
     Fs,
+    /// A PostgreSQL database many nodes may share (--database-url).
+    Postgres,
 }
 
 /// `layers --format`.

@@ -104,7 +104,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         backend: cli.backend.map(|backend| match backend {
             BackendArg::Sqlite => Backend::Sqlite,
             BackendArg::Fs => Backend::Fs,
+            BackendArg::Postgres => Backend::Postgres,
         }),
+        database_url: cli.database_url.clone(),
         namespace: cli.namespace.clone(),
         // Only `load` and `pull` make a store; every other command on a root that
         // holds none says so (a mistyped --root creates nothing).

@@ -638,7 +638,7 @@ fn usage_errors_exit_2() {
         &["save"],
         &["images", "--format"],
         &["inspect", "-f"],
-        &["--backend", "postgres", "images"],
+        &["--backend", "tape", "images"],
     ] {
         let output = imgstore(root.path(), args);
         assert_eq!(

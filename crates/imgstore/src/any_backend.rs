@@ -5,6 +5,7 @@ use std::io::Read;
 use imgstore_backend::{Batch, BlobInfo, BlobReader, RecordStore, Result, StoreBackend};
 use imgstore_digest::Digest;
 use imgstore_fs::FsBackend;
+use imgstore_postgres::PostgresBackend;
 use imgstore_sqlite::SqliteBackend;
 
 /// The backend a [`Store`](crate::Store) was opened with; it forwards every
@@ -15,6 +16,8 @@ pub enum AnyBackend {
     Fs(FsBackend),
     /// An SQLite backend.
     Sqlite(SqliteBackend),
+    /// A PostgreSQL backend (one schema of a database many nodes share).
+    Postgres(PostgresBackend),
     /// A backend wrapped by the fault injector (feature `testkit`, for the
     /// fault campaigns; see `imgstore_backend::testkit::fault`).
     #[cfg(feature = "testkit")]
@@ -26,7 +29,7 @@ impl AnyBackend {
     pub fn as_fs(&self) -> Option<&FsBackend> {
         match self {
             AnyBackend::Fs(b) => Some(b),
-            AnyBackend::Sqlite(_) => None,
+            AnyBackend::Sqlite(_) | AnyBackend::Postgres(_) => None,
             #[cfg(feature = "testkit")]
             AnyBackend::Faulty(b) => b.inner().as_fs(),
         }
@@ -36,20 +39,42 @@ impl AnyBackend {
     pub fn as_sqlite(&self) -> Option<&SqliteBackend> {
         match self {
             AnyBackend::Sqlite(b) => Some(b),
-            AnyBackend::Fs(_) => None,
+            AnyBackend::Fs(_) | AnyBackend::Postgres(_) => None,
             #[cfg(feature = "testkit")]
             AnyBackend::Faulty(b) => b.inner().as_sqlite(),
+        }
+    }
+
+    /// The PostgreSQL backend underneath (seeing through a fault injector).
+    pub fn as_postgres(&self) -> Option<&PostgresBackend> {
+        match self {
+            AnyBackend::Postgres(b) => Some(b),
+            AnyBackend::Fs(_) | AnyBackend::Sqlite(_) => None,
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty(b) => b.inner().as_postgres(),
+        }
+    }
+
+    /// The name `inspect` shows as the graph driver: the backend's.
+    pub(crate) fn driver_name(&self) -> &'static str {
+        match self {
+            AnyBackend::Fs(_) => "fs",
+            AnyBackend::Sqlite(_) => "sqlite",
+            AnyBackend::Postgres(_) => "postgres",
+            #[cfg(feature = "testkit")]
+            AnyBackend::Faulty(b) => b.inner().driver_name(),
         }
     }
 
     /// Makes every write that returned Ok durable against a power loss and
     /// folds SQLite's write-ahead log into the database
     /// ([`SqliteBackend::checkpoint`]); nothing for the filesystem backend,
-    /// which syncs every write before returning.
+    /// which syncs every write before returning, nor for PostgreSQL, whose
+    /// commits are durable when they return.
     pub fn make_durable(&self) -> Result<()> {
         match self {
             AnyBackend::Sqlite(b) => b.checkpoint(),
-            AnyBackend::Fs(_) => Ok(()),
+            AnyBackend::Fs(_) | AnyBackend::Postgres(_) => Ok(()),
             #[cfg(feature = "testkit")]
             AnyBackend::Faulty(b) => b.inner().make_durable(),
         }
@@ -61,6 +86,7 @@ macro_rules! forward {
         match $self {
             AnyBackend::Fs($b) => $call,
             AnyBackend::Sqlite($b) => $call,
+            AnyBackend::Postgres($b) => $call,
             #[cfg(feature = "testkit")]
             AnyBackend::Faulty($b) => $call,
         }

@@ -247,7 +247,7 @@ pub enum Error {
         .path.display()
     )]
     LockTimeout {
-        /// The lock file.
+        /// The lock file; for a PostgreSQL store, `database <url>`.
         path: PathBuf,
         /// How long it waited.
         waited: std::time::Duration,

@@ -9,6 +9,11 @@
 //! its duration. Readers take no lock: each read is a backend read of
 //! committed records. The lock waits at most the store's timeout and then
 //! names the processes holding it.
+//!
+//! A PostgreSQL store's nodes share no file: there the same lock is the
+//! content schema's session-level advisory lock
+//! ([`PostgresBackend::lock_changes`]), held by a connection for the
+//! change's duration and released with it, also when the process dies.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -18,19 +23,28 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use imgstore_postgres::{ChangeLock, LockError, PostgresBackend};
+
 use crate::changes::ChangeCount;
 use crate::{Error, Result};
 
-/// The lock file of a root.
+/// The lock of a root: its lock file, or a PostgreSQL store's lock in the database.
 pub(crate) struct StoreLock {
-    path: PathBuf,
-    file: File,
-    /// How long to wait for another process's hold of the file lock.
+    held_in: HeldIn,
+    /// How long to wait for another process's hold of the lock.
     timeout: Duration,
     in_process: Mutex<()>,
     /// `<root>/store.changes`, moved by every change; `None` where it
     /// cannot be opened or mapped (readers then ask the backends).
     changes: Option<ChangeCount>,
+}
+
+/// Where the lock between processes is.
+enum HeldIn {
+    /// `<root>/store.lock`.
+    File { path: PathBuf, file: File },
+    /// The database every node of the store shares.
+    Database(PostgresBackend),
 }
 
 /// Held while one change runs: the in-process mutex and the file's
@@ -45,7 +59,7 @@ pub(crate) struct StoreLock {
 /// The change count ends first of all, while both locks are still held.
 pub(crate) struct ChangeGuard<'a> {
     _counted: Counted<'a>,
-    _file: FileLock<'a>,
+    _file: Held<'a>,
     _in_process: MutexGuard<'a, ()>,
 }
 
@@ -58,6 +72,12 @@ impl Drop for Counted<'_> {
             changes.end();
         }
     }
+}
+
+/// The lock between processes, held.
+enum Held<'a> {
+    File(#[allow(dead_code)] FileLock<'a>),
+    Database(#[allow(dead_code)] Box<ChangeLock>),
 }
 
 /// A change of a [`Store`](crate::Store) in progress: the locks, held
@@ -197,46 +217,68 @@ impl StoreLock {
                 source,
             })?;
         Ok(StoreLock {
-            path,
-            file,
+            held_in: HeldIn::File { path, file },
             timeout,
             in_process: Mutex::new(()),
             changes: ChangeCount::open(root).ok(),
         })
     }
 
-    fn io_error(&self, operation: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
-        move |source| Error::Io {
-            operation,
-            path: self.path.clone(),
-            source,
+    /// The change lock of a PostgreSQL store, in its database.
+    pub(crate) fn in_database(database: PostgresBackend, timeout: Duration) -> StoreLock {
+        StoreLock {
+            held_in: HeldIn::Database(database),
+            timeout,
+            in_process: Mutex::new(()),
+            // Other nodes change the store without this root: only the
+            // database's own change counter sees them.
+            changes: None,
         }
     }
 
-    /// The file lock (`LOCK_SH` or `LOCK_EX`), waiting at most the timeout.
-    fn wait(&self, operation: libc::c_int) -> Result<FileLock<'_>> {
-        flock_within(&self.file, operation, self.timeout).map_err(|e| match e {
-            WaitError::TimedOut(waited) => Error::LockTimeout {
-                path: self.path.clone(),
-                waited,
-                holders: lock_holders(&self.file),
-            },
-            WaitError::Io(source) => self.io_error("lock")(source),
-        })
+    /// The exclusive lock between processes, waiting at most the timeout.
+    fn wait(&self) -> Result<Held<'_>> {
+        match &self.held_in {
+            HeldIn::File { path, file } => flock_within(file, libc::LOCK_EX, self.timeout)
+                .map(Held::File)
+                .map_err(|e| match e {
+                    WaitError::TimedOut(waited) => Error::LockTimeout {
+                        path: path.clone(),
+                        waited,
+                        holders: lock_holders(file),
+                    },
+                    WaitError::Io(source) => Error::Io {
+                        operation: "lock",
+                        path: path.clone(),
+                        source,
+                    },
+                }),
+            HeldIn::Database(database) => database
+                .lock_changes(self.timeout)
+                .map(|lock| Held::Database(Box::new(lock)))
+                .map_err(|e| match e {
+                    LockError::TimedOut { waited, holders } => Error::LockTimeout {
+                        path: PathBuf::from(format!("database {}", database.url())),
+                        waited,
+                        holders,
+                    },
+                    LockError::Backend(e) => e.into(),
+                }),
+        }
     }
 
-    /// Takes the locks for a change: this process's mutex, then the file's
-    /// exclusive lock.
+    /// Takes the locks for a change: this process's mutex, then the
+    /// exclusive lock between processes.
     pub(crate) fn change(&self) -> Result<ChangeGuard<'_>> {
         let in_process = self.lock_in_process();
-        let file = self.wait(libc::LOCK_EX)?;
+        let held = self.wait()?;
         if let Some(changes) = &self.changes {
             changes.begin();
         }
         Ok(ChangeGuard {
             _counted: Counted(self.changes.as_ref()),
             _in_process: in_process,
-            _file: file,
+            _file: held,
         })
     }
 

@@ -49,6 +49,9 @@ const RECORD: &str = "store.json";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RootRecord {
     backend: String,
+    /// A PostgreSQL store's database, without its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
 }
 
 /// What [`prepare`] decided about a root.
@@ -59,6 +62,8 @@ pub(crate) struct Prepared {
     /// The root records no backend yet: [`record`] it once the backend's
     /// files exist (a crash in between leaves a root recognised by them).
     pub(crate) unrecorded: bool,
+    /// The database of a PostgreSQL store (`Some` exactly for it).
+    pub(crate) database_url: Option<String>,
 }
 
 /// Makes `root` ready for [`Store::open_with`](crate::Store::open_with):
@@ -87,7 +92,8 @@ pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
         Err(source) => return Err(io_error("read store root", root)(source)),
     }
     check_owner(root)?;
-    let (backend, unrecorded) = match recorded_backend(root)? {
+    let record = read_record(root)?;
+    let (backend, unrecorded) = match record.as_ref().map(|(backend, _)| *backend) {
         Some(recorded) => (recorded, false),
         None => match found_backend(root)? {
             Some(found) => (found, true),
@@ -106,7 +112,8 @@ pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
     if !unrecorded {
         let missing: Vec<&str> = backend
             .files()
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|name| !root.join(name).exists())
             .collect();
         if !missing.is_empty() {
@@ -120,10 +127,44 @@ pub(crate) fn prepare(root: &Path, options: &Options) -> Result<Prepared> {
             });
         }
     }
+    let database_url = match backend {
+        Backend::Postgres => Some(database_url(
+            root,
+            options.database_url.as_deref(),
+            record.and_then(|(_, url)| url),
+        )?),
+        Backend::Sqlite | Backend::Fs => None,
+    };
     Ok(Prepared {
         backend,
         unrecorded,
+        database_url,
     })
+}
+
+/// The database a PostgreSQL root uses: the one given, which must name the
+/// database the root records (a password may come with it), else the one
+/// recorded.
+fn database_url(root: &Path, given: Option<&str>, recorded: Option<String>) -> Result<String> {
+    let invalid = |reason: String| Error::InvalidRoot {
+        root: root.to_path_buf(),
+        reason,
+    };
+    match (given, recorded) {
+        (Some(given), Some(recorded)) if imgstore_postgres::redact_url(given) != recorded => {
+            Err(invalid(format!(
+                "its store is in the database {recorded}, not {}",
+                imgstore_postgres::redact_url(given)
+            )))
+        }
+        (Some(given), _) => Ok(given.to_owned()),
+        (None, Some(recorded)) => Ok(recorded),
+        (None, None) => Err(invalid(
+            "a postgres store needs the URL of its database (--database-url or \
+             IMGSTORE_DATABASE_URL, postgres://user@host/db)"
+                .to_owned(),
+        )),
+    }
 }
 
 /// `backend`, unless `options` asked for another.
@@ -160,6 +201,11 @@ pub(crate) fn remove_old_catalogs(root: &Path) -> (usize, u64) {
 
 /// The backend `<root>/store.json` records; `None` when there is none.
 pub(crate) fn recorded_backend(root: &Path) -> Result<Option<Backend>> {
+    Ok(read_record(root)?.map(|(backend, _)| backend))
+}
+
+/// The backend and database URL `<root>/store.json` records.
+fn read_record(root: &Path) -> Result<Option<(Backend, Option<String>)>> {
     let path = root.join(RECORD);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -172,12 +218,13 @@ pub(crate) fn recorded_backend(root: &Path) -> Result<Option<Backend>> {
     };
     let record: RootRecord = serde_json::from_slice(&bytes)
         .map_err(|e| invalid(format!("{RECORD} is not the root's record: {e}")))?;
-    record.backend.parse().map(Some).map_err(|()| {
+    let backend = record.backend.parse().map_err(|()| {
         invalid(format!(
             "{RECORD} names an unknown backend {:?}",
             record.backend
         ))
-    })
+    })?;
+    Ok(Some((backend, record.database_url)))
 }
 
 /// The backend whose files a root made before `store.json` existed holds.
@@ -197,13 +244,15 @@ fn found_backend(root: &Path) -> Result<Option<Backend>> {
     }
 }
 
-/// Records `backend` durably, unless a concurrent open recorded one first:
-/// returns the backend the root records afterwards.
-pub(crate) fn record(root: &Path, backend: Backend) -> Result<Backend> {
+/// Records `backend` (and a PostgreSQL store's database, without its
+/// password) durably, unless a concurrent open recorded one first: returns
+/// the backend the root records afterwards.
+pub(crate) fn record(root: &Path, backend: Backend, database_url: Option<&str>) -> Result<Backend> {
     let path = root.join(RECORD);
     let temp = root.join(format!(".{RECORD}.{}.tmp", std::process::id()));
     let record = serde_json::to_vec(&RootRecord {
         backend: backend.name().to_owned(),
+        database_url: database_url.map(imgstore_postgres::redact_url),
     })
     .map_err(|e| io_error("encode", &path)(io::Error::other(e)))?;
     let written = OpenOptions::new()
@@ -309,7 +358,7 @@ mod tests {
         for name in Backend::Fs.files() {
             fs::create_dir(root.join(name)).expect("what the backend creates");
         }
-        record(&root, Backend::Fs).expect("record");
+        record(&root, Backend::Fs, None).expect("record");
         assert_eq!(recorded_backend(&root).expect("read"), Some(Backend::Fs));
         let reopened = prepare(&root, &options(None, false)).expect("reopen");
         assert_eq!(reopened.backend, Backend::Fs);
@@ -335,7 +384,7 @@ mod tests {
     fn a_recorded_store_whose_files_are_gone_is_not_replaced() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("images.db"), b"").expect("write");
-        record(dir.path(), Backend::Sqlite).expect("record");
+        record(dir.path(), Backend::Sqlite, None).expect("record");
         let err = prepare(dir.path(), &options(None, true)).expect_err("content.db gone");
         assert!(
             err.to_string()

@@ -10,6 +10,7 @@ use imgstore_cri::{CriImage, RefCache};
 use imgstore_fs::FsBackend;
 use imgstore_image::{Image, ImageId, ImageStore, Summary};
 use imgstore_layer::LayerStore;
+use imgstore_postgres::{PostgresBackend, PostgresOptions};
 use imgstore_refs::{RefStore, validate_namespace};
 use imgstore_sqlite::SqliteBackend;
 
@@ -93,14 +94,20 @@ pub enum Backend {
     /// Files in moby's layout: `<root>/content/` (blobs, layer records,
     /// names) and `<root>/imagedb/` (image configs and their metadata).
     Fs,
+    /// PostgreSQL: the schemas `imgstore_content` (blobs, layer records,
+    /// names) and `imgstore_images` (image configs and their metadata) of
+    /// the database [`Options::database_url`] names, which many nodes may
+    /// share; the root keeps only `store.json` and temporary files.
+    Postgres,
 }
 
 impl Backend {
     /// What the backend keeps at the root, as [`Backend`]'s variants say.
-    pub(crate) fn files(self) -> [&'static str; 2] {
+    pub(crate) fn files(self) -> &'static [&'static str] {
         match self {
-            Backend::Sqlite => ["content.db", "images.db"],
-            Backend::Fs => ["content", "imagedb"],
+            Backend::Sqlite => &["content.db", "images.db"],
+            Backend::Fs => &["content", "imagedb"],
+            Backend::Postgres => &[],
         }
     }
 
@@ -109,6 +116,7 @@ impl Backend {
         match self {
             Backend::Sqlite => "sqlite",
             Backend::Fs => "fs",
+            Backend::Postgres => "postgres",
         }
     }
 }
@@ -122,11 +130,12 @@ impl std::fmt::Display for Backend {
 impl std::str::FromStr for Backend {
     type Err = ();
 
-    /// `sqlite` or `fs`.
+    /// `sqlite`, `fs` or `postgres`.
     fn from_str(name: &str) -> std::result::Result<Backend, ()> {
         match name {
             "sqlite" => Ok(Backend::Sqlite),
             "fs" => Ok(Backend::Fs),
+            "postgres" => Ok(Backend::Postgres),
             _ => Err(()),
         }
     }
@@ -154,6 +163,12 @@ pub struct Options {
     /// process's change to finish before failing with
     /// [`Error::LockTimeout`](crate::Error::LockTimeout) naming the holder (60 s by default).
     pub lock_timeout: Duration,
+    /// The database of a [`Backend::Postgres`] store
+    /// (`postgres://user@host/db`): needed to create one; later opens may
+    /// leave it out, and then use the URL the root recorded (without its
+    /// password), or give it (with a password) naming the same database.
+    /// Ignored by the other backends.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -163,6 +178,7 @@ impl Default for Options {
             namespace: "default".to_owned(),
             create: true,
             lock_timeout: Duration::from_secs(60),
+            database_url: None,
         }
     }
 }
@@ -251,10 +267,20 @@ impl Store {
                 AnyBackend::Fs(FsBackend::open(root.join("content"))?),
                 AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
             ),
+            Backend::Postgres => {
+                let url = prepared.database_url.as_deref().unwrap_or_default();
+                let open =
+                    |schema| PostgresBackend::open_with(url, PostgresOptions::with_schema(schema));
+                (
+                    AnyBackend::Postgres(open("imgstore_content")?),
+                    AnyBackend::Postgres(open("imgstore_images")?),
+                )
+            }
         };
         if prepared.unrecorded {
             // Of two opens creating one root at once, the first record wins.
-            let recorded = crate::root::record(&root, prepared.backend)?;
+            let recorded =
+                crate::root::record(&root, prepared.backend, prepared.database_url.as_deref())?;
             if recorded != prepared.backend {
                 return Err(crate::Error::BackendMismatch {
                     root,
@@ -300,7 +326,11 @@ impl Store {
         content: AnyBackend,
         image_backend: AnyBackend,
     ) -> Result<Store> {
-        let lock = StoreLock::open(&root, lock_timeout)?;
+        // A PostgreSQL store's nodes share no file: their lock is in the database.
+        let lock = match content.as_postgres() {
+            Some(database) => StoreLock::in_database(database.clone(), lock_timeout),
+            None => StoreLock::open(&root, lock_timeout)?,
+        };
         let content = Arc::new(content);
         // Nothing per image is read: each store reads its records on demand.
         let layers = Arc::new(LayerStore::open(Arc::clone(&content))?);

@@ -640,12 +640,7 @@ impl Store {
             virtual_size: summary.size,
             graph_driver: GraphDriver {
                 data: None,
-                name: if self.content.as_sqlite().is_some() {
-                    "sqlite"
-                } else {
-                    "fs"
-                }
-                .to_owned(),
+                name: self.content.driver_name().to_owned(),
             },
             root_fs: InspectRootFs {
                 kind: image

@@ -21,6 +21,16 @@
 //!   end, when the other process has stopped changing them);
 //! - at the end, `gc` then `fsck` find nothing.
 //!
+//! On PostgreSQL the two processes are two "nodes": separate roots (no
+//! file in common, so no `store.lock`), one database, both open at once;
+//! the database's advisory lock orders their changes. The server, one of
+//! the campaign's own with durable settings, is restarted
+//! `IMGSTORE_CONCURRENCY_PG_RESTARTS` times (default 2) while they work
+//! (`pg_ctl restart`, `-m fast` and `-m immediate` in turn): calls retry
+//! through it, and a change whose change lock the restart ended stops with
+//! `Conflict` (the lock's fence) instead of interleaving with the other
+//! node's.
+//!
 //! Bounded here (`IMGSTORE_CONCURRENCY_SECONDS`, default 8 per backend);
 //! `cargo xtask stress concurrency [minutes]` runs the long one.
 
@@ -34,7 +44,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{corpus, open};
+use common::corpus;
 use imgstore::backend::ErrorKind;
 use imgstore::backend::testkit::Rng;
 use imgstore::backend::testkit::crash::self_test_command;
@@ -47,6 +57,10 @@ const ENV_SECONDS: &str = "IMGSTORE_CONCURRENCY_CHILD_SECONDS";
 const ENV_SEED: &str = "IMGSTORE_CONCURRENCY_CHILD_SEED";
 const ENV_CORPUS: &str = "IMGSTORE_CONCURRENCY_CHILD_CORPUS";
 const ENV_REPORT: &str = "IMGSTORE_CONCURRENCY_CHILD_REPORT";
+const ENV_DATABASE: &str = "IMGSTORE_CONCURRENCY_CHILD_DATABASE";
+
+/// The database of the postgres campaign, for every open of this process.
+static DATABASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 const THREADS: usize = 8;
 const BASE: &str = "registry.demo.test/demo/base:v1";
@@ -245,6 +259,7 @@ fn open_store(root: &Path, backend: Backend) -> imgstore::Result<Store> {
         root,
         Options {
             backend: Some(backend),
+            database_url: DATABASE.get().cloned(),
             ..Options::default()
         },
     )
@@ -317,11 +332,12 @@ fn concurrency_child() {
     ) else {
         return;
     };
-    let backend = if backend == "fs" {
-        Backend::Fs
-    } else {
-        Backend::Sqlite
-    };
+    let backend: Backend = backend.parse().expect("a backend name");
+    if let Ok(url) = std::env::var(ENV_DATABASE)
+        && !url.is_empty()
+    {
+        let _ = DATABASE.set(url);
+    }
     let tally = worker_process(
         Path::new(&root),
         backend,
@@ -344,8 +360,29 @@ fn campaign(backend: Backend) {
         .unwrap_or_else(|| Rng::from_entropy().next_u64());
     let work = tempfile::tempdir().expect("tempdir");
     let root: PathBuf = work.path().join("store");
+    // The second process's root: the same one, except for the two nodes
+    // of a postgres store, which share only the database.
+    let mut child_root = root.clone();
+    let restarts: u64 = std::env::var("IMGSTORE_CONCURRENCY_PG_RESTARTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let mut server = None;
+    if backend == Backend::Postgres {
+        let url = if restarts > 0 {
+            let own = imgstore_postgres::testserver::TestServer::start(true)
+                .expect("a durable PostgreSQL server of the campaign's own");
+            let url = own.create_database();
+            server = Some(own);
+            url
+        } else {
+            imgstore_postgres::testserver::TestServer::shared().create_database()
+        };
+        let _ = DATABASE.set(url);
+        child_root = work.path().join("second-node");
+    }
     {
-        let store = open(&root, backend);
+        let store = open_store(&root, backend).expect("open the store");
         store
             .import_oci_layout(corpus.join("oci/main"))
             .expect("import");
@@ -357,15 +394,9 @@ fn campaign(backend: Backend) {
     let mut rng = Rng::new(seed);
     let child_seed = rng.next_u64();
     let mut child = self_test_command("concurrency_child")
-        .env(ENV_ROOT, &root)
-        .env(
-            ENV_BACKEND,
-            if backend == Backend::Fs {
-                "fs"
-            } else {
-                "sqlite"
-            },
-        )
+        .env(ENV_ROOT, &child_root)
+        .env(ENV_BACKEND, backend.name())
+        .env(ENV_DATABASE, DATABASE.get().cloned().unwrap_or_default())
         .env(ENV_SECONDS, seconds.to_string())
         .env(ENV_SEED, child_seed.to_string())
         .env(ENV_CORPUS, &corpus)
@@ -374,7 +405,26 @@ fn campaign(backend: Backend) {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn the second process");
-    let mut tally = worker_process(&root, backend, &corpus, seconds, rng.next_u64());
+    let worker_seed = rng.next_u64();
+    let mut restarted = 0;
+    let mut tally = std::thread::scope(|scope| {
+        if let Some(server) = &server {
+            let restarted = &mut restarted;
+            scope.spawn(move || {
+                for n in 0..restarts {
+                    std::thread::sleep(Duration::from_secs(seconds) / (restarts as u32 + 1));
+                    let mode = if n % 2 == 0 {
+                        imgstore_postgres::testserver::StopMode::Fast
+                    } else {
+                        imgstore_postgres::testserver::StopMode::Immediate
+                    };
+                    server.restart(mode).expect("restart the server");
+                    *restarted += 1;
+                }
+            });
+        }
+        worker_process(&root, backend, &corpus, seconds, worker_seed)
+    });
     let status = child.wait().expect("wait for the second process");
     let theirs = Tally::from_text(&std::fs::read_to_string(&report).unwrap_or_default());
     if !status.success() {
@@ -387,7 +437,7 @@ fn campaign(backend: Backend) {
         all: true,
         filters: Vec::new(),
     };
-    let store = open(&root, backend);
+    let store = open_store(&root, backend).expect("open the store");
     if let Err(e) = store.list_images(&every) {
         tally.problems.push(format!("listing: {e}"));
     }
@@ -404,7 +454,7 @@ fn campaign(backend: Backend) {
     eprintln!(
         "concurrency campaign on {backend:?}: {THREADS} threads x 2 processes for {:.1?}: {} operations in {} slices \
          (second process: {} operations, {} slices), documented refusals {:?}, {} images and {} layers at the end, \
-         {} problems (seed {seed})",
+         {restarted} server restarts, {} problems (seed {seed})",
         started.elapsed(),
         tally.ops,
         tally.slices,
@@ -433,4 +483,9 @@ fn eight_threads_two_processes_lose_no_reference_sqlite() {
 #[test]
 fn eight_threads_two_processes_lose_no_reference_fs() {
     campaign(Backend::Fs);
+}
+
+#[test]
+fn eight_threads_two_nodes_on_one_database_lose_no_reference_postgres() {
+    campaign(Backend::Postgres);
 }

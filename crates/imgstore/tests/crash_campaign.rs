@@ -16,7 +16,10 @@
 //! (some kills land while the child is still opening). Bounded here (CI:
 //! `IMGSTORE_CRASH_KILLS`, default 50 per backend, within
 //! `IMGSTORE_CRASH_SECONDS`, default 40); `cargo xtask stress crash [kills]`
-//! runs thousands. `IMGSTORE_CRASH_SEED` replays a run.
+//! runs thousands. `IMGSTORE_CRASH_SEED` replays a run. On PostgreSQL the
+//! store lives in a database of the test's server: a kill cuts the child's
+//! connections, and the server rolls back what was in flight and drops its
+//! change lock.
 
 mod common;
 #[path = "common/reliability.rs"]
@@ -40,6 +43,10 @@ const ENV_JOURNAL: &str = "IMGSTORE_STORE_CRASH_JOURNAL";
 const ENV_BACKEND: &str = "IMGSTORE_STORE_CRASH_BACKEND";
 const ENV_RUN: &str = "IMGSTORE_STORE_CRASH_RUN";
 const ENV_CORPUS: &str = "IMGSTORE_STORE_CRASH_CORPUS";
+const ENV_DATABASE: &str = "IMGSTORE_STORE_CRASH_DATABASE";
+
+/// The database of the postgres campaign, for every open of this process.
+static DATABASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 const PINNED_LABEL: &str = "io.cri-containerd.pinned";
 
@@ -78,6 +85,7 @@ fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "sqlite",
         Backend::Fs => "fs",
+        Backend::Postgres => "postgres",
     }
 }
 
@@ -116,11 +124,12 @@ fn crash_child() {
         return;
     };
     let corpus = PathBuf::from(corpus);
-    let backend = if backend == "fs" {
-        Backend::Fs
-    } else {
-        Backend::Sqlite
-    };
+    let backend: Backend = backend.parse().expect("a backend name");
+    if let Ok(url) = std::env::var(ENV_DATABASE)
+        && !url.is_empty()
+    {
+        let _ = DATABASE.set(url);
+    }
     let (run, seed) = run
         .split_once(':')
         .and_then(|(r, s)| Some((r.parse().ok()?, s.parse().ok()?)))
@@ -135,6 +144,7 @@ fn crash_child() {
         &dir,
         imgstore::Options {
             backend: Some(backend),
+            database_url: DATABASE.get().cloned(),
             ..imgstore::Options::default()
         },
     ) {
@@ -328,13 +338,23 @@ fn campaign(backend: Backend) {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("store");
     let journal = work.path().join("journal");
+    if backend == Backend::Postgres {
+        let _ = DATABASE.set(imgstore_postgres::testserver::TestServer::shared().create_database());
+    }
     let stderr_path = work.path().join("child.stderr");
 
     // The names each input gives, from a scratch import.
     let mut inputs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     {
         let scratch = work.path().join("scratch");
-        let store = open(&scratch, backend);
+        // Names do not depend on the backend: a postgres campaign's scratch
+        // import needs no second database.
+        let local = if backend == Backend::Postgres {
+            Backend::Sqlite
+        } else {
+            backend
+        };
+        let store = open(&scratch, local);
         for (input, _) in INPUTS {
             let imported = load(&store, &corpus, input).expect("scratch import");
             let pairs = imported
@@ -371,6 +391,7 @@ fn campaign(backend: Backend) {
             .env(ENV_BACKEND, backend_name(backend))
             .env(ENV_RUN, format!("{run}:{}", rng.next_u64()))
             .env(ENV_CORPUS, &corpus)
+            .env(ENV_DATABASE, DATABASE.get().cloned().unwrap_or_default())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -473,6 +494,7 @@ fn campaign(backend: Backend) {
         };
         let options = imgstore::Options {
             backend: Some(backend),
+            database_url: DATABASE.get().cloned(),
             ..imgstore::Options::default()
         };
         let store = match Store::open_with(&dir, options) {
@@ -555,4 +577,9 @@ fn crash_kills_lose_no_acknowledged_operation_sqlite() {
 #[test]
 fn crash_kills_lose_no_acknowledged_operation_fs() {
     campaign(Backend::Fs);
+}
+
+#[test]
+fn crash_kills_lose_no_acknowledged_operation_postgres() {
+    campaign(Backend::Postgres);
 }

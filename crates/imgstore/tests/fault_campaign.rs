@@ -147,6 +147,7 @@ fn open_faulty(root: &Path, backend: Backend, plan: &Arc<FaultPlan>) -> imgstore
             AnyBackend::Fs(FsBackend::open(root.join("content"))?),
             AnyBackend::Fs(FsBackend::open(root.join("imagedb"))?),
         ),
+        Backend::Postgres => panic!("the fault campaign runs on the local backends"),
     };
     Store::open_with_backends(root, "default", wrap(content), wrap(images))
 }

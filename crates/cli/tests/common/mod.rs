@@ -42,17 +42,41 @@ pub fn expected_image(name: &str) -> Value {
 
 /// `imgstore --root ROOT ARGS...` with none of the `IMGSTORE_*` variables
 /// of the environment the tests run in, stdin empty (not a terminal).
+///
+/// With `IMGSTORE_TEST_BACKEND=postgres` in the tests' environment, every
+/// root whose command names no `--backend` is a postgres store, in a
+/// database of its own on the test binary's PostgreSQL server: how the
+/// CLI tests run unchanged against PostgreSQL.
 pub fn command(root: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_imgstore"));
+    command.arg("--root").arg(root);
+    if std::env::var("IMGSTORE_TEST_BACKEND").as_deref() == Ok("postgres")
+        && !args.contains(&"--backend")
+    {
+        command.args(["--backend", "postgres", "--database-url"]);
+        command.arg(database_of(root));
+    }
     command
-        .arg("--root")
-        .arg(root)
         .args(args)
         .env_remove("IMGSTORE_ROOT")
         .env_remove("IMGSTORE_BACKEND")
         .env_remove("IMGSTORE_NAMESPACE")
+        .env_remove("IMGSTORE_DATABASE_URL")
         .stdin(Stdio::null());
     command
+}
+
+/// The database of the postgres store at `root`: a fresh one the first
+/// time a root is named.
+pub fn database_of(root: &Path) -> String {
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut databases = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, url)) = databases.iter().find(|(known, _)| known == root) {
+        return url.clone();
+    }
+    let url = imgstore_postgres::testserver::TestServer::shared().create_database();
+    databases.push((root.to_path_buf(), url.clone()));
+    url
 }
 
 /// Runs [`command`].
