@@ -92,7 +92,7 @@ impl ChangeCount {
     pub(crate) fn begin(&self) {
         let count = self.atomic();
         let now = count.load(Ordering::SeqCst);
-        if now % 2 == 0 {
+        if now.is_multiple_of(2) {
             count.store(now.wrapping_add(1), Ordering::SeqCst);
         }
     }
@@ -116,7 +116,7 @@ impl Drop for ChangeCount {
 
 /// Whether a count says no change is in progress.
 pub(crate) fn is_quiet(count: u64) -> bool {
-    count % 2 == 0
+    count.is_multiple_of(2)
 }
 
 #[cfg(test)]
