@@ -379,6 +379,10 @@ pub struct ServeArgs {
     /// images`) [default: <root>/docker.sock].
     #[arg(long, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
+    /// Also serve the CRI v1 ImageService (gRPC) on this socket (builds
+    /// with the feature `cri`).
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
     /// Let this group (name or ID) use the socket too: mode 0660 instead
     /// of 0600.
     #[arg(long, value_name = "GROUP")]

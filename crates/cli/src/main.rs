@@ -192,6 +192,7 @@ fn serve(store: Store, root: &Path, args: &ServeArgs) -> Result<ExitCode, String
         .clone()
         .unwrap_or_else(|| root.join("docker.sock"));
     let mut options = imgstore_serve::ServeOptions::new(&socket);
+    options.cri_socket = args.cri_socket.clone();
     if let Some(group) = &args.socket_group {
         options.socket_group = Some(imgstore_serve::group_id(group).map_err(|e| e.to_string())?);
     }
@@ -199,6 +200,9 @@ fn serve(store: Store, root: &Path, args: &ServeArgs) -> Result<ExitCode, String
         "Serving the Docker Engine API on unix://{}",
         socket.display()
     );
+    if let Some(cri) = &options.cri_socket {
+        eprintln!("Serving the CRI ImageService on unix://{}", cri.display());
+    }
     imgstore_serve::serve(store, &options).map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
 }

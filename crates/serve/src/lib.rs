@@ -22,12 +22,17 @@
 //!
 //! Then `DOCKER_HOST=unix:///run/imgstore/docker.sock docker images`.
 //!
+//! With the feature `cri` and [`ServeOptions::cri_socket`], the CRI v1
+//! ImageService ([`cri`]) answers on a second socket, from the same store.
+//!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections (more are closed at
 //! once), request headers within [`HEADER_TIMEOUT`], request bodies of at
 //! most [`MAX_BODY`] bytes except `load`'s, which is streamed through a
 //! small queue and whose every chunk must arrive within [`BODY_TIMEOUT`].
 
 mod api;
+#[cfg(feature = "cri")]
+pub mod cri;
 mod docker;
 mod stream;
 
@@ -64,8 +69,11 @@ pub const MAX_BODY: usize = 1 << 20;
 pub struct ServeOptions {
     /// The unix socket of the Docker Engine API.
     pub docker_socket: PathBuf,
-    /// The group that may use the socket too (mode 0660); `None`: only
-    /// its owner (mode 0600).
+    /// The unix socket of the CRI v1 ImageService (gRPC), when wanted;
+    /// needs the feature `cri`.
+    pub cri_socket: Option<PathBuf>,
+    /// The group that may use the sockets too (mode 0660); `None`: only
+    /// their owner (mode 0600).
     pub socket_group: Option<u32>,
 }
 
@@ -74,6 +82,7 @@ impl ServeOptions {
     pub fn new(docker_socket: impl Into<PathBuf>) -> ServeOptions {
         ServeOptions {
             docker_socket: docker_socket.into(),
+            cri_socket: None,
             socket_group: None,
         }
     }
@@ -112,6 +121,12 @@ pub enum ServeError {
         /// The name given.
         name: String,
     },
+    /// A CRI socket was asked for, but this build has no CRI service.
+    #[error("this imgstore was built without the CRI ImageService (feature `cri`)")]
+    NoCri,
+    /// The gRPC server failed.
+    #[error("the CRI server failed: {0}")]
+    Cri(String),
     /// The runtime or the signal handlers could not start.
     #[error("cannot start the server: {0}")]
     Runtime(#[source] io::Error),
@@ -141,24 +156,73 @@ pub fn group_id(name_or_id: &str) -> Result<u32, ServeError> {
         .ok_or_else(unknown)
 }
 
-/// Serves `store` on the socket of `options` until SIGTERM or SIGINT,
+/// Serves `store` on the sockets of `options` until SIGTERM or SIGINT,
 /// then stops accepting, lets the requests in flight finish and removes
-/// the socket. Blocks the calling thread (it runs its own tokio runtime).
+/// the sockets. Blocks the calling thread (it runs its own tokio runtime).
 pub fn serve(store: Store, options: &ServeOptions) -> Result<(), ServeError> {
+    if options.cri_socket.is_some() && !cfg!(feature = "cri") {
+        return Err(ServeError::NoCri);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
     runtime.block_on(async {
-        let listener = bind(options)?;
-        let shutdown = shutdown_signal().map_err(ServeError::Runtime)?;
-        serve_docker(Arc::new(store), listener, shutdown).await;
+        let store = Arc::new(store);
+        let docker = bind(&options.docker_socket, options.socket_group)?;
+        let cri = match &options.cri_socket {
+            Some(path) => Some(bind(path, options.socket_group)?),
+            None => None,
+        };
+        let signal = shutdown_signal().map_err(ServeError::Runtime)?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let docker = serve_docker(Arc::clone(&store), docker, until_stopped(stopped.clone()));
+        let result = match cri {
+            #[cfg(feature = "cri")]
+            Some(cri) => {
+                let cri = serve_cri(store, cri, until_stopped(stopped));
+                tokio::join!(docker, cri).1
+            }
+            _ => {
+                docker.await;
+                Ok(())
+            }
+        };
         // Gone with the server: a stale socket would refuse the next start's
         // connection test only after a timeout.
         let _ = std::fs::remove_file(&options.docker_socket);
-        Ok(())
+        if let Some(path) = &options.cri_socket {
+            let _ = std::fs::remove_file(path);
+        }
+        result
     })
+}
+
+/// Serves the CRI v1 ImageService on `listener` until `shutdown`
+/// resolves, then lets the calls in flight finish.
+#[cfg(feature = "cri")]
+pub async fn serve_cri(
+    store: Arc<Store>,
+    listener: UnixListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(64)
+        .add_service(cri::CriImageService::server(store))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| ServeError::Cri(e.to_string()))
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -174,24 +238,27 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// The listening socket at `options.docker_socket`, mode 0600 (0660 and
-/// its group with a socket group). A socket left by a server that died is
-/// replaced; one a server answers on is refused.
-pub fn bind(options: &ServeOptions) -> Result<UnixListener, ServeError> {
-    let path = &options.docker_socket;
+/// A listening socket at `path`, mode 0600 (0660 and the group with a
+/// socket group). A socket left by a server that died is replaced; one a
+/// server answers on is refused.
+pub fn bind(path: &Path, socket_group: Option<u32>) -> Result<UnixListener, ServeError> {
     let socket_error = |operation: &'static str| {
         move |source| ServeError::Socket {
-            path: path.clone(),
+            path: path.to_path_buf(),
             operation,
             source,
         }
     };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(ServeError::NotASocket { path: path.clone() });
+            return Err(ServeError::NotASocket {
+                path: path.to_path_buf(),
+            });
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ServeError::SocketInUse { path: path.clone() });
+            return Err(ServeError::SocketInUse {
+                path: path.to_path_buf(),
+            });
         }
         std::fs::remove_file(path).map_err(socket_error("remove the stale socket"))?;
     }
@@ -202,7 +269,7 @@ pub fn bind(options: &ServeOptions) -> Result<UnixListener, ServeError> {
     let staged = staging.join("docker.sock");
     let result = (|| {
         let listener = UnixListener::bind(&staged).map_err(socket_error("bind"))?;
-        let mode = match options.socket_group {
+        let mode = match socket_group {
             Some(group) => {
                 std::os::unix::fs::chown(&staged, None, Some(group))
                     .map_err(socket_error("give its group to"))?;
