@@ -607,3 +607,51 @@ fn socket_group_opens_it_to_the_group() {
         stderr(&twice)
     );
 }
+
+/// `--cri-socket`: a second socket, as private as the first, removed with
+/// it on SIGTERM (the CRI calls themselves: crates/serve/tests/cri.rs).
+#[cfg(feature = "cri")]
+#[test]
+fn cri_socket_is_served_beside_the_docker_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cri = dir.path().join("cri.sock");
+    let mut server = Server::start_with(&[], &["--cri-socket", cri.to_str().expect("utf-8")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(&cri).is_err() {
+        assert!(Instant::now() < deadline, "no CRI socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode = std::fs::metadata(&cri)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(server.stop().success());
+    assert!(!cri.exists() && !server.socket().exists());
+}
+
+/// Without the feature, `--cri-socket` says what the build lacks.
+#[cfg(not(feature = "cri"))]
+#[test]
+fn cri_socket_needs_the_cri_feature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cri = dir.path().join("cri.sock");
+    let refused = imgstore(
+        &dir.path().join("store"),
+        &[
+            "serve",
+            "--docker-socket",
+            dir.path().join("d.sock").to_str().expect("utf-8"),
+            "--cri-socket",
+            cri.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).ends_with(
+            "Error: this imgstore was built without the CRI ImageService (feature `cri`)\n"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+}
