@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imgstore::cri::CriImage;
-use imgstore::refs::reference::Reference;
+use imgstore::refs::reference::{Reference, familiar_parts};
 use imgstore::{RemoveOptions, Store};
 use k8s_cri::v1::image_service_server::{ImageService, ImageServiceServer};
 use k8s_cri::v1::{
@@ -106,10 +106,27 @@ fn to_cri_image(image: &CriImage) -> Image {
     let mut repo_tags = Vec::new();
     let mut repo_digests = Vec::new();
     for reference in &image.references {
-        match Reference::parse_normalized(reference) {
-            Ok(parsed) if parsed.digest().is_some() => repo_digests.push(parsed.to_string()),
-            Ok(parsed) if parsed.tag().is_some() => repo_tags.push(parsed.to_string()),
-            _ => {}
+        // Stored names are in full form: sliced, not parsed (a parse of
+        // each was most of a ListImages of 10k images).
+        let (digest, tag, full) = match familiar_parts(reference) {
+            Some(parts) => (
+                parts.digest.is_some(),
+                parts.tag.is_some(),
+                reference.clone(),
+            ),
+            None => match Reference::parse_normalized(reference) {
+                Ok(parsed) => (
+                    parsed.digest().is_some(),
+                    parsed.tag().is_some(),
+                    parsed.to_string(),
+                ),
+                Err(_) => continue,
+            },
+        };
+        if digest {
+            repo_digests.push(full);
+        } else if tag {
+            repo_tags.push(full);
         }
     }
     let id = image

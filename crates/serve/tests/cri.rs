@@ -264,3 +264,108 @@ async fn pinned_images_say_so_and_image_fs_info_measures_the_store() {
     );
     assert!(usage.timestamp > 1_600_000_000_000_000_000);
 }
+
+/// Timings on a large store (not run by default): `IMGSTORE_BENCH_STORE=DIR
+/// cargo test --release -p imgstore-serve --features cri --test cri --
+/// --ignored --nocapture`. Times, through the tonic client on the socket,
+/// `ImageStatus` of names spread over the store, `ListImages`, and 8
+/// concurrent clients of `ImageStatus`; prints the percentiles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs IMGSTORE_BENCH_STORE, a large store"]
+async fn timings_on_a_large_store() {
+    use std::time::{Duration, Instant};
+    let root =
+        PathBuf::from(std::env::var_os("IMGSTORE_BENCH_STORE").expect("IMGSTORE_BENCH_STORE"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&root).expect("open the bench store"));
+    let socket = dir.path().join("cri.sock");
+    let listener = imgstore_serve::bind(&socket, None).expect("bind");
+    tokio::spawn(imgstore_serve::serve_cri(
+        Arc::clone(&store),
+        listener,
+        std::future::pending(),
+    ));
+    let connect = || {
+        let socket = socket.clone();
+        async move {
+            let channel = Endpoint::try_from("http://[::]:50051")
+                .expect("endpoint")
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(socket).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .expect("connect");
+            ImageServiceClient::new(channel)
+        }
+    };
+    let mut client = connect().await;
+    let names: Vec<String> = store.names().expect("names");
+    let percentiles = |mut times: Vec<Duration>| {
+        times.sort();
+        let at = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+        format!(
+            "p50 {:?} p99 {:?} max {:?} (n={})",
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            times.len()
+        )
+    };
+    let mut times = Vec::new();
+    for name in names.iter().step_by((names.len() / 1000).max(1)) {
+        let start = Instant::now();
+        let image = status(&mut client, name, false).await.image;
+        times.push(start.elapsed());
+        assert!(image.is_some(), "{name}");
+    }
+    println!("ImageStatus, {} names: {}", names.len(), percentiles(times));
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        let listed = client
+            .list_images(ListImagesRequest { filter: None })
+            .await
+            .expect("ListImages")
+            .into_inner()
+            .images;
+        times.push(start.elapsed());
+        assert!(!listed.is_empty());
+    }
+    println!("ListImages: {}", percentiles(times));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for worker in 0..8 {
+        let mut client = connect().await;
+        let names = names.clone();
+        clients.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            for name in names.iter().skip(worker).step_by(8).take(2000) {
+                let start = Instant::now();
+                client
+                    .image_status(ImageStatusRequest {
+                        image: spec(name),
+                        verbose: false,
+                    })
+                    .await
+                    .expect("ImageStatus");
+                times.push(start.elapsed());
+            }
+            times
+        }));
+    }
+    let mut all = Vec::new();
+    for client in clients {
+        all.extend(client.await.expect("client"));
+    }
+    let count = all.len();
+    println!(
+        "8 concurrent clients, {count} ImageStatus in {:?} ({:.0}/s): {}",
+        started.elapsed(),
+        count as f64 / started.elapsed().as_secs_f64(),
+        percentiles(all)
+    );
+}
