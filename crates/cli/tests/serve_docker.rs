@@ -516,6 +516,15 @@ fn bad_requests_get_docker_errors_and_the_server_stays_up() {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400"));
+    // Slow clients that never finish their headers (slowloris) hold a
+    // connection each, until the header timeout; others are still served.
+    let mut slow: Vec<UnixStream> = (0..8)
+        .map(|_| {
+            let mut stream = UnixStream::connect(&socket).expect("connect");
+            let _ = stream.write_all(b"GET /v1.41/images/json HTTP/1.1\r\nHost: d\r\nX-Slow: ");
+            stream
+        })
+        .collect();
     // Still serving.
     assert_eq!(
         stdout(&server.docker(&["images", "-q"])),
@@ -527,6 +536,9 @@ fn bad_requests_get_docker_errors_and_the_server_stays_up() {
     let (status, body) = get(&socket, "/info");
     assert_eq!(status, 200);
     assert!(body.contains("\"Images\":3"), "{body}");
+    for stream in &mut slow {
+        let _ = stream.write_all(b"1\r\n");
+    }
 }
 
 #[test]
