@@ -162,6 +162,9 @@ pub enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Serve the store to the docker CLI: the Docker Engine API's image
+    /// endpoints on a unix socket, until SIGTERM or SIGINT.
+    Serve(ServeArgs),
     /// Manage images (Docker's `docker image` commands).
     Image {
         /// What to do.
@@ -380,6 +383,23 @@ pub struct RmiArgs {
     /// Names or (short) IDs.
     #[arg(required = true)]
     pub images: Vec<String>,
+}
+
+/// `serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The Docker Engine API socket (then `DOCKER_HOST=unix://PATH docker
+    /// images`) [default: <root>/docker.sock].
+    #[arg(long, value_name = "PATH")]
+    pub docker_socket: Option<PathBuf>,
+    /// Also serve the CRI v1 ImageService (gRPC) on this socket (builds
+    /// with the feature `cri`).
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
+    /// Let this group (name or ID) use the socket too: mode 0660 instead
+    /// of 0600.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
 }
 
 /// `prune`'s arguments.

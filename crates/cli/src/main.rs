@@ -38,9 +38,9 @@ use imgstore::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use imgstore_cli::args::{BackendArg, Cli, Command, ImagesArgs, SaveArgs, SaveFormat};
+use imgstore_cli::args::{BackendArg, Cli, Command, ImagesArgs, SaveArgs, SaveFormat, ServeArgs};
 
-use crate::print::{df, familiar, fsck, gc, history, images, inspect, layers, pin, prune, rmi};
+use crate::print::{df, fsck, gc, history, images, inspect, layers, pin, prune, rmi};
 
 /// mimalloc: a listing or an open of 10k images makes some 100k small
 /// allocations; with it the whole `images -q` process took 13 ms instead
@@ -89,6 +89,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Login(args) => return registry::login(args),
         Command::Logout { server } => return registry::logout(server.as_deref()),
+        Command::Serve(args) if args.socket_group.is_some() => {
+            // A bad group is a usage error, before the store opens.
+            let group = args.socket_group.as_deref().unwrap_or_default();
+            imgstore_serve::group_id(group).map_err(|e| e.to_string())?;
+        }
         Command::Load(args) if reads_stdin(&args.inputs) && std::io::stdin().is_terminal() => {
             return Err("requested load from stdin, but stdin is empty".to_owned());
         }
@@ -110,7 +115,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         namespace: cli.namespace.clone(),
         // Only `load` and `pull` make a store; every other command on a root that
         // holds none says so (a mistyped --root creates nothing).
-        create: matches!(command, Command::Load(_) | Command::Pull(_)),
+        create: matches!(
+            command,
+            Command::Load(_) | Command::Pull(_) | Command::Serve(_)
+        ),
         ..Options::default()
     };
     let out = std::io::stdout();
@@ -158,6 +166,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Prune(args) => prune(&store, args.all, args.force, &mut out),
         Command::Gc => gc(&store, &mut out),
         Command::Fsck { repair } => fsck(&store, repair, &mut out),
+        Command::Serve(args) => return serve(store, &root, &args),
         Command::Image { .. }
         | Command::System { .. }
         | Command::Completion { .. }
@@ -176,6 +185,28 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     // recovers from, which every committed write survives.
     std::mem::forget(store);
     result
+}
+
+/// `imgstore serve`: hands the open store to the server until a signal.
+fn serve(store: Store, root: &Path, args: &ServeArgs) -> Result<ExitCode, String> {
+    let socket = args
+        .docker_socket
+        .clone()
+        .unwrap_or_else(|| root.join("docker.sock"));
+    let mut options = imgstore_serve::ServeOptions::new(&socket);
+    options.cri_socket = args.cri_socket.clone();
+    if let Some(group) = &args.socket_group {
+        options.socket_group = Some(imgstore_serve::group_id(group).map_err(|e| e.to_string())?);
+    }
+    eprintln!(
+        "Serving the Docker Engine API on unix://{}",
+        socket.display()
+    );
+    if let Some(cri) = &options.cri_socket {
+        eprintln!("Serving the CRI ImageService on unix://{}", cri.display());
+    }
+    imgstore_serve::serve(store, &options).map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `-` names standard input or output, as for Docker's `-i` and `-o`.
@@ -249,20 +280,8 @@ fn load(
         };
         match result {
             Ok(imported) => {
-                for image in imported {
-                    for (name, previous) in &image.renamed {
-                        let _ = writeln!(
-                            out,
-                            "The image {} already exists, renaming the old one with ID {previous} to empty string",
-                            familiar(name)
-                        );
-                    }
-                    if image.names.is_empty() {
-                        let _ = writeln!(out, "Loaded image ID: {}", image.id);
-                    }
-                    for name in &image.names {
-                        let _ = writeln!(out, "Loaded image: {}", familiar(name));
-                    }
+                for line in imported.iter().flat_map(imgstore::Imported::load_messages) {
+                    let _ = writeln!(out, "{line}");
                 }
             }
             Err(e) => {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use imgstore::image::time::parse_rfc3339;
 use imgstore::refs::reference::{FamiliarParts, Reference, familiar_parts};
-use imgstore::{ImageSummary, ImageUsage, RemoveOptions, RemoveReport, Store};
+use imgstore::{ImageSummary, ImageUsage, RemoveOptions, RemoveReport, Removed, Store};
 use serde_json::{Value, json};
 
 use crate::format::{
@@ -279,7 +279,7 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<
     let listed = store
         .list_images(&image_query(args))
         .map_err(|e| e.to_string())?;
-    let targets: BTreeMap<String, String> = if args.digests {
+    let targets: BTreeMap<String, String> = if needs_digests(args) {
         store
             .name_digests()
             .map_err(|e| e.to_string())?
@@ -290,6 +290,16 @@ pub fn images(store: &Store, args: &ImagesArgs, out: &mut impl Write) -> Result<
         BTreeMap::new()
     };
     print_images(&listed, &targets, args, out)
+}
+
+/// Whether the rows carry their digests: with `--digests`, or when a
+/// `--format` template shows them (Docker's `needDigest`).
+fn needs_digests(args: &ImagesArgs) -> bool {
+    args.digests
+        || args
+            .format
+            .as_deref()
+            .is_some_and(|format| format.contains("{{.Digest}}"))
 }
 
 /// Prints the listed images: JSON lines, or a template run on Docker's
@@ -337,7 +347,7 @@ pub fn print_images(
     }
     let mut rows = Vec::new();
     for summary in listed {
-        for row in image_rows(summary, targets, args.digests) {
+        for row in image_rows(summary, targets, needs_digests(args)) {
             rows.push(object(docker_image_row(summary, row, id(summary), now)));
         }
     }
@@ -653,25 +663,15 @@ pub fn rmi(store: &Store, args: &RmiArgs, out: &mut impl Write) -> ExitCode {
     code
 }
 
-/// Docker's lines for one image removed: its names untagged, then the
-/// image and the layers freed with it, top first (`Deleted: <chain ID>`).
+/// Docker's lines for one image removed ([`RemoveReport::docker_lines`]),
+/// with its words for them (`Untagged`, or `untagged` in a prune report).
 fn removed_lines(report: &RemoveReport, untagged: &str, deleted: &str) -> String {
     let mut text = String::new();
-    for name in &report.untagged {
-        text.push_str(&format!("{untagged}: {}\n", familiar(name)));
-    }
-    // Each image, then the layers it freed, as Docker prints them.
-    let mut layers = report.deleted_layers.iter();
-    for (i, id) in report.deleted.iter().enumerate() {
-        text.push_str(&format!("{deleted}: {id}\n"));
-        let freed = report.deleted_layer_counts.get(i).copied().unwrap_or(0);
-        for layer in layers.by_ref().take(freed) {
-            text.push_str(&format!("{deleted}: {layer}\n"));
+    for line in report.docker_lines() {
+        match line {
+            Removed::Untagged(name) => text.push_str(&format!("{untagged}: {name}\n")),
+            Removed::Deleted(id) => text.push_str(&format!("{deleted}: {id}\n")),
         }
-    }
-    // Layers no count attributes (a report built by hand) come last.
-    for layer in layers {
-        text.push_str(&format!("{deleted}: {layer}\n"));
     }
     text
 }

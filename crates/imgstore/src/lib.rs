@@ -65,6 +65,7 @@
 mod any_backend;
 mod archive;
 mod changes;
+mod docker;
 mod error;
 mod export;
 mod fsck;
@@ -86,6 +87,7 @@ mod usage;
 mod view;
 
 pub use any_backend::AnyBackend;
+pub use docker::{Removed, RepoNames, repo_names};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, ExportReport, ExportedImage};
 pub use fsck::{FsckProblem, FsckReport};
