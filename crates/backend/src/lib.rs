@@ -152,4 +152,26 @@ pub trait StoreBackend: Send + Sync {
     /// nothing is stored); the returned digest is always sha256. Empty input is
     /// `InvalidArgument`. Durable when it returns Ok.
     fn write_blob(&self, expected: Option<&Digest>, reader: &mut dyn Read) -> Result<BlobInfo>;
+
+    /// [`set`](Self::set) whose durability waits for the next record batch:
+    /// the content is stored and readable (by every process) when this
+    /// returns Ok, and durable once a later [`RecordStore::apply`] of the
+    /// same backend returned Ok, which makes every such write durable
+    /// before its batch commits. So a record never becomes durable before
+    /// the blob it names, and an import of many blobs pays for one sync,
+    /// not one per file. The default is `set`, durable at once.
+    fn set_deferred(&self, data: &[u8]) -> Result<Digest> {
+        self.set(data)
+    }
+
+    /// [`write_blob`](Self::write_blob) whose durability waits for the next
+    /// record batch, as [`set_deferred`](Self::set_deferred). The default
+    /// is `write_blob`, durable at once.
+    fn write_blob_deferred(
+        &self,
+        expected: Option<&Digest>,
+        reader: &mut dyn Read,
+    ) -> Result<BlobInfo> {
+        self.write_blob(expected, reader)
+    }
 }

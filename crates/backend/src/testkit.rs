@@ -159,6 +159,7 @@ macro_rules! __testkit_cases {
             blob::write_blob_across_write_back_chunks_round_trips,
             blob::write_blob_failed_write_back_stores_nothing,
             blob::write_blob_matches_set,
+            blob::deferred_writes_are_stored_at_once_and_survive_a_batch,
             blob::write_blob_wrong_expected_is_corruption_and_stores_nothing,
             blob::write_blob_expected_of_other_algorithm,
             blob::write_blob_empty_is_invalid_argument,

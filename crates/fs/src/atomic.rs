@@ -1,5 +1,6 @@
 //! Durable atomic file writes: a `.tmp-` file in the target's directory,
-//! written, fsynced, renamed over the target, then the directory fsynced.
+//! written, fsynced, renamed over the target, then the directory fsynced
+//! (or, deferred, renamed only: see `FsBackend::set_deferred`).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -88,6 +89,16 @@ impl<'a> TempFile<'a> {
         self.committed = true;
         fault::sync("fs: fsync directory after rename")?;
         self.dir.sync_all()
+    }
+
+    /// Renames over `target` without an fsync: the bytes and the name are
+    /// durable only after a later sync of the filesystem (the backend's
+    /// deferred writes, made durable before its next record batch).
+    pub(crate) fn commit_deferred(mut self, target: &str) -> io::Result<()> {
+        fault::rename("fs: rename temp file into place")?;
+        sys::rename(self.dir, &self.name, target)?;
+        self.committed = true;
+        Ok(())
     }
 }
 

@@ -17,7 +17,10 @@
 //! write. Every write is durable and atomic: a `.tmp-*` file in the target's
 //! directory is written, fsynced, renamed into place, and the directory is
 //! fsynced; `walk` never lists temporary files and opening removes leftovers
-//! of interrupted writes. Every read re-hashes the content. Records live in
+//! of interrupted writes. `set_deferred` and `write_blob_deferred` skip the
+//! fsyncs (temp file and rename only); the backend's next record batch first
+//! makes them durable with one `syncfs(2)` of the filesystem, so a record
+//! is never durable before the blob it names. Every read re-hashes the content. Records live in
 //! memory, backed by an append-only log of checksummed batch frames (fsynced
 //! per batch) that is compacted into a snapshot; keys never become paths.
 //!

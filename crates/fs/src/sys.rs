@@ -58,6 +58,16 @@ fn retry<F: FnMut() -> libc::c_int>(mut call: F) -> io::Result<libc::c_int> {
     }
 }
 
+/// `syncfs(2)` of the filesystem holding `file`: every dirty page and
+/// inode of it written and the journal committed. Since Linux 5.8 it
+/// reports a writeback error of any file of the filesystem seen since
+/// `file` was opened (the superblock's error sequence), so a deferred
+/// write that failed on its way to the disk fails the call.
+pub(crate) fn syncfs(file: &File) -> io::Result<()> {
+    // SAFETY: syncfs takes a valid descriptor, which `file` keeps open.
+    retry(|| unsafe { libc::syncfs(file.as_raw_fd()) }).map(drop)
+}
+
 /// The error for an entry that is there but is not what the store keeps
 /// (a symlink, a FIFO, a device, a directory where a file belongs): kind
 /// `NotFound`, as `walk` and `contains` see it, with the reason.

@@ -76,6 +76,14 @@ pub enum ImageError {
         /// The config's `os`.
         os: String,
     },
+    /// A staged batch whose precondition on an image's summary no longer
+    /// held when it was committed (the image created or deleted by another
+    /// store meanwhile); nothing was written.
+    #[error("image record images/{key} changed since it was read; nothing was written")]
+    Conflict {
+        /// The summary's key (the image ID's 64 hex digits).
+        key: String,
+    },
     /// The layer store refused (e.g. the top layer is not registered).
     #[error("failed to get layer: {0}")]
     Layer(#[from] imgstore_layer::LayerError),
@@ -98,6 +106,7 @@ impl ImageError {
             ImageError::CorruptMetadata { .. } | ImageError::CorruptRecord { .. } => {
                 ErrorKind::DataCorruption
             }
+            ImageError::Conflict { .. } => ErrorKind::Conflict,
             ImageError::Layer(e) => e.kind(),
             ImageError::Backend(e) => e.kind(),
         }

@@ -46,7 +46,7 @@ pub mod time;
 pub use check::{ImageProblem, LayerHolders};
 pub use error::ImageError;
 pub use image::{History, Image, ImageId, RootFs};
-pub use store::{ImageStore, Store};
+pub use store::{ImageStaging, ImageStore, StagedImage, Store};
 pub use summary::{
     CHILDREN_BUCKET, IMAGES_BUCKET, SUMMARY_FORMAT, Summary, image_of_layer_holder, layer_holder,
 };

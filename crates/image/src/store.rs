@@ -2,13 +2,13 @@
 //! layer store. It keeps no state in memory: every call reads the records
 //! it concerns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use imgstore_backend::{Batch, ErrorKind, Precondition, RecordStore, StoreBackend};
 use imgstore_digest::Algorithm;
-use imgstore_layer::{ChainId, LayerError, LayerGetReleaser, LayerMetadata};
+use imgstore_layer::{ChainId, LayerError, LayerGetReleaser, LayerMetadata, LayerStaging};
 
 use crate::summary::{
     CHILDREN_BUCKET, ChainSizes, IMAGES_BUCKET, Summary, child_key, holder, id_of_key, image_key,
@@ -160,12 +160,22 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> Store<B, L> {
     /// [`LayerGetReleaser::lookup`]; a missing layer (or a chain deeper than
     /// [`MAX_PARENT_DEPTH`]) is [`LayerError::NotFound`] naming it.
     pub(crate) fn chain_sizes(&self, top: Option<&ChainId>) -> Result<ChainSizes> {
+        self.chain_sizes_in(top, &LayerStaging::new())
+    }
+
+    /// [`chain_sizes`](Self::chain_sizes) of a chain whose upper layers may
+    /// be staged in `staged`, not committed yet.
+    fn chain_sizes_in(&self, top: Option<&ChainId>, staged: &LayerStaging) -> Result<ChainSizes> {
         let mut sizes = ChainSizes::default();
         let mut current = top.cloned();
         let mut depth = 0;
         while let Some(chain_id) = current {
             depth += 1;
-            let layer = match self.layers.lookup(&chain_id)? {
+            let found = match staged.layer(&chain_id) {
+                Some(layer) => Some(layer.clone()),
+                None => self.layers.lookup(&chain_id)?,
+            };
+            let layer = match found {
                 Some(layer) if depth <= MAX_PARENT_DEPTH => layer,
                 _ => return Err(LayerError::NotFound { chain_id }.into()),
             };
@@ -174,6 +184,109 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> Store<B, L> {
             current = layer.parent().cloned();
         }
         Ok(sizes)
+    }
+
+    /// [`create`](ImageStore::create) into caller's batches, as an import of
+    /// many images does, so that they commit together: stores the config
+    /// (deferred: durable before the image backend's next batch), stages
+    /// the image's hold on its top layer into `layer_batch` (the content
+    /// backend's, with `layers`; the chain may be staged there too) and
+    /// its summary and child link into `batch` (this backend's). Nothing
+    /// is visible until `batch` commits ([`commit`](Self::commit)), which
+    /// must come after `layer_batch`'s: the image exists iff its summary
+    /// does, and a summary never names a top layer nothing holds. A crash
+    /// between the two commits leaves holds (and configs) no summary
+    /// names, which gc collects; never a half image.
+    ///
+    /// Preconditions: the summary absent (a stored image stages only a
+    /// check that it is still there, and reports `created: false`), a
+    /// stored parent present; an image staged twice in one `staging` is
+    /// staged once. A refused config (`InvalidConfig`, `UnsupportedOs`)
+    /// or a missing layer fails before anything is written.
+    pub fn stage_create(
+        &self,
+        config: &[u8],
+        layers: &mut LayerStaging,
+        layer_batch: &mut Batch,
+        staging: &mut ImageStaging,
+        batch: &mut Batch,
+    ) -> Result<StagedImage> {
+        let image = Image::from_config(config)?;
+        if let Some(refused) = refuse_os(&image) {
+            return Err(refused);
+        }
+        let id = image.id().clone();
+        let Some(key) = image_key(&id).map(str::to_owned) else {
+            return Err(not_found(&id));
+        };
+        let top = image.top_chain_id().cloned();
+        let staged = |created| StagedImage {
+            id: id.clone(),
+            created,
+            top: top.clone(),
+        };
+        if staging.summaries.contains_key(&id) {
+            return Ok(staged(false));
+        }
+        if self.summary_record(&id)?.is_some() {
+            batch.require(IMAGES_BUCKET, &key, Precondition::Present);
+            staging.summaries.insert(id.clone(), None);
+            return Ok(staged(false));
+        }
+        // Read the layers before writing: a missing layer leaves no trace.
+        let sizes = self.chain_sizes_in(top.as_ref(), layers)?;
+        let parent = match read_parent(&*self.backend, &id)? {
+            Some(parent)
+                if (staging.summaries.get(&parent).is_some_and(Option::is_some)
+                    || self.summary_record(&parent)?.is_some())
+                    && !self.is_ancestor_or_self(&id, &parent)? =>
+            {
+                Some(parent)
+            }
+            _ => None,
+        };
+        let summary = Summary::of(&image, parent.clone(), sizes);
+        self.backend.set_deferred(config)?;
+        if let Some(top) = &top {
+            self.layers
+                .stage_hold(top, &holder(&id), layers, layer_batch)?;
+        }
+        batch.require_absent(IMAGES_BUCKET, &key);
+        batch.put(IMAGES_BUCKET, &key, summary.encode());
+        if let Some(parent) = &parent
+            && let Some(parent_key) = image_key(parent)
+        {
+            if !staging.summaries.contains_key(parent) {
+                batch.require(IMAGES_BUCKET, parent_key, Precondition::Present);
+            }
+            batch.put(CHILDREN_BUCKET, &child_key(parent, &id), Vec::new());
+        }
+        staging.summaries.insert(id.clone(), Some(summary));
+        Ok(staged(true))
+    }
+
+    /// Commits a batch of [`stage_create`](Self::stage_create)s (after the
+    /// layer batch holding their holds), atomically: the configs written
+    /// deferred are made durable first (by the backend). A precondition on
+    /// a summary that no longer holds (an image created or deleted by
+    /// another store meanwhile) is [`ImageError::Conflict`] naming it;
+    /// nothing is written when this fails.
+    pub fn commit(&self, batch: &Batch) -> Result<()> {
+        let _writer = self.lock_writer();
+        self.backend.apply(batch).map_err(|e| {
+            let (imgstore_backend::Error::AlreadyExists { subject }
+            | imgstore_backend::Error::NotFound { subject }
+            | imgstore_backend::Error::Conflict { subject, .. }) = &e
+            else {
+                return e.into();
+            };
+            match subject {
+                imgstore_backend::Subject::Record { bucket, key } if bucket == IMAGES_BUCKET => {
+                    ImageError::Conflict { key: key.clone() }
+                }
+                _ => e.into(),
+            }
+        })
     }
 
     /// True when `ancestor` is `start` or one of its ancestors, walking the
@@ -205,6 +318,49 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> Store<B, L> {
         }
         Ok(Some(parent))
     }
+}
+
+/// Images staged into a caller's batch by [`Store::stage_create`], not
+/// committed yet: what later stagings into the same batch see (an image
+/// given twice, a parent staged before its child).
+#[derive(Debug, Default)]
+pub struct ImageStaging {
+    /// Each image staged: its new summary, or `None` when it was stored
+    /// already (only checked).
+    summaries: HashMap<ImageId, Option<Summary>>,
+}
+
+impl ImageStaging {
+    /// Nothing staged.
+    pub fn new() -> ImageStaging {
+        ImageStaging::default()
+    }
+
+    /// The images the batch creates, in no particular order.
+    pub fn created(&self) -> impl Iterator<Item = &ImageId> {
+        self.summaries
+            .iter()
+            .filter(|(_, summary)| summary.is_some())
+            .map(|(id, _)| id)
+    }
+
+    /// True when nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.summaries.is_empty()
+    }
+}
+
+/// What [`Store::stage_create`] staged for one config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedImage {
+    /// The image ID (the config's digest).
+    pub id: ImageId,
+    /// True when the batch creates the image; false when it was stored
+    /// already (or staged earlier in the same batch).
+    pub created: bool,
+    /// The top layer the image holds (`image:<hex>`), `None` for an image
+    /// without layers.
+    pub top: Option<ChainId>,
 }
 
 /// The `parent` metadata of `id`: `None` when unset or not an image ID.

@@ -68,13 +68,15 @@ impl AnyBackend {
 
     /// Makes every write that returned Ok durable against a power loss and
     /// folds SQLite's write-ahead log into the database
-    /// ([`SqliteBackend::checkpoint`]); nothing for the filesystem backend,
-    /// which syncs every write before returning, nor for PostgreSQL, whose
-    /// commits are durable when they return.
+    /// ([`SqliteBackend::checkpoint`]); for the filesystem backend, which
+    /// syncs every other write before returning, the blob writes deferred
+    /// since its last record batch ([`FsBackend::sync_deferred`]); nothing
+    /// for PostgreSQL, whose commits are durable when they return.
     pub fn make_durable(&self) -> Result<()> {
         match self {
             AnyBackend::Sqlite(b) => b.checkpoint(),
-            AnyBackend::Fs(_) | AnyBackend::Postgres(_) => Ok(()),
+            AnyBackend::Fs(b) => b.sync_deferred(),
+            AnyBackend::Postgres(_) => Ok(()),
             #[cfg(feature = "testkit")]
             AnyBackend::Faulty(b) => b.inner().make_durable(),
         }
@@ -135,6 +137,16 @@ impl StoreBackend for AnyBackend {
     }
     fn write_blob(&self, expected: Option<&Digest>, reader: &mut dyn Read) -> Result<BlobInfo> {
         forward!(self, b => b.write_blob(expected, reader))
+    }
+    fn set_deferred(&self, data: &[u8]) -> Result<Digest> {
+        forward!(self, b => b.set_deferred(data))
+    }
+    fn write_blob_deferred(
+        &self,
+        expected: Option<&Digest>,
+        reader: &mut dyn Read,
+    ) -> Result<BlobInfo> {
+        forward!(self, b => b.write_blob_deferred(expected, reader))
     }
 }
 

@@ -22,8 +22,8 @@ use std::sync::Arc;
 use flate2::write::MultiGzDecoder;
 use imgstore_backend::{Batch, StoreBackend};
 use imgstore_digest::{Algorithm, Digest, Digester};
-use imgstore_image::{ImageId, ImageStore};
-use imgstore_layer::{BlobRef, ChainId, LayerGetReleaser, NewLayer};
+use imgstore_image::{ImageId, ImageStaging, ImageStore, layer_holder};
+use imgstore_layer::{BlobRef, ChainId, LayerStaging, NewLayer};
 use imgstore_refs::{Descriptor, ImageRecord, TargetChange};
 use serde::Deserialize;
 use serde_json::Value;
@@ -363,11 +363,18 @@ impl Plan {
     }
 }
 
+/// How many images of an import are staged into one layer batch and one
+/// image batch: an import of 1000 images commits twice (plus its names),
+/// not five times per image, while the batches of a far larger one stay a
+/// few MiB.
+const IMAGES_PER_BATCH: usize = 1024;
+
 /// What apply changed, to undo on failure.
 #[derive(Default)]
 struct Undo {
-    /// Transient layer references taken by `register`, in order.
-    taken: Vec<ChainId>,
+    /// Images whose hold on their top layer is committed but whose summary
+    /// is not (their image batch failed): the holds to drop.
+    held: Vec<(ChainId, ImageId)>,
     created_images: Vec<ImageId>,
     created_names: Vec<String>,
     /// Names moved, with the record as it was.
@@ -1030,8 +1037,103 @@ impl Store {
         // Diff IDs of layer blobs already streamed by this import.
         let mut streamed: HashMap<Digest, DiffInfo> = HashMap::new();
         let mut imported = Vec::with_capacity(plan.images.len());
-        for image in &plan.images {
-            self.content.set(&image.config_bytes)?;
+        for images in plan.images.chunks(IMAGES_PER_BATCH) {
+            self.store_images(layout, images, &mut streamed, undo, &mut imported)?;
+        }
+        // Written deferred: the names' batch below makes them durable first.
+        for index in &plan.indexes {
+            self.content.set_deferred(index)?;
+        }
+        // Every name in one batch: one commit however many names.
+        let targets = plan
+            .names
+            .iter()
+            .map(|(name, target)| Ok((name.clone(), target.to_descriptor()?)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut batch = Batch::new();
+        let changes = self
+            .refs
+            .stage_set_targets(&self.namespace, &targets, &mut batch)?;
+        // Each distinct name with its last target, in the order first given
+        // (as `stage_set_targets` reports them), and its record as the
+        // batch leaves it: what the name index is derived from, in the
+        // same batch.
+        let mut last: std::collections::HashMap<&str, &Descriptor> =
+            std::collections::HashMap::new();
+        let mut names: Vec<&String> = Vec::new();
+        for (name, target) in &targets {
+            if last.insert(name.as_str(), target).is_none() {
+                names.push(name);
+            }
+        }
+        let mut records = Vec::with_capacity(names.len());
+        for (name, change) in names.iter().zip(&changes) {
+            let target = last.get(name.as_str()).copied().cloned();
+            records.push(match (change, target) {
+                (TargetChange::Moved(old), Some(target)) => {
+                    let mut moved = ImageRecord::clone(old);
+                    moved.target = target;
+                    moved
+                }
+                (TargetChange::Created, Some(target)) => ImageRecord::new(name.as_str(), target),
+                _ => ImageRecord::clone(&*self.refs.get(&self.namespace, name)?),
+            });
+        }
+        let index: Vec<(&str, Option<&ImageRecord>)> = names
+            .iter()
+            .zip(&records)
+            .map(|(name, record)| (name.as_str(), Some(record)))
+            .collect();
+        self.stage_names(&mut batch, &self.namespace, &index)?;
+        // What a moved name meant before: read before the batch commits.
+        for (name, change) in names.iter().zip(&changes) {
+            if let TargetChange::Moved(_) = change
+                && let Some(previous) = self.image_of_name(name)?
+            {
+                for image in imported.iter_mut() {
+                    if image.names.contains(name) && image.id != previous {
+                        image.renamed.push(((*name).clone(), previous.clone()));
+                    }
+                }
+            }
+        }
+        self.refs.commit(&batch)?;
+        for (name, change) in names.iter().zip(changes) {
+            match change {
+                TargetChange::Created => undo.created_names.push((*name).clone()),
+                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
+                TargetChange::Unchanged => {}
+            }
+        }
+        Ok(imported)
+    }
+
+    /// Stores the blobs of `images` (deferred: not synced one by one),
+    /// stages their layers, holds and summaries, and commits them in two
+    /// batches: the layer records and the images' holds on their top
+    /// layers (content backend), then the summaries and child links (image
+    /// backend). Each backend syncs the blobs written deferred before its
+    /// batch, so no record is durable before the blob it names; a crash
+    /// between the two leaves layers and holds no summary names (gc's),
+    /// never a half image. No transient layer reference is taken: every
+    /// staged layer is held in the same batch (a child's `layer:` holder
+    /// or its image's `image:` hold).
+    fn store_images(
+        &self,
+        layout: &Layout<'_>,
+        images: &[PlannedImage],
+        streamed: &mut HashMap<Digest, DiffInfo>,
+        undo: &mut Undo,
+        imported: &mut Vec<Imported>,
+    ) -> Result<()> {
+        let mut layers = LayerStaging::new();
+        let mut layer_batch = Batch::new();
+        let mut staged_images = ImageStaging::new();
+        let mut image_batch = Batch::new();
+        let mut created: Vec<(ChainId, ImageId)> = Vec::new();
+        let mut created_bare: Vec<ImageId> = Vec::new();
+        for image in images {
+            self.content.set_deferred(&image.config_bytes)?;
             let present = self.layers_present(layout, image);
             // Like Docker, a pull of an image already stored says nothing
             // per layer (and downloads nothing).
@@ -1096,99 +1198,52 @@ impl Store {
                 if let Some(files_size) = info.files_size {
                     new = new.with_files_size(files_size);
                 }
-                let registered = self.layers.register(new, parent.as_ref())?;
-                let chain_id = registered.chain_id().clone();
-                undo.taken.push(chain_id.clone());
-                parent = Some(chain_id);
+                let registered = self.layers.stage_register(
+                    new,
+                    parent.as_ref(),
+                    &mut layers,
+                    &mut layer_batch,
+                )?;
+                parent = Some(registered.chain_id().clone());
                 if downloaded {
                     layout.report(&layer.desc.digest, LayerStatus::PullComplete);
                 }
             }
-            let id = ImageId::of_config(&image.config_bytes);
-            let existed = self.images.summary(&id)?.is_some();
-            self.images.create(&image.config_bytes)?;
-            if !existed {
-                undo.created_images.push(id.clone());
+            let staged = self.images.stage_create(
+                &image.config_bytes,
+                &mut layers,
+                &mut layer_batch,
+                &mut staged_images,
+                &mut image_batch,
+            )?;
+            if staged.created {
+                match &staged.top {
+                    Some(top) => created.push((top.clone(), staged.id.clone())),
+                    None => created_bare.push(staged.id.clone()),
+                }
             }
-            self.content.set(&image.manifest_bytes)?;
+            self.content.set_deferred(&image.manifest_bytes)?;
             imported.push(Imported {
-                id,
+                id: staged.id,
                 manifest: image.manifest.digest.clone(),
                 names: image.names.clone(),
                 top_chain_id: parent,
-                created: !existed,
+                created: staged.created,
                 renamed: Vec::new(),
             });
         }
-        for index in &plan.indexes {
-            self.content.set(index)?;
+        if !layer_batch.is_empty() {
+            self.layers.commit(&layer_batch, &layers)?;
         }
-        // Every name in one batch: one commit however many names.
-        let targets = plan
-            .names
-            .iter()
-            .map(|(name, target)| Ok((name.clone(), target.to_descriptor()?)))
-            .collect::<Result<Vec<_>>>()?;
-        let mut batch = Batch::new();
-        let changes = self
-            .refs
-            .stage_set_targets(&self.namespace, &targets, &mut batch)?;
-        // Each distinct name with its last target, in the order first given
-        // (as `stage_set_targets` reports them), and its record as the
-        // batch leaves it: what the name index is derived from, in the
-        // same batch.
-        let mut last: std::collections::HashMap<&str, &Descriptor> =
-            std::collections::HashMap::new();
-        let mut names: Vec<&String> = Vec::new();
-        for (name, target) in &targets {
-            if last.insert(name.as_str(), target).is_none() {
-                names.push(name);
-            }
+        let holds = created.len();
+        undo.held.extend(created);
+        if !image_batch.is_empty() {
+            self.images.commit(&image_batch)?;
         }
-        let mut records = Vec::with_capacity(names.len());
-        for (name, change) in names.iter().zip(&changes) {
-            let target = last.get(name.as_str()).copied().cloned();
-            records.push(match (change, target) {
-                (TargetChange::Moved(old), Some(target)) => {
-                    let mut moved = ImageRecord::clone(old);
-                    moved.target = target;
-                    moved
-                }
-                (TargetChange::Created, Some(target)) => ImageRecord::new(name.as_str(), target),
-                _ => ImageRecord::clone(&*self.refs.get(&self.namespace, name)?),
-            });
-        }
-        let index: Vec<(&str, Option<&ImageRecord>)> = names
-            .iter()
-            .zip(&records)
-            .map(|(name, record)| (name.as_str(), Some(record)))
-            .collect();
-        self.stage_names(&mut batch, &self.namespace, &index)?;
-        // What a moved name meant before: read before the batch commits.
-        for (name, change) in names.iter().zip(&changes) {
-            if let TargetChange::Moved(_) = change
-                && let Some(previous) = self.image_of_name(name)?
-            {
-                for image in imported.iter_mut() {
-                    if image.names.contains(name) && image.id != previous {
-                        image.renamed.push(((*name).clone(), previous.clone()));
-                    }
-                }
-            }
-        }
-        self.refs.commit(&batch)?;
-        for (name, change) in names.iter().zip(changes) {
-            match change {
-                TargetChange::Created => undo.created_names.push((*name).clone()),
-                TargetChange::Moved(old) => undo.moved_names.push(ImageRecord::clone(&old)),
-                TargetChange::Unchanged => {}
-            }
-        }
-        // The images hold their layers now; drop the import's own references.
-        while let Some(chain_id) = undo.taken.pop() {
-            self.layers.release(&chain_id)?;
-        }
-        Ok(imported)
+        let committed = undo.held.split_off(undo.held.len() - holds);
+        undo.created_images
+            .extend(committed.into_iter().map(|(_, id)| id).chain(created_bare));
+        Ok(())
     }
 
     /// For a pull, the layers of `image` already stored (the chain
@@ -1359,7 +1414,8 @@ fn store_layer_stream(
     };
     let mut tee =
         LayerTee::new(io::BufReader::new(file), layer.compression).map_err(decompress_error)?;
-    let info = content.write_blob(Some(&layer.desc.digest), &mut tee)?;
+    // Deferred: durable before the layer batch that names it commits.
+    let info = content.write_blob_deferred(Some(&layer.desc.digest), &mut tee)?;
     if info.size != layer.desc.size {
         return Err(Error::SizeMismatch {
             digest: layer.desc.digest.clone(),
@@ -1381,8 +1437,8 @@ impl Store {
         for id in undo.created_images.iter().rev() {
             let _ = self.images.delete(id);
         }
-        for chain_id in undo.taken.iter().rev() {
-            let _ = self.layers.release(chain_id);
+        for (top, id) in undo.held.iter().rev() {
+            let _ = self.layers.unhold(top, &layer_holder(id));
         }
         if created_images {
             let _ = self.reindex_index_names();

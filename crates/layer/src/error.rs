@@ -56,6 +56,16 @@ pub enum LayerError {
         /// What is wrong.
         reason: String,
     },
+    /// A staged batch whose precondition on a layer record no longer
+    /// held when it was committed (another store changed the record
+    /// meanwhile); nothing was written.
+    #[error("layer record {bucket}/{key} changed since it was read; nothing was written")]
+    Conflict {
+        /// The bucket (`layers` or `layer-holders`).
+        bucket: String,
+        /// The record key.
+        key: String,
+    },
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] imgstore_backend::Error),
@@ -71,6 +81,7 @@ impl LayerError {
                 ErrorKind::InvalidArgument
             }
             LayerError::CorruptRecord { .. } => ErrorKind::DataCorruption,
+            LayerError::Conflict { .. } => ErrorKind::Conflict,
             LayerError::Backend(e) => e.kind(),
         }
     }

@@ -57,5 +57,6 @@ pub use chain::ChainId;
 pub use check::LayerProblem;
 pub use error::LayerError;
 pub use store::{
-    BlobRef, IMAGE_HOLDER, Layer, LayerGetReleaser, LayerMetadata, LayerStore, NewLayer,
+    BlobRef, IMAGE_HOLDER, Layer, LayerGetReleaser, LayerMetadata, LayerStaging, LayerStore,
+    NewLayer,
 };

@@ -1,10 +1,10 @@
 //! `LayerStore`: layer records and their holders over a backend; the
 //! records are the index, nothing is loaded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use imgstore_backend::{Batch, Precondition, RecordStore, StoreBackend};
+use imgstore_backend::{Batch, Error, ErrorKind, Precondition, RecordStore, StoreBackend, Subject};
 use imgstore_digest::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +172,48 @@ pub trait LayerGetReleaser: Send + Sync {
 
     /// The layer record, without taking a reference; `None` when absent.
     fn lookup(&self, chain_id: &ChainId) -> Result<Option<Layer>>;
+
+    /// Stages `holder`'s persistent reference into a caller's batch (see
+    /// [`LayerStore::stage_hold`]): what an image store stages for an image
+    /// created in a batch.
+    fn stage_hold(
+        &self,
+        chain_id: &ChainId,
+        holder: &str,
+        staging: &mut LayerStaging,
+        batch: &mut Batch,
+    ) -> Result<Layer>;
+}
+
+/// What a caller's batch holds from [`LayerStore::stage_register`] and
+/// [`LayerStore::stage_hold`], not committed yet: later stagings into the
+/// same batch see the layers staged before them (an image's chain over a
+/// base another image of the batch registered), and
+/// [`LayerStore::commit`] checks that their blobs are still stored.
+#[derive(Debug, Default)]
+pub struct LayerStaging {
+    /// Layers the batch creates, or updates (a files size learnt), by chain.
+    layers: HashMap<ChainId, Layer>,
+    /// `(bucket, key)` of every record the batch already checks or writes:
+    /// one precondition per record, however often it is relied on.
+    touched: HashSet<(&'static str, String)>,
+}
+
+impl LayerStaging {
+    /// Nothing staged.
+    pub fn new() -> LayerStaging {
+        LayerStaging::default()
+    }
+
+    /// The layer as the batch leaves it, if the batch creates or updates it.
+    pub fn layer(&self, chain_id: &ChainId) -> Option<&Layer> {
+        self.layers.get(chain_id)
+    }
+
+    /// True when no layer is staged.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty() && self.touched.is_empty()
+    }
 }
 
 /// The persisted form of a layer; the chain ID is the record's key.
@@ -331,7 +373,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
         if let Some(blob) = &layer.blob
             && !self.backend.contains(&blob.digest)?
         {
-            return Err(imgstore_backend::Error::content_not_found(&blob.digest).into());
+            return Err(Error::content_not_found(&blob.digest).into());
         }
         let chain_id = match parent {
             None => ChainId::base(layer.diff_id.clone()),
@@ -380,7 +422,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                 match self.backend.apply(&batch) {
                     Ok(()) => record,
                     // Registered meanwhile by another store: take that one.
-                    Err(e) if e.kind() == imgstore_backend::ErrorKind::AlreadyExists => {
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                         let (existing, bytes) = self.read_existing(&chain_id)?;
                         let offered = NewLayer {
                             diff_id: record.diff_id.clone(),
@@ -391,7 +433,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                         self.register_again(existing, bytes, &offered, parent)?
                     }
                     // The parent's record went meanwhile (another store).
-                    Err(e) if e.kind() == imgstore_backend::ErrorKind::NotFound => {
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
                         return Err(match parent {
                             Some(parent) => LayerError::ParentNotFound {
                                 parent: parent.clone(),
@@ -440,6 +482,186 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
             );
         self.backend.apply(&batch)?;
         Ok(updated)
+    }
+
+    /// The layer as `staging` leaves it: staged by this batch, or else
+    /// read from the store, in which case the batch requires the record
+    /// unchanged at commit (once per record). `None` when neither has it.
+    fn staged_or_read(
+        &self,
+        chain_id: &ChainId,
+        staging: &mut LayerStaging,
+        batch: &mut Batch,
+    ) -> Result<Option<(Layer, Option<Vec<u8>>)>> {
+        if let Some(layer) = staging.layers.get(chain_id) {
+            return Ok(Some((layer.clone(), None)));
+        }
+        let Some((layer, bytes)) = self.read(chain_id)? else {
+            return Ok(None);
+        };
+        if staging
+            .touched
+            .insert((LAYERS, chain_id.as_str().to_owned()))
+        {
+            batch.require(
+                LAYERS,
+                chain_id.as_str(),
+                Precondition::Equals(bytes.clone()),
+            );
+        }
+        Ok(Some((layer, Some(bytes))))
+    }
+
+    /// [`register`](Self::register) into a caller's batch: nothing is
+    /// written until the batch commits ([`commit`](Self::commit)), and no
+    /// transient reference is taken, so the caller holds the layer in the
+    /// same batch (an image's hold on its top layer, [`stage_hold`](Self::stage_hold),
+    /// or a child layer's `layer:` holder): a staged layer nothing holds
+    /// is gc's once committed. `parent` may be a layer staged earlier in
+    /// the batch.
+    ///
+    /// Stages, for a new chain: its record (precondition: absent), the
+    /// `layer:<chain>` holder on its parent and its `layer-blobs` entry;
+    /// for a stored chain: a precondition that its record is unchanged
+    /// (and the record with the files size it lacked). A stored parent is
+    /// required unchanged too, so a change by another store between this
+    /// read and the commit fails the commit with [`LayerError::Conflict`]
+    /// and writes nothing. A blob named by `layer` must already be in the
+    /// content store (written deferred is enough: the backend syncs it
+    /// before the batch).
+    pub fn stage_register(
+        &self,
+        layer: NewLayer,
+        parent: Option<&ChainId>,
+        staging: &mut LayerStaging,
+        batch: &mut Batch,
+    ) -> Result<Layer> {
+        if let Some(blob) = &layer.blob
+            && !self.backend.contains(&blob.digest)?
+        {
+            return Err(Error::content_not_found(&blob.digest).into());
+        }
+        let chain_id = match parent {
+            None => ChainId::base(layer.diff_id.clone()),
+            Some(parent) => {
+                if self.staged_or_read(parent, staging, batch)?.is_none() {
+                    return Err(LayerError::ParentNotFound {
+                        parent: parent.clone(),
+                    });
+                }
+                parent.child(&layer.diff_id)
+            }
+        };
+        match self.staged_or_read(&chain_id, staging, batch)? {
+            Some((existing, _))
+                if existing.diff_id != layer.diff_id || existing.parent.as_ref() != parent =>
+            {
+                Err(LayerError::Mismatch {
+                    chain_id: existing.chain_id,
+                    existing: existing.diff_id.to_string(),
+                    offered: layer.diff_id.to_string(),
+                })
+            }
+            Some((existing, _)) if existing.files_size.is_some() || layer.files_size.is_none() => {
+                Ok(existing)
+            }
+            Some((mut existing, _)) => {
+                // A record from before files sizes were kept learns it now
+                // (its precondition is already in the batch, if stored).
+                existing.files_size = layer.files_size;
+                batch.put(
+                    LAYERS,
+                    chain_id.as_str(),
+                    StoredLayer::of(&existing).encode(&chain_id)?,
+                );
+                staging.layers.insert(chain_id, existing.clone());
+                Ok(existing)
+            }
+            None => {
+                let record = Layer {
+                    chain_id: chain_id.clone(),
+                    diff_id: layer.diff_id,
+                    parent: parent.cloned(),
+                    size: layer.size,
+                    blob: layer.blob,
+                    files_size: layer.files_size,
+                };
+                batch.require_absent(LAYERS, chain_id.as_str()).put(
+                    LAYERS,
+                    chain_id.as_str(),
+                    StoredLayer::of(&record).encode(&chain_id)?,
+                );
+                if let Some(parent) = &record.parent {
+                    batch.put(
+                        HOLDERS,
+                        &holder_key(parent, &child_holder(&chain_id)),
+                        Vec::new(),
+                    );
+                }
+                if let Some(blob) = &record.blob {
+                    batch.put(
+                        LAYER_BLOBS,
+                        &blob_user_key(&blob.digest, &chain_id),
+                        Vec::new(),
+                    );
+                }
+                staging
+                    .touched
+                    .insert((LAYERS, chain_id.as_str().to_owned()));
+                staging.layers.insert(chain_id, record.clone());
+                Ok(record)
+            }
+        }
+    }
+
+    /// [`hold`](Self::hold) into a caller's batch: the layer may be one
+    /// staged earlier in the batch. Stages the holder record (precondition:
+    /// absent) when it is not stored, or a precondition that it is still
+    /// there when it is, and a precondition that a stored layer's record is
+    /// unchanged; idempotent within the batch. Written by
+    /// [`commit`](Self::commit).
+    pub fn stage_hold(
+        &self,
+        chain_id: &ChainId,
+        holder: &str,
+        staging: &mut LayerStaging,
+        batch: &mut Batch,
+    ) -> Result<Layer> {
+        validate_holder(holder)?;
+        let Some((layer, _)) = self.staged_or_read(chain_id, staging, batch)? else {
+            return Err(LayerError::NotFound {
+                chain_id: chain_id.clone(),
+            });
+        };
+        let key = holder_key(chain_id, holder);
+        if !staging.touched.insert((HOLDERS, key.clone())) {
+            return Ok(layer);
+        }
+        if self.backend.get_record(HOLDERS, &key)?.is_some() {
+            batch.require(HOLDERS, &key, Precondition::Present);
+        } else {
+            batch
+                .require_absent(HOLDERS, &key)
+                .put(HOLDERS, &key, Vec::new());
+        }
+        Ok(layer)
+    }
+
+    /// Commits a batch holding what `staging` staged (and whatever else
+    /// the caller added for this backend), atomically, under the writer
+    /// mutex: first checks that every blob a staged layer names is still
+    /// stored (a release may have deleted it since), then applies. A
+    /// precondition on a layer or holder record that no longer holds is
+    /// [`LayerError::Conflict`] naming it; nothing is written when this
+    /// fails.
+    pub fn commit(&self, batch: &Batch, staging: &LayerStaging) -> Result<()> {
+        let _writer = self.writer();
+        for blob in staging.layers.values().filter_map(|l| l.blob.as_ref()) {
+            if !self.backend.contains(&blob.digest)? {
+                return Err(Error::content_not_found(&blob.digest).into());
+            }
+        }
+        self.backend.apply(batch).map_err(layer_conflict)
     }
 
     /// Gives `holder` a persistent, named reference on the layer: a
@@ -748,6 +970,36 @@ impl<B: StoreBackend + RecordStore> LayerGetReleaser for LayerStore<B> {
 
     fn lookup(&self, chain_id: &ChainId) -> Result<Option<Layer>> {
         self.layer(chain_id)
+    }
+
+    fn stage_hold(
+        &self,
+        chain_id: &ChainId,
+        holder: &str,
+        staging: &mut LayerStaging,
+        batch: &mut Batch,
+    ) -> Result<Layer> {
+        LayerStore::stage_hold(self, chain_id, holder, staging, batch)
+    }
+}
+
+/// A failed precondition on a record of the layer store, as
+/// [`LayerError::Conflict`] naming it; anything else as it is.
+fn layer_conflict(e: Error) -> LayerError {
+    let (Error::AlreadyExists { subject }
+    | Error::NotFound { subject }
+    | Error::Conflict { subject, .. }) = &e
+    else {
+        return e.into();
+    };
+    match subject {
+        Subject::Record { bucket, key } if bucket == LAYERS || bucket == HOLDERS => {
+            LayerError::Conflict {
+                bucket: bucket.clone(),
+                key: key.clone(),
+            }
+        }
+        _ => e.into(),
     }
 }
 

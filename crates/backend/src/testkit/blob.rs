@@ -7,8 +7,8 @@ use std::sync::Arc;
 use imgstore_digest::{Algorithm, Digest};
 
 use super::fault::{FaultClass, FaultError, FaultPlan, FaultyBackend};
-use super::{Generator, Harness, fails, ok, open, scratch, walked};
-use crate::{Error, ErrorKind, StoreBackend, WriteBack};
+use super::{Generator, Harness, Rng, fails, ok, open, scratch, walked};
+use crate::{Error, ErrorKind, RecordStore, StoreBackend, WriteBack};
 
 /// Reads `reader` to the end, hashing instead of keeping the bytes.
 fn drain(reader: &mut dyn Read) -> io::Result<(Digest, u64)> {
@@ -174,6 +174,54 @@ pub fn write_blob_matches_set<H: Harness>(harness: &H) {
     );
     assert_eq!(again, info);
     assert_eq!(walked(&store), vec![info.digest]);
+}
+
+/// Deferred writes are stored at once (readable, listed, the same digest
+/// as `set`), and the next record batch, which makes them durable first,
+/// commits; after a reopen they are all there.
+pub fn deferred_writes_are_stored_at_once_and_survive_a_batch<H: Harness>(harness: &H) {
+    let dir = scratch();
+    let (foobar, streamed) = {
+        let store = open(harness, dir.path());
+        let foobar = ok(store.set_deferred(b"foobar"), "set_deferred");
+        assert_eq!(foobar.as_str(), super::content::FOOBAR);
+        assert_eq!(ok(store.get(&foobar), "get"), b"foobar");
+        assert_eq!(
+            ok(store.set_deferred(b"foobar"), "set_deferred again"),
+            foobar
+        );
+        let data = Rng::from_entropy().bytes(300 * 1024);
+        let streamed = ok(
+            store.write_blob_deferred(Some(&Digest::from_bytes(&data)), &mut &data[..]),
+            "write_blob_deferred",
+        );
+        assert_eq!(streamed.size, 300 * 1024);
+        assert!(ok(store.contains(&streamed.digest), "contains"));
+        let mut batch = crate::Batch::new();
+        batch.put(
+            "deferred",
+            "names-them",
+            foobar.as_str().as_bytes().to_vec(),
+        );
+        ok(store.apply(&batch), "the batch after deferred writes");
+        (foobar, streamed)
+    };
+    let store = open(harness, dir.path());
+    let mut expected = vec![foobar.clone(), streamed.digest.clone()];
+    expected.sort();
+    assert_eq!(walked(&store), expected);
+    assert_eq!(
+        ok(store.get_record("deferred", "names-them"), "get_record"),
+        Some(foobar.as_str().as_bytes().to_vec())
+    );
+    // A failed streamed write stores nothing, deferred or not.
+    let wrong = Digest::from_bytes(b"something else");
+    let failed = store.write_blob_deferred(Some(&wrong), &mut &b"foobar2"[..]);
+    assert_eq!(
+        failed.map_err(|e| e.kind()).err(),
+        Some(ErrorKind::DataCorruption)
+    );
+    assert_eq!(walked(&store), expected);
 }
 
 /// Bytes that do not hash to `expected` are `DataCorruption` and leave

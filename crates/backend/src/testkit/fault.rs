@@ -337,6 +337,20 @@ impl<B: StoreBackend> StoreBackend for FaultyBackend<B> {
             self.inner.write_blob(expected, reader)
         })
     }
+    fn set_deferred(&self, data: &[u8]) -> Result<Digest> {
+        self.call(FaultClass::Write, "set_deferred", || {
+            self.inner.set_deferred(data)
+        })
+    }
+    fn write_blob_deferred(
+        &self,
+        expected: Option<&Digest>,
+        reader: &mut dyn Read,
+    ) -> Result<BlobInfo> {
+        self.call(FaultClass::Write, "write_blob_deferred", || {
+            self.inner.write_blob_deferred(expected, reader)
+        })
+    }
 }
 
 /// The injected error once per digest of a bulk read.
