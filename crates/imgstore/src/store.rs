@@ -472,7 +472,7 @@ impl Store {
             .into());
         };
         let names = self.names_meaning(&id)?;
-        Ok(listed(id, &summary, names))
+        Ok(listed(id, &summary, &names))
     }
 
     /// The image a user means: a name of the namespace exactly as stored, a
@@ -493,44 +493,22 @@ impl Store {
     }
 }
 
-/// What a scoped thread returned; its panic goes on in this thread.
-pub(crate) fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// An [`ImageSummary`] from the image's stored summary and the names of
 /// the namespace meaning it, ranked: no config is read.
-pub(crate) fn listed(id: ImageId, summary: &Summary, names: Vec<NameOfImage>) -> ImageSummary {
-    let mut listed = unnamed(id, summary);
-    name(&mut listed, names);
-    listed
-}
-
-/// [`listed`] before its names are known: no references, not pinned, the
-/// content size of the config and layer blobs.
-pub(crate) fn unnamed(id: ImageId, summary: &Summary) -> ImageSummary {
+pub(crate) fn listed(id: ImageId, summary: &Summary, names: &[NameOfImage]) -> ImageSummary {
+    let content_size = match names.first() {
+        Some(name) => name.reach.size,
+        None => summary.config_size + summary.blobs_size,
+    };
     ImageSummary {
-        references: Vec::new(),
-        pinned: false,
+        references: names.iter().map(|n| n.name.clone()).collect(),
+        pinned: names.iter().any(|n| n.reach.pinned),
         size: summary.size,
-        content_size: summary.config_size + summary.blobs_size,
+        content_size,
         created: summary.created.clone(),
         parent: summary.parent.clone(),
         id,
     }
-}
-
-/// Gives an [`unnamed`] summary the names of the namespace meaning it,
-/// ranked: its references, whether it is pinned, and containerd's content
-/// size through its first name.
-pub(crate) fn name(listed: &mut ImageSummary, names: Vec<NameOfImage>) {
-    if let Some(first) = names.first() {
-        listed.content_size = first.reach.size;
-    }
-    listed.pinned = names.iter().any(|n| n.reach.pinned);
-    listed.references = names.into_iter().map(|n| n.name).collect();
 }
 
 /// One image as [`Store::images`] lists it.

@@ -17,7 +17,6 @@ use imgstore_layer::{ChainId, Layer};
 
 use crate::Store;
 use crate::name_index::{NamesInIdOrder, meaning_in};
-use crate::store::joined;
 
 /// One image in [`DiskUsage`], as a row of `docker system df -v`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,27 +62,24 @@ impl Store {
     /// summaries and the name index (one ordered scan each; no config) and
     /// the content's total size.
     pub fn disk_usage(&self) -> crate::Result<DiskUsage> {
-        // Three scans, of two databases: the layers and the names on other
-        // threads while this one reads the summaries.
-        let (layers, names, summaries) = std::thread::scope(|scope| {
-            let layers = scope.spawn(|| self.layer_sizes());
-            let names = scope.spawn(|| NamesInIdOrder::read(&self.content));
-            let mut summaries = Vec::new();
-            let scanned = self.images.scan_summaries(&mut |id, summary| {
-                summaries.push((id, summary.top, summary.created));
-            });
-            (joined(layers), joined(names), scanned.map(|()| summaries))
-        });
-        let ((layers, layers_size), mut names, summaries) = (layers?, names?, summaries?);
+        // Each layer's parent and size, by chain ID.
+        let mut layers: HashMap<ChainId, (Option<ChainId>, u64), RandomState> = HashMap::default();
+        let mut layers_size = 0u64;
+        self.layers.scan(&mut |layer| {
+            let size = docker_layer_size(&layer);
+            layers_size += size;
+            layers.insert(layer.chain_id().clone(), (layer.parent().cloned(), size));
+        })?;
         let size_of = |chain_id: &ChainId| layers.get(chain_id).map_or(0, |(_, size)| *size);
 
         // Each image's chain, top first, and how many images use each layer.
-        let mut images = Vec::with_capacity(summaries.len());
-        let mut chains: Vec<Vec<&ChainId>> = Vec::with_capacity(summaries.len());
+        let mut names = NamesInIdOrder::read(&self.content)?;
+        let mut images = Vec::new();
+        let mut chains: Vec<Vec<&ChainId>> = Vec::new();
         let mut users: HashMap<&ChainId, usize, RandomState> = HashMap::default();
-        for (id, top, created) in summaries {
+        self.images.scan_summaries(&mut |id, summary| {
             let mut chain = Vec::new();
-            let mut current = top.as_ref();
+            let mut current = summary.top.as_ref();
             while let Some(chain_id) = current {
                 // The scan took the records' keys unchecked: a corrupt
                 // parent could close a loop, which fsck reports.
@@ -107,10 +103,10 @@ impl Store {
                 size: 0,
                 shared_size: 0,
                 unique_size: 0,
-                created,
+                created: summary.created,
             });
             chains.push(chain);
-        }
+        })?;
 
         let mut named_layers: HashSet<&ChainId, RandomState> = HashSet::default();
         let mut unnamed = Vec::new();
@@ -141,19 +137,4 @@ impl Store {
             images,
         })
     }
-
-    /// Each layer's parent and Docker size by chain ID, and their total.
-    fn layer_sizes(&self) -> crate::Result<(LayerSizes, u64)> {
-        let mut layers = LayerSizes::default();
-        let mut total = 0u64;
-        self.layers.scan(&mut |layer| {
-            let size = docker_layer_size(&layer);
-            total += size;
-            layers.insert(layer.chain_id().clone(), (layer.parent().cloned(), size));
-        })?;
-        Ok((layers, total))
-    }
 }
-
-/// A layer's parent and Docker size, by chain ID.
-type LayerSizes = HashMap<ChainId, (Option<ChainId>, u64), RandomState>;

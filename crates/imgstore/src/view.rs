@@ -749,39 +749,28 @@ impl Store {
     /// read in one ordered scan (the names first, then each summary becomes
     /// its entry as it is read).
     pub(crate) fn listing_entries(&self) -> Result<Vec<ListingEntry>> {
-        // The two scans are of two databases: the names are read on a
-        // second thread while this one reads the summaries.
-        let (names, scanned) = std::thread::scope(|scope| {
-            let names = scope.spawn(|| crate::name_index::NamesInIdOrder::read(&self.content));
-            let mut parents = std::collections::HashSet::new();
-            let mut entries = Vec::new();
-            let scanned = self.images.scan_summaries(&mut |id, mut summary| {
-                if let Some(parent) = &summary.parent {
-                    parents.insert(parent.clone());
-                }
-                entries.push(ListingEntry {
-                    has_children: false,
-                    created: created_time(summary.created.as_deref()),
-                    labels: std::mem::take(&mut summary.labels),
-                    summary: crate::store::unnamed(id, &summary),
-                });
-            });
-            (
-                crate::store::joined(names),
-                scanned.map(|()| (entries, parents)),
-            )
-        });
-        let (mut names, (mut entries, parents)) = (names?, scanned?);
-        // Both in ID order: each entry takes its names as it is visited.
-        entries.retain_mut(|entry| {
-            let reached = names.take(&entry.summary.id);
-            if !visible_in(&self.namespace, &reached) {
-                return false;
+        let mut names = crate::name_index::NamesInIdOrder::read(&self.content)?;
+        let mut parents = std::collections::HashSet::new();
+        let mut entries = Vec::new();
+        self.images.scan_summaries(&mut |id, mut summary| {
+            let reached = names.take(&id);
+            if let Some(parent) = &summary.parent {
+                parents.insert(parent.clone());
             }
-            crate::store::name(&mut entry.summary, meaning_in(&self.namespace, reached));
+            if !visible_in(&self.namespace, &reached) {
+                return;
+            }
+            let meaning = meaning_in(&self.namespace, reached);
+            entries.push(ListingEntry {
+                has_children: false,
+                created: created_time(summary.created.as_deref()),
+                labels: std::mem::take(&mut summary.labels),
+                summary: crate::store::listed(id, &summary, &meaning),
+            });
+        })?;
+        for entry in &mut entries {
             entry.has_children = parents.contains(&entry.summary.id);
-            true
-        });
+        }
         Ok(entries)
     }
 }
