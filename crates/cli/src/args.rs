@@ -389,7 +389,7 @@ pub struct RmiArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The Docker Engine API socket (then `DOCKER_HOST=unix://PATH docker
-    /// images`) [default: <root>/docker.sock].
+    /// images`) [default: docker.sock in the store's directory].
     #[arg(long, value_name = "PATH")]
     pub docker_socket: Option<PathBuf>,
     /// Also serve the CRI v1 ImageService (gRPC) on this socket (builds

@@ -15,10 +15,9 @@
 //! by writing to the sub-stores directly (not through `Store`'s methods)
 //! do not move it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,13 +43,7 @@ const LEN: usize = std::mem::size_of::<AtomicU64>();
 impl ChangeCount {
     /// Opens (creating, 0600, zero) `<root>/store.changes` and maps it.
     pub(crate) fn open(root: &Path) -> io::Result<ChangeCount> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(root.join("store.changes"))?;
+        let file = crate::lock::open_private(&root.join("store.changes"))?;
         // Only ever grown: a mapping past the end of the file would fault.
         if file.metadata()?.len() < LEN as u64 {
             file.set_len(LEN as u64)?;

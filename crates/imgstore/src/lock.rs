@@ -199,23 +199,28 @@ fn lock_holders(file: &File) -> String {
     }
 }
 
+/// Opens a root-level file for reading and writing, creating it empty and
+/// 0600 if missing (the umask can only narrow that).
+pub(crate) fn open_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
 impl StoreLock {
     /// Opens (creating, 0600) `<root>/store.lock`; waits for the file lock
     /// will give up after `timeout`.
     pub(crate) fn open(root: &Path, timeout: Duration) -> Result<StoreLock> {
         let path = root.join("store.lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| Error::Io {
-                operation: "open the lock file",
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_private(&path).map_err(|source| Error::Io {
+            operation: "open the lock file",
+            path: path.clone(),
+            source,
+        })?;
         Ok(StoreLock {
             held_in: HeldIn::File { path, file },
             timeout,

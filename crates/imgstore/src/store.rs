@@ -1,14 +1,13 @@
 //! `Store`: the stores composed over two backends.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use imgstore_cri::{CriImage, RefCache};
+use imgstore_cri::{ManifestTarget, NameTarget, RefCache, images_of};
 use imgstore_fs::FsBackend;
-use imgstore_image::{Image, ImageId, ImageStore, Summary};
+use imgstore_image::{ImageId, ImageStore, Summary};
 use imgstore_layer::LayerStore;
 use imgstore_postgres::{PostgresBackend, PostgresOptions};
 use imgstore_refs::{RefStore, validate_namespace};
@@ -22,61 +21,37 @@ use imgstore_backend::RecordStore;
 use std::sync::Mutex;
 
 /// The CRI cache of every name of `namespace`, derived afresh from the name
-/// index (one scan of the namespace's entries: what each name means, with
-/// its size and pinned state, by the one platform rule) and each meant
-/// image's config, read once however many names mean it.
+/// index (one scan of the namespace's entries: what each name may mean,
+/// with its size and pinned state, by the one platform rule) and the
+/// config of the image each name means, as the resolver picks it
+/// ([`imgstore_cri::images_of`]: the first stored candidate whose config
+/// reads).
 pub(crate) fn rebuild_cache(
     namespace: &str,
     content: &AnyBackend,
     images: &Images,
 ) -> Result<RefCache> {
     let entries = crate::name_index::entries_in(content, namespace)?;
-    let mut configs: HashMap<ImageId, Option<Arc<Image>>, foldhash::fast::RandomState> =
-        HashMap::default();
-    let mut resolved = Vec::with_capacity(entries.len());
-    for (name, entry) in &entries {
-        // The first stored candidate whose config reads, as the resolver
-        // picks it: one whose config no longer verifies leads nowhere.
-        let mut meant = None;
-        for candidate in entry
-            .candidates
-            .iter()
-            .skip(entry.chosen.unwrap_or(usize::MAX))
-        {
-            let config = match configs.get(&candidate.id) {
-                Some(config) => config.clone(),
-                None => {
-                    let config = match images.get(&candidate.id) {
-                        Ok(image) => Some(image),
-                        Err(e)
-                            if e.is_not_found()
-                                || e.kind() == imgstore_backend::ErrorKind::DataCorruption =>
-                        {
-                            None
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    configs.insert(candidate.id.clone(), config.clone());
-                    config
-                }
-            };
-            if let Some(image) = config {
-                meant = Some(CriImage {
-                    chain_id: image
-                        .top_chain_id()
-                        .map(|c| c.to_string())
-                        .unwrap_or_default(),
-                    size: candidate.size,
-                    spec: Some(image),
-                    pinned: entry.pinned,
-                    ..CriImage::new(candidate.id.clone(), name)
-                });
-                break;
-            }
-        }
-        resolved.push(meant);
-    }
     let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+    let targets = entries
+        .iter()
+        .map(|(_, entry)| {
+            entry.chosen.map(|chosen| NameTarget {
+                candidates: entry
+                    .candidates
+                    .get(chosen..)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| ManifestTarget {
+                        id: c.id.clone(),
+                        size: c.size,
+                    })
+                    .collect(),
+                pinned: entry.pinned,
+            })
+        })
+        .collect();
+    let resolved = images_of(images, &names, targets)?;
     Ok(RefCache::from_resolved(&names, resolved)?)
 }
 
