@@ -398,27 +398,10 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     files_size: layer.files_size,
                 };
                 let mut batch = Batch::new();
-                batch.require_absent(LAYERS, chain_id.as_str()).put(
-                    LAYERS,
-                    chain_id.as_str(),
-                    StoredLayer::of(&record).encode(&chain_id)?,
-                );
                 if let Some(parent) = &record.parent {
-                    batch
-                        .require(LAYERS, parent.as_str(), Precondition::Present)
-                        .put(
-                            HOLDERS,
-                            &holder_key(parent, &child_holder(&chain_id)),
-                            Vec::new(),
-                        );
+                    batch.require(LAYERS, parent.as_str(), Precondition::Present);
                 }
-                if let Some(blob) = &record.blob {
-                    batch.put(
-                        LAYER_BLOBS,
-                        &blob_user_key(&blob.digest, &chain_id),
-                        Vec::new(),
-                    );
-                }
+                put_new_layer(&mut batch, &record)?;
                 match self.backend.apply(&batch) {
                     Ok(()) => record,
                     // Registered meanwhile by another store: take that one.
@@ -586,25 +569,7 @@ impl<B: StoreBackend + RecordStore> LayerStore<B> {
                     blob: layer.blob,
                     files_size: layer.files_size,
                 };
-                batch.require_absent(LAYERS, chain_id.as_str()).put(
-                    LAYERS,
-                    chain_id.as_str(),
-                    StoredLayer::of(&record).encode(&chain_id)?,
-                );
-                if let Some(parent) = &record.parent {
-                    batch.put(
-                        HOLDERS,
-                        &holder_key(parent, &child_holder(&chain_id)),
-                        Vec::new(),
-                    );
-                }
-                if let Some(blob) = &record.blob {
-                    batch.put(
-                        LAYER_BLOBS,
-                        &blob_user_key(&blob.digest, &chain_id),
-                        Vec::new(),
-                    );
-                }
+                put_new_layer(batch, &record)?;
                 staging
                     .touched
                     .insert((LAYERS, chain_id.as_str().to_owned()));
@@ -1025,6 +990,34 @@ impl DecodeError {
             }
         }
     }
+}
+
+/// Adds to `batch` the records of a layer not stored yet: the layer
+/// itself (`Absent` before), its `layer:` holder on its parent and its
+/// `layer-blobs` entry. A caller that must see the parent still stored adds
+/// that precondition itself.
+fn put_new_layer(batch: &mut Batch, layer: &Layer) -> Result<()> {
+    let chain_id = &layer.chain_id;
+    batch.require_absent(LAYERS, chain_id.as_str()).put(
+        LAYERS,
+        chain_id.as_str(),
+        StoredLayer::of(layer).encode(chain_id)?,
+    );
+    if let Some(parent) = &layer.parent {
+        batch.put(
+            HOLDERS,
+            &holder_key(parent, &child_holder(chain_id)),
+            Vec::new(),
+        );
+    }
+    if let Some(blob) = &layer.blob {
+        batch.put(
+            LAYER_BLOBS,
+            &blob_user_key(&blob.digest, chain_id),
+            Vec::new(),
+        );
+    }
+    Ok(())
 }
 
 /// Decodes a layer record: its key must be a chain ID that follows from the
