@@ -211,14 +211,7 @@ impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> Store<B, L> {
         staging: &mut ImageStaging,
         batch: &mut Batch,
     ) -> Result<StagedImage> {
-        let image = Image::from_config(config)?;
-        if let Some(refused) = refuse_os(&image) {
-            return Err(refused);
-        }
-        let id = image.id().clone();
-        let Some(key) = image_key(&id).map(str::to_owned) else {
-            return Err(not_found(&id));
-        };
+        let (image, id, key) = accepted(config)?;
         let top = image.top_chain_id().cloned();
         let staged = |created| StagedImage {
             id: id.clone(),
@@ -382,6 +375,20 @@ pub(crate) fn parse_parent(bytes: &[u8]) -> Option<ImageId> {
 }
 
 /// Whether a config can be an image here: the reason when not.
+/// A config `create` and `stage_create` accept: parsed, for a supported
+/// OS, with its ID and record key.
+fn accepted(config: &[u8]) -> Result<(Image, ImageId, String)> {
+    let image = Image::from_config(config)?;
+    if let Some(refused) = refuse_os(&image) {
+        return Err(refused);
+    }
+    let id = image.id().clone();
+    let Some(key) = image_key(&id).map(str::to_owned) else {
+        return Err(not_found(&id));
+    };
+    Ok((image, id, key))
+}
+
 pub(crate) fn refuse_os(image: &Image) -> Option<ImageError> {
     (!os_supported(image)).then(|| ImageError::UnsupportedOs {
         os: image.os().to_owned(),
@@ -390,14 +397,7 @@ pub(crate) fn refuse_os(image: &Image) -> Option<ImageError> {
 
 impl<B: StoreBackend + RecordStore, L: LayerGetReleaser> ImageStore for Store<B, L> {
     fn create(&self, config: &[u8]) -> Result<ImageId> {
-        let image = Image::from_config(config)?;
-        if let Some(refused) = refuse_os(&image) {
-            return Err(refused);
-        }
-        let id = image.id().clone();
-        let Some(key) = image_key(&id).map(str::to_owned) else {
-            return Err(not_found(&id));
-        };
+        let (image, id, key) = accepted(config)?;
         let _writer = self.lock_writer();
         if self.summary_record(&id)?.is_some() {
             return Ok(id);
